@@ -1,0 +1,470 @@
+//! The contract between nepho's engine and its providers (CloudFormation, Vagrant, KVM).
+//!
+//! A provider turns a rendered pattern into a [`Plan`] of idempotent [`Step`]s; the engine runs
+//! the steps (in parallel where the dependency graph allows), journals each one, and publishes
+//! [`Event`]s. Everything here is serializable so a plan and its progress survive a crash.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Version of the NDJSON event stream; bumped only for incompatible changes.
+pub const EVENT_STREAM_VERSION: u32 = 1;
+
+/// A boxed future, so the trait stays object safe (`Box<dyn Provider>`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The kinds of infrastructure nepho drives. The serialized names are the directory names
+/// under `patterns/` and the `provider:` values in scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// AWS CloudFormation.
+    Aws,
+    /// Vagrant (any Vagrant provider; libvirt by default).
+    Vagrant,
+    /// Native KVM/libvirt + iSCSI cluster.
+    Kvm,
+}
+
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 3] = [ProviderKind::Aws, ProviderKind::Vagrant, ProviderKind::Kvm];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Aws => "aws",
+            ProviderKind::Vagrant => "vagrant",
+            ProviderKind::Kvm => "kvm",
+        }
+    }
+
+    /// Accepts the canonical names and the common aliases users type.
+    pub fn parse(name: &str) -> Option<ProviderKind> {
+        match name.to_ascii_lowercase().as_str() {
+            "aws" | "cloudformation" | "cfn" => Some(ProviderKind::Aws),
+            "vagrant" => Some(ProviderKind::Vagrant),
+            "kvm" | "libvirt" => Some(ProviderKind::Kvm),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One file produced by rendering a pattern (a CloudFormation template, a Vagrantfile, a KVM
+/// machine spec). `name` is relative to the pattern directory.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RenderedFile {
+    pub name: String,
+    pub contents: String,
+}
+
+/// Everything a provider needs to build a formation. Secret parameter values are present in
+/// `parameters` (providers must pass them on) but their keys are listed in `secret_keys` so
+/// nothing that logs or journals prints them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FormationSpec {
+    pub name: String,
+    pub cloudlet: String,
+    pub scenario: String,
+    pub provider: ProviderKind,
+    pub pattern: Vec<RenderedFile>,
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    pub secret_keys: BTreeSet<String>,
+    /// The provisioner script handed off to after minimal cloud-init, if the scenario has one.
+    pub provisioner: Option<PathBuf>,
+    /// Files shipped to instances (native `provisioners/`, Nepho 1.x `payload/`).
+    pub payload_dir: Option<PathBuf>,
+    /// Per-formation working directory owned by the provider (Vagrant project dir, keys, seeds).
+    pub work_dir: PathBuf,
+}
+
+impl FormationSpec {
+    /// Parameters with secret values replaced, for anything that is printed or stored.
+    pub fn redacted_parameters(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.parameters
+            .iter()
+            .map(|(k, v)| {
+                let v = if self.secret_keys.contains(k) {
+                    serde_json::Value::String(REDACTED.to_string())
+                } else {
+                    v.clone()
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+}
+
+/// What secrets are replaced with wherever a value would be shown.
+pub const REDACTED: &str = "********";
+
+/// Identifies a step within a plan; stable across re-plans so the journal can be replayed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct StepId(pub String);
+
+impl fmt::Display for StepId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for StepId {
+    fn from(s: &str) -> Self {
+        StepId(s.to_string())
+    }
+}
+
+/// One idempotent unit of work. `action` is provider-specific and opaque to the engine; it is
+/// journaled, so it must never contain secret values (providers look those up from the spec).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Step {
+    pub id: StepId,
+    /// Shown to the user: "create disk web-1 (10 GiB, iSCSI)".
+    pub description: String,
+    pub depends_on: Vec<StepId>,
+    pub action: serde_json::Value,
+}
+
+/// A dependency graph of steps.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("step {0} appears twice in the plan")]
+    DuplicateStep(StepId),
+    #[error("step {step} depends on {missing}, which is not in the plan")]
+    UnknownDependency { step: StepId, missing: StepId },
+    #[error("the plan has a dependency cycle through step {0}")]
+    Cycle(StepId),
+}
+
+impl Plan {
+    /// Checks ids are unique, dependencies exist and the graph is acyclic.
+    pub fn validate(&self) -> Result<(), PlanError> {
+        let mut ids = BTreeSet::new();
+        for step in &self.steps {
+            if !ids.insert(&step.id) {
+                return Err(PlanError::DuplicateStep(step.id.clone()));
+            }
+        }
+        for step in &self.steps {
+            for dep in &step.depends_on {
+                if !ids.contains(dep) {
+                    return Err(PlanError::UnknownDependency {
+                        step: step.id.clone(),
+                        missing: dep.clone(),
+                    });
+                }
+            }
+        }
+        // Kahn's algorithm: if not every step can be ordered, there is a cycle.
+        let mut done: BTreeSet<StepId> = BTreeSet::new();
+        loop {
+            let ready = self.ready_steps(&done, &BTreeSet::new());
+            if ready.is_empty() {
+                break;
+            }
+            for step in ready {
+                done.insert(step.id.clone());
+            }
+        }
+        match self.steps.iter().find(|s| !done.contains(&s.id)) {
+            Some(stuck) => Err(PlanError::Cycle(stuck.id.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Steps not yet done or running whose dependencies are all done: these may run in parallel.
+    pub fn ready_steps(&self, done: &BTreeSet<StepId>, running: &BTreeSet<StepId>) -> Vec<&Step> {
+        self.steps
+            .iter()
+            .filter(|s| !done.contains(&s.id) && !running.contains(&s.id))
+            .filter(|s| s.depends_on.iter().all(|d| done.contains(d)))
+            .collect()
+    }
+
+    /// The order in which to undo completed steps: dependents before their dependencies.
+    pub fn unwind_order(&self, done: &BTreeSet<StepId>) -> Vec<&Step> {
+        let mut order = Vec::new();
+        let mut remaining: BTreeSet<StepId> = done.clone();
+        while !remaining.is_empty() {
+            let before = remaining.len();
+            for step in self.steps.iter().rev() {
+                if !remaining.contains(&step.id) {
+                    continue;
+                }
+                let has_live_dependent = self
+                    .steps
+                    .iter()
+                    .any(|other| remaining.contains(&other.id) && other.depends_on.contains(&step.id));
+                if !has_live_dependent {
+                    remaining.remove(&step.id);
+                    order.push(step);
+                }
+            }
+            if remaining.len() == before {
+                // Only possible with a cycle; validate() rejects those before anything runs.
+                break;
+            }
+        }
+        order
+    }
+}
+
+/// The result of running one step.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StepOutcome {
+    /// True when the step found its work already done (idempotent re-run).
+    pub already_done: bool,
+    /// Values later steps or outputs may use (resource ids, addresses). Never secrets.
+    pub outputs: BTreeMap<String, serde_json::Value>,
+}
+
+/// How to reach a formation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Endpoints {
+    pub ssh: Vec<SshEndpoint>,
+    pub url: Option<String>,
+    /// Every output the provider reports (CloudFormation outputs, KVM pattern outputs).
+    pub outputs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SshEndpoint {
+    pub machine: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub identity_file: Option<PathBuf>,
+    /// Extra `-o` options the provider needs (e.g. a known-hosts file of its own).
+    pub options: Vec<String>,
+}
+
+/// Lifecycle state of a formation as reported by its provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FormationState {
+    Creating,
+    Running,
+    Updating,
+    Stopped,
+    Failed,
+    Destroying,
+    Destroyed,
+    Unknown,
+}
+
+/// A formation as the provider sees it (the source of truth; local records only cache it).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct FormationSummary {
+    pub name: String,
+    pub provider: ProviderKind,
+    pub cloudlet: Option<String>,
+    pub scenario: Option<String>,
+    pub state: FormationState,
+    pub status_reason: Option<String>,
+}
+
+/// Progress of an event's step or resource, when the provider knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// The formation-level operation (create, update, destroy).
+    Formation,
+    /// An engine step.
+    Step,
+    /// A provider resource (a stack resource, a libvirt domain, a Vagrant machine).
+    Resource,
+    /// Output of a provisioner or of a provider's tool.
+    Log,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    Started,
+    InProgress,
+    Waiting,
+    Succeeded,
+    Skipped,
+    Failed,
+    Cancelled,
+    Info,
+}
+
+/// One line of the versioned NDJSON event stream (`formation:events -o json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Event {
+    /// Stream version ([`EVENT_STREAM_VERSION`]).
+    pub v: u32,
+    /// Position in the formation's journal, starting at 1.
+    pub seq: u64,
+    /// RFC 3339 UTC timestamp.
+    pub ts: String,
+    pub formation: String,
+    pub step: Option<StepId>,
+    pub kind: EventKind,
+    pub status: EventStatus,
+    pub message: String,
+    pub progress: Option<Progress>,
+}
+
+/// Where a provider reports what it is doing while a step runs.
+pub trait EventSink: Send + Sync {
+    fn emit(&self, kind: EventKind, status: EventStatus, message: &str, progress: Option<Progress>);
+}
+
+/// Context handed to a running step.
+pub struct StepContext<'a> {
+    pub spec: &'a FormationSpec,
+    /// Outputs of steps already done, keyed by step id.
+    pub outputs: &'a BTreeMap<StepId, BTreeMap<String, serde_json::Value>>,
+    pub events: &'a dyn EventSink,
+}
+
+/// A provider failure a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider's tool, daemon or API is not installed or not reachable.
+    #[error("{message}")]
+    Unavailable { message: String, hint: Option<String> },
+    /// The rendered pattern or parameters were rejected.
+    #[error("{message}")]
+    Invalid { message: String, hint: Option<String> },
+    /// The formation or a resource does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The infrastructure reported a failure (a stack rolled back, a domain failed to start).
+    #[error("{message}")]
+    Failed { message: String, hint: Option<String> },
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// One provider implementation. Every method must be safe to call again after a crash:
+/// `run_step` and `undo_step` are idempotent, and what exists is read back from the
+/// infrastructure (stack tags, domain metadata, the Vagrant working directory).
+pub trait Provider: Send + Sync {
+    fn kind(&self) -> ProviderKind;
+
+    /// Checks the rendered pattern without touching infrastructure.
+    fn validate<'a>(&'a self, spec: &'a FormationSpec) -> BoxFuture<'a, Result<(), ProviderError>>;
+
+    fn plan_create<'a>(&'a self, spec: &'a FormationSpec) -> BoxFuture<'a, Result<Plan, ProviderError>>;
+
+    fn plan_update<'a>(&'a self, spec: &'a FormationSpec) -> BoxFuture<'a, Result<Plan, ProviderError>>;
+
+    fn plan_destroy<'a>(&'a self, formation: &'a str) -> BoxFuture<'a, Result<Plan, ProviderError>>;
+
+    fn run_step<'a>(&'a self, step: &'a Step, cx: StepContext<'a>) -> BoxFuture<'a, Result<StepOutcome, ProviderError>>;
+
+    /// Reverses a completed step (rollback after a failed create).
+    fn undo_step<'a>(&'a self, step: &'a Step, cx: StepContext<'a>) -> BoxFuture<'a, Result<(), ProviderError>>;
+
+    fn list<'a>(&'a self) -> BoxFuture<'a, Result<Vec<FormationSummary>, ProviderError>>;
+
+    fn describe<'a>(&'a self, formation: &'a str) -> BoxFuture<'a, Result<FormationSummary, ProviderError>>;
+
+    fn endpoints<'a>(&'a self, formation: &'a str) -> BoxFuture<'a, Result<Endpoints, ProviderError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(id: &str, deps: &[&str]) -> Step {
+        Step {
+            id: id.into(),
+            description: id.to_string(),
+            depends_on: deps.iter().map(|d| StepId::from(*d)).collect(),
+            action: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn independent_steps_are_ready_together() {
+        let plan = Plan {
+            steps: vec![step("disk-a", &[]), step("disk-b", &[]), step("vm-a", &["disk-a"])],
+        };
+        plan.validate().unwrap();
+        let ready: Vec<_> = plan.ready_steps(&BTreeSet::new(), &BTreeSet::new()).iter().map(|s| s.id.0.clone()).collect();
+        assert_eq!(ready, ["disk-a", "disk-b"]);
+        let done = BTreeSet::from([StepId::from("disk-a")]);
+        let running = BTreeSet::from([StepId::from("disk-b")]);
+        let ready: Vec<_> = plan.ready_steps(&done, &running).iter().map(|s| s.id.0.clone()).collect();
+        assert_eq!(ready, ["vm-a"]);
+    }
+
+    #[test]
+    fn cycles_and_unknown_dependencies_are_rejected() {
+        let cyclic = Plan { steps: vec![step("a", &["b"]), step("b", &["a"])] };
+        assert!(matches!(cyclic.validate(), Err(PlanError::Cycle(_))));
+        let dangling = Plan { steps: vec![step("a", &["zzz"])] };
+        assert!(matches!(dangling.validate(), Err(PlanError::UnknownDependency { .. })));
+        let dup = Plan { steps: vec![step("a", &[]), step("a", &[])] };
+        assert_eq!(dup.validate(), Err(PlanError::DuplicateStep("a".into())));
+    }
+
+    #[test]
+    fn unwind_removes_dependents_first() {
+        let plan = Plan {
+            steps: vec![step("net", &[]), step("disk", &[]), step("vm", &["net", "disk"]), step("dns", &["vm"])],
+        };
+        let done: BTreeSet<StepId> = ["net", "disk", "vm", "dns"].iter().map(|s| StepId::from(*s)).collect();
+        let order: Vec<_> = plan.unwind_order(&done).iter().map(|s| s.id.0.clone()).collect();
+        let pos = |id: &str| order.iter().position(|s| s == id).unwrap();
+        assert!(pos("dns") < pos("vm"));
+        assert!(pos("vm") < pos("net") && pos("vm") < pos("disk"));
+        assert_eq!(order.len(), 4);
+    }
+
+    #[test]
+    fn provider_names_and_aliases() {
+        assert_eq!(ProviderKind::parse("CloudFormation"), Some(ProviderKind::Aws));
+        assert_eq!(ProviderKind::parse("libvirt"), Some(ProviderKind::Kvm));
+        assert_eq!(ProviderKind::parse("openstack"), None);
+        assert_eq!(serde_json::to_string(&ProviderKind::Vagrant).unwrap(), "\"vagrant\"");
+    }
+
+    #[test]
+    fn redaction_hides_secret_values() {
+        let mut parameters = serde_json::Map::new();
+        parameters.insert("db_password".into(), "hunter2".into());
+        parameters.insert("size".into(), 3.into());
+        let spec = FormationSpec {
+            name: "f".into(),
+            cloudlet: "c".into(),
+            scenario: "default".into(),
+            provider: ProviderKind::Kvm,
+            pattern: vec![],
+            parameters,
+            secret_keys: BTreeSet::from(["db_password".to_string()]),
+            provisioner: None,
+            payload_dir: None,
+            work_dir: PathBuf::from("/tmp"),
+        };
+        let shown = serde_json::to_string(&spec.redacted_parameters()).unwrap();
+        assert!(!shown.contains("hunter2"));
+        assert!(shown.contains(REDACTED));
+    }
+}

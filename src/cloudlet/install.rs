@@ -1,0 +1,345 @@
+//! Installed cloudlets: install (clone, validate, then rename into place), list, update, uninstall.
+//!
+//! An install never leaves a half-written cloudlet behind: everything happens in a temporary
+//! directory next to the target and becomes visible with one `rename`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Cloudlet, CloudletName, bundled, validate};
+use crate::config::{Paths, write_atomic};
+use crate::error::{Error, IoContext, Result};
+use crate::git::Git;
+
+/// What nepho remembers about an install (stored in the clone's `.git/nepho-install.json`).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct InstallRecord {
+    pub name: String,
+    /// Git URL, or `bundled:NAME` for the examples compiled into nepho.
+    pub source: String,
+    /// The `--ref` asked for, if any.
+    pub reference: Option<String>,
+    /// The branch followed by `cloudlet:update` (none when pinned to a tag or commit).
+    pub branch: Option<String>,
+    pub commit: String,
+    pub installed_at: String,
+    pub updated_at: Option<String>,
+    pub submodules: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Installed {
+    pub dir: PathBuf,
+    pub cloudlet: Cloudlet,
+    pub record: Option<InstallRecord>,
+}
+
+fn record_path(dir: &Path) -> PathBuf {
+    dir.join(".git").join("nepho-install.json")
+}
+
+fn read_record(dir: &Path) -> Option<InstallRecord> {
+    let text = std::fs::read_to_string(record_path(dir)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn write_record(dir: &Path, record: &InstallRecord) -> Result<()> {
+    let json = serde_json::to_vec_pretty(record).map_err(|e| Error::Other(e.to_string()))?;
+    write_atomic(&record_path(dir), &json)
+}
+
+/// Removes temporary install directories left by a nepho that died (its pid is gone).
+fn sweep_stale(cloudlets: &Path) {
+    let Ok(entries) = std::fs::read_dir(cloudlets) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(".tmp-").or_else(|| name.strip_prefix(".trash-")) else { continue };
+        let pid: i32 = rest.split('-').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let alive = pid > 0 && unsafe { libc::kill(pid, 0) } == 0;
+        if !alive {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// A directory that is deleted unless `keep` is called.
+struct TempDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl TempDir {
+    fn new(parent: &Path, tag: &str) -> Result<TempDir> {
+        std::fs::create_dir_all(parent).at(parent)?;
+        let nonce: u32 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let path = parent.join(format!(".{tag}-{}-{nonce:08x}", std::process::id()));
+        std::fs::create_dir(&path).at(&path)?;
+        Ok(TempDir { path, keep: false })
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+pub fn list(paths: &Paths) -> Result<Vec<std::result::Result<Installed, (PathBuf, Error)>>> {
+    let dir = paths.cloudlets_dir();
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    for d in dirs {
+        match Cloudlet::load(&d) {
+            Ok(cloudlet) => out.push(Ok(Installed { record: read_record(&d), dir: d, cloudlet })),
+            Err(e) => out.push(Err((d, e))),
+        }
+    }
+    Ok(out)
+}
+
+/// Finds an installed cloudlet by directory name (`huit-mediawiki`), full name
+/// (`huit/mediawiki`) or, when unambiguous, short name (`mediawiki`).
+pub fn find(paths: &Paths, name: &str) -> Result<Installed> {
+    let wanted = CloudletName::parse(name)?;
+    let direct = paths.cloudlets_dir().join(wanted.dir_name());
+    if direct.is_dir() {
+        let cloudlet = Cloudlet::load(&direct)?;
+        return Ok(Installed { record: read_record(&direct), dir: direct, cloudlet });
+    }
+    let mut matches: Vec<Installed> = list(paths)?
+        .into_iter()
+        .flatten()
+        .filter(|i| {
+            let n = i.cloudlet.name();
+            n.as_str() == name || n.short() == name
+        })
+        .collect();
+    match matches.len() {
+        1 => Ok(matches.remove(0)),
+        0 => Err(Error::not_found(format!("cloudlet \"{name}\" is not installed"))
+            .with_hint(format!("install it with `nepho cloudlet:install {name}`, or see `nepho cloudlet:list`"))),
+        _ => {
+            let names: Vec<String> = matches.iter().map(|i| i.cloudlet.manifest.name.clone()).collect();
+            Err(Error::usage(format!("\"{name}\" is ambiguous: {}", names.join(", "))).with_hint("use the full owner/name"))
+        }
+    }
+}
+
+/// Where to install from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Bundled(String),
+    Git(String),
+}
+
+impl Source {
+    fn describe(&self) -> String {
+        match self {
+            Source::Bundled(n) => format!("bundled:{n}"),
+            Source::Git(u) => u.clone(),
+        }
+    }
+}
+
+/// Does `arg` look like a git URL or path rather than a registry name?
+pub fn looks_like_url(arg: &str) -> bool {
+    arg.contains("://") || arg.starts_with("git@") || arg.starts_with('/') || arg.starts_with("./") || arg.starts_with("../") || arg.ends_with(".git")
+}
+
+pub struct InstallOptions<'a> {
+    pub reference: Option<&'a str>,
+    pub force: bool,
+    pub git: &'a Git,
+    /// Progress lines ("Cloning from ...") go here (stderr, unless --quiet).
+    pub notice: &'a dyn Fn(&str),
+}
+
+pub fn install(paths: &Paths, source: &Source, opts: &InstallOptions) -> Result<Installed> {
+    let cloudlets = paths.cloudlets_dir();
+    std::fs::create_dir_all(&cloudlets).at(&cloudlets)?;
+    sweep_stale(&cloudlets);
+    let tmp = TempDir::new(&cloudlets, "tmp-install")?;
+    let work = tmp.path.join("cloudlet");
+    (opts.notice)(&format!("Preparing to install into {} ...", cloudlets.display()));
+    let git = opts.git;
+    let (branch, submodules) = match source {
+        Source::Bundled(name) => {
+            if opts.reference.is_some() {
+                return Err(Error::usage("--ref does not apply to a bundled cloudlet"));
+            }
+            std::fs::create_dir(&work).at(&work)?;
+            bundled::extract(name, &work)?;
+            git.run(Some(&work), ["init", "--quiet", "--initial-branch=main"])?;
+            git.run(Some(&work), ["add", "--all"])?;
+            git.run(
+                Some(&work),
+                [
+                    "-c",
+                    "user.name=nepho",
+                    "-c",
+                    "user.email=nepho@localhost",
+                    "-c",
+                    "commit.gpgsign=false",
+                    "commit",
+                    "--quiet",
+                    "--message",
+                    &format!("bundled cloudlet {name} (nepho {})", env!("CARGO_PKG_VERSION")),
+                ],
+            )?;
+            (None, Vec::new())
+        }
+        Source::Git(url) => {
+            (opts.notice)(&format!("Cloning from {url} ..."));
+            git.clone_repo(url, &work)?;
+            let branch = match opts.reference {
+                Some(r) => git.checkout(&work, r)?,
+                None => git.current_branch(&work)?,
+            };
+            let subs = git.init_submodules(&work, &work, 0)?;
+            (branch, subs.into_iter().map(|p| p.display().to_string()).collect())
+        }
+    };
+
+    validate::check_tree(&work)?;
+    let cloudlet = Cloudlet::load(&work)?;
+    let report = validate::validate(&cloudlet);
+    if let Some(first) = report.errors().next() {
+        let count = report.errors().count();
+        return Err(Error::invalid(format!(
+            "{} failed validation ({count} error{}); nothing was installed:\n  {}",
+            cloudlet.manifest.name,
+            if count == 1 { "" } else { "s" },
+            report.errors().map(String::as_str).collect::<Vec<_>>().join("\n  ")
+        ))
+        .with_hint(if first.contains("required") { "fix the cloudlet and install again" } else { "fix the cloudlet, then install again" }));
+    }
+    let name = cloudlet.name();
+    let target = cloudlets.join(name.dir_name());
+    let record = InstallRecord {
+        name: name.to_string(),
+        source: source.describe(),
+        reference: opts.reference.map(str::to_string),
+        branch,
+        commit: git.head(&work)?,
+        installed_at: crate::util::now_rfc3339(),
+        updated_at: None,
+        submodules,
+    };
+    write_record(&work, &record)?;
+
+    if target.exists() {
+        if !opts.force {
+            let existing = read_record(&target).map(|r| format!(" from {}", r.source)).unwrap_or_default();
+            return Err(Error::conflict(format!("{name} is already installed{existing} at {}", target.display()))
+                .with_hint(format!("use `nepho cloudlet:update {name}`, or `cloudlet:install --force` to replace it")));
+        }
+        let trash = TempDir::new(&cloudlets, "trash")?;
+        std::fs::rename(&target, trash.path.join("old")).at(&target)?;
+        if let Err(e) = std::fs::rename(&work, &target) {
+            let _ = std::fs::rename(trash.path.join("old"), &target);
+            return Err(Error::io(&target, e));
+        }
+    } else {
+        std::fs::rename(&work, &target).at(&target)?;
+    }
+    drop(tmp);
+    let cloudlet = Cloudlet::load(&target)?;
+    Ok(Installed { dir: target, cloudlet, record: Some(record) })
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct UpdateOutcome {
+    pub name: String,
+    pub from: String,
+    pub to: String,
+    pub updated: bool,
+    /// Why nothing changed (pinned, bundled, up to date).
+    pub note: Option<String>,
+}
+
+pub fn update(paths: &Paths, git: &Git, name: &str) -> Result<UpdateOutcome> {
+    let installed = find(paths, name)?;
+    let dir = &installed.dir;
+    let mut record = installed.record.clone().ok_or_else(|| {
+        Error::conflict(format!("{} was not installed by nepho (no install record)", installed.cloudlet.manifest.name))
+            .with_hint("reinstall it with `nepho cloudlet:install --force`")
+    })?;
+    let name = record.name.clone();
+    let from = git.head(dir)?;
+    let unchanged = |note: &str| UpdateOutcome { name: name.clone(), from: from.clone(), to: from.clone(), updated: false, note: Some(note.into()) };
+    if record.source.starts_with("bundled:") {
+        return Ok(unchanged("bundled with nepho; it changes when nepho is upgraded (reinstall with --force)"));
+    }
+    let changes = git.local_changes(dir)?;
+    if !changes.is_empty() {
+        return Err(Error::conflict(format!(
+            "{name} has local changes that an update could overwrite:\n  {}",
+            changes.join("\n  ")
+        ))
+        .with_hint(format!("commit or discard them in {} (git -C {} diff), then update again", dir.display(), dir.display())));
+    }
+    let Some(branch) = record.branch.clone() else {
+        return Ok(unchanged(&format!("pinned to {}; install with another --ref to move it", record.reference.as_deref().unwrap_or("a commit"))));
+    };
+    git.run(Some(dir), ["fetch", "--quiet", "origin"])?;
+    let upstream = format!("refs/remotes/origin/{branch}");
+    let target = git.run(Some(dir), ["rev-parse", &upstream])?.trim().to_string();
+    if target == from {
+        return Ok(unchanged("already up to date"));
+    }
+    if !git.ok(Some(dir), ["merge-base", "--is-ancestor", "HEAD", &upstream])? {
+        return Err(Error::conflict(format!("{name} has local commits that are not on origin/{branch}; refusing to discard them"))
+            .with_hint(format!("rebase or reset them yourself in {}", dir.display())));
+    }
+    git.run(Some(dir), ["merge", "--quiet", "--ff-only", &upstream])?;
+    let rollback = |err: Error| -> Error {
+        let _ = git.run(Some(dir), ["reset", "--quiet", "--hard", &from]);
+        let _ = git.run(Some(dir), ["submodule", "--quiet", "update", "--init", "--recursive"]);
+        Error::invalid(format!("the update of {name} was rolled back to {}: {err}", &from[..12.min(from.len())]))
+    };
+    let subs = git.init_submodules(dir, dir, 0).map_err(rollback)?;
+    validate::check_tree(dir).map_err(rollback)?;
+    let cloudlet = Cloudlet::load(dir).map_err(rollback)?;
+    let report = validate::validate(&cloudlet);
+    if let Some(first) = report.errors().next() {
+        return Err(rollback(Error::invalid(first.clone())));
+    }
+    record.commit = git.head(dir)?;
+    record.updated_at = Some(crate::util::now_rfc3339());
+    record.submodules = subs.into_iter().map(|p| p.display().to_string()).collect();
+    write_record(dir, &record)?;
+    Ok(UpdateOutcome { name, from, to: record.commit, updated: true, note: None })
+}
+
+pub fn uninstall(paths: &Paths, name: &str, force: bool) -> Result<Installed> {
+    let installed = find(paths, name)?;
+    let users = crate::formation::records_using(paths, &installed.cloudlet.manifest.name)?;
+    if !users.is_empty() && !force {
+        return Err(Error::conflict(format!(
+            "{} is used by formation{} {}",
+            installed.cloudlet.manifest.name,
+            if users.len() == 1 { "" } else { "s" },
+            users.join(", ")
+        ))
+        .with_hint("destroy them first, or pass --force to uninstall anyway"));
+    }
+    let cloudlets = paths.cloudlets_dir();
+    let trash = TempDir::new(&cloudlets, "trash")?;
+    std::fs::rename(&installed.dir, trash.path.join("old")).at(&installed.dir)?;
+    drop(trash);
+    Ok(installed)
+}

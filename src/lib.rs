@@ -1,0 +1,16 @@
+//! nepho: install shareable cloudlets and turn them into running formations.
+//!
+//! Data flows one way: cloudlet files → scenario merge (with provenance) → rendered pattern →
+//! provider plan → engine → events → output.
+
+pub mod cli;
+pub mod cloudlet;
+pub mod config;
+pub mod error;
+pub mod formation;
+pub mod git;
+pub mod output;
+pub mod registry;
+pub mod scenario;
+pub mod util;
+pub mod yaml;

@@ -1,0 +1,253 @@
+//! Machine output is a contract: every shape printed with `-o json|yaml` is defined here once,
+//! and `schema/*.json` is generated from these types (a test fails when it is stale).
+//! Tables are for people; progress, prompts and warnings go to stderr.
+
+use std::io::{IsTerminal, Write};
+
+use comfy_table::{ContentArrangement, Table, presets};
+use serde::Serialize;
+
+use crate::cloudlet::CloudletFormat;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Yaml,
+}
+
+/// Where output goes and how it looks.
+#[derive(Debug, Clone)]
+pub struct Out {
+    pub format: Format,
+    pub quiet: bool,
+    pub verbose: u8,
+    pub color: bool,
+}
+
+impl Out {
+    pub fn warn(&self, msg: &str) {
+        let prefix = if self.color { "\x1b[33mwarning:\x1b[0m" } else { "warning:" };
+        eprintln!("{prefix} {msg}");
+    }
+
+    /// Progress and notices (stderr, silenced by --quiet).
+    pub fn notice(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+
+    pub fn debug(&self, msg: &str) {
+        if self.verbose > 0 {
+            eprintln!("debug: {msg}");
+        }
+    }
+
+    /// Prints `value` as JSON or YAML, or the table/text from `human` for `-o table`.
+    pub fn data<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
+        let text = match self.format {
+            Format::Json => {
+                let mut s = serde_json::to_string_pretty(value).expect("output types serialize");
+                s.push('\n');
+                s
+            }
+            Format::Yaml => {
+                let json = serde_json::to_value(value).expect("output types serialize");
+                let mut s = serde_saphyr::to_string(&json).expect("output types serialize as YAML");
+                if !s.ends_with('\n') {
+                    s.push('\n');
+                }
+                s
+            }
+            Format::Table => {
+                let mut s = human();
+                if !s.is_empty() && !s.ends_with('\n') {
+                    s.push('\n');
+                }
+                s
+            }
+        };
+        let mut stdout = std::io::stdout().lock();
+        // A closed pipe (`nepho ... | head`) is not an error worth a panic.
+        let _ = stdout.write_all(text.as_bytes());
+        let _ = stdout.flush();
+    }
+}
+
+pub fn stdout_is_tty() -> bool {
+    std::io::stdout().is_terminal()
+}
+
+/// A table in nepho's style: no borders, header row, wraps to the terminal.
+pub fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    *t.style_mut() = presets::NOTHING;
+    t.set_content_arrangement(ContentArrangement::Dynamic).set_header(header.iter().copied());
+    if !stdout_is_tty() {
+        t.set_width(200);
+    }
+    t
+}
+
+/// Renders a table without trailing spaces.
+pub fn render_table(t: &Table) -> String {
+    t.lines().map(|l| l.trim_end().to_string()).collect::<Vec<_>>().join("\n")
+}
+
+// ---- shapes printed by commands ---------------------------------------------------------------
+
+/// `cloudlet:list`, `cloudlet:install`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct InstalledCloudlet {
+    pub name: String,
+    /// Installed directory.
+    pub path: String,
+    pub version: Option<String>,
+    pub format: Option<CloudletFormat>,
+    pub summary: Option<String>,
+    /// Git URL or `bundled:NAME`.
+    pub source: Option<String>,
+    pub reference: Option<String>,
+    pub commit: Option<String>,
+    pub scenarios: Vec<String>,
+    /// Set when the installed copy no longer loads.
+    pub error: Option<String>,
+}
+
+/// `cloudlet:describe`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct CloudletDescription {
+    pub name: String,
+    pub summary: Option<String>,
+    pub description: Option<String>,
+    pub version: Option<String>,
+    pub author: Option<String>,
+    pub license: Option<String>,
+    pub project_page: Option<String>,
+    pub tags: Vec<String>,
+    /// Where it installs from.
+    pub repository: Option<String>,
+    pub installed: bool,
+    pub path: Option<String>,
+    pub scenarios: Vec<ScenarioSummary>,
+}
+
+/// `scenario:list`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ScenarioSummary {
+    pub name: String,
+    pub summary: Option<String>,
+    pub provider: Option<String>,
+    pub file: String,
+    pub error: Option<String>,
+}
+
+/// One merged parameter value and where it came from.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ParameterValue {
+    /// Dotted key (`db.port`).
+    pub key: String,
+    /// The value (`"********"` for secrets).
+    pub value: serde_json::Value,
+    /// cloudlet | scenario | provider-defaults | user | values-file | set | prompt
+    pub layer: String,
+    /// `file:line:col`, or `--set KEY=VALUE`.
+    pub source: String,
+    pub secret: bool,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ParameterDeclaration {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: Option<String>,
+    pub description: Option<String>,
+    pub required: bool,
+    pub secret: bool,
+    pub allowed: Option<Vec<serde_json::Value>>,
+    pub pattern: Option<String>,
+    pub list_policy: String,
+    pub declared_at: String,
+}
+
+/// `scenario:describe`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ScenarioDescription {
+    pub cloudlet: String,
+    pub name: String,
+    pub summary: Option<String>,
+    pub description: Option<String>,
+    pub provider: String,
+    pub pattern: String,
+    pub provisioner: Option<String>,
+    pub file: String,
+    pub parameters: Vec<ParameterDeclaration>,
+    pub values: Vec<ParameterValue>,
+    /// Required parameters with no value yet.
+    pub missing: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// `scenario:render`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct RenderedScenario {
+    pub cloudlet: String,
+    pub scenario: String,
+    pub provider: String,
+    /// True when secret values were replaced by `********`.
+    pub secrets_redacted: bool,
+    pub files: Vec<nepho_provider_api::RenderedFile>,
+}
+
+/// `cloudlet:uninstall`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Uninstalled {
+    pub name: String,
+    pub path: String,
+}
+
+/// `cloudlet:create`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Created {
+    pub name: String,
+    pub path: String,
+    pub scenarios: Vec<String>,
+}
+
+/// Error object written to stderr with `-o json|yaml`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ErrorReport {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ErrorBody {
+    /// not_found | invalid | conflict | unavailable | provider | usage | failure | interrupted
+    pub kind: String,
+    pub message: String,
+    pub hint: Option<String>,
+    pub exit_code: i32,
+}
+
+/// Every schema under `schema/`, by file name.
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    use schemars::schema_for;
+    vec![
+        ("cloudlet-list.json", schema_for!(Vec<InstalledCloudlet>)),
+        ("cloudlet-install.json", schema_for!(InstalledCloudlet)),
+        ("cloudlet-describe.json", schema_for!(CloudletDescription)),
+        ("cloudlet-search.json", schema_for!(Vec<crate::registry::SearchHit>)),
+        ("cloudlet-update.json", schema_for!(Vec<crate::cloudlet::install::UpdateOutcome>)),
+        ("cloudlet-uninstall.json", schema_for!(Uninstalled)),
+        ("cloudlet-create.json", schema_for!(Created)),
+        ("cloudlet-validate.json", schema_for!(Vec<crate::cloudlet::validate::ValidationReport>)),
+        ("scenario-list.json", schema_for!(Vec<ScenarioSummary>)),
+        ("scenario-describe.json", schema_for!(ScenarioDescription)),
+        ("scenario-render.json", schema_for!(RenderedScenario)),
+        ("registry-update.json", schema_for!(Vec<crate::registry::RefreshReport>)),
+        ("registry-index.json", schema_for!(crate::registry::RegistryIndex)),
+        ("error.json", schema_for!(ErrorReport)),
+        ("event.json", schema_for!(nepho_provider_api::Event)),
+    ]
+}
