@@ -105,7 +105,7 @@ fn check_scenario(cloudlet: &Cloudlet, name: &str) -> ScenarioCheck {
             return check;
         }
     };
-    let merged = match params::merge(&scenario.decls, &layers, false) {
+    let merged = match params::merge(&scenario.decls, &layers, crate::scenario::merge_mode(cloudlet.format)) {
         Ok(m) => m,
         Err(e) => {
             check.errors.push(e.to_string());

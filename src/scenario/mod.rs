@@ -71,13 +71,20 @@ pub fn layers(cloudlet: &Cloudlet, scenario: &Scenario, user_values: Option<&Pat
     Ok(layers)
 }
 
+pub fn merge_mode(format: CloudletFormat) -> params::MergeMode {
+    match format {
+        CloudletFormat::Native => params::MergeMode::Native,
+        CloudletFormat::V1 => params::MergeMode::V1,
+    }
+}
+
 /// Merges every layer for `scenario`. Missing required values are reported in `missing`, not
 /// as an error, so the caller can prompt for them.
 pub fn merge_parameters(paths: &Paths, cloudlet: &Cloudlet, scenario: &Scenario, sources: &ValueSources) -> Result<MergedParameters> {
     let dir_name = cloudlet.root.file_name().and_then(|n| n.to_str()).unwrap_or(&cloudlet.manifest.name).to_string();
     let user_file = paths.user_values_file(&dir_name);
     let layers = layers(cloudlet, scenario, Some(&user_file), sources)?;
-    let mut merged = params::merge(&scenario.decls, &layers, cloudlet.format == CloudletFormat::Native)?;
+    let mut merged = params::merge(&scenario.decls, &layers, merge_mode(cloudlet.format))?;
     if cloudlet.format == CloudletFormat::V1 {
         // 1.x parameters are untyped; treat the usual secret-looking names as secrets.
         for key in merged.tree.keys() {

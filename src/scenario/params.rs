@@ -470,17 +470,28 @@ impl MergedParameters {
     }
 }
 
+/// How layers combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeMode {
+    /// Deep merge, `null` deletes, list policies apply; undeclared values get a warning.
+    Native,
+    /// Nepho 1.x: Python `dict.update` per layer (shallow, `None` is a value); untyped.
+    V1,
+}
+
 /// Merges `layers` in order and checks the result against `decls`.
-///
-/// `strict_unknown` warns about values no declaration mentions (native cloudlets; Nepho 1.x
-/// parameters are untyped so nothing is unknown there).
-pub fn merge(decls: &IndexMap<String, ParamDecl>, layers: &[Layer], strict_unknown: bool) -> Result<MergedParameters> {
+pub fn merge(decls: &IndexMap<String, ParamDecl>, layers: &[Layer], mode: MergeMode) -> Result<MergedParameters> {
+    let strict_unknown = mode == MergeMode::Native;
     let mut tree: IndexMap<String, PNode> = IndexMap::new();
     let mut warnings = Vec::new();
     for layer in layers {
         for (key, entry) in &layer.values {
             let policy = decls.get(key).map(|d| d.list_policy.clone()).unwrap_or_default();
             let incoming = PNode::from_node(&entry.value, layer.kind, layer.file.as_deref(), layer.arg.as_deref());
+            if mode == MergeMode::V1 {
+                tree.insert(key.clone(), incoming);
+                continue;
+            }
             let merged = merge_node(tree.shift_remove_full(key).map(|(i, _, n)| (i, n)), incoming, &policy);
             match merged {
                 (Some(index), Some(node)) => {
@@ -669,7 +680,7 @@ mod tests {
         let defaults = Layer::from_defaults(LayerKind::Scenario, Path::new("s.yaml"), d.values());
         let file = values_layer("db:\n  port: 6543\n  opts: {ssl: true}\n", "v.yaml");
         let set = Layer::from_set("db.host=db.internal").unwrap();
-        let m = merge(&d, &[defaults, file, set], true).unwrap();
+        let m = merge(&d, &[defaults, file, set], MergeMode::Native).unwrap();
         assert_eq!(
             Value::Object(m.values()),
             serde_json::json!({"db": {"host": "db.internal", "port": 6543, "opts": {"ssl": true}}, "size": 1})
@@ -685,7 +696,7 @@ mod tests {
         let d = decls("tags: {type: list, default: [a, b]}\nextra: {default: x}\n");
         let defaults = Layer::from_defaults(LayerKind::Scenario, Path::new("s.yaml"), d.values());
         let file = values_layer("tags: [c]\nextra: null\n", "v.yaml");
-        let m = merge(&d, &[defaults, file], true).unwrap();
+        let m = merge(&d, &[defaults, file], MergeMode::Native).unwrap();
         assert_eq!(Value::Object(m.values()), serde_json::json!({"tags": ["c"]}));
     }
 
@@ -696,7 +707,7 @@ mod tests {
         );
         let defaults = Layer::from_defaults(LayerKind::Scenario, Path::new("s.yaml"), d.values());
         let file = values_layer("pkgs: [vim]\nusers: [{name: ann, shell: bash}, {name: bob}]\n", "v.yaml");
-        let m = merge(&d, &[defaults, file], true).unwrap();
+        let m = merge(&d, &[defaults, file], MergeMode::Native).unwrap();
         assert_eq!(
             Value::Object(m.values()),
             serde_json::json!({"pkgs": ["git", "vim"], "users": [{"name": "ann", "shell": "bash"}, {"name": "bob"}]})
@@ -719,25 +730,25 @@ mod tests {
     #[test]
     fn types_allowed_and_patterns_are_checked() {
         let d = decls("n: {type: number}\ns: {type: string, allowed: [a, b]}\nname: {type: string, pattern: '[a-z]+'}\nv: {type: string}\n");
-        let bad_type = merge(&d, &[Layer::from_set("n=abc").unwrap()], true).unwrap_err();
+        let bad_type = merge(&d, &[Layer::from_set("n=abc").unwrap()], MergeMode::Native).unwrap_err();
         assert!(bad_type.to_string().contains("expected a number, got a string"), "{bad_type}");
-        let bad_allowed = merge(&d, &[Layer::from_set("s=c").unwrap()], true).unwrap_err();
+        let bad_allowed = merge(&d, &[Layer::from_set("s=c").unwrap()], MergeMode::Native).unwrap_err();
         assert!(bad_allowed.to_string().contains("must be one of"), "{bad_allowed}");
-        let bad_pattern = merge(&d, &[Layer::from_set("name=ABC").unwrap()], true).unwrap_err();
+        let bad_pattern = merge(&d, &[Layer::from_set("name=ABC").unwrap()], MergeMode::Native).unwrap_err();
         assert!(bad_pattern.to_string().contains("pattern"), "{bad_pattern}");
         // A plain number given for a string keeps its text.
-        let m = merge(&d, &[Layer::from_set("v=1.10").unwrap()], true).unwrap();
+        let m = merge(&d, &[Layer::from_set("v=1.10").unwrap()], MergeMode::Native).unwrap();
         assert_eq!(m.values()["v"], Value::String("1.10".into()));
     }
 
     #[test]
     fn missing_required_and_unknown_keys() {
         let d = decls("pw: {type: string, required: true, secret: true}\n");
-        let m = merge(&d, &[Layer::from_set("bogus=1").unwrap()], true).unwrap();
+        let m = merge(&d, &[Layer::from_set("bogus=1").unwrap()], MergeMode::Native).unwrap();
         assert_eq!(m.missing.len(), 1);
         assert!(m.missing[0].secret);
         assert!(m.warnings[0].contains("unknown parameter \"bogus\""));
-        let m = merge(&d, &[Layer::from_set("pw=hunter2").unwrap()], true).unwrap();
+        let m = merge(&d, &[Layer::from_set("pw=hunter2").unwrap()], MergeMode::Native).unwrap();
         assert_eq!(m.redacted_values()["pw"], Value::String("********".into()));
     }
 }
