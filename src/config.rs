@@ -22,7 +22,8 @@ pub struct Paths {
 
 impl Paths {
     pub fn discover(config_override: Option<&Path>) -> Result<Paths> {
-        let mut paths = if let Some(home) = std::env::var_os("NEPHO_HOME").filter(|h| !h.is_empty()) {
+        let mut paths = if let Some(home) = std::env::var_os("NEPHO_HOME").filter(|h| !h.is_empty())
+        {
             let home = PathBuf::from(home);
             Paths {
                 config_file: home.join("config.yaml"),
@@ -43,7 +44,10 @@ impl Paths {
                 config_dir: dirs.config_dir().to_path_buf(),
                 data_dir: dirs.data_dir().to_path_buf(),
                 cache_dir: dirs.cache_dir().to_path_buf(),
-                state_dir: dirs.state_dir().unwrap_or_else(|| dirs.data_dir()).join("state"),
+                state_dir: dirs
+                    .state_dir()
+                    .unwrap_or_else(|| dirs.data_dir())
+                    .join("state"),
                 runtime_dir: dirs
                     .runtime_dir()
                     .map(Path::to_path_buf)
@@ -63,7 +67,9 @@ impl Paths {
 
     /// Per-cloudlet user values (the "user config" merge layer): `values/<cloudlet>.yaml`.
     pub fn user_values_file(&self, cloudlet_dir_name: &str) -> PathBuf {
-        self.config_dir.join("values").join(format!("{cloudlet_dir_name}.yaml"))
+        self.config_dir
+            .join("values")
+            .join(format!("{cloudlet_dir_name}.yaml"))
     }
 
     pub fn registry_cache_dir(&self) -> PathBuf {
@@ -88,7 +94,13 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
-const CONFIG_KEYS: &[&str] = &["output", "no_input", "registry", "registries", "registry_max_age"];
+const CONFIG_KEYS: &[&str] = &[
+    "output",
+    "no_input",
+    "registry",
+    "registries",
+    "registry_max_age",
+];
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config> {
@@ -100,31 +112,55 @@ impl Config {
         let Some(root) = yaml::parse(&src, path, Dialect::Yaml12, yaml::Tags::CoreOnly)? else {
             return Ok(Config::default());
         };
-        let map = root
-            .as_map()
-            .ok_or_else(|| yaml::YamlError::at(path, Some(&src), root.pos, "the config file must be a mapping"))?;
+        let map = root.as_map().ok_or_else(|| {
+            yaml::YamlError::at(
+                path,
+                Some(&src),
+                root.pos,
+                "the config file must be a mapping",
+            )
+        })?;
         let mut config = Config::default();
-        let err = |n: &Node, msg: &str| Error::from(yaml::YamlError::at(path, Some(&src), n.pos, msg));
+        let err =
+            |n: &Node, msg: &str| Error::from(yaml::YamlError::at(path, Some(&src), n.pos, msg));
         for (key, entry) in map {
             let v = &entry.value;
             match key.as_str() {
-                "output" => config.output = Some(v.as_str().ok_or_else(|| err(v, "`output` must be table, json or yaml"))?.to_string()),
+                "output" => {
+                    config.output = Some(
+                        v.as_str()
+                            .ok_or_else(|| err(v, "`output` must be table, json or yaml"))?
+                            .to_string(),
+                    )
+                }
                 "no_input" => match v.to_value() {
                     Value::Bool(b) => config.no_input = Some(b),
                     _ => return Err(err(v, "`no_input` must be true or false")),
                 },
-                "registry" => config.registries = vec![v.as_str().ok_or_else(|| err(v, "`registry` must be a URL"))?.to_string()],
+                "registry" => {
+                    config.registries = vec![
+                        v.as_str()
+                            .ok_or_else(|| err(v, "`registry` must be a URL"))?
+                            .to_string(),
+                    ]
+                }
                 "registries" => match v.to_value() {
                     Value::Array(items) => {
                         config.registries = items
                             .into_iter()
-                            .map(|i| i.as_str().map(str::to_string).ok_or_else(|| err(v, "`registries` must be a list of URLs")))
+                            .map(|i| {
+                                i.as_str()
+                                    .map(str::to_string)
+                                    .ok_or_else(|| err(v, "`registries` must be a list of URLs"))
+                            })
                             .collect::<Result<_>>()?
                     }
                     _ => return Err(err(v, "`registries` must be a list of URLs")),
                 },
                 "registry_max_age" => match v.to_value() {
-                    Value::Number(n) if n.as_u64().is_some() => config.registry_max_age = n.as_u64(),
+                    Value::Number(n) if n.as_u64().is_some() => {
+                        config.registry_max_age = n.as_u64()
+                    }
                     _ => return Err(err(v, "`registry_max_age` must be a number of seconds")),
                 },
                 other => config.warnings.push(format!(

@@ -34,19 +34,40 @@ pub enum Error {
     #[error("{0}")]
     Yaml(#[from] YamlError),
     #[error("{message}")]
-    NotFound { message: String, hint: Option<String> },
+    NotFound {
+        message: String,
+        hint: Option<String>,
+    },
     #[error("{message}")]
-    Invalid { message: String, hint: Option<String> },
+    Invalid {
+        message: String,
+        hint: Option<String>,
+    },
     #[error("{message}")]
-    Conflict { message: String, hint: Option<String> },
+    Conflict {
+        message: String,
+        hint: Option<String>,
+    },
     #[error("{message}")]
-    Unavailable { message: String, hint: Option<String> },
+    Unavailable {
+        message: String,
+        hint: Option<String>,
+    },
     #[error("{message}")]
-    Provider { message: String, hint: Option<String> },
+    Provider {
+        message: String,
+        hint: Option<String>,
+    },
     #[error("{message}")]
-    Usage { message: String, hint: Option<String> },
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Other(String),
     #[error("interrupted")]
@@ -57,22 +78,40 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn not_found(message: impl Into<String>) -> Error {
-        Error::NotFound { message: message.into(), hint: None }
+        Error::NotFound {
+            message: message.into(),
+            hint: None,
+        }
     }
     pub fn invalid(message: impl Into<String>) -> Error {
-        Error::Invalid { message: message.into(), hint: None }
+        Error::Invalid {
+            message: message.into(),
+            hint: None,
+        }
     }
     pub fn conflict(message: impl Into<String>) -> Error {
-        Error::Conflict { message: message.into(), hint: None }
+        Error::Conflict {
+            message: message.into(),
+            hint: None,
+        }
     }
     pub fn unavailable(message: impl Into<String>) -> Error {
-        Error::Unavailable { message: message.into(), hint: None }
+        Error::Unavailable {
+            message: message.into(),
+            hint: None,
+        }
     }
     pub fn usage(message: impl Into<String>) -> Error {
-        Error::Usage { message: message.into(), hint: None }
+        Error::Usage {
+            message: message.into(),
+            hint: None,
+        }
     }
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// Attaches (or replaces) the hint shown under the message.

@@ -33,7 +33,9 @@ pub fn records_using(paths: &Paths, cloudlet: &str) -> Result<Vec<String>> {
     let mut users = Vec::new();
     for entry in entries.flatten() {
         let file = entry.path().join("formation.json");
-        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
         if let Ok(record) = serde_json::from_str::<FormationRecord>(&text)
             && record.cloudlet == cloudlet
         {

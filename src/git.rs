@@ -44,12 +44,20 @@ impl Git {
             cmd.current_dir(dir);
         }
         cmd.env("GIT_ALLOW_PROTOCOL", ALLOWED_PROTOCOLS)
-            .args(["-c", "protocol.ext.allow=never", "-c", "protocol.fd.allow=never", "-c", "core.hooksPath=/dev/null"])
+            .args([
+                "-c",
+                "protocol.ext.allow=never",
+                "-c",
+                "protocol.fd.allow=never",
+                "-c",
+                "core.hooksPath=/dev/null",
+            ])
             .env_remove("GIT_DIR")
             .env_remove("GIT_WORK_TREE")
             .env("LC_ALL", "C");
         if self.no_prompt {
-            cmd.env("GIT_TERMINAL_PROMPT", "0").env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
+            cmd.env("GIT_TERMINAL_PROMPT", "0")
+                .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
         }
         cmd
     }
@@ -60,7 +68,10 @@ impl Git {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
+        let args: Vec<std::ffi::OsString> = args
+            .into_iter()
+            .map(|a| a.as_ref().to_os_string())
+            .collect();
         let output = self.output(dir, &args)?;
         if output.status.success() {
             return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
@@ -68,9 +79,15 @@ impl Git {
         if interrupted() {
             return Err(Error::Interrupted);
         }
-        let shown: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        Err(Error::unavailable(format!("`git {}` failed: {stderr}", shown.join(" "))))
+        Err(Error::unavailable(format!(
+            "`git {}` failed: {stderr}",
+            shown.join(" ")
+        )))
     }
 
     fn output(&self, dir: Option<&Path>, args: &[std::ffi::OsString]) -> Result<Output> {
@@ -78,7 +95,8 @@ impl Git {
         cmd.args(args).stdin(Stdio::null());
         cmd.output().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                Error::unavailable("git is not installed").with_hint("install git (Debian/Ubuntu: `apt-get install git`)")
+                Error::unavailable("git is not installed")
+                    .with_hint("install git (Debian/Ubuntu: `apt-get install git`)")
             } else {
                 Error::Other(format!("cannot run git: {e}"))
             }
@@ -91,18 +109,33 @@ impl Git {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
+        let args: Vec<std::ffi::OsString> = args
+            .into_iter()
+            .map(|a| a.as_ref().to_os_string())
+            .collect();
         Ok(self.output(dir, &args)?.status.success())
     }
 
     pub fn clone_repo(&self, url: &str, dest: &Path) -> Result<()> {
         check_url(url)?;
-        self.run(None, [OsStr::new("clone"), OsStr::new("--quiet"), OsStr::new("--"), OsStr::new(url), dest.as_os_str()])
-            .map(|_| ())
+        self.run(
+            None,
+            [
+                OsStr::new("clone"),
+                OsStr::new("--quiet"),
+                OsStr::new("--"),
+                OsStr::new(url),
+                dest.as_os_str(),
+            ],
+        )
+        .map(|_| ())
     }
 
     pub fn head(&self, repo: &Path) -> Result<String> {
-        Ok(self.run(Some(repo), ["rev-parse", "HEAD"])?.trim().to_string())
+        Ok(self
+            .run(Some(repo), ["rev-parse", "HEAD"])?
+            .trim()
+            .to_string())
     }
 
     /// Checks out `reference` (a branch, tag or commit). Returns the branch name when it is one.
@@ -111,15 +144,32 @@ impl Git {
             return Err(Error::invalid(format!("invalid --ref \"{reference}\"")));
         }
         let remote_branch = format!("refs/remotes/origin/{reference}");
-        if self.ok(Some(repo), ["rev-parse", "--verify", "--quiet", &remote_branch])? {
-            self.run(Some(repo), ["checkout", "--quiet", "-B", reference, &remote_branch])?;
-            self.run(Some(repo), ["branch", "--quiet", "--set-upstream-to", &format!("origin/{reference}"), reference])?;
+        if self.ok(
+            Some(repo),
+            ["rev-parse", "--verify", "--quiet", &remote_branch],
+        )? {
+            self.run(
+                Some(repo),
+                ["checkout", "--quiet", "-B", reference, &remote_branch],
+            )?;
+            self.run(
+                Some(repo),
+                [
+                    "branch",
+                    "--quiet",
+                    "--set-upstream-to",
+                    &format!("origin/{reference}"),
+                    reference,
+                ],
+            )?;
             return Ok(Some(reference.to_string()));
         }
         let commit = format!("{reference}^{{commit}}");
         if !self.ok(Some(repo), ["rev-parse", "--verify", "--quiet", &commit])? {
-            return Err(Error::not_found(format!("no branch, tag or commit \"{reference}\" in the repository"))
-                .with_hint("check the name with `git ls-remote URL`"));
+            return Err(Error::not_found(format!(
+                "no branch, tag or commit \"{reference}\" in the repository"
+            ))
+            .with_hint("check the name with `git ls-remote URL`"));
         }
         self.run(Some(repo), ["checkout", "--quiet", "--detach", &commit])?;
         Ok(None)
@@ -127,14 +177,29 @@ impl Git {
 
     pub fn current_branch(&self, repo: &Path) -> Result<Option<String>> {
         let out = self.run(Some(repo), ["symbolic-ref", "--quiet", "--short", "HEAD"]);
-        Ok(out.ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()))
+        Ok(out
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()))
     }
 
     /// `git status --porcelain` lines for tracked changes (untracked files are never lost by a
     /// fast-forward, so they do not block an update).
     pub fn local_changes(&self, repo: &Path) -> Result<Vec<String>> {
-        let out = self.run(Some(repo), ["status", "--porcelain", "--untracked-files=no", "--ignore-submodules=none"])?;
-        Ok(out.lines().map(str::to_string).filter(|l| !l.is_empty()).collect())
+        let out = self.run(
+            Some(repo),
+            [
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--ignore-submodules=none",
+            ],
+        )?;
+        Ok(out
+            .lines()
+            .map(str::to_string)
+            .filter(|l| !l.is_empty())
+            .collect())
     }
 
     /// Initialises submodules one level at a time, checking each `.gitmodules` before git acts on it.
@@ -146,26 +211,55 @@ impl Git {
         if !gitmodules.is_file() {
             return Ok(Vec::new());
         }
-        let listing = self.run(Some(repo), ["config", "--file", ".gitmodules", "--get-regexp", r"^submodule\..*\.(url|path)$"])?;
+        let listing = self.run(
+            Some(repo),
+            [
+                "config",
+                "--file",
+                ".gitmodules",
+                "--get-regexp",
+                r"^submodule\..*\.(url|path)$",
+            ],
+        )?;
         for line in listing.lines() {
             let (key, value) = line.split_once(' ').unwrap_or((line, ""));
             if key.ends_with(".url") {
                 check_url(value).map_err(|e| match e {
-                    Error::Invalid { message, hint } => {
-                        Error::Invalid { message: format!("{}: submodule {key}: {message}", gitmodules.display()), hint }
-                    }
+                    Error::Invalid { message, hint } => Error::Invalid {
+                        message: format!("{}: submodule {key}: {message}", gitmodules.display()),
+                        hint,
+                    },
                     other => other,
                 })?;
-            } else if crate::cloudlet::safe_relative(value).is_none() || value.split('/').any(|p| p == ".git") {
-                return Err(Error::invalid(format!("{}: submodule path \"{value}\" leaves the cloudlet", gitmodules.display())));
+            } else if crate::cloudlet::safe_relative(value).is_none()
+                || value.split('/').any(|p| p == ".git")
+            {
+                return Err(Error::invalid(format!(
+                    "{}: submodule path \"{value}\" leaves the cloudlet",
+                    gitmodules.display()
+                )));
             }
         }
         self.run(Some(repo), ["submodule", "--quiet", "sync"])?;
-        self.run(Some(repo), ["submodule", "--quiet", "update", "--init", "--"])?;
-        let paths = self.run(Some(repo), ["config", "--file", ".gitmodules", "--get-regexp", r"^submodule\..*\.path$"])?;
+        self.run(
+            Some(repo),
+            ["submodule", "--quiet", "update", "--init", "--"],
+        )?;
+        let paths = self.run(
+            Some(repo),
+            [
+                "config",
+                "--file",
+                ".gitmodules",
+                "--get-regexp",
+                r"^submodule\..*\.path$",
+            ],
+        )?;
         let mut done = Vec::new();
         for line in paths.lines() {
-            let Some((_, path)) = line.split_once(' ') else { continue };
+            let Some((_, path)) = line.split_once(' ') else {
+                continue;
+            };
             let sub = repo.join(path);
             done.push(sub.strip_prefix(root).unwrap_or(&sub).to_path_buf());
             done.extend(self.init_submodules(&sub, root, depth + 1)?);
@@ -189,8 +283,14 @@ pub fn check_url(url: &str) -> Result<()> {
         None
     };
     match reason {
-        Some(why) => Err(Error::invalid(format!("refusing git URL \"{}\": {why}", url.escape_debug()))
-            .with_hint(format!("nepho fetches cloudlets over {} only", ALLOWED_PROTOCOLS.replace(':', ", ")))),
+        Some(why) => Err(Error::invalid(format!(
+            "refusing git URL \"{}\": {why}",
+            url.escape_debug()
+        ))
+        .with_hint(format!(
+            "nepho fetches cloudlets over {} only",
+            ALLOWED_PROTOCOLS.replace(':', ", ")
+        ))),
         None => Ok(()),
     }
 }
@@ -201,10 +301,22 @@ mod tests {
 
     #[test]
     fn hostile_urls_are_refused() {
-        for bad in ["ext::sh -c touch% /tmp/pwned", "fd::17", "-uhelp", "EXT::x", "a\nb"] {
+        for bad in [
+            "ext::sh -c touch% /tmp/pwned",
+            "fd::17",
+            "-uhelp",
+            "EXT::x",
+            "a\nb",
+        ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
-        for good in ["https://github.com/huit/nepho-mediawiki.git", "git://127.0.0.1:9418/x.git", "git@github.com:a/b.git", "../sub.git", "/srv/git/x"] {
+        for good in [
+            "https://github.com/huit/nepho-mediawiki.git",
+            "git://127.0.0.1:9418/x.git",
+            "git@github.com:a/b.git",
+            "../sub.git",
+            "/srv/git/x",
+        ] {
             assert!(check_url(good).is_ok(), "{good}");
         }
     }

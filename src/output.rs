@@ -27,7 +27,11 @@ pub struct Out {
 
 impl Out {
     pub fn warn(&self, msg: &str) {
-        let prefix = if self.color { "\x1b[33mwarning:\x1b[0m" } else { "warning:" };
+        let prefix = if self.color {
+            "\x1b[33mwarning:\x1b[0m"
+        } else {
+            "warning:"
+        };
         eprintln!("{prefix} {msg}");
     }
 
@@ -83,7 +87,8 @@ pub fn stdout_is_tty() -> bool {
 pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     *t.style_mut() = presets::NOTHING;
-    t.set_content_arrangement(ContentArrangement::Dynamic).set_header(header.iter().copied());
+    t.set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.iter().copied());
     if !stdout_is_tty() {
         t.set_width(200);
     }
@@ -92,7 +97,10 @@ pub fn table(header: &[&str]) -> Table {
 
 /// Renders a table without trailing spaces.
 pub fn render_table(t: &Table) -> String {
-    t.lines().map(|l| l.trim_end().to_string()).collect::<Vec<_>>().join("\n")
+    t.lines()
+        .map(|l| l.trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 // ---- shapes printed by commands ---------------------------------------------------------------
@@ -237,16 +245,31 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("cloudlet-list.json", schema_for!(Vec<InstalledCloudlet>)),
         ("cloudlet-install.json", schema_for!(InstalledCloudlet)),
         ("cloudlet-describe.json", schema_for!(CloudletDescription)),
-        ("cloudlet-search.json", schema_for!(Vec<crate::registry::SearchHit>)),
-        ("cloudlet-update.json", schema_for!(Vec<crate::cloudlet::install::UpdateOutcome>)),
+        (
+            "cloudlet-search.json",
+            schema_for!(Vec<crate::registry::SearchHit>),
+        ),
+        (
+            "cloudlet-update.json",
+            schema_for!(Vec<crate::cloudlet::install::UpdateOutcome>),
+        ),
         ("cloudlet-uninstall.json", schema_for!(Uninstalled)),
         ("cloudlet-create.json", schema_for!(Created)),
-        ("cloudlet-validate.json", schema_for!(Vec<crate::cloudlet::validate::ValidationReport>)),
+        (
+            "cloudlet-validate.json",
+            schema_for!(Vec<crate::cloudlet::validate::ValidationReport>),
+        ),
         ("scenario-list.json", schema_for!(Vec<ScenarioSummary>)),
         ("scenario-describe.json", schema_for!(ScenarioDescription)),
         ("scenario-render.json", schema_for!(RenderedScenario)),
-        ("registry-update.json", schema_for!(Vec<crate::registry::RefreshReport>)),
-        ("registry-index.json", schema_for!(crate::registry::RegistryIndex)),
+        (
+            "registry-update.json",
+            schema_for!(Vec<crate::registry::RefreshReport>),
+        ),
+        (
+            "registry-index.json",
+            schema_for!(crate::registry::RegistryIndex),
+        ),
         ("error.json", schema_for!(ErrorReport)),
         ("event.json", schema_for!(nepho_provider_api::Event)),
     ]

@@ -87,7 +87,10 @@ pub struct RefreshReport {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn fnv1a(s: &str) -> String {
@@ -115,12 +118,21 @@ pub fn parse_index(bytes: &[u8], source: &str) -> Result<RegistryIndex> {
         bytes
     };
     let index: RegistryIndex = serde_json::from_slice(bytes).map_err(|e| {
-        Error::invalid(format!("registry index {source} is not a valid index (line {}, column {}): {e}", e.line(), e.column()))
-            .with_hint("check the registry URL in your config, or `nepho registry:update` once it is fixed")
+        Error::invalid(format!(
+            "registry index {source} is not a valid index (line {}, column {}): {e}",
+            e.line(),
+            e.column()
+        ))
+        .with_hint(
+            "check the registry URL in your config, or `nepho registry:update` once it is fixed",
+        )
     })?;
     if index.version != 1 {
-        return Err(Error::invalid(format!("registry index {source} has version {}, this nepho reads version 1", index.version))
-            .with_hint("upgrade nepho"));
+        return Err(Error::invalid(format!(
+            "registry index {source} has version {}, this nepho reads version 1",
+            index.version
+        ))
+        .with_hint("upgrade nepho"));
     }
     Ok(index)
 }
@@ -128,42 +140,79 @@ pub fn parse_index(bytes: &[u8], source: &str) -> Result<RegistryIndex> {
 impl Registry {
     fn cache_paths(&self, url: &str) -> (PathBuf, PathBuf) {
         let key = fnv1a(url);
-        (self.cache_dir.join(format!("{key}.json")), self.cache_dir.join(format!("{key}.meta.json")))
+        (
+            self.cache_dir.join(format!("{key}.json")),
+            self.cache_dir.join(format!("{key}.meta.json")),
+        )
     }
 
     /// Loads every configured index, refreshing as asked. Warnings (stale, unreachable) go to
     /// `warn`.
-    pub fn load(&self, refresh: Refresh, warn: &dyn Fn(&str)) -> Result<(Vec<LoadedIndex>, Vec<RefreshReport>)> {
+    pub fn load(
+        &self,
+        refresh: Refresh,
+        warn: &dyn Fn(&str),
+    ) -> Result<(Vec<LoadedIndex>, Vec<RefreshReport>)> {
         let mut loaded = Vec::new();
         let mut reports = Vec::new();
         if self.sources.is_empty() {
             let index = parse_index(BUILTIN_INDEX.as_bytes(), BUILTIN_SOURCE)?;
-            reports.push(RefreshReport { source: BUILTIN_SOURCE.into(), status: "builtin".into(), entries: index.cloudlets.len() });
-            loaded.push(LoadedIndex { source: BUILTIN_SOURCE.into(), index });
+            reports.push(RefreshReport {
+                source: BUILTIN_SOURCE.into(),
+                status: "builtin".into(),
+                entries: index.cloudlets.len(),
+            });
+            loaded.push(LoadedIndex {
+                source: BUILTIN_SOURCE.into(),
+                index,
+            });
             return Ok((loaded, reports));
         }
         for url in &self.sources {
             let (index, status) = self.load_one(url, refresh, warn)?;
-            reports.push(RefreshReport { source: url.clone(), status: status.into(), entries: index.cloudlets.len() });
-            loaded.push(LoadedIndex { source: url.clone(), index });
+            reports.push(RefreshReport {
+                source: url.clone(),
+                status: status.into(),
+                entries: index.cloudlets.len(),
+            });
+            loaded.push(LoadedIndex {
+                source: url.clone(),
+                index,
+            });
         }
         Ok((loaded, reports))
     }
 
-    fn load_one(&self, url: &str, refresh: Refresh, warn: &dyn Fn(&str)) -> Result<(RegistryIndex, &'static str)> {
+    fn load_one(
+        &self,
+        url: &str,
+        refresh: Refresh,
+        warn: &dyn Fn(&str),
+    ) -> Result<(RegistryIndex, &'static str)> {
         if let Some(path) = url.strip_prefix("file://") {
             let bytes = std::fs::read(path).map_err(|e| {
-                Error::unavailable(format!("cannot read registry index {url}: {e}")).with_hint("fix `registry:` in your nepho config")
+                Error::unavailable(format!("cannot read registry index {url}: {e}"))
+                    .with_hint("fix `registry:` in your nepho config")
             })?;
             return Ok((parse_index(&bytes, url)?, "local"));
         }
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(Error::invalid(format!("unsupported registry URL \"{url}\" (expected http://, https:// or file://)")));
+            return Err(Error::invalid(format!(
+                "unsupported registry URL \"{url}\" (expected http://, https:// or file://)"
+            )));
         }
         let (body_path, meta_path) = self.cache_paths(url);
-        let meta: Option<CacheMeta> = std::fs::read(&meta_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
-        let cached = || -> Option<RegistryIndex> { std::fs::read(&body_path).ok().and_then(|b| parse_index(&b, url).ok()) };
-        let fresh = meta.as_ref().is_some_and(|m| now().saturating_sub(m.fetched_at) < m.max_age);
+        let meta: Option<CacheMeta> = std::fs::read(&meta_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let cached = || -> Option<RegistryIndex> {
+            std::fs::read(&body_path)
+                .ok()
+                .and_then(|b| parse_index(&b, url).ok())
+        };
+        let fresh = meta
+            .as_ref()
+            .is_some_and(|m| now().saturating_sub(m.fetched_at) < m.max_age);
         if refresh == Refresh::IfStale
             && fresh
             && let Some(index) = cached()
@@ -179,19 +228,37 @@ impl Registry {
                     let _ = write_atomic(&meta_path, &serde_json::to_vec(&m).unwrap_or_default());
                     return Ok((index, "not-modified"));
                 }
-                Err(Error::unavailable(format!("registry {url} answered 304 but the cache is gone")).with_hint("run `nepho registry:update` again"))
+                Err(Error::unavailable(format!(
+                    "registry {url} answered 304 but the cache is gone"
+                ))
+                .with_hint("run `nepho registry:update` again"))
             }
-            Ok(Fetched::Body { bytes, etag, last_modified, max_age }) => {
+            Ok(Fetched::Body {
+                bytes,
+                etag,
+                last_modified,
+                max_age,
+            }) => {
                 let index = parse_index(&bytes, url)?;
                 write_atomic(&body_path, &bytes)?;
-                let m = CacheMeta { url: url.to_string(), etag, last_modified, fetched_at: now(), max_age: max_age.unwrap_or(self.default_max_age) };
+                let m = CacheMeta {
+                    url: url.to_string(),
+                    etag,
+                    last_modified,
+                    fetched_at: now(),
+                    max_age: max_age.unwrap_or(self.default_max_age),
+                };
                 write_atomic(&meta_path, &serde_json::to_vec(&m).unwrap_or_default())?;
                 Ok((index, "fetched"))
             }
             Err(e) => match cached() {
                 Some(index) => {
-                    let age = meta.map(|m| crate::util::rfc3339(m.fetched_at)).unwrap_or_else(|| "an unknown time".into());
-                    warn(&format!("registry {url} is unreachable ({e}); using the cached index from {age}"));
+                    let age = meta
+                        .map(|m| crate::util::rfc3339(m.fetched_at))
+                        .unwrap_or_else(|| "an unknown time".into());
+                    warn(&format!(
+                        "registry {url} is unreachable ({e}); using the cached index from {age}"
+                    ));
                     Ok((index, "cached"))
                 }
                 None => Err(e),
@@ -200,28 +267,50 @@ impl Registry {
     }
 
     /// Every entry of every index, first source first.
-    pub fn entries(&self, refresh: Refresh, warn: &dyn Fn(&str)) -> Result<Vec<(String, RegistryEntry)>> {
+    pub fn entries(
+        &self,
+        refresh: Refresh,
+        warn: &dyn Fn(&str),
+    ) -> Result<Vec<(String, RegistryEntry)>> {
         let (loaded, _) = self.load(refresh, warn)?;
-        Ok(loaded.into_iter().flat_map(|l| {
-            let source = l.source;
-            l.index.cloudlets.into_iter().map(move |e| (source.clone(), e))
-        }).collect())
+        Ok(loaded
+            .into_iter()
+            .flat_map(|l| {
+                let source = l.source;
+                l.index
+                    .cloudlets
+                    .into_iter()
+                    .map(move |e| (source.clone(), e))
+            })
+            .collect())
     }
 }
 
 enum Fetched {
-    NotModified { max_age: Option<u64> },
-    Body { bytes: Vec<u8>, etag: Option<String>, last_modified: Option<String>, max_age: Option<u64> },
+    NotModified {
+        max_age: Option<u64>,
+    },
+    Body {
+        bytes: Vec<u8>,
+        etag: Option<String>,
+        last_modified: Option<String>,
+        max_age: Option<u64>,
+    },
 }
 
 fn max_age_of(headers: &reqwest::header::HeaderMap) -> Option<u64> {
     let cc = headers.get(reqwest::header::CACHE_CONTROL)?.to_str().ok()?;
-    cc.split(',').find_map(|d| d.trim().strip_prefix("max-age=")).and_then(|v| v.trim().parse().ok())
+    cc.split(',')
+        .find_map(|d| d.trim().strip_prefix("max-age="))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 fn fetch(url: &str, meta: Option<&CacheMeta>) -> Result<Fetched> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Error::Other(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Other(e.to_string()))?;
     runtime.block_on(async {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -238,18 +327,29 @@ fn fetch(url: &str, meta: Option<&CacheMeta>) -> Result<Fetched> {
                 request = request.header(reqwest::header::IF_MODIFIED_SINCE, lm);
             }
         }
-        let unreachable = |e: reqwest::Error| Error::unavailable(format!("cannot reach registry {url}: {}", error_chain(&e)));
+        let unreachable = |e: reqwest::Error| {
+            Error::unavailable(format!("cannot reach registry {url}: {}", error_chain(&e)))
+        };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
         let headers = response.headers().clone();
         if status == reqwest::StatusCode::NOT_MODIFIED {
-            return Ok(Fetched::NotModified { max_age: max_age_of(&headers) });
+            return Ok(Fetched::NotModified {
+                max_age: max_age_of(&headers),
+            });
         }
         if !status.is_success() {
-            return Err(Error::unavailable(format!("registry {url} answered HTTP {status}")));
+            return Err(Error::unavailable(format!(
+                "registry {url} answered HTTP {status}"
+            )));
         }
         let bytes = response.bytes().await.map_err(unreachable)?.to_vec();
-        let header = |name: reqwest::header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let header = |name: reqwest::header::HeaderName| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
         Ok(Fetched::Body {
             etag: header(reqwest::header::ETAG),
             last_modified: header(reqwest::header::LAST_MODIFIED),
@@ -287,7 +387,11 @@ pub struct SearchHit {
 /// Ranks entries: name matches beat tag matches beat summary (and description) matches.
 /// Every term must match somewhere; matching is case-insensitive.
 pub fn search(entries: &[(String, RegistryEntry)], terms: &[String]) -> Vec<SearchHit> {
-    let terms: Vec<String> = terms.iter().map(|t| t.to_lowercase()).filter(|t| !t.is_empty()).collect();
+    let terms: Vec<String> = terms
+        .iter()
+        .map(|t| t.to_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
     let mut hits: Vec<SearchHit> = Vec::new();
     for (source, entry) in entries {
         let mut total = 0;
@@ -313,10 +417,20 @@ pub fn search(entries: &[(String, RegistryEntry)], terms: &[String]) -> Vec<Sear
                     }
                 }
             }
-            if score == 0 && entry.summary.as_ref().is_some_and(|s| s.to_lowercase().contains(term.as_str())) {
+            if score == 0
+                && entry
+                    .summary
+                    .as_ref()
+                    .is_some_and(|s| s.to_lowercase().contains(term.as_str()))
+            {
                 score = 100;
             }
-            if score == 0 && entry.description.as_ref().is_some_and(|s| s.to_lowercase().contains(term.as_str())) {
+            if score == 0
+                && entry
+                    .description
+                    .as_ref()
+                    .is_some_and(|s| s.to_lowercase().contains(term.as_str()))
+            {
                 score = 50;
             }
             if score == 0 {
@@ -346,14 +460,24 @@ pub fn lookup<'a>(entries: &'a [(String, RegistryEntry)], name: &str) -> Result<
     if let Some((_, e)) = entries.iter().find(|(_, e)| e.name == name) {
         return Ok(e);
     }
-    let short: Vec<&RegistryEntry> = entries.iter().map(|(_, e)| e).filter(|e| e.name.rsplit('/').next() == Some(name)).collect();
+    let short: Vec<&RegistryEntry> = entries
+        .iter()
+        .map(|(_, e)| e)
+        .filter(|e| e.name.rsplit('/').next() == Some(name))
+        .collect();
     match short.as_slice() {
         [one] => Ok(one),
-        [] => Err(Error::not_found(format!("no cloudlet named \"{name}\" in the registry"))
-            .with_hint(format!("search with `nepho cloudlet:search {name}`, or install from a git URL"))),
+        [] => Err(
+            Error::not_found(format!("no cloudlet named \"{name}\" in the registry")).with_hint(
+                format!("search with `nepho cloudlet:search {name}`, or install from a git URL"),
+            ),
+        ),
         many => Err(Error::usage(format!(
             "\"{name}\" matches several cloudlets: {}",
-            many.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|e| e.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
         .with_hint("use the full owner/name")),
     }
@@ -388,8 +512,14 @@ mod tests {
             entry("huit/mediawiki", &[], "generic mediawiki"),
             entry("zed/wiki", &[], "plain"),
         ];
-        let names: Vec<String> = search(&entries, &["WIKI".into()]).into_iter().map(|h| h.name).collect();
-        assert_eq!(names, ["zed/wiki", "huit/mediawiki", "acme/blog", "acme/notes"]);
+        let names: Vec<String> = search(&entries, &["WIKI".into()])
+            .into_iter()
+            .map(|h| h.name)
+            .collect();
+        assert_eq!(
+            names,
+            ["zed/wiki", "huit/mediawiki", "acme/blog", "acme/notes"]
+        );
         assert!(search(&entries, &["wiki".into(), "nothing".into()]).is_empty());
     }
 

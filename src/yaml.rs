@@ -4,7 +4,6 @@
 //! YAML 1.2 core schema, Nepho 1.x files resolve scalars as PyYAML (YAML 1.1) did. Duplicate keys
 //! are errors and alias expansion is budgeted (alias bombs stop early).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -65,7 +64,11 @@ impl Node {
         match &self.value {
             NodeValue::Scalar(v) => v.clone(),
             NodeValue::Seq(items) => Value::Array(items.iter().map(Node::to_value).collect()),
-            NodeValue::Map(map) => Value::Object(map.iter().map(|(k, e)| (k.clone(), e.value.to_value())).collect()),
+            NodeValue::Map(map) => Value::Object(
+                map.iter()
+                    .map(|(k, e)| (k.clone(), e.value.to_value()))
+                    .collect(),
+            ),
         }
     }
 
@@ -127,18 +130,36 @@ pub struct YamlError {
 
 impl YamlError {
     pub fn at(file: &Path, src: Option<&str>, pos: Pos, message: impl Into<String>) -> YamlError {
-        let line_text = src.and_then(|s| s.lines().nth(pos.line.saturating_sub(1))).map(str::to_string);
-        YamlError { file: file.to_path_buf(), pos, message: message.into(), line_text }
+        let line_text = src
+            .and_then(|s| s.lines().nth(pos.line.saturating_sub(1)))
+            .map(str::to_string);
+        YamlError {
+            file: file.to_path_buf(),
+            pos,
+            message: message.into(),
+            line_text,
+        }
     }
 }
 
 impl fmt::Display for YamlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.pos.line, self.pos.col, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.pos.line,
+            self.pos.col,
+            self.message
+        )?;
         if let Some(text) = &self.line_text {
             let gutter = self.pos.line.to_string();
             let pad = " ".repeat(gutter.len());
-            write!(f, "\n{pad} |\n{gutter} | {text}\n{pad} | {}^", " ".repeat(self.pos.col.saturating_sub(1)))?;
+            write!(
+                f,
+                "\n{pad} |\n{gutter} | {text}\n{pad} | {}^",
+                " ".repeat(self.pos.col.saturating_sub(1))
+            )?;
         }
         Ok(())
     }
@@ -150,8 +171,20 @@ impl std::error::Error for YamlError {}
 const NODE_BUDGET: usize = 1_000_000;
 
 /// Parses one YAML document. An empty document gives `Ok(None)`.
-pub fn parse(src: &str, file: &Path, dialect: Dialect, tags: Tags) -> Result<Option<Node>, YamlError> {
-    let mut builder = Builder { file, src, dialect, tags, anchors: HashMap::new(), budget: NODE_BUDGET };
+pub fn parse(
+    src: &str,
+    file: &Path,
+    dialect: Dialect,
+    tags: Tags,
+) -> Result<Option<Node>, YamlError> {
+    let mut builder = Builder {
+        file,
+        src,
+        dialect,
+        tags,
+        anchors: HashMap::new(),
+        budget: NODE_BUDGET,
+    };
     builder.document()
 }
 
@@ -197,7 +230,10 @@ impl<'a> Builder<'a> {
                 Event::DocumentStart(_) => {
                     documents += 1;
                     if documents > 1 {
-                        return Err(self.err(pos, "more than one YAML document in this file (a second `---`)"));
+                        return Err(self.err(
+                            pos,
+                            "more than one YAML document in this file (a second `---`)",
+                        ));
                     }
                     match self.node(&mut parser)? {
                         Start::Node(n) => root = Some(n),
@@ -210,26 +246,53 @@ impl<'a> Builder<'a> {
         Ok(root.filter(|n| !(n.is_null() && n.plain.as_deref() == Some(""))))
     }
 
-    fn next(&self, parser: &mut Parser<'a, saphyr_parser::StrInput<'a>>) -> Result<(Event<'a>, Pos), YamlError> {
+    fn next(
+        &self,
+        parser: &mut Parser<'a, saphyr_parser::StrInput<'a>>,
+    ) -> Result<(Event<'a>, Pos), YamlError> {
         match parser.next_event() {
-            Some(Ok((event, span))) => Ok((event, Pos { line: span.start.line(), col: span.start.col() + 1 })),
+            Some(Ok((event, span))) => Ok((
+                event,
+                Pos {
+                    line: span.start.line(),
+                    col: span.start.col() + 1,
+                },
+            )),
             Some(Err(e)) => {
                 let m = e.marker();
-                Err(self.err(Pos { line: m.line(), col: m.col() + 1 }, e.info().to_string()))
+                Err(self.err(
+                    Pos {
+                        line: m.line(),
+                        col: m.col() + 1,
+                    },
+                    e.info().to_string(),
+                ))
             }
-            None => Err(self.err(Pos { line: self.src.lines().count().max(1), col: 1 }, "unexpected end of YAML")),
+            None => Err(self.err(
+                Pos {
+                    line: self.src.lines().count().max(1),
+                    col: 1,
+                },
+                "unexpected end of YAML",
+            )),
         }
     }
 
     fn charge(&mut self, n: usize, pos: Pos) -> Result<(), YamlError> {
         if n > self.budget {
-            return Err(self.err(pos, "document expands to too many nodes (alias bomb?); refusing to load it"));
+            return Err(self.err(
+                pos,
+                "document expands to too many nodes (alias bomb?); refusing to load it",
+            ));
         }
         self.budget -= n;
         Ok(())
     }
 
-    fn node(&mut self, parser: &mut Parser<'a, saphyr_parser::StrInput<'a>>) -> Result<Start, YamlError> {
+    fn node(
+        &mut self,
+        parser: &mut Parser<'a, saphyr_parser::StrInput<'a>>,
+    ) -> Result<Start, YamlError> {
         let (event, pos) = self.next(parser)?;
         let (node, anchor) = match event {
             Event::Scalar(text, style, anchor, tag) => {
@@ -239,26 +302,39 @@ impl<'a> Builder<'a> {
             Event::SequenceStart(anchor, tag) => {
                 self.charge(1, pos)?;
                 let mut items = Vec::new();
-                loop {
-                    match self.node(parser)? {
-                        Start::Node(n) => items.push(n),
-                        Start::End => break,
-                    }
+                while let Start::Node(n) = self.node(parser)? {
+                    items.push(n);
                 }
-                let node = Node { value: NodeValue::Seq(items), pos, plain: None };
-                (self.apply_collection_tag(node, tag.as_deref(), pos)?, anchor)
+                let node = Node {
+                    value: NodeValue::Seq(items),
+                    pos,
+                    plain: None,
+                };
+                (
+                    self.apply_collection_tag(node, tag.as_deref(), pos)?,
+                    anchor,
+                )
             }
             Event::MappingStart(anchor, tag) => {
                 self.charge(1, pos)?;
                 let node = self.mapping(parser, pos)?;
-                (self.apply_collection_tag(node, tag.as_deref(), pos)?, anchor)
+                (
+                    self.apply_collection_tag(node, tag.as_deref(), pos)?,
+                    anchor,
+                )
             }
             Event::Alias(id) => {
-                let target = self.anchors.get(&id).cloned().ok_or_else(|| self.err(pos, "alias to an unknown anchor"))?;
+                let target = self
+                    .anchors
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| self.err(pos, "alias to an unknown anchor"))?;
                 self.charge(target.size(), pos)?;
                 return Ok(Start::Node(Node { pos, ..target }));
             }
-            Event::SequenceEnd | Event::MappingEnd | Event::DocumentEnd | Event::StreamEnd => return Ok(Start::End),
+            Event::SequenceEnd | Event::MappingEnd | Event::DocumentEnd | Event::StreamEnd => {
+                return Ok(Start::End);
+            }
             other => return Err(self.err(pos, format!("unexpected YAML event {other:?}"))),
         };
         if anchor != 0 {
@@ -267,7 +343,11 @@ impl<'a> Builder<'a> {
         Ok(Start::Node(node))
     }
 
-    fn mapping(&mut self, parser: &mut Parser<'a, saphyr_parser::StrInput<'a>>, pos: Pos) -> Result<Node, YamlError> {
+    fn mapping(
+        &mut self,
+        parser: &mut Parser<'a, saphyr_parser::StrInput<'a>>,
+        pos: Pos,
+    ) -> Result<Node, YamlError> {
         let mut map: IndexMap<String, MapEntry> = IndexMap::new();
         let mut merges: Vec<Node> = Vec::new();
         loop {
@@ -292,36 +372,61 @@ impl<'a> Builder<'a> {
             if let Some(first) = map.get(&name) {
                 return Err(self.err(
                     key.pos,
-                    format!("duplicate key \"{name}\" (first defined at line {})", first.key_pos.line),
+                    format!(
+                        "duplicate key \"{name}\" (first defined at line {})",
+                        first.key_pos.line
+                    ),
                 ));
             }
-            map.insert(name, MapEntry { key_pos: key.pos, value });
+            map.insert(
+                name,
+                MapEntry {
+                    key_pos: key.pos,
+                    value,
+                },
+            );
         }
         // `<<` merge keys: explicit keys win, earlier merge sources win over later ones.
         for merge in merges {
             let sources = match merge.value {
                 NodeValue::Map(_) => vec![merge],
                 NodeValue::Seq(items) => items,
-                _ => return Err(self.err(merge.pos, "`<<` expects a mapping or a list of mappings")),
+                _ => {
+                    return Err(self.err(merge.pos, "`<<` expects a mapping or a list of mappings"));
+                }
             };
             for source in sources {
                 let NodeValue::Map(entries) = source.value else {
-                    return Err(self.err(source.pos, "`<<` expects a mapping or a list of mappings"));
+                    return Err(
+                        self.err(source.pos, "`<<` expects a mapping or a list of mappings")
+                    );
                 };
                 for (k, e) in entries {
                     map.entry(k).or_insert(e);
                 }
             }
         }
-        Ok(Node { value: NodeValue::Map(map), pos, plain: None })
+        Ok(Node {
+            value: NodeValue::Map(map),
+            pos,
+            plain: None,
+        })
     }
 
-    fn apply_collection_tag(&self, node: Node, tag: Option<&Tag>, pos: Pos) -> Result<Node, YamlError> {
+    fn apply_collection_tag(
+        &self,
+        node: Node,
+        tag: Option<&Tag>,
+        pos: Pos,
+    ) -> Result<Node, YamlError> {
         let Some(tag) = tag else { return Ok(node) };
         if tag.is_yaml_core_schema() {
             return match (tag.suffix.as_str(), &node.value) {
                 ("map", NodeValue::Map(_)) | ("seq", NodeValue::Seq(_)) => Ok(node),
-                (s, _) => Err(self.err(pos, format!("tag !!{s} does not fit a {}", node.type_name()))),
+                (s, _) => Err(self.err(
+                    pos,
+                    format!("tag !!{s} does not fit a {}", node.type_name()),
+                )),
             };
         }
         self.local_tag(node, tag, pos)
@@ -332,14 +437,26 @@ impl<'a> Builder<'a> {
             return Err(self.err(pos, format!("unsupported tag {}{}", tag.handle, tag.suffix)));
         }
         let name = tag.suffix.as_str();
-        let key = if name == "Ref" || name == "Condition" { name.to_string() } else { format!("Fn::{name}") };
+        let key = if name == "Ref" || name == "Condition" {
+            name.to_string()
+        } else {
+            format!("Fn::{name}")
+        };
         let value = if name == "GetAtt" {
             // `!GetAtt Res.Attr` is the short form of `Fn::GetAtt: [Res, Attr]`.
             match &node.value {
                 NodeValue::Scalar(Value::String(s)) => {
                     let (res, attr) = s.split_once('.').unwrap_or((s.as_str(), ""));
-                    let mk = |t: &str| Node { value: NodeValue::Scalar(Value::String(t.to_string())), pos, plain: None };
-                    Node { value: NodeValue::Seq(vec![mk(res), mk(attr)]), pos, plain: None }
+                    let mk = |t: &str| Node {
+                        value: NodeValue::Scalar(Value::String(t.to_string())),
+                        pos,
+                        plain: None,
+                    };
+                    Node {
+                        value: NodeValue::Seq(vec![mk(res), mk(attr)]),
+                        pos,
+                        plain: None,
+                    }
                 }
                 _ => node,
             }
@@ -347,14 +464,34 @@ impl<'a> Builder<'a> {
             node
         };
         let mut map = IndexMap::new();
-        map.insert(key, MapEntry { key_pos: pos, value });
-        Ok(Node { value: NodeValue::Map(map), pos, plain: None })
+        map.insert(
+            key,
+            MapEntry {
+                key_pos: pos,
+                value,
+            },
+        );
+        Ok(Node {
+            value: NodeValue::Map(map),
+            pos,
+            plain: None,
+        })
     }
 
-    fn scalar(&self, text: &Cow<'a, str>, style: ScalarStyle, tag: Option<&Tag>, pos: Pos) -> Result<Node, YamlError> {
+    fn scalar(
+        &self,
+        text: &str,
+        style: ScalarStyle,
+        tag: Option<&Tag>,
+        pos: Pos,
+    ) -> Result<Node, YamlError> {
         let plain = style == ScalarStyle::Plain;
         if let Some(tag) = tag {
-            let as_string = Node { value: NodeValue::Scalar(Value::String(text.to_string())), pos, plain: None };
+            let as_string = Node {
+                value: NodeValue::Scalar(Value::String(text.to_string())),
+                pos,
+                plain: None,
+            };
             if !tag.is_yaml_core_schema() {
                 return self.local_tag(as_string, tag, pos);
             }
@@ -363,16 +500,30 @@ impl<'a> Builder<'a> {
                 "null" => Some(Value::Null),
                 "bool" => resolve_bool(text, self.dialect).map(Value::Bool),
                 "int" => resolve_int(text, self.dialect),
-                "float" => resolve_float(text, self.dialect).or_else(|| resolve_int(text, self.dialect)),
+                "float" => {
+                    resolve_float(text, self.dialect).or_else(|| resolve_int(text, self.dialect))
+                }
                 other => return Err(self.err(pos, format!("unsupported tag !!{other}"))),
             };
             return match resolved {
-                Some(v) => Ok(Node { value: NodeValue::Scalar(v), pos, plain: None }),
+                Some(v) => Ok(Node {
+                    value: NodeValue::Scalar(v),
+                    pos,
+                    plain: None,
+                }),
                 None => Err(self.err(pos, format!("\"{text}\" is not a valid !!{}", tag.suffix))),
             };
         }
-        let value = if plain { resolve_plain(text, self.dialect) } else { Value::String(text.to_string()) };
-        Ok(Node { value: NodeValue::Scalar(value), pos, plain: plain.then(|| text.to_string()) })
+        let value = if plain {
+            resolve_plain(text, self.dialect)
+        } else {
+            Value::String(text.to_string())
+        };
+        Ok(Node {
+            value: NodeValue::Scalar(value),
+            pos,
+            plain: plain.then(|| text.to_string()),
+        })
     }
 }
 
@@ -426,45 +577,69 @@ fn int_value(sign: i128, magnitude: i128) -> Value {
 fn resolve_int(text: &str, dialect: Dialect) -> Option<Value> {
     let digits_in = |s: &str, radix: u32, underscores: bool| {
         !s.is_empty()
-            && s.chars().all(|c| c.is_digit(radix) || (underscores && c == '_'))
+            && s.chars()
+                .all(|c| c.is_digit(radix) || (underscores && c == '_'))
             && s.chars().any(|c| c.is_digit(radix))
     };
     let parse = |s: &str, radix: u32| i128::from_str_radix(&s.replace('_', ""), radix).ok();
     match dialect {
         Dialect::Yaml12 => {
             if let Some(hex) = text.strip_prefix("0x") {
-                return digits_in(hex, 16, false).then(|| parse(hex, 16)).flatten().map(|m| int_value(1, m));
+                return digits_in(hex, 16, false)
+                    .then(|| parse(hex, 16))
+                    .flatten()
+                    .map(|m| int_value(1, m));
             }
             if let Some(oct) = text.strip_prefix("0o") {
-                return digits_in(oct, 8, false).then(|| parse(oct, 8)).flatten().map(|m| int_value(1, m));
+                return digits_in(oct, 8, false)
+                    .then(|| parse(oct, 8))
+                    .flatten()
+                    .map(|m| int_value(1, m));
             }
             let (sign, rest) = split_sign(text);
-            digits_in(rest, 10, false).then(|| parse(rest, 10)).flatten().map(|m| int_value(sign, m))
+            digits_in(rest, 10, false)
+                .then(|| parse(rest, 10))
+                .flatten()
+                .map(|m| int_value(sign, m))
         }
         Dialect::PyYaml11 => {
             let (sign, rest) = split_sign(text);
             if let Some(bin) = rest.strip_prefix("0b") {
-                return digits_in(bin, 2, true).then(|| parse(bin, 2)).flatten().map(|m| int_value(sign, m));
+                return digits_in(bin, 2, true)
+                    .then(|| parse(bin, 2))
+                    .flatten()
+                    .map(|m| int_value(sign, m));
             }
             if let Some(hex) = rest.strip_prefix("0x") {
-                return digits_in(hex, 16, true).then(|| parse(hex, 16)).flatten().map(|m| int_value(sign, m));
+                return digits_in(hex, 16, true)
+                    .then(|| parse(hex, 16))
+                    .flatten()
+                    .map(|m| int_value(sign, m));
             }
             if rest == "0" {
                 return Some(Value::from(0));
             }
             if rest.starts_with('0') && rest.len() > 1 {
-                return digits_in(&rest[1..], 8, true).then(|| parse(&rest[1..], 8)).flatten().map(|m| int_value(sign, m));
+                return digits_in(&rest[1..], 8, true)
+                    .then(|| parse(&rest[1..], 8))
+                    .flatten()
+                    .map(|m| int_value(sign, m));
             }
             if rest.contains(':') {
                 // Sexagesimal, e.g. 1:30 == 90 (PyYAML's base-60 integers).
                 let mut parts = rest.split(':');
                 let first = parts.next()?;
-                if !(first.starts_with(|c: char| ('1'..='9').contains(&c)) && digits_in(first, 10, true)) {
+                if !(first.starts_with(|c: char| ('1'..='9').contains(&c))
+                    && digits_in(first, 10, true))
+                {
                     return None;
                 }
                 let mut total = parse(first, 10)?;
                 for part in parts {
-                    if part.is_empty() || part.len() > 2 || !part.chars().all(|c| c.is_ascii_digit()) {
+                    if part.is_empty()
+                        || part.len() > 2
+                        || !part.chars().all(|c| c.is_ascii_digit())
+                    {
                         return None;
                     }
                     let v: i128 = part.parse().ok()?;
@@ -487,7 +662,9 @@ fn resolve_float(text: &str, dialect: Dialect) -> Option<Value> {
     let (sign, rest) = split_sign(text);
     let signf = sign as f64;
     match rest {
-        ".inf" | ".Inf" | ".INF" => return Some(Value::String(if sign < 0 { "-inf" } else { "inf" }.into())),
+        ".inf" | ".Inf" | ".INF" => {
+            return Some(Value::String(if sign < 0 { "-inf" } else { "inf" }.into()));
+        }
         ".nan" | ".NaN" | ".NAN" if text == rest => return Some(Value::String("nan".into())),
         _ => {}
     }
@@ -496,7 +673,10 @@ fn resolve_float(text: &str, dialect: Dialect) -> Option<Value> {
         None => (rest, None),
     };
     let underscores = dialect == Dialect::PyYaml11;
-    let ok_digits = |s: &str| s.chars().all(|c| c.is_ascii_digit() || (underscores && c == '_'));
+    let ok_digits = |s: &str| {
+        s.chars()
+            .all(|c| c.is_ascii_digit() || (underscores && c == '_'))
+    };
     let (int_part, frac_part) = match mantissa.split_once('.') {
         Some((i, f)) => (i, Some(f)),
         None => (mantissa, None),
@@ -542,26 +722,56 @@ mod tests {
     use super::*;
 
     fn p(src: &str, d: Dialect) -> Value {
-        parse(src, Path::new("t.yaml"), d, Tags::CoreOnly).unwrap().unwrap().to_value()
+        parse(src, Path::new("t.yaml"), d, Tags::CoreOnly)
+            .unwrap()
+            .unwrap()
+            .to_value()
     }
 
     #[test]
     fn booleans_follow_the_dialect() {
-        assert_eq!(p("a: yes\nb: on\nc: true", Dialect::Yaml12), serde_json::json!({"a": "yes", "b": "on", "c": true}));
-        assert_eq!(p("a: yes\nb: off\nc: True", Dialect::PyYaml11), serde_json::json!({"a": true, "b": false, "c": true}));
+        assert_eq!(
+            p("a: yes\nb: on\nc: true", Dialect::Yaml12),
+            serde_json::json!({"a": "yes", "b": "on", "c": true})
+        );
+        assert_eq!(
+            p("a: yes\nb: off\nc: True", Dialect::PyYaml11),
+            serde_json::json!({"a": true, "b": false, "c": true})
+        );
     }
 
     #[test]
     fn numbers_follow_the_dialect() {
-        assert_eq!(p("[010, 0x1F, 1e3, 1.5, 1_000, '7', 1:30]", Dialect::Yaml12), serde_json::json!([10, 31, 1000.0, 1.5, "1_000", "7", "1:30"]));
-        assert_eq!(p("[010, 0x1F, 1e3, 1.5, 1_000, 1:30, 1.0e+3]", Dialect::PyYaml11), serde_json::json!([8, 31, "1e3", 1.5, 1000, 90, 1000.0]));
+        assert_eq!(
+            p("[010, 0x1F, 1e3, 1.5, 1_000, '7', 1:30]", Dialect::Yaml12),
+            serde_json::json!([10, 31, 1000.0, 1.5, "1_000", "7", "1:30"])
+        );
+        assert_eq!(
+            p(
+                "[010, 0x1F, 1e3, 1.5, 1_000, 1:30, 1.0e+3]",
+                Dialect::PyYaml11
+            ),
+            serde_json::json!([8, 31, "1e3", 1.5, 1000, 90, 1000.0])
+        );
     }
 
     #[test]
     fn errors_carry_line_and_column() {
-        let err = parse("name: a\nlist: [1, 2\n", Path::new("x.yaml"), Dialect::Yaml12, Tags::CoreOnly).unwrap_err();
+        let err = parse(
+            "name: a\nlist: [1, 2\n",
+            Path::new("x.yaml"),
+            Dialect::Yaml12,
+            Tags::CoreOnly,
+        )
+        .unwrap_err();
         assert!(err.pos.line >= 2, "{err}");
-        let err = parse("a: 1\nb: 2\na: 3\n", Path::new("x.yaml"), Dialect::Yaml12, Tags::CoreOnly).unwrap_err();
+        let err = parse(
+            "a: 1\nb: 2\na: 3\n",
+            Path::new("x.yaml"),
+            Dialect::Yaml12,
+            Tags::CoreOnly,
+        )
+        .unwrap_err();
         assert_eq!(err.pos, Pos { line: 3, col: 1 });
         assert!(err.to_string().contains("duplicate key \"a\""), "{err}");
         assert!(err.to_string().contains("x.yaml:3:1"), "{err}");
@@ -576,31 +786,66 @@ mod tests {
             src.push_str(&format!("{n}: &{n} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
             prev = n;
         }
-        let err = parse(&src, Path::new("bomb.yaml"), Dialect::Yaml12, Tags::CoreOnly).unwrap_err();
+        let err = parse(
+            &src,
+            Path::new("bomb.yaml"),
+            Dialect::Yaml12,
+            Tags::CoreOnly,
+        )
+        .unwrap_err();
         assert!(err.message.contains("alias bomb"), "{err}");
     }
 
     #[test]
     fn merge_keys_and_anchors() {
-        let v = p("base: &b {x: 1, y: 2}\nchild:\n  <<: *b\n  y: 3\n", Dialect::Yaml12);
+        let v = p(
+            "base: &b {x: 1, y: 2}\nchild:\n  <<: *b\n  y: 3\n",
+            Dialect::Yaml12,
+        );
         assert_eq!(v["child"], serde_json::json!({"y": 3, "x": 1}));
     }
 
     #[test]
     fn cloudformation_tags() {
-        let n = parse("A: !Ref Foo\nB: !GetAtt Web.PublicIp\nC: !Sub 'x-${AWS::Region}'\n", Path::new("t.cf"), Dialect::Yaml12, Tags::CloudFormation)
-            .unwrap()
-            .unwrap();
+        let n = parse(
+            "A: !Ref Foo\nB: !GetAtt Web.PublicIp\nC: !Sub 'x-${AWS::Region}'\n",
+            Path::new("t.cf"),
+            Dialect::Yaml12,
+            Tags::CloudFormation,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(
             n.to_value(),
             serde_json::json!({"A": {"Ref": "Foo"}, "B": {"Fn::GetAtt": ["Web", "PublicIp"]}, "C": {"Fn::Sub": "x-${AWS::Region}"}})
         );
-        assert!(parse("A: !Ref Foo", Path::new("t"), Dialect::Yaml12, Tags::CoreOnly).is_err());
+        assert!(
+            parse(
+                "A: !Ref Foo",
+                Path::new("t"),
+                Dialect::Yaml12,
+                Tags::CoreOnly
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn empty_document_is_none() {
-        assert!(parse("", Path::new("e"), Dialect::Yaml12, Tags::CoreOnly).unwrap().is_none());
-        assert!(parse("# only a comment\n", Path::new("e"), Dialect::Yaml12, Tags::CoreOnly).unwrap().is_none());
+        assert!(
+            parse("", Path::new("e"), Dialect::Yaml12, Tags::CoreOnly)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            parse(
+                "# only a comment\n",
+                Path::new("e"),
+                Dialect::Yaml12,
+                Tags::CoreOnly
+            )
+            .unwrap()
+            .is_none()
+        );
     }
 }

@@ -8,7 +8,9 @@ use super::Context;
 use crate::cloudlet::install::{self, InstallOptions, Installed, Source};
 use crate::cloudlet::{Cloudlet, CloudletName, bundled, scaffold, validate};
 use crate::error::{Error, Result};
-use crate::output::{self, CloudletDescription, Created, InstalledCloudlet, ScenarioSummary, Uninstalled};
+use crate::output::{
+    self, CloudletDescription, Created, InstalledCloudlet, ScenarioSummary, Uninstalled,
+};
 use crate::registry::{self, Refresh};
 
 #[derive(Debug, Subcommand)]
@@ -71,7 +73,11 @@ pub fn run(cx: &Context, cmd: CloudletCommand) -> Result<()> {
     match cmd {
         CloudletCommand::Search { terms } => search(cx, &terms),
         CloudletCommand::Describe { name } => describe(cx, &name),
-        CloudletCommand::Install { source, reference, force } => install_cmd(cx, &source, reference.as_deref(), force),
+        CloudletCommand::Install {
+            source,
+            reference,
+            force,
+        } => install_cmd(cx, &source, reference.as_deref(), force),
         CloudletCommand::List => list(cx),
         CloudletCommand::Update { name, all } => update(cx, name.as_deref(), all),
         CloudletCommand::Uninstall { name, force } => uninstall(cx, &name, force),
@@ -90,12 +96,17 @@ fn search(cx: &Context, terms: &[String]) -> Result<()> {
         }
         let mut t = output::table(&["NAME", "VERSION", "SUMMARY"]);
         for h in &hits {
-            t.add_row(vec![h.name.clone(), h.version.clone().unwrap_or_default(), h.summary.clone().unwrap_or_default()]);
+            t.add_row(vec![
+                h.name.clone(),
+                h.version.clone().unwrap_or_default(),
+                h.summary.clone().unwrap_or_default(),
+            ]);
         }
         output::render_table(&t)
     });
     if hits.is_empty() {
-        cx.out.notice(&format!("no cloudlet matches \"{}\"", terms.join(" ")));
+        cx.out
+            .notice(&format!("no cloudlet matches \"{}\"", terms.join(" ")));
     }
     Ok(())
 }
@@ -113,7 +124,13 @@ pub(crate) fn scenario_summaries(cloudlet: &Cloudlet) -> Vec<ScenarioSummary> {
                 file: s.file.display().to_string(),
                 error: None,
             },
-            Err(e) => ScenarioSummary { file: String::new(), name, summary: None, provider: None, error: Some(e.to_string()) },
+            Err(e) => ScenarioSummary {
+                file: String::new(),
+                name,
+                summary: None,
+                provider: None,
+                error: Some(e.to_string()),
+            },
         })
         .collect()
 }
@@ -136,7 +153,11 @@ fn describe(cx: &Context, name: &str) -> Result<()> {
                 license: m.license.clone(),
                 project_page: m.project_page.clone(),
                 tags: m.tags.clone(),
-                repository: i.record.as_ref().map(|r| r.source.clone()).or_else(|| m.source.clone()),
+                repository: i
+                    .record
+                    .as_ref()
+                    .map(|r| r.source.clone())
+                    .or_else(|| m.source.clone()),
                 installed: true,
                 path: Some(i.dir.display().to_string()),
                 scenarios: scenario_summaries(&i.cloudlet),
@@ -186,7 +207,11 @@ fn describe(cx: &Context, name: &str) -> Result<()> {
         if !d.scenarios.is_empty() {
             s.push_str("Scenarios:\n");
             for sc in &d.scenarios {
-                s.push_str(&format!("  {:<16} {}\n", sc.name, sc.summary.clone().unwrap_or_default()));
+                s.push_str(&format!(
+                    "  {:<16} {}\n",
+                    sc.name,
+                    sc.summary.clone().unwrap_or_default()
+                ));
             }
         }
         s
@@ -212,10 +237,20 @@ pub(crate) fn installed_view(i: &Installed) -> InstalledCloudlet {
 fn tree_view(root: &Path, items: &[InstalledCloudlet]) -> String {
     let mut s = format!("{}\n", root.display());
     for (n, item) in items.iter().enumerate() {
-        let branch = if n + 1 == items.len() { "└──" } else { "├──" };
-        let dir = Path::new(&item.path).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let branch = if n + 1 == items.len() {
+            "└──"
+        } else {
+            "├──"
+        };
+        let dir = Path::new(&item.path)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
         match (&item.error, &item.version) {
-            (Some(e), _) => s.push_str(&format!("{branch} {dir} (broken: {})\n", e.lines().next().unwrap_or_default())),
+            (Some(e), _) => s.push_str(&format!(
+                "{branch} {dir} (broken: {})\n",
+                e.lines().next().unwrap_or_default()
+            )),
             (None, Some(v)) => s.push_str(&format!("{branch} {dir} (v{v})\n")),
             (None, None) => s.push_str(&format!("{branch} {dir}\n")),
         }
@@ -226,11 +261,19 @@ fn tree_view(root: &Path, items: &[InstalledCloudlet]) -> String {
 fn install_cmd(cx: &Context, arg: &str, reference: Option<&str>, force: bool) -> Result<()> {
     let source = if let Some(name) = arg.strip_prefix("bundled:") {
         if !bundled::exists(name) {
-            return Err(Error::not_found(format!("no bundled cloudlet \"{name}\" (bundled: {})", bundled::names().join(", "))));
+            return Err(Error::not_found(format!(
+                "no bundled cloudlet \"{name}\" (bundled: {})",
+                bundled::names().join(", ")
+            )));
         }
         Source::Bundled(name.to_string())
     } else if install::looks_like_url(arg) {
         crate::git::check_url(arg)?;
+        let local = arg.starts_with('/') || arg.starts_with("./") || arg.starts_with("../");
+        if local && !Path::new(arg).exists() {
+            return Err(Error::not_found(format!("no repository at {arg}"))
+                .with_hint("give a git URL, a path to a git repository, or a registry name"));
+        }
         Source::Git(arg.to_string())
     } else {
         CloudletName::parse(arg)?;
@@ -254,12 +297,23 @@ fn install_cmd(cx: &Context, arg: &str, reference: Option<&str>, force: bool) ->
     };
     let notice = |m: &str| cx.out.notice(&format!("Notice: {m}"));
     let git = cx.git();
-    let installed = install::install(&cx.paths, &source, &InstallOptions { reference, force, git: &git, notice: &notice })?;
+    let installed = install::install(
+        &cx.paths,
+        &source,
+        &InstallOptions {
+            reference,
+            force,
+            git: &git,
+            notice: &notice,
+        },
+    )?;
     for w in &installed.cloudlet.warnings {
         cx.out.warn(w);
     }
     let view = installed_view(&installed);
-    cx.out.data(&view, || tree_view(&cx.paths.cloudlets_dir(), std::slice::from_ref(&view)));
+    cx.out.data(&view, || {
+        tree_view(&cx.paths.cloudlets_dir(), std::slice::from_ref(&view))
+    });
     Ok(())
 }
 
@@ -269,7 +323,10 @@ fn list(cx: &Context) -> Result<()> {
         .map(|r| match r {
             Ok(i) => installed_view(&i),
             Err((dir, e)) => InstalledCloudlet {
-                name: dir.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+                name: dir
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 path: dir.display().to_string(),
                 version: None,
                 format: None,
@@ -284,7 +341,10 @@ fn list(cx: &Context) -> Result<()> {
         .collect();
     cx.out.data(&items, || {
         if items.is_empty() {
-            return format!("{}\n(no cloudlets installed; try `nepho cloudlet:install hello`)", cx.paths.cloudlets_dir().display());
+            return format!(
+                "{}\n(no cloudlets installed; try `nepho cloudlet:install hello`)",
+                cx.paths.cloudlets_dir().display()
+            );
         }
         tree_view(&cx.paths.cloudlets_dir(), &items)
     });
@@ -294,7 +354,11 @@ fn list(cx: &Context) -> Result<()> {
 fn update(cx: &Context, name: Option<&str>, all: bool) -> Result<()> {
     let git = cx.git();
     let names: Vec<String> = if all {
-        install::list(&cx.paths)?.into_iter().flatten().map(|i| i.cloudlet.manifest.name).collect()
+        install::list(&cx.paths)?
+            .into_iter()
+            .flatten()
+            .map(|i| i.cloudlet.manifest.name)
+            .collect()
     } else {
         vec![name.unwrap_or_default().to_string()]
     };
@@ -315,7 +379,12 @@ fn update(cx: &Context, name: Option<&str>, all: bool) -> Result<()> {
             .iter()
             .map(|o| {
                 if o.updated {
-                    format!("{}: updated {} → {}", o.name, &o.from[..12.min(o.from.len())], &o.to[..12.min(o.to.len())])
+                    format!(
+                        "{}: updated {} → {}",
+                        o.name,
+                        &o.from[..12.min(o.from.len())],
+                        &o.to[..12.min(o.to.len())]
+                    )
                 } else {
                     format!("{}: {}", o.name, o.note.clone().unwrap_or_default())
                 }
@@ -331,8 +400,13 @@ fn update(cx: &Context, name: Option<&str>, all: bool) -> Result<()> {
 
 fn uninstall(cx: &Context, name: &str, force: bool) -> Result<()> {
     let removed = install::uninstall(&cx.paths, name, force)?;
-    let view = Uninstalled { name: removed.cloudlet.manifest.name.clone(), path: removed.dir.display().to_string() };
-    cx.out.data(&view, || format!("Removed {} from {}", view.name, view.path));
+    let view = Uninstalled {
+        name: removed.cloudlet.manifest.name.clone(),
+        path: removed.dir.display().to_string(),
+    };
+    cx.out.data(&view, || {
+        format!("Removed {} from {}", view.name, view.path)
+    });
     Ok(())
 }
 
@@ -366,7 +440,11 @@ fn validate_cmd(cx: &Context, target: Option<&str>) -> Result<()> {
     };
     let cloudlet = Cloudlet::load(&dir)?;
     let report = validate::validate(&cloudlet);
-    for w in report.warnings.iter().chain(report.scenarios.iter().flat_map(|s| s.warnings.iter())) {
+    for w in report
+        .warnings
+        .iter()
+        .chain(report.scenarios.iter().flat_map(|s| s.warnings.iter()))
+    {
         cx.out.warn(w);
     }
     cx.out.data(&vec![report.clone()], || {
@@ -376,10 +454,18 @@ fn validate_cmd(cx: &Context, target: Option<&str>) -> Result<()> {
         }
         for sc in &report.scenarios {
             let status = if sc.ok { "ok" } else { "FAILED" };
-            s.push_str(&format!("  {:<16} {:<8} {}\n", sc.scenario, sc.provider.clone().unwrap_or_default(), status));
+            s.push_str(&format!(
+                "  {:<16} {:<8} {}\n",
+                sc.scenario,
+                sc.provider.clone().unwrap_or_default(),
+                status
+            ));
             for e in &sc.errors {
                 for (n, line) in e.lines().enumerate() {
-                    s.push_str(&format!("    {}{line}\n", if n == 0 { "error: " } else { "       " }));
+                    s.push_str(&format!(
+                        "    {}{line}\n",
+                        if n == 0 { "error: " } else { "       " }
+                    ));
                 }
             }
         }
@@ -389,6 +475,10 @@ fn validate_cmd(cx: &Context, target: Option<&str>) -> Result<()> {
         Ok(())
     } else {
         let count = report.errors().count();
-        Err(Error::invalid(format!("{} has {count} validation error{}", report.cloudlet, if count == 1 { "" } else { "s" })))
+        Err(Error::invalid(format!(
+            "{} has {count} validation error{}",
+            report.cloudlet,
+            if count == 1 { "" } else { "s" }
+        )))
     }
 }

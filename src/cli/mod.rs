@@ -146,14 +146,19 @@ pub struct Context {
 
 impl Context {
     pub fn git(&self) -> crate::git::Git {
-        crate::git::Git { no_prompt: !self.interactive }
+        crate::git::Git {
+            no_prompt: !self.interactive,
+        }
     }
 
     pub fn registry(&self) -> crate::registry::Registry {
         crate::registry::Registry {
             sources: self.config.registries.clone(),
             cache_dir: self.paths.registry_cache_dir(),
-            default_max_age: self.config.registry_max_age.unwrap_or(crate::registry::DEFAULT_MAX_AGE),
+            default_max_age: self
+                .config
+                .registry_max_age
+                .unwrap_or(crate::registry::DEFAULT_MAX_AGE),
         }
     }
 }
@@ -168,8 +173,14 @@ pub fn main() -> i32 {
             return e.exit_code();
         }
     };
-    let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal();
-    let mut out = Out { format: cli.global.output.unwrap_or(Format::Table), quiet: cli.global.quiet, verbose: cli.global.verbose, color };
+    let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::stderr().is_terminal();
+    let mut out = Out {
+        format: cli.global.output.unwrap_or(Format::Table),
+        quiet: cli.global.quiet,
+        verbose: cli.global.verbose,
+        color,
+    };
     match run(cli, &mut out) {
         Ok(()) => ExitCode::Success as i32,
         Err(e) => {
@@ -184,17 +195,27 @@ fn report_error(out: &Out, e: &Error) {
     match out.format {
         Format::Json | Format::Yaml => {
             let report = ErrorReport {
-                error: ErrorBody { kind: e.kind().into(), message: e.to_string(), hint: e.hint().map(str::to_string), exit_code: code },
+                error: ErrorBody {
+                    kind: e.kind().into(),
+                    message: e.to_string(),
+                    hint: e.hint().map(str::to_string),
+                    exit_code: code,
+                },
             };
             let text = if out.format == Format::Json {
                 serde_json::to_string_pretty(&report).unwrap_or_default()
             } else {
-                serde_saphyr::to_string(&serde_json::to_value(&report).unwrap_or_default()).unwrap_or_default()
+                serde_saphyr::to_string(&serde_json::to_value(&report).unwrap_or_default())
+                    .unwrap_or_default()
             };
             eprintln!("{}", text.trim_end());
         }
         Format::Table => {
-            let prefix = if out.color { "\x1b[31merror:\x1b[0m" } else { "error:" };
+            let prefix = if out.color {
+                "\x1b[31merror:\x1b[0m"
+            } else {
+                "error:"
+            };
             eprintln!("{prefix} {e}");
             if let Some(hint) = e.hint() {
                 eprintln!("hint: {hint}");
@@ -216,13 +237,24 @@ fn run(cli: Cli, out: &mut Out) -> Result<()> {
             "table" => Format::Table,
             "json" => Format::Json,
             "yaml" => Format::Yaml,
-            other => return Err(Error::invalid(format!("{}: unknown output format \"{other}\"", paths.config_file.display()))),
+            other => {
+                return Err(Error::invalid(format!(
+                    "{}: unknown output format \"{other}\"",
+                    paths.config_file.display()
+                )));
+            }
         };
     }
     let no_input = cli.global.no_input || config.no_input.unwrap_or(false);
-    let interactive = !no_input && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let interactive =
+        !no_input && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     crate::git::catch_interrupts();
-    let cx = Context { paths, config, out: out.clone(), interactive };
+    let cx = Context {
+        paths,
+        config,
+        out: out.clone(),
+        interactive,
+    };
     match cli.command {
         Command::Cloudlet(c) => cloudlet::run(&cx, c),
         Command::Scenario(c) => scenario::run(&cx, c),
@@ -240,16 +272,31 @@ mod tests {
     use super::*;
 
     fn expand(args: &[&str]) -> Vec<String> {
-        expand_colon_form(args.iter().map(|a| a.into()).collect()).into_iter().map(|a| a.into_string().unwrap()).collect()
+        expand_colon_form(args.iter().map(|a| a.into()).collect())
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
     }
 
     #[test]
     fn colon_form_becomes_space_form() {
-        assert_eq!(expand(&["nepho", "cloudlet:install", "x"]), ["nepho", "cloudlet", "install", "x"]);
-        assert_eq!(expand(&["nepho", "-o", "json", "scenario:describe", "a/b"]), ["nepho", "-o", "json", "scenario", "describe", "a/b"]);
+        assert_eq!(
+            expand(&["nepho", "cloudlet:install", "x"]),
+            ["nepho", "cloudlet", "install", "x"]
+        );
+        assert_eq!(
+            expand(&["nepho", "-o", "json", "scenario:describe", "a/b"]),
+            ["nepho", "-o", "json", "scenario", "describe", "a/b"]
+        );
         // Only the command word is rewritten: values with colons stay as they are.
-        assert_eq!(expand(&["nepho", "cloudlet", "install", "git@h:x.git"]), ["nepho", "cloudlet", "install", "git@h:x.git"]);
-        assert_eq!(expand(&["nepho", "unknown:thing"]), ["nepho", "unknown:thing"]);
+        assert_eq!(
+            expand(&["nepho", "cloudlet", "install", "git@h:x.git"]),
+            ["nepho", "cloudlet", "install", "git@h:x.git"]
+        );
+        assert_eq!(
+            expand(&["nepho", "unknown:thing"]),
+            ["nepho", "unknown:thing"]
+        );
     }
 
     #[test]

@@ -21,7 +21,11 @@ pub fn run(cx: &Context, cmd: RegistryCommand) -> Result<()> {
             cx.out.data(&reports, || {
                 let mut t = output::table(&["REGISTRY", "STATUS", "CLOUDLETS"]);
                 for r in &reports {
-                    t.add_row(vec![r.source.clone(), r.status.clone(), r.entries.to_string()]);
+                    t.add_row(vec![
+                        r.source.clone(),
+                        r.status.clone(),
+                        r.entries.to_string(),
+                    ]);
                 }
                 output::render_table(&t)
             });

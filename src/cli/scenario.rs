@@ -9,7 +9,9 @@ use super::Context;
 use crate::cloudlet::install::{self, Installed};
 use crate::cloudlet::{Cloudlet, Scenario};
 use crate::error::{Error, Result};
-use crate::output::{self, ParameterDeclaration, ParameterValue, RenderedScenario, ScenarioDescription};
+use crate::output::{
+    self, ParameterDeclaration, ParameterValue, RenderedScenario, ScenarioDescription,
+};
 use crate::scenario::params::{MergedParameters, MissingParam, ParamType};
 use crate::scenario::render::{self, RenderContext};
 use crate::scenario::{self as scen, ValueSources};
@@ -53,7 +55,11 @@ pub struct ValueArgs {
 
 impl ValueArgs {
     pub fn sources(&self) -> ValueSources {
-        ValueSources { files: self.files.clone(), sets: self.sets.clone(), prompted: Vec::new() }
+        ValueSources {
+            files: self.files.clone(),
+            sets: self.sets.clone(),
+            prompted: Vec::new(),
+        }
     }
 }
 
@@ -61,7 +67,12 @@ pub fn run(cx: &Context, cmd: ScenarioCommand) -> Result<()> {
     match cmd {
         ScenarioCommand::List { cloudlet } => list(cx, &cloudlet),
         ScenarioCommand::Describe { scenario, values } => describe(cx, &scenario, &values),
-        ScenarioCommand::Render { scenario, values, name, reveal_secrets } => render_cmd(cx, &scenario, &values, &name, reveal_secrets),
+        ScenarioCommand::Render {
+            scenario,
+            values,
+            name,
+            reveal_secrets,
+        } => render_cmd(cx, &scenario, &values, &name, reveal_secrets),
     }
 }
 
@@ -72,7 +83,9 @@ pub fn resolve(cx: &Context, reference: &str) -> Result<(Installed, Scenario)> {
     {
         match install::find(&cx.paths, cloudlet) {
             Ok(i) => {
-                if i.cloudlet.scenario_names()?.iter().any(|n| n == scenario) || install::find(&cx.paths, reference).is_err() {
+                if i.cloudlet.scenario_names()?.iter().any(|n| n == scenario)
+                    || install::find(&cx.paths, reference).is_err()
+                {
                     let s = i.cloudlet.scenario(scenario)?;
                     return Ok((i, s));
                 }
@@ -96,7 +109,11 @@ fn list(cx: &Context, name: &str) -> Result<()> {
                 Some(e) => format!("(error: {})", e.lines().next().unwrap_or_default()),
                 None => s.summary.clone().unwrap_or_default(),
             };
-            t.add_row(vec![s.name.clone(), s.provider.clone().unwrap_or_default(), summary]);
+            t.add_row(vec![
+                s.name.clone(),
+                s.provider.clone().unwrap_or_default(),
+                summary,
+            ]);
         }
         output::render_table(&t)
     });
@@ -112,7 +129,8 @@ fn show_value(v: &Value) -> String {
 
 fn describe(cx: &Context, reference: &str, values: &ValueArgs) -> Result<()> {
     let (installed, scenario) = resolve(cx, reference)?;
-    let merged = scen::merge_parameters(&cx.paths, &installed.cloudlet, &scenario, &values.sources())?;
+    let merged =
+        scen::merge_parameters(&cx.paths, &installed.cloudlet, &scenario, &values.sources())?;
     let mut warnings = scenario.warnings.clone();
     warnings.extend(merged.warnings.iter().cloned());
     for w in &warnings {
@@ -125,7 +143,10 @@ fn describe(cx: &Context, reference: &str, values: &ValueArgs) -> Result<()> {
         description: scenario.description.clone(),
         provider: scenario.provider.to_string(),
         pattern: scenario.pattern.path.display().to_string(),
-        provisioner: scenario.provisioner.as_ref().map(|p| p.display().to_string()),
+        provisioner: scenario
+            .provisioner
+            .as_ref()
+            .map(|p| p.display().to_string()),
         file: scenario.file.display().to_string(),
         parameters: scenario
             .decls
@@ -148,9 +169,13 @@ fn describe(cx: &Context, reference: &str, values: &ValueArgs) -> Result<()> {
             .map(|(key, node)| {
                 let secret = merged.is_secret(&key);
                 ParameterValue {
-                    value: if secret { Value::String(nepho_provider_api::REDACTED.into()) } else { node.to_value() },
+                    value: if secret {
+                        Value::String(nepho_provider_api::REDACTED.into())
+                    } else {
+                        node.to_value()
+                    },
                     layer: node.origin.layer.as_str().to_string(),
-                    source: node.origin.describe(),
+                    source: node.origin.describe_for(secret),
                     secret,
                     key,
                 }
@@ -162,7 +187,10 @@ fn describe(cx: &Context, reference: &str, values: &ValueArgs) -> Result<()> {
     cx.out.data(&description, || {
         let d = &description;
         let rule = "-".repeat(48);
-        let mut s = format!("Name:        {}/{}\nProvider:    {}\n", d.cloudlet, d.name, d.provider);
+        let mut s = format!(
+            "Name:        {}/{}\nProvider:    {}\n",
+            d.cloudlet, d.name, d.provider
+        );
         if let Some(summary) = &d.summary {
             s.push_str(&format!("Summary:     {summary}\n"));
         }
@@ -173,16 +201,31 @@ fn describe(cx: &Context, reference: &str, values: &ValueArgs) -> Result<()> {
         if let Some(p) = &d.provisioner {
             s.push_str(&format!("Provisioner: {p}\n"));
         }
-        s.push_str(&format!("{rule}\nParameters (merged; later layers win):\n{rule}\n"));
+        s.push_str(&format!(
+            "{rule}\nParameters (merged; later layers win):\n{rule}\n"
+        ));
         let mut t = output::table(&["KEY", "VALUE", "LAYER", "FROM"]);
         for v in &d.values {
-            t.add_row(vec![v.key.clone(), show_value(&v.value), v.layer.clone(), v.source.clone()]);
+            t.add_row(vec![
+                v.key.clone(),
+                show_value(&v.value),
+                v.layer.clone(),
+                v.source.clone(),
+            ]);
         }
         for m in &d.missing {
-            t.add_row(vec![m.clone(), "<required, not set>".into(), "-".into(), "-".into()]);
+            t.add_row(vec![
+                m.clone(),
+                "<required, not set>".into(),
+                "-".into(),
+                "-".into(),
+            ]);
         }
         s.push_str(&output::render_table(&t));
-        s.push_str(&format!("\n{rule}\nChange values with -f FILE or --set KEY=VALUE, or edit:\n{}\n", d.file));
+        s.push_str(&format!(
+            "\n{rule}\nChange values with -f FILE or --set KEY=VALUE, or edit:\n{}\n",
+            d.file
+        ));
         s
     });
     Ok(())
@@ -224,26 +267,45 @@ fn prompt(missing: &MissingParam) -> Result<Value> {
         None => missing.name.clone(),
     };
     let interrupted = |e: dialoguer::Error| match e {
-        dialoguer::Error::IO(io) if io.kind() == std::io::ErrorKind::Interrupted => Error::Interrupted,
+        dialoguer::Error::IO(io) if io.kind() == std::io::ErrorKind::Interrupted => {
+            Error::Interrupted
+        }
         other => Error::Other(format!("prompt failed: {other}")),
     };
     if missing.secret {
-        let text = dialoguer::Password::with_theme(&theme).with_prompt(label).interact().map_err(interrupted)?;
+        let text = dialoguer::Password::with_theme(&theme)
+            .with_prompt(label)
+            .interact()
+            .map_err(interrupted)?;
         return Ok(Value::String(text));
     }
     if let Some(allowed) = &missing.allowed {
         let items: Vec<String> = allowed.iter().map(show_value).collect();
-        let pick = dialoguer::Select::with_theme(&theme).with_prompt(label).items(&items).default(0).interact().map_err(interrupted)?;
+        let pick = dialoguer::Select::with_theme(&theme)
+            .with_prompt(label)
+            .items(&items)
+            .default(0)
+            .interact()
+            .map_err(interrupted)?;
         return Ok(allowed[pick].clone());
     }
-    let text: String = dialoguer::Input::with_theme(&theme).with_prompt(label).interact_text().map_err(interrupted)?;
+    let text: String = dialoguer::Input::with_theme(&theme)
+        .with_prompt(label)
+        .interact_text()
+        .map_err(interrupted)?;
     Ok(match missing.ty {
         Some(ParamType::String) => Value::String(text),
         _ => crate::yaml::resolve_plain(&text, crate::yaml::Dialect::Yaml12),
     })
 }
 
-fn render_cmd(cx: &Context, reference: &str, values: &ValueArgs, name: &str, reveal_secrets: bool) -> Result<()> {
+fn render_cmd(
+    cx: &Context,
+    reference: &str,
+    values: &ValueArgs,
+    name: &str,
+    reveal_secrets: bool,
+) -> Result<()> {
     let (installed, scenario) = resolve(cx, reference)?;
     let merged = complete_required(cx, &installed.cloudlet, &scenario, values)?;
     for w in scenario.warnings.iter().chain(merged.warnings.iter()) {
@@ -251,10 +313,20 @@ fn render_cmd(cx: &Context, reference: &str, values: &ValueArgs, name: &str, rev
     }
     let redact = !reveal_secrets && !merged.secrets.is_empty();
     if redact {
-        cx.out.notice("note: secret parameters are shown as ******** (use --reveal-secrets to render them)");
+        cx.out.notice(
+            "note: secret parameters are shown as ******** (use --reveal-secrets to render them)",
+        );
     }
-    let parameters = if redact { merged.redacted_values() } else { merged.values() };
-    let cx_render = RenderContext { formation: name.to_string(), parameters, secret_keys: merged.secrets.iter().cloned().collect() };
+    let parameters = if redact {
+        merged.redacted_values()
+    } else {
+        merged.values()
+    };
+    let cx_render = RenderContext {
+        formation: name.to_string(),
+        parameters,
+        secret_keys: merged.secrets.iter().cloned().collect(),
+    };
     let file = render::render_pattern(&installed.cloudlet, &scenario, &cx_render)?;
     let result = RenderedScenario {
         cloudlet: installed.cloudlet.manifest.name.clone(),
@@ -263,6 +335,13 @@ fn render_cmd(cx: &Context, reference: &str, values: &ValueArgs, name: &str, rev
         secrets_redacted: redact,
         files: vec![file],
     };
-    cx.out.data(&result, || result.files.iter().map(|f| f.contents.clone()).collect::<Vec<_>>().join("\n"));
+    cx.out.data(&result, || {
+        result
+            .files
+            .iter()
+            .map(|f| f.contents.clone())
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
     Ok(())
 }

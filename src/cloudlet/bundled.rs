@@ -10,7 +10,10 @@ mod generated {
 
 /// Names of the bundled cloudlets (their top-level directories).
 pub fn names() -> Vec<&'static str> {
-    let mut names: Vec<&str> = generated::FILES.iter().filter_map(|(p, _, _)| p.split('/').next()).collect();
+    let mut names: Vec<&str> = generated::FILES
+        .iter()
+        .filter_map(|(p, _, _)| p.split('/').next())
+        .collect();
     names.dedup();
     names
 }
@@ -24,14 +27,17 @@ pub fn extract(name: &str, dest: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let prefix = format!("{name}/");
     for (path, bytes, exec) in generated::FILES {
-        let Some(rel) = path.strip_prefix(&prefix) else { continue };
+        let Some(rel) = path.strip_prefix(&prefix) else {
+            continue;
+        };
         let target = dest.join(rel);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).at(parent)?;
         }
         std::fs::write(&target, bytes).at(&target)?;
         if *exec {
-            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).at(&target)?;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))
+                .at(&target)?;
         }
     }
     Ok(())

@@ -51,11 +51,22 @@ fn write_record(dir: &Path, record: &InstallRecord) -> Result<()> {
 
 /// Removes temporary install directories left by a nepho that died (its pid is gone).
 fn sweep_stale(cloudlets: &Path) {
-    let Ok(entries) = std::fs::read_dir(cloudlets) else { return };
+    let Ok(entries) = std::fs::read_dir(cloudlets) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(".tmp-").or_else(|| name.strip_prefix(".trash-")) else { continue };
-        let pid: i32 = rest.split('-').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let Some(rest) = name
+            .strip_prefix(".tmp-")
+            .or_else(|| name.strip_prefix(".trash-"))
+        else {
+            continue;
+        };
+        let pid: i32 = rest
+            .split('-')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
         let alive = pid > 0 && unsafe { libc::kill(pid, 0) } == 0;
         if !alive {
             let _ = std::fs::remove_dir_all(entry.path());
@@ -72,7 +83,10 @@ struct TempDir {
 impl TempDir {
     fn new(parent: &Path, tag: &str) -> Result<TempDir> {
         std::fs::create_dir_all(parent).at(parent)?;
-        let nonce: u32 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let nonce: u32 = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
         let path = parent.join(format!(".{tag}-{}-{nonce:08x}", std::process::id()));
         std::fs::create_dir(&path).at(&path)?;
         Ok(TempDir { path, keep: false })
@@ -104,7 +118,11 @@ pub fn list(paths: &Paths) -> Result<Vec<std::result::Result<Installed, (PathBuf
     dirs.sort();
     for d in dirs {
         match Cloudlet::load(&d) {
-            Ok(cloudlet) => out.push(Ok(Installed { record: read_record(&d), dir: d, cloudlet })),
+            Ok(cloudlet) => out.push(Ok(Installed {
+                record: read_record(&d),
+                dir: d,
+                cloudlet,
+            })),
             Err(e) => out.push(Err((d, e))),
         }
     }
@@ -118,7 +136,11 @@ pub fn find(paths: &Paths, name: &str) -> Result<Installed> {
     let direct = paths.cloudlets_dir().join(wanted.dir_name());
     if direct.is_dir() {
         let cloudlet = Cloudlet::load(&direct)?;
-        return Ok(Installed { record: read_record(&direct), dir: direct, cloudlet });
+        return Ok(Installed {
+            record: read_record(&direct),
+            dir: direct,
+            cloudlet,
+        });
     }
     let mut matches: Vec<Installed> = list(paths)?
         .into_iter()
@@ -130,11 +152,20 @@ pub fn find(paths: &Paths, name: &str) -> Result<Installed> {
         .collect();
     match matches.len() {
         1 => Ok(matches.remove(0)),
-        0 => Err(Error::not_found(format!("cloudlet \"{name}\" is not installed"))
-            .with_hint(format!("install it with `nepho cloudlet:install {name}`, or see `nepho cloudlet:list`"))),
+        0 => Err(
+            Error::not_found(format!("cloudlet \"{name}\" is not installed")).with_hint(format!(
+                "install it with `nepho cloudlet:install {name}`, or see `nepho cloudlet:list`"
+            )),
+        ),
         _ => {
-            let names: Vec<String> = matches.iter().map(|i| i.cloudlet.manifest.name.clone()).collect();
-            Err(Error::usage(format!("\"{name}\" is ambiguous: {}", names.join(", "))).with_hint("use the full owner/name"))
+            let names: Vec<String> = matches
+                .iter()
+                .map(|i| i.cloudlet.manifest.name.clone())
+                .collect();
+            Err(
+                Error::usage(format!("\"{name}\" is ambiguous: {}", names.join(", ")))
+                    .with_hint("use the full owner/name"),
+            )
         }
     }
 }
@@ -157,7 +188,12 @@ impl Source {
 
 /// Does `arg` look like a git URL or path rather than a registry name?
 pub fn looks_like_url(arg: &str) -> bool {
-    arg.contains("://") || arg.starts_with("git@") || arg.starts_with('/') || arg.starts_with("./") || arg.starts_with("../") || arg.ends_with(".git")
+    arg.contains("://")
+        || arg.starts_with("git@")
+        || arg.starts_with('/')
+        || arg.starts_with("./")
+        || arg.starts_with("../")
+        || arg.ends_with(".git")
 }
 
 pub struct InstallOptions<'a> {
@@ -174,7 +210,10 @@ pub fn install(paths: &Paths, source: &Source, opts: &InstallOptions) -> Result<
     sweep_stale(&cloudlets);
     let tmp = TempDir::new(&cloudlets, "tmp-install")?;
     let work = tmp.path.join("cloudlet");
-    (opts.notice)(&format!("Preparing to install into {} ...", cloudlets.display()));
+    (opts.notice)(&format!(
+        "Preparing to install into {} ...",
+        cloudlets.display()
+    ));
     let git = opts.git;
     let (branch, submodules) = match source {
         Source::Bundled(name) => {
@@ -197,7 +236,10 @@ pub fn install(paths: &Paths, source: &Source, opts: &InstallOptions) -> Result<
                     "commit",
                     "--quiet",
                     "--message",
-                    &format!("bundled cloudlet {name} (nepho {})", env!("CARGO_PKG_VERSION")),
+                    &format!(
+                        "bundled cloudlet {name} (nepho {})",
+                        env!("CARGO_PKG_VERSION")
+                    ),
                 ],
             )?;
             (None, Vec::new())
@@ -210,7 +252,10 @@ pub fn install(paths: &Paths, source: &Source, opts: &InstallOptions) -> Result<
                 None => git.current_branch(&work)?,
             };
             let subs = git.init_submodules(&work, &work, 0)?;
-            (branch, subs.into_iter().map(|p| p.display().to_string()).collect())
+            (
+                branch,
+                subs.into_iter().map(|p| p.display().to_string()).collect(),
+            )
         }
     };
 
@@ -223,9 +268,17 @@ pub fn install(paths: &Paths, source: &Source, opts: &InstallOptions) -> Result<
             "{} failed validation ({count} error{}); nothing was installed:\n  {}",
             cloudlet.manifest.name,
             if count == 1 { "" } else { "s" },
-            report.errors().map(String::as_str).collect::<Vec<_>>().join("\n  ")
+            report
+                .errors()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join("\n  ")
         ))
-        .with_hint(if first.contains("required") { "fix the cloudlet and install again" } else { "fix the cloudlet, then install again" }));
+        .with_hint(if first.contains("required") {
+            "fix the cloudlet and install again"
+        } else {
+            "fix the cloudlet, then install again"
+        }));
     }
     let name = cloudlet.name();
     let target = cloudlets.join(name.dir_name());
@@ -243,9 +296,16 @@ pub fn install(paths: &Paths, source: &Source, opts: &InstallOptions) -> Result<
 
     if target.exists() {
         if !opts.force {
-            let existing = read_record(&target).map(|r| format!(" from {}", r.source)).unwrap_or_default();
-            return Err(Error::conflict(format!("{name} is already installed{existing} at {}", target.display()))
-                .with_hint(format!("use `nepho cloudlet:update {name}`, or `cloudlet:install --force` to replace it")));
+            let existing = read_record(&target)
+                .map(|r| format!(" from {}", r.source))
+                .unwrap_or_default();
+            return Err(Error::conflict(format!(
+                "{name} is already installed{existing} at {}",
+                target.display()
+            ))
+            .with_hint(format!(
+                "use `nepho cloudlet:update {name}`, or `cloudlet:install --force` to replace it"
+            )));
         }
         let trash = TempDir::new(&cloudlets, "trash")?;
         std::fs::rename(&target, trash.path.join("old")).at(&target)?;
@@ -258,7 +318,11 @@ pub fn install(paths: &Paths, source: &Source, opts: &InstallOptions) -> Result<
     }
     drop(tmp);
     let cloudlet = Cloudlet::load(&target)?;
-    Ok(Installed { dir: target, cloudlet, record: Some(record) })
+    Ok(Installed {
+        dir: target,
+        cloudlet,
+        record: Some(record),
+    })
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -275,14 +339,25 @@ pub fn update(paths: &Paths, git: &Git, name: &str) -> Result<UpdateOutcome> {
     let installed = find(paths, name)?;
     let dir = &installed.dir;
     let mut record = installed.record.clone().ok_or_else(|| {
-        Error::conflict(format!("{} was not installed by nepho (no install record)", installed.cloudlet.manifest.name))
-            .with_hint("reinstall it with `nepho cloudlet:install --force`")
+        Error::conflict(format!(
+            "{} was not installed by nepho (no install record)",
+            installed.cloudlet.manifest.name
+        ))
+        .with_hint("reinstall it with `nepho cloudlet:install --force`")
     })?;
     let name = record.name.clone();
     let from = git.head(dir)?;
-    let unchanged = |note: &str| UpdateOutcome { name: name.clone(), from: from.clone(), to: from.clone(), updated: false, note: Some(note.into()) };
+    let unchanged = |note: &str| UpdateOutcome {
+        name: name.clone(),
+        from: from.clone(),
+        to: from.clone(),
+        updated: false,
+        note: Some(note.into()),
+    };
     if record.source.starts_with("bundled:") {
-        return Ok(unchanged("bundled with nepho; it changes when nepho is upgraded (reinstall with --force)"));
+        return Ok(unchanged(
+            "bundled with nepho; it changes when nepho is upgraded (reinstall with --force)",
+        ));
     }
     let changes = git.local_changes(dir)?;
     if !changes.is_empty() {
@@ -290,26 +365,50 @@ pub fn update(paths: &Paths, git: &Git, name: &str) -> Result<UpdateOutcome> {
             "{name} has local changes that an update could overwrite:\n  {}",
             changes.join("\n  ")
         ))
-        .with_hint(format!("commit or discard them in {} (git -C {} diff), then update again", dir.display(), dir.display())));
+        .with_hint(format!(
+            "commit or discard them in {} (git -C {} diff), then update again",
+            dir.display(),
+            dir.display()
+        )));
     }
     let Some(branch) = record.branch.clone() else {
-        return Ok(unchanged(&format!("pinned to {}; install with another --ref to move it", record.reference.as_deref().unwrap_or("a commit"))));
+        return Ok(unchanged(&format!(
+            "pinned to {}; install with another --ref to move it",
+            record.reference.as_deref().unwrap_or("a commit")
+        )));
     };
     git.run(Some(dir), ["fetch", "--quiet", "origin"])?;
     let upstream = format!("refs/remotes/origin/{branch}");
-    let target = git.run(Some(dir), ["rev-parse", &upstream])?.trim().to_string();
+    let target = git
+        .run(Some(dir), ["rev-parse", &upstream])?
+        .trim()
+        .to_string();
     if target == from {
         return Ok(unchanged("already up to date"));
     }
-    if !git.ok(Some(dir), ["merge-base", "--is-ancestor", "HEAD", &upstream])? {
-        return Err(Error::conflict(format!("{name} has local commits that are not on origin/{branch}; refusing to discard them"))
-            .with_hint(format!("rebase or reset them yourself in {}", dir.display())));
+    if !git.ok(
+        Some(dir),
+        ["merge-base", "--is-ancestor", "HEAD", &upstream],
+    )? {
+        return Err(Error::conflict(format!(
+            "{name} has local commits that are not on origin/{branch}; refusing to discard them"
+        ))
+        .with_hint(format!(
+            "rebase or reset them yourself in {}",
+            dir.display()
+        )));
     }
     git.run(Some(dir), ["merge", "--quiet", "--ff-only", &upstream])?;
     let rollback = |err: Error| -> Error {
         let _ = git.run(Some(dir), ["reset", "--quiet", "--hard", &from]);
-        let _ = git.run(Some(dir), ["submodule", "--quiet", "update", "--init", "--recursive"]);
-        Error::invalid(format!("the update of {name} was rolled back to {}: {err}", &from[..12.min(from.len())]))
+        let _ = git.run(
+            Some(dir),
+            ["submodule", "--quiet", "update", "--init", "--recursive"],
+        );
+        Error::invalid(format!(
+            "the update of {name} was rolled back to {}: {err}",
+            &from[..12.min(from.len())]
+        ))
     };
     let subs = git.init_submodules(dir, dir, 0).map_err(rollback)?;
     validate::check_tree(dir).map_err(rollback)?;
@@ -322,7 +421,13 @@ pub fn update(paths: &Paths, git: &Git, name: &str) -> Result<UpdateOutcome> {
     record.updated_at = Some(crate::util::now_rfc3339());
     record.submodules = subs.into_iter().map(|p| p.display().to_string()).collect();
     write_record(dir, &record)?;
-    Ok(UpdateOutcome { name, from, to: record.commit, updated: true, note: None })
+    Ok(UpdateOutcome {
+        name,
+        from,
+        to: record.commit,
+        updated: true,
+        note: None,
+    })
 }
 
 pub fn uninstall(paths: &Paths, name: &str, force: bool) -> Result<Installed> {

@@ -28,8 +28,9 @@ pub struct CloudletName(String);
 impl CloudletName {
     pub fn parse(s: &str) -> Result<CloudletName> {
         let bad = |why: &str| {
-            Error::invalid(format!("invalid cloudlet name \"{s}\": {why}"))
-                .with_hint("names use letters, digits, `.`, `_`, `-`, and at most one `/` (owner/name)")
+            Error::invalid(format!("invalid cloudlet name \"{s}\": {why}")).with_hint(
+                "names use letters, digits, `.`, `_`, `-`, and at most one `/` (owner/name)",
+            )
         };
         if s.is_empty() || s.len() > 100 {
             return Err(bad("must be 1 to 100 characters"));
@@ -38,10 +39,18 @@ impl CloudletName {
             return Err(bad("at most one `/`"));
         }
         for part in s.split('/') {
-            if part.is_empty() || part == "." || part == ".." || part.starts_with('.') || part.starts_with('-') {
+            if part.is_empty()
+                || part == "."
+                || part == ".."
+                || part.starts_with('.')
+                || part.starts_with('-')
+            {
                 return Err(bad("each part must start with a letter or digit"));
             }
-            if !part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+            if !part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            {
                 return Err(bad("unexpected character"));
             }
         }
@@ -101,10 +110,37 @@ pub struct Manifest {
     pub tags: Vec<String>,
 }
 
-const MANIFEST_KEYS: &[&str] =
-    &["name", "version", "source", "author", "license", "summary", "description", "project_page", "tags", "parameters", "format"];
-const SCENARIO_KEYS: &[&str] = &["name", "summary", "description", "provider", "pattern", "provisioner", "parameters"];
-const BLUEPRINT_KEYS: &[&str] = &["name", "summary", "description", "provider", "pattern", "parameters", "provisioner"];
+const MANIFEST_KEYS: &[&str] = &[
+    "name",
+    "version",
+    "source",
+    "author",
+    "license",
+    "summary",
+    "description",
+    "project_page",
+    "tags",
+    "parameters",
+    "format",
+];
+const SCENARIO_KEYS: &[&str] = &[
+    "name",
+    "summary",
+    "description",
+    "provider",
+    "pattern",
+    "provisioner",
+    "parameters",
+];
+const BLUEPRINT_KEYS: &[&str] = &[
+    "name",
+    "summary",
+    "description",
+    "provider",
+    "pattern",
+    "parameters",
+    "provisioner",
+];
 
 #[derive(Debug, Clone)]
 pub struct Cloudlet {
@@ -173,22 +209,37 @@ impl Cloudlet {
                 .with_hint("every cloudlet needs a cloudlet.yaml with at least `name:`")
         })?;
         let node = yaml::parse(&src, &manifest_file, format.dialect(), yaml::Tags::CoreOnly)?
-            .ok_or_else(|| Error::from(YamlError::at(&manifest_file, Some(&src), yaml::Pos { line: 1, col: 1 }, "cloudlet.yaml is empty")))?;
-        let map = node
-            .as_map()
-            .ok_or_else(|| Error::from(YamlError::at(&manifest_file, Some(&src), node.pos, "cloudlet.yaml must be a mapping")))?;
+            .ok_or_else(|| {
+                Error::from(YamlError::at(
+                    &manifest_file,
+                    Some(&src),
+                    yaml::Pos { line: 1, col: 1 },
+                    "cloudlet.yaml is empty",
+                ))
+            })?;
+        let map = node.as_map().ok_or_else(|| {
+            Error::from(YamlError::at(
+                &manifest_file,
+                Some(&src),
+                node.pos,
+                "cloudlet.yaml must be a mapping",
+            ))
+        })?;
         let mut warnings = Vec::new();
         let mut manifest = Manifest::default();
         let mut decls = IndexMap::new();
         let mut v1_parameters = None;
-        let err = |n: &Node, m: String| Error::from(YamlError::at(&manifest_file, Some(&src), n.pos, m));
+        let err =
+            |n: &Node, m: String| Error::from(YamlError::at(&manifest_file, Some(&src), n.pos, m));
         for (key, entry) in map {
             let v = &entry.value;
             let text = || -> Result<Option<String>> {
                 match v.to_value() {
                     serde_json::Value::Null => Ok(None),
                     serde_json::Value::String(s) => Ok(Some(s)),
-                    serde_json::Value::Number(n) => Ok(Some(v.plain.clone().unwrap_or_else(|| n.to_string()))),
+                    serde_json::Value::Number(n) => {
+                        Ok(Some(v.plain.clone().unwrap_or_else(|| n.to_string())))
+                    }
                     _ => Err(err(v, format!("`{key}` must be text"))),
                 }
             };
@@ -204,12 +255,27 @@ impl Cloudlet {
                 "format" => {}
                 "tags" => match v.to_value() {
                     serde_json::Value::Array(items) => {
-                        manifest.tags = items.into_iter().map(|t| t.as_str().map(str::to_string).unwrap_or_else(|| t.to_string())).collect()
+                        manifest.tags = items
+                            .into_iter()
+                            .map(|t| {
+                                t.as_str()
+                                    .map(str::to_string)
+                                    .unwrap_or_else(|| t.to_string())
+                            })
+                            .collect()
                     }
                     _ => return Err(err(v, "`tags` must be a list".into())),
                 },
                 "parameters" => match format {
-                    CloudletFormat::Native => decls = params::parse_decls(v, &manifest_file, &src, LayerKind::Cloudlet, &mut warnings)?,
+                    CloudletFormat::Native => {
+                        decls = params::parse_decls(
+                            v,
+                            &manifest_file,
+                            &src,
+                            LayerKind::Cloudlet,
+                            &mut warnings,
+                        )?
+                    }
                     CloudletFormat::V1 => {
                         if !v.is_null() && v.as_map().is_none() {
                             return Err(err(v, "`parameters` must be a mapping".into()));
@@ -227,13 +293,27 @@ impl Cloudlet {
             }
         }
         if manifest.name.is_empty() {
-            return Err(err(&node, "cloudlet.yaml has no `name`".into()).into_hint("add `name: owner/cloudlet` to cloudlet.yaml"));
+            return Err(err(&node, "cloudlet.yaml has no `name`".into())
+                .into_hint("add `name: owner/cloudlet` to cloudlet.yaml"));
         }
         CloudletName::parse(&manifest.name).map_err(|e| {
             let pos = map.get("name").map(|e| e.value.pos).unwrap_or(node.pos);
-            Error::from(YamlError::at(&manifest_file, Some(&src), pos, e.to_string()))
+            Error::from(YamlError::at(
+                &manifest_file,
+                Some(&src),
+                pos,
+                e.to_string(),
+            ))
         })?;
-        Ok(Cloudlet { root, format, manifest, manifest_file, decls, v1_parameters, warnings })
+        Ok(Cloudlet {
+            root,
+            format,
+            manifest,
+            manifest_file,
+            decls,
+            v1_parameters,
+            warnings,
+        })
     }
 
     pub fn name(&self) -> CloudletName {
@@ -255,8 +335,12 @@ impl Cloudlet {
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(&dir, e))?;
             let file_name = entry.file_name();
-            let Some(name) = file_name.to_str() else { continue };
-            if let Some(stem) = name.strip_suffix(".yaml").or_else(|| name.strip_suffix(".yml"))
+            let Some(name) = file_name.to_str() else {
+                continue;
+            };
+            if let Some(stem) = name
+                .strip_suffix(".yaml")
+                .or_else(|| name.strip_suffix(".yml"))
                 && !stem.starts_with('.')
             {
                 names.push(stem.to_string());
@@ -271,26 +355,57 @@ impl Cloudlet {
             return Err(Error::invalid(format!("invalid scenario name \"{name}\"")));
         }
         let dir = self.scenario_dir();
-        let file = [dir.join(format!("{name}.yaml")), dir.join(format!("{name}.yml"))].into_iter().find(|p| p.is_file());
+        let file = [
+            dir.join(format!("{name}.yaml")),
+            dir.join(format!("{name}.yml")),
+        ]
+        .into_iter()
+        .find(|p| p.is_file());
         let Some(file) = file else {
             let known = self.scenario_names().unwrap_or_default().join(", ");
-            return Err(Error::not_found(format!("cloudlet {} has no scenario \"{name}\" (it has: {known})", self.manifest.name))
-                .with_hint(format!("list them with `nepho scenario:list {}`", self.manifest.name)));
+            return Err(Error::not_found(format!(
+                "cloudlet {} has no scenario \"{name}\" (it has: {known})",
+                self.manifest.name
+            ))
+            .with_hint(format!(
+                "list them with `nepho scenario:list {}`",
+                self.manifest.name
+            )));
         };
         let src = read_confined(&self.root, &file)?.unwrap_or_default();
         let node = yaml::parse(&src, &file, self.format.dialect(), yaml::Tags::CoreOnly)?;
-        let empty = Node { value: yaml::NodeValue::Map(IndexMap::new()), pos: yaml::Pos { line: 1, col: 1 }, plain: None };
+        let empty = Node {
+            value: yaml::NodeValue::Map(IndexMap::new()),
+            pos: yaml::Pos { line: 1, col: 1 },
+            plain: None,
+        };
         let node = node.unwrap_or(empty);
-        let map = node.as_map().ok_or_else(|| Error::from(YamlError::at(&file, Some(&src), node.pos, "a scenario must be a mapping")))?;
+        let map = node.as_map().ok_or_else(|| {
+            Error::from(YamlError::at(
+                &file,
+                Some(&src),
+                node.pos,
+                "a scenario must be a mapping",
+            ))
+        })?;
         let err = |pos: yaml::Pos, m: String| Error::from(YamlError::at(&file, Some(&src), pos, m));
         let mut warnings = Vec::new();
-        let (mut summary, mut description, mut provider, mut pattern, mut provisioner) = (None, None, None, None, None);
+        let (mut summary, mut description, mut provider, mut pattern, mut provisioner) =
+            (None, None, None, None, None);
         let mut decls = self.decls.clone();
         let mut v1_parameters = None;
-        let known = if self.format == CloudletFormat::Native { SCENARIO_KEYS } else { BLUEPRINT_KEYS };
+        let known = if self.format == CloudletFormat::Native {
+            SCENARIO_KEYS
+        } else {
+            BLUEPRINT_KEYS
+        };
         for (key, entry) in map {
             let v = &entry.value;
-            let text = || v.as_str().map(str::to_string).ok_or_else(|| err(v.pos, format!("`{key}` must be text")));
+            let text = || {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| err(v.pos, format!("`{key}` must be text")))
+            };
             match key.as_str() {
                 "name" => {}
                 "summary" => summary = Some(text()?),
@@ -298,14 +413,23 @@ impl Cloudlet {
                 "provider" => {
                     let p = text()?;
                     provider = Some(ProviderKind::parse(&p).ok_or_else(|| {
-                        err(v.pos, format!("unknown provider \"{p}\" (expected aws, vagrant or kvm)"))
+                        err(
+                            v.pos,
+                            format!("unknown provider \"{p}\" (expected aws, vagrant or kvm)"),
+                        )
                     })?);
                 }
                 "pattern" => pattern = Some((text()?, v.pos)),
                 "provisioner" => provisioner = Some((text()?, v.pos)),
                 "parameters" => match self.format {
                     CloudletFormat::Native => {
-                        let own = params::parse_decls(v, &file, &src, LayerKind::Scenario, &mut warnings)?;
+                        let own = params::parse_decls(
+                            v,
+                            &file,
+                            &src,
+                            LayerKind::Scenario,
+                            &mut warnings,
+                        )?;
                         params::overlay_decls(&mut decls, own);
                     }
                     CloudletFormat::V1 => {
@@ -325,7 +449,11 @@ impl Cloudlet {
             }
         }
         let provider = provider.ok_or_else(|| {
-            err(node.pos, "the scenario does not say which provider it uses".into()).into_hint("add `provider: kvm` (or aws, vagrant)")
+            err(
+                node.pos,
+                "the scenario does not say which provider it uses".into(),
+            )
+            .into_hint("add `provider: kvm` (or aws, vagrant)")
         })?;
         let pattern = match self.format {
             CloudletFormat::Native => self.native_pattern(name, provider, pattern, &file, &src)?,
@@ -333,16 +461,28 @@ impl Cloudlet {
         };
         let provisioner = match (self.format, provisioner) {
             (CloudletFormat::Native, Some((p, pos))) => {
-                let rel = safe_relative(&p).ok_or_else(|| err(pos, format!("provisioner \"{p}\" must be a relative path inside provisioners/")))?;
+                let rel = safe_relative(&p).ok_or_else(|| {
+                    err(
+                        pos,
+                        format!("provisioner \"{p}\" must be a relative path inside provisioners/"),
+                    )
+                })?;
                 let path = self.root.join("provisioners").join(rel);
                 if !path.is_file() {
-                    return Err(err(pos, format!("provisioner {} does not exist", path.display())));
+                    return Err(err(
+                        pos,
+                        format!("provisioner {} does not exist", path.display()),
+                    ));
                 }
                 Some(path)
             }
-            (CloudletFormat::Native, None) => Some(self.root.join("provisioners/bootstrap.sh")).filter(|p| p.is_file()),
+            (CloudletFormat::Native, None) => {
+                Some(self.root.join("provisioners/bootstrap.sh")).filter(|p| p.is_file())
+            }
             (CloudletFormat::V1, Some((p, pos))) => {
-                let rel = safe_relative(&p).ok_or_else(|| err(pos, format!("provisioner \"{p}\" must be a relative path")))?;
+                let rel = safe_relative(&p).ok_or_else(|| {
+                    err(pos, format!("provisioner \"{p}\" must be a relative path"))
+                })?;
                 Some(self.root.join(rel)).filter(|p| p.is_file())
             }
             (CloudletFormat::V1, None) => None,
@@ -366,27 +506,56 @@ impl Cloudlet {
         })
     }
 
-    fn native_pattern(&self, scenario: &str, provider: ProviderKind, pattern: Option<(String, yaml::Pos)>, file: &Path, src: &str) -> Result<PatternRef> {
+    fn native_pattern(
+        &self,
+        scenario: &str,
+        provider: ProviderKind,
+        pattern: Option<(String, yaml::Pos)>,
+        file: &Path,
+        src: &str,
+    ) -> Result<PatternRef> {
         let dir = self.root.join("patterns").join(provider.as_str());
         let entry = match pattern {
             Some((p, pos)) => {
-                let rel = safe_relative(&p)
-                    .ok_or_else(|| Error::from(YamlError::at(file, Some(src), pos, format!("pattern \"{p}\" must be a relative path inside patterns/{provider}/"))))?;
+                let rel = safe_relative(&p).ok_or_else(|| {
+                    Error::from(YamlError::at(
+                        file,
+                        Some(src),
+                        pos,
+                        format!(
+                            "pattern \"{p}\" must be a relative path inside patterns/{provider}/"
+                        ),
+                    ))
+                })?;
                 if !dir.join(&rel).is_file() {
-                    return Err(YamlError::at(file, Some(src), pos, format!("pattern {} does not exist", dir.join(&rel).display())).into());
+                    return Err(YamlError::at(
+                        file,
+                        Some(src),
+                        pos,
+                        format!("pattern {} does not exist", dir.join(&rel).display()),
+                    )
+                    .into());
                 }
                 rel.to_string_lossy().into_owned()
             }
             None => {
                 let mut files: Vec<String> = std::fs::read_dir(&dir)
-                    .map_err(|_| Error::invalid(format!("scenario {scenario} uses provider {provider} but {} does not exist", dir.display())))?
+                    .map_err(|_| {
+                        Error::invalid(format!(
+                            "scenario {scenario} uses provider {provider} but {} does not exist",
+                            dir.display()
+                        ))
+                    })?
                     .filter_map(|e| e.ok())
                     .filter(|e| e.path().is_file())
                     .filter_map(|e| e.file_name().to_str().map(str::to_string))
                     .filter(|n| !n.starts_with('.') && !n.starts_with('_'))
                     .collect();
                 files.sort();
-                let by_name = files.iter().find(|f| f.split('.').next() == Some(scenario)).cloned();
+                let by_name = files
+                    .iter()
+                    .find(|f| f.split('.').next() == Some(scenario))
+                    .cloned();
                 match (by_name, files.len()) {
                     (Some(f), _) => f,
                     (None, 1) => files.remove(0),
@@ -400,13 +569,31 @@ impl Cloudlet {
                 }
             }
         };
-        Ok(PatternRef { path: dir.join(&entry), entry, search_path: vec![dir, self.root.join("patterns")] })
+        Ok(PatternRef {
+            path: dir.join(&entry),
+            entry,
+            search_path: vec![dir, self.root.join("patterns")],
+        })
     }
 
-    fn v1_pattern(&self, blueprint: &str, provider: ProviderKind, pattern: Option<(String, yaml::Pos)>, file: &Path, src: &str) -> Result<PatternRef> {
-        let (name, pos) = pattern.unwrap_or_else(|| (blueprint.to_string(), yaml::Pos { line: 1, col: 1 }));
-        let rel = safe_relative(&name)
-            .ok_or_else(|| Error::from(YamlError::at(file, Some(src), pos, format!("pattern \"{name}\" must be a name under resources/"))))?;
+    fn v1_pattern(
+        &self,
+        blueprint: &str,
+        provider: ProviderKind,
+        pattern: Option<(String, yaml::Pos)>,
+        file: &Path,
+        src: &str,
+    ) -> Result<PatternRef> {
+        let (name, pos) =
+            pattern.unwrap_or_else(|| (blueprint.to_string(), yaml::Pos { line: 1, col: 1 }));
+        let rel = safe_relative(&name).ok_or_else(|| {
+            Error::from(YamlError::at(
+                file,
+                Some(src),
+                pos,
+                format!("pattern \"{name}\" must be a name under resources/"),
+            ))
+        })?;
         let resources = self.root.join("resources");
         let dir = resources.join(&rel);
         let entry = match provider {
@@ -416,7 +603,13 @@ impl Cloudlet {
         };
         let path = dir.join(entry);
         if !path.is_file() {
-            return Err(YamlError::at(file, Some(src), pos, format!("pattern {} does not exist", path.display())).into());
+            return Err(YamlError::at(
+                file,
+                Some(src),
+                pos,
+                format!("pattern {} does not exist", path.display()),
+            )
+            .into());
         }
         let search_path = vec![
             dir,
@@ -425,7 +618,11 @@ impl Cloudlet {
             resources,
             self.root.clone(),
         ];
-        Ok(PatternRef { entry: entry.to_string(), path, search_path })
+        Ok(PatternRef {
+            entry: entry.to_string(),
+            path,
+            search_path,
+        })
     }
 }
 
@@ -445,10 +642,18 @@ impl IntoHint for Error {
 /// A relative path with no `..`, root or prefix components.
 pub fn safe_relative(p: &str) -> Option<PathBuf> {
     let path = Path::new(p);
-    if p.is_empty() || path.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+    if p.is_empty()
+        || path
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
         return None;
     }
-    Some(path.components().filter(|c| matches!(c, Component::Normal(_))).collect())
+    Some(
+        path.components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+            .collect(),
+    )
 }
 
 /// Reads a file that must resolve (symlinks included) to a path inside `root`.
@@ -459,10 +664,16 @@ pub fn read_confined(root: &Path, path: &Path) -> Result<Option<String>> {
         Err(e) => return Err(Error::io(path, e)),
     };
     if !real.starts_with(root) {
-        return Err(Error::invalid(format!("{} points outside the cloudlet (to {})", path.display(), real.display()))
-            .with_hint("cloudlets may not contain symlinks that leave the cloudlet directory"));
+        return Err(Error::invalid(format!(
+            "{} points outside the cloudlet (to {})",
+            path.display(),
+            real.display()
+        ))
+        .with_hint("cloudlets may not contain symlinks that leave the cloudlet directory"));
     }
-    std::fs::read_to_string(&real).map(Some).map_err(|e| Error::io(path, e))
+    std::fs::read_to_string(&real)
+        .map(Some)
+        .map_err(|e| Error::io(path, e))
 }
 
 #[cfg(test)]
@@ -471,10 +682,21 @@ mod tests {
 
     #[test]
     fn cloudlet_names() {
-        assert_eq!(CloudletName::parse("huit/mediawiki").unwrap().dir_name(), "huit-mediawiki");
-        assert_eq!(CloudletName::parse("huit/mediawiki").unwrap().short(), "mediawiki");
-        for bad in ["", "../x", "a/../b", "a/b/c", ".hidden", "-rf", "a b", "a/", "x;rm"] {
-            assert!(CloudletName::parse(bad).is_err(), "{bad} should be rejected");
+        assert_eq!(
+            CloudletName::parse("huit/mediawiki").unwrap().dir_name(),
+            "huit-mediawiki"
+        );
+        assert_eq!(
+            CloudletName::parse("huit/mediawiki").unwrap().short(),
+            "mediawiki"
+        );
+        for bad in [
+            "", "../x", "a/../b", "a/b/c", ".hidden", "-rf", "a b", "a/", "x;rm",
+        ] {
+            assert!(
+                CloudletName::parse(bad).is_err(),
+                "{bad} should be rejected"
+            );
         }
     }
 

@@ -9,8 +9,10 @@ use crate::git::Git;
 
 pub fn create(name: &CloudletName, dir: &Path, git: Option<&Git>) -> Result<Cloudlet> {
     if dir.exists() && std::fs::read_dir(dir).at(dir)?.next().is_some() {
-        return Err(Error::conflict(format!("{} already exists and is not empty", dir.display()))
-            .with_hint("choose another directory with --path"));
+        return Err(
+            Error::conflict(format!("{} already exists and is not empty", dir.display()))
+                .with_hint("choose another directory with --path"),
+        );
     }
     std::fs::create_dir_all(dir).at(dir)?;
     bundled::extract("hello", dir)?;
@@ -23,7 +25,10 @@ pub fn create(name: &CloudletName, dir: &Path, git: Option<&Git>) -> Result<Clou
         } else if line.starts_with("version:") {
             out.push_str("version: 0.1.0\n");
         } else if line.starts_with("summary:") {
-            out.push_str(&format!("summary: {} (scaffolded by nepho cloudlet:create)\n", name.short()));
+            out.push_str(&format!(
+                "summary: {} (scaffolded by nepho cloudlet:create)\n",
+                name.short()
+            ));
         } else {
             out.push_str(line);
             out.push('\n');

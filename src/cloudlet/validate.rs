@@ -35,7 +35,9 @@ pub struct ValidationReport {
 
 impl ValidationReport {
     pub fn errors(&self) -> impl Iterator<Item = &String> {
-        self.errors.iter().chain(self.scenarios.iter().flat_map(|s| s.errors.iter().map(move |e| e)))
+        self.errors
+            .iter()
+            .chain(self.scenarios.iter().flat_map(|s| s.errors.iter()))
     }
 }
 
@@ -54,8 +56,13 @@ pub fn validate(cloudlet: &Cloudlet) -> ValidationReport {
     }
     match cloudlet.scenario_names() {
         Ok(names) => {
-            if !names.iter().any(|n| n == "default") && cloudlet.format == super::CloudletFormat::Native {
-                report.errors.push(format!("{}: a cloudlet needs a `default` scenario (scenarios/default.yaml)", cloudlet.root.display()));
+            if !names.iter().any(|n| n == "default")
+                && cloudlet.format == super::CloudletFormat::Native
+            {
+                report.errors.push(format!(
+                    "{}: a cloudlet needs a `default` scenario (scenarios/default.yaml)",
+                    cloudlet.root.display()
+                ));
             }
             if names.is_empty() {
                 report.errors.push("the cloudlet has no scenarios".into());
@@ -86,7 +93,14 @@ fn placeholder(name: &str, ty: Option<ParamType>, allowed: Option<&Vec<Value>>) 
 }
 
 fn check_scenario(cloudlet: &Cloudlet, name: &str) -> ScenarioCheck {
-    let mut check = ScenarioCheck { scenario: name.to_string(), provider: None, pattern: None, ok: false, errors: vec![], warnings: vec![] };
+    let mut check = ScenarioCheck {
+        scenario: name.to_string(),
+        provider: None,
+        pattern: None,
+        ok: false,
+        errors: vec![],
+        warnings: vec![],
+    };
     let scenario = match cloudlet.scenario(name) {
         Ok(s) => s,
         Err(e) => {
@@ -105,7 +119,11 @@ fn check_scenario(cloudlet: &Cloudlet, name: &str) -> ScenarioCheck {
             return check;
         }
     };
-    let merged = match params::merge(&scenario.decls, &layers, crate::scenario::merge_mode(cloudlet.format)) {
+    let merged = match params::merge(
+        &scenario.decls,
+        &layers,
+        crate::scenario::merge_mode(cloudlet.format),
+    ) {
         Ok(m) => m,
         Err(e) => {
             check.errors.push(e.to_string());
@@ -114,12 +132,20 @@ fn check_scenario(cloudlet: &Cloudlet, name: &str) -> ScenarioCheck {
     };
     let mut values = merged.values();
     for missing in &merged.missing {
-        values.insert(missing.name.clone(), placeholder(&missing.name, missing.ty, missing.allowed.as_ref()));
+        values.insert(
+            missing.name.clone(),
+            placeholder(&missing.name, missing.ty, missing.allowed.as_ref()),
+        );
     }
-    let cx = RenderContext { formation: "validate".into(), parameters: values, secret_keys: merged.secrets.iter().cloned().collect() };
+    let cx = RenderContext {
+        formation: "validate".into(),
+        parameters: values,
+        secret_keys: merged.secrets.iter().cloned().collect(),
+    };
     match render::render_pattern(cloudlet, &scenario, &cx) {
         Ok(file) => {
-            if let Err(e) = render::check_rendered(scenario.provider, &file, &scenario.pattern.path) {
+            if let Err(e) = render::check_rendered(scenario.provider, &file, &scenario.pattern.path)
+            {
                 check.errors.push(e.to_string());
             }
         }
@@ -158,12 +184,17 @@ pub fn check_tree(root: &Path) -> Result<()> {
                         path.strip_prefix(&root).unwrap_or(&path).display(),
                         target.display()
                     ))
-                    .with_hint("cloudlets may only contain symlinks to files inside the cloudlet"));
+                    .with_hint(
+                        "cloudlets may only contain symlinks to files inside the cloudlet",
+                    ));
                 }
             } else if ft.is_dir() {
                 stack.push(path);
             } else if !ft.is_file() {
-                return Err(Error::invalid(format!("{}: not a regular file (fifo, socket or device)", path.display())));
+                return Err(Error::invalid(format!(
+                    "{}: not a regular file (fifo, socket or device)",
+                    path.display()
+                )));
             }
         }
     }
@@ -171,7 +202,11 @@ pub fn check_tree(root: &Path) -> Result<()> {
 }
 
 fn lexical_resolve(base: &Path, target: &Path) -> Option<PathBuf> {
-    let joined = if target.is_absolute() { target.to_path_buf() } else { base.join(target) };
+    let joined = if target.is_absolute() {
+        target.to_path_buf()
+    } else {
+        base.join(target)
+    };
     let mut out = PathBuf::new();
     for c in joined.components() {
         match c {

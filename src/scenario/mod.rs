@@ -33,26 +33,53 @@ fn v1_provider_defaults(provider: ProviderKind) -> Vec<(&'static str, Value)> {
 
 /// Builds the merge layers in order: (1.x provider defaults) → cloudlet → scenario → user →
 /// each `-f` → each `--set` → prompts.
-pub fn layers(cloudlet: &Cloudlet, scenario: &Scenario, user_values: Option<&Path>, sources: &ValueSources) -> Result<Vec<Layer>> {
+pub fn layers(
+    cloudlet: &Cloudlet,
+    scenario: &Scenario,
+    user_values: Option<&Path>,
+    sources: &ValueSources,
+) -> Result<Vec<Layer>> {
     let mut layers = Vec::new();
     let dialect = cloudlet.format.dialect();
     match cloudlet.format {
         CloudletFormat::Native => {
             // Declarations made in cloudlet.yaml and not refined by the scenario keep their file.
-            let from_cloudlet = scenario.decls.values().filter(|d| d.declared_at.layer == LayerKind::Cloudlet);
-            layers.push(Layer::from_defaults(LayerKind::Cloudlet, &cloudlet.manifest_file, from_cloudlet));
-            let from_scenario = scenario.decls.values().filter(|d| d.declared_at.layer == LayerKind::Scenario);
-            layers.push(Layer::from_defaults(LayerKind::Scenario, &scenario.file, from_scenario));
+            let from_cloudlet = scenario
+                .decls
+                .values()
+                .filter(|d| d.declared_at.layer == LayerKind::Cloudlet);
+            layers.push(Layer::from_defaults(
+                LayerKind::Cloudlet,
+                &cloudlet.manifest_file,
+                from_cloudlet,
+            ));
+            let from_scenario = scenario
+                .decls
+                .values()
+                .filter(|d| d.declared_at.layer == LayerKind::Scenario);
+            layers.push(Layer::from_defaults(
+                LayerKind::Scenario,
+                &scenario.file,
+                from_scenario,
+            ));
         }
         CloudletFormat::V1 => {
             for (name, value) in v1_provider_defaults(scenario.provider) {
                 layers.push(Layer::single(LayerKind::ProviderDefaults, name, value));
             }
             if let Some(node) = &cloudlet.v1_parameters {
-                layers.push(Layer::from_map_node(LayerKind::Cloudlet, Some(&cloudlet.manifest_file), node));
+                layers.push(Layer::from_map_node(
+                    LayerKind::Cloudlet,
+                    Some(&cloudlet.manifest_file),
+                    node,
+                ));
             }
             if let Some(node) = &scenario.v1_parameters {
-                layers.push(Layer::from_map_node(LayerKind::Scenario, Some(&scenario.file), node));
+                layers.push(Layer::from_map_node(
+                    LayerKind::Scenario,
+                    Some(&scenario.file),
+                    node,
+                ));
             }
         }
     }
@@ -80,8 +107,18 @@ pub fn merge_mode(format: CloudletFormat) -> params::MergeMode {
 
 /// Merges every layer for `scenario`. Missing required values are reported in `missing`, not
 /// as an error, so the caller can prompt for them.
-pub fn merge_parameters(paths: &Paths, cloudlet: &Cloudlet, scenario: &Scenario, sources: &ValueSources) -> Result<MergedParameters> {
-    let dir_name = cloudlet.root.file_name().and_then(|n| n.to_str()).unwrap_or(&cloudlet.manifest.name).to_string();
+pub fn merge_parameters(
+    paths: &Paths,
+    cloudlet: &Cloudlet,
+    scenario: &Scenario,
+    sources: &ValueSources,
+) -> Result<MergedParameters> {
+    let dir_name = cloudlet
+        .root
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(&cloudlet.manifest.name)
+        .to_string();
     let user_file = paths.user_values_file(&dir_name);
     let layers = layers(cloudlet, scenario, Some(&user_file), sources)?;
     let mut merged = params::merge(&scenario.decls, &layers, merge_mode(cloudlet.format))?;
@@ -89,7 +126,10 @@ pub fn merge_parameters(paths: &Paths, cloudlet: &Cloudlet, scenario: &Scenario,
         // 1.x parameters are untyped; treat the usual secret-looking names as secrets.
         for key in merged.tree.keys() {
             let lower = key.to_ascii_lowercase();
-            if ["password", "passwd", "secret", "token", "privatekey"].iter().any(|s| lower.contains(s)) {
+            if ["password", "passwd", "secret", "token", "privatekey"]
+                .iter()
+                .any(|s| lower.contains(s))
+            {
                 merged.secrets.insert(key.clone());
             }
         }

@@ -112,6 +112,15 @@ pub struct Origin {
 
 impl Origin {
     pub fn describe(&self) -> String {
+        self.describe_for(false)
+    }
+
+    /// Like `describe`, with the value of a `--set` replaced when it is a secret.
+    pub fn describe_for(&self, secret: bool) -> String {
+        if secret && let Some(arg) = &self.arg {
+            let key = arg.split_once('=').map_or(arg.as_str(), |(k, _)| k);
+            return format!("--set {key}={}", nepho_provider_api::REDACTED);
+        }
         match (&self.file, self.pos, &self.arg) {
             (Some(f), Some(p), _) => format!("{}:{}:{}", f.display(), p.line, p.col),
             (Some(f), None, _) => f.display().to_string(),
@@ -135,7 +144,17 @@ pub struct ParamDecl {
     pub declared_at: Origin,
 }
 
-const DECL_KEYS: &[&str] = &["type", "default", "description", "allowed", "pattern", "required", "secret", "list_policy", "merge_key"];
+const DECL_KEYS: &[&str] = &[
+    "type",
+    "default",
+    "description",
+    "allowed",
+    "pattern",
+    "required",
+    "secret",
+    "list_policy",
+    "merge_key",
+];
 
 /// Reads a `parameters:` mapping of declarations. A scalar or list instead of a declaration is
 /// shorthand for `{default: VALUE}`.
@@ -147,11 +166,21 @@ pub fn parse_decls(
     warnings: &mut Vec<String>,
 ) -> Result<IndexMap<String, ParamDecl>> {
     let err = |pos: Pos, msg: String| Error::from(YamlError::at(file, Some(src), pos, msg));
-    let map = node.as_map().ok_or_else(|| err(node.pos, "`parameters` must be a mapping of parameter names".into()))?;
+    let map = node.as_map().ok_or_else(|| {
+        err(
+            node.pos,
+            "`parameters` must be a mapping of parameter names".into(),
+        )
+    })?;
     let mut decls = IndexMap::new();
     for (name, entry) in map {
         check_param_name(name).map_err(|m| err(entry.key_pos, m))?;
-        let declared_at = Origin { layer, file: Some(file.to_path_buf()), pos: Some(entry.key_pos), arg: None };
+        let declared_at = Origin {
+            layer,
+            file: Some(file.to_path_buf()),
+            pos: Some(entry.key_pos),
+            arg: None,
+        };
         let mut decl = ParamDecl {
             name: name.clone(),
             ty: None,
@@ -177,7 +206,11 @@ pub fn parse_decls(
                 Value::Bool(b) => Ok(b),
                 _ => Err(err(v.pos, format!("`{what}` must be true or false"))),
             };
-            let want_str = |what: &str| v.as_str().map(str::to_string).ok_or_else(|| err(v.pos, format!("`{what}` must be a string")));
+            let want_str = |what: &str| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| err(v.pos, format!("`{what}` must be a string")))
+            };
             match key.as_str() {
                 "type" => {
                     let t = want_str("type")?;
@@ -193,7 +226,9 @@ pub fn parse_decls(
                 },
                 "pattern" => {
                     let p = want_str("pattern")?;
-                    regex_lite::Regex::new(&p).map_err(|e| err(v.pos, format!("invalid `pattern` regular expression: {e}")))?;
+                    regex_lite::Regex::new(&p).map_err(|e| {
+                        err(v.pos, format!("invalid `pattern` regular expression: {e}"))
+                    })?;
                     decl.pattern = Some(p);
                 }
                 "required" => decl.required = want_bool("required")?,
@@ -213,17 +248,30 @@ pub fn parse_decls(
             decl.list_policy = match p.as_str() {
                 "replace" => ListPolicy::Replace,
                 "append" => ListPolicy::Append,
-                "merge-by-key" | "merge_by_key" => ListPolicy::MergeByKey(merge_key.unwrap_or_else(|| "name".into())),
-                other => return Err(err(pos, format!("unknown list_policy \"{other}\" (expected replace, append or merge-by-key)"))),
+                "merge-by-key" | "merge_by_key" => {
+                    ListPolicy::MergeByKey(merge_key.unwrap_or_else(|| "name".into()))
+                }
+                other => {
+                    return Err(err(
+                        pos,
+                        format!(
+                            "unknown list_policy \"{other}\" (expected replace, append or merge-by-key)"
+                        ),
+                    ));
+                }
             };
         }
         if let (Some(default), Some(ty)) = (&decl.default, decl.ty) {
-            check_type(ty, default).map_err(|m| err(default.pos, format!("default of \"{name}\": {m}")))?;
+            check_type(ty, default)
+                .map_err(|m| err(default.pos, format!("default of \"{name}\": {m}")))?;
         }
         if let (Some(default), Some(allowed)) = (&decl.default, &decl.allowed)
             && !allowed.iter().any(|a| values_equal(a, &default.to_value()))
         {
-            return Err(err(default.pos, format!("default of \"{name}\" is not one of its allowed values")));
+            return Err(err(
+                default.pos,
+                format!("default of \"{name}\" is not one of its allowed values"),
+            ));
         }
         decls.insert(name.clone(), decl);
     }
@@ -232,9 +280,17 @@ pub fn parse_decls(
 
 fn check_param_name(name: &str) -> std::result::Result<(), String> {
     let ok = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         && !name.starts_with('-');
-    if ok { Ok(()) } else { Err(format!("invalid parameter name \"{name}\" (letters, digits, `_` and `-` only)")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid parameter name \"{name}\" (letters, digits, `_` and `-` only)"
+        ))
+    }
 }
 
 /// Overlays declarations: a later declaration of the same name refines the earlier one.
@@ -288,22 +344,40 @@ pub enum PValue {
 
 impl PNode {
     fn from_node(node: &Node, layer: LayerKind, file: Option<&Path>, arg: Option<&str>) -> PNode {
-        let origin = Origin { layer, file: file.map(Path::to_path_buf), pos: file.map(|_| node.pos), arg: arg.map(str::to_string) };
+        let origin = Origin {
+            layer,
+            file: file.map(Path::to_path_buf),
+            pos: file.map(|_| node.pos),
+            arg: arg.map(str::to_string),
+        };
         let value = match &node.value {
             NodeValue::Scalar(v) => PValue::Scalar(v.clone()),
-            NodeValue::Seq(items) => PValue::List(items.iter().map(|n| PNode::from_node(n, layer, file, arg)).collect()),
-            NodeValue::Map(map) => {
-                PValue::Map(map.iter().map(|(k, e)| (k.clone(), PNode::from_node(&e.value, layer, file, arg))).collect())
-            }
+            NodeValue::Seq(items) => PValue::List(
+                items
+                    .iter()
+                    .map(|n| PNode::from_node(n, layer, file, arg))
+                    .collect(),
+            ),
+            NodeValue::Map(map) => PValue::Map(
+                map.iter()
+                    .map(|(k, e)| (k.clone(), PNode::from_node(&e.value, layer, file, arg)))
+                    .collect(),
+            ),
         };
-        PNode { value, origin, plain: node.plain.clone() }
+        PNode {
+            value,
+            origin,
+            plain: node.plain.clone(),
+        }
     }
 
     pub fn to_value(&self) -> Value {
         match &self.value {
             PValue::Scalar(v) => v.clone(),
             PValue::List(items) => Value::Array(items.iter().map(PNode::to_value).collect()),
-            PValue::Map(map) => Value::Object(map.iter().map(|(k, n)| (k.clone(), n.to_value())).collect()),
+            PValue::Map(map) => {
+                Value::Object(map.iter().map(|(k, n)| (k.clone(), n.to_value())).collect())
+            }
         }
     }
 }
@@ -332,17 +406,31 @@ impl Layer {
             None => IndexMap::new(),
             Some(node) => match node.value {
                 NodeValue::Map(map) => map,
-                _ => return Err(YamlError::at(path, Some(&src), node.pos, "a values file must be a mapping of parameter names to values").into()),
+                _ => {
+                    return Err(YamlError::at(
+                        path,
+                        Some(&src),
+                        node.pos,
+                        "a values file must be a mapping of parameter names to values",
+                    )
+                    .into());
+                }
             },
         };
-        Ok(Layer { kind, file: Some(path.to_path_buf()), arg: None, values })
+        Ok(Layer {
+            kind,
+            file: Some(path.to_path_buf()),
+            arg: None,
+            values,
+        })
     }
 
     /// Parses `KEY=VALUE`: the key may be dotted (`db.port`; `\.` for a literal dot), the value is
     /// typed like YAML (`3`, `true`, `[a, b]`), and may itself contain `=`.
     pub fn from_set(arg: &str) -> Result<Layer> {
         let (key, raw) = arg.split_once('=').ok_or_else(|| {
-            Error::usage(format!("--set expects KEY=VALUE, got \"{arg}\"")).with_hint("for example: --set instance_type=t3.small")
+            Error::usage(format!("--set expects KEY=VALUE, got \"{arg}\""))
+                .with_hint("for example: --set instance_type=t3.small")
         })?;
         let path = split_dotted(key);
         if path.iter().any(|p| p.is_empty()) {
@@ -350,45 +438,122 @@ impl Layer {
         }
         let pos = Pos { line: 1, col: 1 };
         let leaf = if raw.starts_with('[') || raw.starts_with('{') {
-            let node = yaml::parse(raw, Path::new("--set"), Dialect::Yaml12, yaml::Tags::CoreOnly)
-                .map_err(|e| Error::usage(format!("--set {arg}: {}", e.message)))?;
-            node.unwrap_or(Node { value: NodeValue::Scalar(Value::Null), pos, plain: None })
+            let node = yaml::parse(
+                raw,
+                Path::new("--set"),
+                Dialect::Yaml12,
+                yaml::Tags::CoreOnly,
+            )
+            .map_err(|e| Error::usage(format!("--set {arg}: {}", e.message)))?;
+            node.unwrap_or(Node {
+                value: NodeValue::Scalar(Value::Null),
+                pos,
+                plain: None,
+            })
         } else if raw.is_empty() {
-            Node { value: NodeValue::Scalar(Value::String(String::new())), pos, plain: None }
+            Node {
+                value: NodeValue::Scalar(Value::String(String::new())),
+                pos,
+                plain: None,
+            }
         } else {
-            Node { value: NodeValue::Scalar(yaml::resolve_plain(raw, Dialect::Yaml12)), pos, plain: Some(raw.to_string()) }
+            Node {
+                value: NodeValue::Scalar(yaml::resolve_plain(raw, Dialect::Yaml12)),
+                pos,
+                plain: Some(raw.to_string()),
+            }
         };
         let mut node = leaf;
         for segment in path.iter().skip(1).rev() {
             let mut map = IndexMap::new();
-            map.insert(segment.clone(), MapEntry { key_pos: pos, value: node });
-            node = Node { value: NodeValue::Map(map), pos, plain: None };
+            map.insert(
+                segment.clone(),
+                MapEntry {
+                    key_pos: pos,
+                    value: node,
+                },
+            );
+            node = Node {
+                value: NodeValue::Map(map),
+                pos,
+                plain: None,
+            };
         }
         let mut values = IndexMap::new();
-        values.insert(path[0].clone(), MapEntry { key_pos: pos, value: node });
-        Ok(Layer { kind: LayerKind::Set, file: None, arg: Some(arg.to_string()), values })
+        values.insert(
+            path[0].clone(),
+            MapEntry {
+                key_pos: pos,
+                value: node,
+            },
+        );
+        Ok(Layer {
+            kind: LayerKind::Set,
+            file: None,
+            arg: Some(arg.to_string()),
+            values,
+        })
     }
 
     /// Values from declaration defaults (`cloudlet.yaml` or a scenario).
-    pub fn from_defaults<'a>(kind: LayerKind, file: &Path, decls: impl IntoIterator<Item = &'a ParamDecl>) -> Layer {
+    pub fn from_defaults<'a>(
+        kind: LayerKind,
+        file: &Path,
+        decls: impl IntoIterator<Item = &'a ParamDecl>,
+    ) -> Layer {
         let values = decls
             .into_iter()
-            .filter_map(|d| d.default.as_ref().map(|n| (d.name.clone(), MapEntry { key_pos: n.pos, value: n.clone() })))
+            .filter_map(|d| {
+                d.default.as_ref().map(|n| {
+                    (
+                        d.name.clone(),
+                        MapEntry {
+                            key_pos: n.pos,
+                            value: n.clone(),
+                        },
+                    )
+                })
+            })
             .collect();
-        Layer { kind, file: Some(file.to_path_buf()), arg: None, values }
+        Layer {
+            kind,
+            file: Some(file.to_path_buf()),
+            arg: None,
+            values,
+        }
     }
 
     /// A flat mapping node (Nepho 1.x `parameters:` in cloudlet.yaml or a blueprint).
     pub fn from_map_node(kind: LayerKind, file: Option<&Path>, node: &Node) -> Layer {
         let values = node.as_map().cloned().unwrap_or_default();
-        Layer { kind, file: file.map(Path::to_path_buf), arg: None, values }
+        Layer {
+            kind,
+            file: file.map(Path::to_path_buf),
+            arg: None,
+            values,
+        }
     }
 
     pub fn single(kind: LayerKind, name: &str, value: Value) -> Layer {
         let pos = Pos { line: 0, col: 0 };
         let mut values = IndexMap::new();
-        values.insert(name.to_string(), MapEntry { key_pos: pos, value: Node { value: NodeValue::Scalar(value), pos, plain: None } });
-        Layer { kind, file: None, arg: None, values }
+        values.insert(
+            name.to_string(),
+            MapEntry {
+                key_pos: pos,
+                value: Node {
+                    value: NodeValue::Scalar(value),
+                    pos,
+                    plain: None,
+                },
+            },
+        );
+        Layer {
+            kind,
+            file: None,
+            arg: None,
+            values,
+        }
     }
 }
 
@@ -431,7 +596,10 @@ pub struct MergedParameters {
 impl MergedParameters {
     /// All values, secrets included: only for handing to a pattern or a provider.
     pub fn values(&self) -> serde_json::Map<String, Value> {
-        self.tree.iter().map(|(k, n)| (k.clone(), n.to_value())).collect()
+        self.tree
+            .iter()
+            .map(|(k, n)| (k.clone(), n.to_value()))
+            .collect()
     }
 
     /// Values safe to print: secrets replaced.
@@ -439,7 +607,11 @@ impl MergedParameters {
         self.tree
             .iter()
             .map(|(k, n)| {
-                let v = if self.secrets.contains(k) { Value::String(nepho_provider_api::REDACTED.into()) } else { n.to_value() };
+                let v = if self.secrets.contains(k) {
+                    Value::String(nepho_provider_api::REDACTED.into())
+                } else {
+                    n.to_value()
+                };
                 (k.clone(), v)
             })
             .collect()
@@ -480,19 +652,35 @@ pub enum MergeMode {
 }
 
 /// Merges `layers` in order and checks the result against `decls`.
-pub fn merge(decls: &IndexMap<String, ParamDecl>, layers: &[Layer], mode: MergeMode) -> Result<MergedParameters> {
+pub fn merge(
+    decls: &IndexMap<String, ParamDecl>,
+    layers: &[Layer],
+    mode: MergeMode,
+) -> Result<MergedParameters> {
     let strict_unknown = mode == MergeMode::Native;
     let mut tree: IndexMap<String, PNode> = IndexMap::new();
     let mut warnings = Vec::new();
     for layer in layers {
         for (key, entry) in &layer.values {
-            let policy = decls.get(key).map(|d| d.list_policy.clone()).unwrap_or_default();
-            let incoming = PNode::from_node(&entry.value, layer.kind, layer.file.as_deref(), layer.arg.as_deref());
+            let policy = decls
+                .get(key)
+                .map(|d| d.list_policy.clone())
+                .unwrap_or_default();
+            let incoming = PNode::from_node(
+                &entry.value,
+                layer.kind,
+                layer.file.as_deref(),
+                layer.arg.as_deref(),
+            );
             if mode == MergeMode::V1 {
                 tree.insert(key.clone(), incoming);
                 continue;
             }
-            let merged = merge_node(tree.shift_remove_full(key).map(|(i, _, n)| (i, n)), incoming, &policy);
+            let merged = merge_node(
+                tree.shift_remove_full(key).map(|(i, _, n)| (i, n)),
+                incoming,
+                &policy,
+            );
             match merged {
                 (Some(index), Some(node)) => {
                     tree.insert(key.clone(), node);
@@ -504,9 +692,20 @@ pub fn merge(decls: &IndexMap<String, ParamDecl>, layers: &[Layer], mode: MergeM
                 }
                 (_, None) => {}
             }
-            if strict_unknown && !decls.contains_key(key) && matches!(layer.kind, LayerKind::User | LayerKind::ValuesFile | LayerKind::Set) {
+            if strict_unknown
+                && !decls.contains_key(key)
+                && matches!(
+                    layer.kind,
+                    LayerKind::User | LayerKind::ValuesFile | LayerKind::Set
+                )
+            {
                 let origin = match (&layer.file, &layer.arg) {
-                    (Some(f), _) => format!("{}:{}:{}", f.display(), entry.key_pos.line, entry.key_pos.col),
+                    (Some(f), _) => format!(
+                        "{}:{}:{}",
+                        f.display(),
+                        entry.key_pos.line,
+                        entry.key_pos.col
+                    ),
                     (None, Some(arg)) => format!("--set {arg}"),
                     _ => layer.kind.as_str().into(),
                 };
@@ -535,16 +734,28 @@ pub fn merge(decls: &IndexMap<String, ParamDecl>, layers: &[Layer], mode: MergeM
         };
         check_value(decl, node)?;
     }
-    Ok(MergedParameters { tree, decls: decls.clone(), secrets, missing, warnings })
+    Ok(MergedParameters {
+        tree,
+        decls: decls.clone(),
+        secrets,
+        missing,
+        warnings,
+    })
 }
 
 /// Returns (original index, merged node); `None` as node means the key was deleted.
-fn merge_node(target: Option<(usize, PNode)>, incoming: PNode, policy: &ListPolicy) -> (Option<usize>, Option<PNode>) {
+fn merge_node(
+    target: Option<(usize, PNode)>,
+    incoming: PNode,
+    policy: &ListPolicy,
+) -> (Option<usize>, Option<PNode>) {
     let index = target.as_ref().map(|(i, _)| *i);
     if matches!(incoming.value, PValue::Scalar(Value::Null)) {
         return (index, None);
     }
-    let Some((_, existing)) = target else { return (None, Some(incoming)) };
+    let Some((_, existing)) = target else {
+        return (None, Some(incoming));
+    };
     let merged = match (existing.value, incoming.value) {
         (PValue::Map(mut base), PValue::Map(over)) => {
             for (k, v) in over {
@@ -561,7 +772,11 @@ fn merge_node(target: Option<(usize, PNode)>, incoming: PNode, policy: &ListPoli
                     (_, None) => {}
                 }
             }
-            PNode { value: PValue::Map(base), origin: existing.origin, plain: None }
+            PNode {
+                value: PValue::Map(base),
+                origin: existing.origin,
+                plain: None,
+            }
         }
         (PValue::List(mut base), PValue::List(over)) if *policy != ListPolicy::Replace => {
             match policy {
@@ -573,10 +788,14 @@ fn merge_node(target: Option<(usize, PNode)>, incoming: PNode, policy: &ListPoli
                             _ => None,
                         };
                         let k = key_of(&item);
-                        match k.and_then(|k| base.iter().position(|b| key_of(b).as_ref() == Some(&k))) {
+                        match k
+                            .and_then(|k| base.iter().position(|b| key_of(b).as_ref() == Some(&k)))
+                        {
                             Some(pos) => {
                                 let prev = base.remove(pos);
-                                if let (_, Some(n)) = merge_node(Some((pos, prev)), item, &ListPolicy::Replace) {
+                                if let (_, Some(n)) =
+                                    merge_node(Some((pos, prev)), item, &ListPolicy::Replace)
+                                {
                                     base.insert(pos, n);
                                 }
                             }
@@ -586,9 +805,17 @@ fn merge_node(target: Option<(usize, PNode)>, incoming: PNode, policy: &ListPoli
                 }
                 ListPolicy::Replace => unreachable!(),
             }
-            PNode { value: PValue::List(base), origin: incoming.origin, plain: None }
+            PNode {
+                value: PValue::List(base),
+                origin: incoming.origin,
+                plain: None,
+            }
         }
-        (_, value) => PNode { value, origin: incoming.origin, plain: incoming.plain },
+        (_, value) => PNode {
+            value,
+            origin: incoming.origin,
+            plain: incoming.plain,
+        },
     };
     (index, Some(merged))
 }
@@ -596,19 +823,34 @@ fn merge_node(target: Option<(usize, PNode)>, incoming: PNode, policy: &ListPoli
 fn check_type(ty: ParamType, node: &Node) -> std::result::Result<(), String> {
     let ok = match (ty, &node.value) {
         (ParamType::String, NodeValue::Scalar(Value::String(_))) => true,
-        (ParamType::String, NodeValue::Scalar(Value::Number(_) | Value::Bool(_))) => node.plain.is_some(),
+        (ParamType::String, NodeValue::Scalar(Value::Number(_) | Value::Bool(_))) => {
+            node.plain.is_some()
+        }
         (ParamType::Number, NodeValue::Scalar(Value::Number(_))) => true,
         (ParamType::Boolean, NodeValue::Scalar(Value::Bool(_))) => true,
         (ParamType::List, NodeValue::Seq(_)) => true,
         (ParamType::Map, NodeValue::Map(_)) => true,
         _ => false,
     };
-    if ok { Ok(()) } else { Err(format!("expected a {}, got a {} ({})", ty.as_str(), node.type_name(), short(&node.to_value()))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected a {}, got a {} ({})",
+            ty.as_str(),
+            node.type_name(),
+            short(&node.to_value())
+        ))
+    }
 }
 
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.chars().count() > 40 { format!("{}…", s.chars().take(40).collect::<String>()) } else { s }
+    if s.chars().count() > 40 {
+        format!("{}…", s.chars().take(40).collect::<String>())
+    } else {
+        s
+    }
 }
 
 fn values_equal(a: &Value, b: &Value) -> bool {
@@ -621,15 +863,27 @@ fn values_equal(a: &Value, b: &Value) -> bool {
 /// Type, allowed values and pattern of one merged value; coerces plain scalars for `string`.
 fn check_value(decl: &ParamDecl, node: &mut PNode) -> Result<()> {
     let fail = |node: &PNode, msg: String| {
-        let where_ = node.origin.describe();
-        let shown = if decl.secret { String::new() } else { format!(" ({})", short(&node.to_value())) };
-        Error::invalid(format!("{where_}: parameter \"{}\": {msg}{shown}", decl.name))
-            .with_hint(format!("fix the value, or override it with --set {}=VALUE", decl.name))
+        let where_ = node.origin.describe_for(decl.secret);
+        let shown = if decl.secret {
+            String::new()
+        } else {
+            format!(" ({})", short(&node.to_value()))
+        };
+        Error::invalid(format!(
+            "{where_}: parameter \"{}\": {msg}{shown}",
+            decl.name
+        ))
+        .with_hint(format!(
+            "fix the value, or override it with --set {}=VALUE",
+            decl.name
+        ))
     };
     if let Some(ty) = decl.ty {
         let ok = match (ty, &node.value) {
             (ParamType::String, PValue::Scalar(Value::String(_))) => true,
-            (ParamType::String, PValue::Scalar(Value::Number(_) | Value::Bool(_))) if node.plain.is_some() => {
+            (ParamType::String, PValue::Scalar(Value::Number(_) | Value::Bool(_)))
+                if node.plain.is_some() =>
+            {
                 node.value = PValue::Scalar(Value::String(node.plain.clone().unwrap_or_default()));
                 true
             }
@@ -641,7 +895,10 @@ fn check_value(decl: &ParamDecl, node: &mut PNode) -> Result<()> {
         };
         if !ok {
             let got = yaml::json_type_name(&node.to_value());
-            return Err(fail(node, format!("expected a {}, got a {got}", ty.as_str())));
+            return Err(fail(
+                node,
+                format!("expected a {}, got a {got}", ty.as_str()),
+            ));
         }
     }
     let value = node.to_value();
@@ -652,9 +909,13 @@ fn check_value(decl: &ParamDecl, node: &mut PNode) -> Result<()> {
         return Err(fail(node, format!("must be one of {}", list.join(", "))));
     }
     if let (Some(pattern), Value::String(s)) = (&decl.pattern, &value) {
-        let re = regex_lite::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| Error::invalid(e.to_string()))?;
+        let re = regex_lite::Regex::new(&format!("^(?:{pattern})$"))
+            .map_err(|e| Error::invalid(e.to_string()))?;
         if !re.is_match(s) {
-            return Err(fail(node, format!("does not match the pattern /{pattern}/")));
+            return Err(fail(
+                node,
+                format!("does not match the pattern /{pattern}/"),
+            ));
         }
     }
     Ok(())
@@ -665,18 +926,36 @@ mod tests {
     use super::*;
 
     fn decls(src: &str) -> IndexMap<String, ParamDecl> {
-        let node = yaml::parse(src, Path::new("s.yaml"), Dialect::Yaml12, yaml::Tags::CoreOnly).unwrap().unwrap();
-        parse_decls(&node, Path::new("s.yaml"), src, LayerKind::Scenario, &mut Vec::new()).unwrap()
+        let node = yaml::parse(
+            src,
+            Path::new("s.yaml"),
+            Dialect::Yaml12,
+            yaml::Tags::CoreOnly,
+        )
+        .unwrap()
+        .unwrap();
+        parse_decls(
+            &node,
+            Path::new("s.yaml"),
+            src,
+            LayerKind::Scenario,
+            &mut Vec::new(),
+        )
+        .unwrap()
     }
 
     fn values_layer(src: &str, file: &str) -> Layer {
-        let node = yaml::parse(src, Path::new(file), Dialect::Yaml12, yaml::Tags::CoreOnly).unwrap().unwrap();
+        let node = yaml::parse(src, Path::new(file), Dialect::Yaml12, yaml::Tags::CoreOnly)
+            .unwrap()
+            .unwrap();
         Layer::from_map_node(LayerKind::ValuesFile, Some(Path::new(file)), &node)
     }
 
     #[test]
     fn layers_merge_deeply_with_provenance() {
-        let d = decls("db: {type: map, default: {host: localhost, port: 5432, opts: {ssl: false}}}\nsize: {type: number, default: 1}\n");
+        let d = decls(
+            "db: {type: map, default: {host: localhost, port: 5432, opts: {ssl: false}}}\nsize: {type: number, default: 1}\n",
+        );
         let defaults = Layer::from_defaults(LayerKind::Scenario, Path::new("s.yaml"), d.values());
         let file = values_layer("db:\n  port: 6543\n  opts: {ssl: true}\n", "v.yaml");
         let set = Layer::from_set("db.host=db.internal").unwrap();
@@ -685,10 +964,23 @@ mod tests {
             Value::Object(m.values()),
             serde_json::json!({"db": {"host": "db.internal", "port": 6543, "opts": {"ssl": true}}, "size": 1})
         );
-        let leaves: Vec<(String, String)> = m.leaves().into_iter().map(|(k, n)| (k, n.origin.describe())).collect();
-        assert!(leaves.contains(&("db.host".into(), "--set db.host=db.internal".into())), "{leaves:?}");
-        assert!(leaves.contains(&("db.port".into(), "v.yaml:2:9".into())), "{leaves:?}");
-        assert!(leaves.contains(&("size".into(), "s.yaml:2:27".into())), "{leaves:?}");
+        let leaves: Vec<(String, String)> = m
+            .leaves()
+            .into_iter()
+            .map(|(k, n)| (k, n.origin.describe()))
+            .collect();
+        assert!(
+            leaves.contains(&("db.host".into(), "--set db.host=db.internal".into())),
+            "{leaves:?}"
+        );
+        assert!(
+            leaves.contains(&("db.port".into(), "v.yaml:2:9".into())),
+            "{leaves:?}"
+        );
+        assert!(
+            leaves.contains(&("size".into(), "s.yaml:2:31".into())),
+            "{leaves:?}"
+        );
     }
 
     #[test]
@@ -697,7 +989,10 @@ mod tests {
         let defaults = Layer::from_defaults(LayerKind::Scenario, Path::new("s.yaml"), d.values());
         let file = values_layer("tags: [c]\nextra: null\n", "v.yaml");
         let m = merge(&d, &[defaults, file], MergeMode::Native).unwrap();
-        assert_eq!(Value::Object(m.values()), serde_json::json!({"tags": ["c"]}));
+        assert_eq!(
+            Value::Object(m.values()),
+            serde_json::json!({"tags": ["c"]})
+        );
     }
 
     #[test]
@@ -706,7 +1001,10 @@ mod tests {
             "pkgs: {type: list, list_policy: append, default: [git]}\nusers: {type: list, list_policy: merge-by-key, merge_key: name, default: [{name: ann, shell: sh}]}\n",
         );
         let defaults = Layer::from_defaults(LayerKind::Scenario, Path::new("s.yaml"), d.values());
-        let file = values_layer("pkgs: [vim]\nusers: [{name: ann, shell: bash}, {name: bob}]\n", "v.yaml");
+        let file = values_layer(
+            "pkgs: [vim]\nusers: [{name: ann, shell: bash}, {name: bob}]\n",
+            "v.yaml",
+        );
         let m = merge(&d, &[defaults, file], MergeMode::Native).unwrap();
         assert_eq!(
             Value::Object(m.values()),
@@ -717,24 +1015,50 @@ mod tests {
     #[test]
     fn set_parses_types_dots_and_equals() {
         let l = Layer::from_set("url=http://x/?a=b").unwrap();
-        assert_eq!(l.values["url"].value.to_value(), Value::String("http://x/?a=b".into()));
+        assert_eq!(
+            l.values["url"].value.to_value(),
+            Value::String("http://x/?a=b".into())
+        );
         let l = Layer::from_set("count=3").unwrap();
         assert_eq!(l.values["count"].value.to_value(), serde_json::json!(3));
         let l = Layer::from_set("a\\.b.c=true").unwrap();
-        assert_eq!(l.values["a.b"].value.to_value(), serde_json::json!({"c": true}));
+        assert_eq!(
+            l.values["a.b"].value.to_value(),
+            serde_json::json!({"c": true})
+        );
         let l = Layer::from_set("list=[1, two]").unwrap();
-        assert_eq!(l.values["list"].value.to_value(), serde_json::json!([1, "two"]));
+        assert_eq!(
+            l.values["list"].value.to_value(),
+            serde_json::json!([1, "two"])
+        );
         assert!(Layer::from_set("novalue").is_err());
     }
 
     #[test]
     fn types_allowed_and_patterns_are_checked() {
-        let d = decls("n: {type: number}\ns: {type: string, allowed: [a, b]}\nname: {type: string, pattern: '[a-z]+'}\nv: {type: string}\n");
-        let bad_type = merge(&d, &[Layer::from_set("n=abc").unwrap()], MergeMode::Native).unwrap_err();
-        assert!(bad_type.to_string().contains("expected a number, got a string"), "{bad_type}");
-        let bad_allowed = merge(&d, &[Layer::from_set("s=c").unwrap()], MergeMode::Native).unwrap_err();
-        assert!(bad_allowed.to_string().contains("must be one of"), "{bad_allowed}");
-        let bad_pattern = merge(&d, &[Layer::from_set("name=ABC").unwrap()], MergeMode::Native).unwrap_err();
+        let d = decls(
+            "n: {type: number}\ns: {type: string, allowed: [a, b]}\nname: {type: string, pattern: '[a-z]+'}\nv: {type: string}\n",
+        );
+        let bad_type =
+            merge(&d, &[Layer::from_set("n=abc").unwrap()], MergeMode::Native).unwrap_err();
+        assert!(
+            bad_type
+                .to_string()
+                .contains("expected a number, got a string"),
+            "{bad_type}"
+        );
+        let bad_allowed =
+            merge(&d, &[Layer::from_set("s=c").unwrap()], MergeMode::Native).unwrap_err();
+        assert!(
+            bad_allowed.to_string().contains("must be one of"),
+            "{bad_allowed}"
+        );
+        let bad_pattern = merge(
+            &d,
+            &[Layer::from_set("name=ABC").unwrap()],
+            MergeMode::Native,
+        )
+        .unwrap_err();
         assert!(bad_pattern.to_string().contains("pattern"), "{bad_pattern}");
         // A plain number given for a string keeps its text.
         let m = merge(&d, &[Layer::from_set("v=1.10").unwrap()], MergeMode::Native).unwrap();
@@ -744,11 +1068,21 @@ mod tests {
     #[test]
     fn missing_required_and_unknown_keys() {
         let d = decls("pw: {type: string, required: true, secret: true}\n");
-        let m = merge(&d, &[Layer::from_set("bogus=1").unwrap()], MergeMode::Native).unwrap();
+        let m = merge(
+            &d,
+            &[Layer::from_set("bogus=1").unwrap()],
+            MergeMode::Native,
+        )
+        .unwrap();
         assert_eq!(m.missing.len(), 1);
         assert!(m.missing[0].secret);
         assert!(m.warnings[0].contains("unknown parameter \"bogus\""));
-        let m = merge(&d, &[Layer::from_set("pw=hunter2").unwrap()], MergeMode::Native).unwrap();
+        let m = merge(
+            &d,
+            &[Layer::from_set("pw=hunter2").unwrap()],
+            MergeMode::Native,
+        )
+        .unwrap();
         assert_eq!(m.redacted_values()["pw"], Value::String("********".into()));
     }
 }

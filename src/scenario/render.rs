@@ -46,7 +46,11 @@ fn to_jinja<T: Serialize>(v: T) -> JValue {
 }
 
 /// Renders the scenario's entry template and returns it as the pattern's file.
-pub fn render_pattern(cloudlet: &Cloudlet, scenario: &Scenario, cx: &RenderContext) -> Result<RenderedFile> {
+pub fn render_pattern(
+    cloudlet: &Cloudlet,
+    scenario: &Scenario,
+    cx: &RenderContext,
+) -> Result<RenderedFile> {
     let flavor = match cloudlet.format {
         CloudletFormat::Native => Flavor::Native,
         CloudletFormat::V1 => Flavor::Python,
@@ -64,14 +68,22 @@ pub fn render_pattern(cloudlet: &Cloudlet, scenario: &Scenario, cx: &RenderConte
         let search = search.clone();
         env.set_loader(move |name: &str| {
             let Some(rel) = safe_relative(name) else {
-                return Err(minijinja::Error::new(ErrorKind::InvalidOperation, format!("template name \"{name}\" leaves the cloudlet")));
+                return Err(minijinja::Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("template name \"{name}\" leaves the cloudlet"),
+                ));
             };
             for dir in search.iter() {
                 let candidate = dir.join(&rel);
                 match read_confined(&root, &candidate) {
                     Ok(Some(text)) => return Ok(Some(minijinja::TemplateSource::new(text))),
                     Ok(None) => continue,
-                    Err(e) => return Err(minijinja::Error::new(ErrorKind::InvalidOperation, e.to_string())),
+                    Err(e) => {
+                        return Err(minijinja::Error::new(
+                            ErrorKind::InvalidOperation,
+                            e.to_string(),
+                        ));
+                    }
                 }
             }
             Ok(None)
@@ -89,8 +101,12 @@ pub fn render_pattern(cloudlet: &Cloudlet, scenario: &Scenario, cx: &RenderConte
     }
 
     let parameters = to_jinja(&cx.parameters);
-    let env_vars: serde_json::Map<String, Value> =
-        cx.parameters.iter().filter(|(k, _)| !cx.secret_keys.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let env_vars: serde_json::Map<String, Value> = cx
+        .parameters
+        .iter()
+        .filter(|(k, _)| !cx.secret_keys.contains(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let env_vars = to_jinja(&env_vars);
     env.add_function("env_vars", move || env_vars.clone());
     let format = match cloudlet.format {
@@ -120,11 +136,16 @@ pub fn render_pattern(cloudlet: &Cloudlet, scenario: &Scenario, cx: &RenderConte
     // `with context`, as Jinja2 templates written for 1.x expect.
     env.add_global("parameters", parameters);
     env.add_global("cloudlet", cloudlet_cx);
-    env.add_global("formation", to_jinja(serde_json::json!({ "name": cx.formation })));
+    env.add_global(
+        "formation",
+        to_jinja(serde_json::json!({ "name": cx.formation })),
+    );
     match cloudlet.format {
         CloudletFormat::V1 => env.add_global(
             "blueprint",
-            to_jinja(serde_json::json!({"name": scenario.name, "provider": scenario.provider.as_str()})),
+            to_jinja(
+                serde_json::json!({"name": scenario.name, "provider": scenario.provider.as_str()}),
+            ),
         ),
         CloudletFormat::Native => {
             env.add_global("scenario", scenario_cx);
@@ -132,9 +153,16 @@ pub fn render_pattern(cloudlet: &Cloudlet, scenario: &Scenario, cx: &RenderConte
         }
     }
 
-    let template = env.get_template(&scenario.pattern.entry).map_err(|e| template_error(&e, &search))?;
-    let contents = template.render(()).map_err(|e| template_error(&e, &search))?;
-    Ok(RenderedFile { name: scenario.pattern.entry.clone(), contents })
+    let template = env
+        .get_template(&scenario.pattern.entry)
+        .map_err(|e| template_error(&e, &search))?;
+    let contents = template
+        .render(())
+        .map_err(|e| template_error(&e, &search))?;
+    Ok(RenderedFile {
+        name: scenario.pattern.entry.clone(),
+        contents,
+    })
 }
 
 /// A template error as `file:line: message`, with the offending line.
@@ -150,8 +178,15 @@ fn template_error(err: &minijinja::Error, search: &[PathBuf]) -> Error {
         source = e.source();
     }
     let name = innermost.name().unwrap_or("template");
-    let file = search.iter().map(|d| d.join(name)).find(|p| p.is_file()).unwrap_or_else(|| PathBuf::from(name));
-    let detail = innermost.detail().map(str::to_string).unwrap_or_else(|| innermost.kind().to_string());
+    let file = search
+        .iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name));
+    let detail = innermost
+        .detail()
+        .map(str::to_string)
+        .unwrap_or_else(|| innermost.kind().to_string());
     let mut message = match innermost.line() {
         Some(line) => format!("{}:{line}: template error: {detail}", file.display()),
         None => format!("{}: template error: {detail}", file.display()),
@@ -164,19 +199,28 @@ fn template_error(err: &minijinja::Error, search: &[PathBuf]) -> Error {
     Error::invalid(message)
 }
 
-fn native_formatter(out: &mut minijinja::Output, state: &mut State, value: &JValue) -> std::result::Result<(), minijinja::Error> {
+fn native_formatter(
+    out: &mut minijinja::Output,
+    state: &mut State,
+    value: &JValue,
+) -> std::result::Result<(), minijinja::Error> {
     match value.kind() {
         ValueKind::Undefined => Ok(()),
         ValueKind::None => out.write_str("null").map_err(Into::into),
         ValueKind::Seq | ValueKind::Map | ValueKind::Iterable | ValueKind::Plain => {
-            let json = serde_json::to_string(value).map_err(|e| minijinja::Error::new(ErrorKind::BadSerialization, e.to_string()))?;
+            let json = serde_json::to_string(value)
+                .map_err(|e| minijinja::Error::new(ErrorKind::BadSerialization, e.to_string()))?;
             out.write_str(&json).map_err(Into::into)
         }
         _ => minijinja::escape_formatter(out, state, value),
     }
 }
 
-fn python_formatter(out: &mut minijinja::Output, _state: &mut State, value: &JValue) -> std::result::Result<(), minijinja::Error> {
+fn python_formatter(
+    out: &mut minijinja::Output,
+    _state: &mut State,
+    value: &JValue,
+) -> std::result::Result<(), minijinja::Error> {
     if value.is_undefined() {
         return Ok(());
     }
@@ -199,10 +243,10 @@ pub fn python_repr(value: &JValue) -> String {
         ValueKind::None => "None".into(),
         ValueKind::Bool => if value.is_true() { "True" } else { "False" }.into(),
         ValueKind::Number => {
-            if let Ok(i) = i64::try_from(value.clone()) {
-                if value.as_i64().is_some() || !value.to_string().contains('.') {
-                    return i.to_string();
-                }
+            if let Ok(i) = i64::try_from(value.clone())
+                && (value.as_i64().is_some() || !value.to_string().contains('.'))
+            {
+                return i.to_string();
             }
             match f64::try_from(value.clone()) {
                 Ok(f) => python_float(f),
@@ -211,7 +255,10 @@ pub fn python_repr(value: &JValue) -> String {
         }
         ValueKind::String => python_quote(value.as_str().unwrap_or_default()),
         ValueKind::Seq | ValueKind::Iterable => {
-            let items: Vec<String> = value.try_iter().map(|it| it.map(|v| python_repr(&v)).collect()).unwrap_or_default();
+            let items: Vec<String> = value
+                .try_iter()
+                .map(|it| it.map(|v| python_repr(&v)).collect())
+                .unwrap_or_default();
             format!("[{}]", items.join(", "))
         }
         ValueKind::Map => {
@@ -254,7 +301,11 @@ fn python_float(f: f64) -> String {
 }
 
 fn python_quote(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
@@ -267,7 +318,9 @@ fn python_quote(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -279,10 +332,15 @@ fn python_quote(s: &str) -> String {
 fn python_tojson(value: JValue, kwargs: Kwargs) -> std::result::Result<JValue, minijinja::Error> {
     let indent: Option<usize> = kwargs.get("indent")?;
     kwargs.assert_all_used()?;
-    let json: Value = serde_json::to_value(&value).map_err(|e| minijinja::Error::new(ErrorKind::BadSerialization, e.to_string()))?;
+    let json: Value = serde_json::to_value(&value)
+        .map_err(|e| minijinja::Error::new(ErrorKind::BadSerialization, e.to_string()))?;
     let mut out = String::new();
     python_json(&json, indent, 0, &mut out);
-    let escaped = out.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026").replace('\'', "\\u0027");
+    let escaped = out
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\'', "\\u0027");
     Ok(JValue::from_safe_string(escaped))
 }
 
@@ -300,7 +358,11 @@ fn python_json(v: &Value, indent: Option<usize>, level: usize, out: &mut String)
         Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
             (Some(i), _, _) => out.push_str(&i.to_string()),
             (_, Some(u), _) => out.push_str(&u.to_string()),
-            (_, _, Some(f)) => out.push_str(&python_float(f).replace("inf", "Infinity").replace("nan", "NaN")),
+            (_, _, Some(f)) => out.push_str(
+                &python_float(f)
+                    .replace("inf", "Infinity")
+                    .replace("nan", "NaN"),
+            ),
             _ => out.push_str(&n.to_string()),
         },
         Value::String(s) => out.push_str(&python_json_string(s)),
@@ -370,7 +432,11 @@ fn python_json_string(s: &str) -> String {
 }
 
 /// Checks a rendered pattern has the shape its provider expects.
-pub fn check_rendered(provider: nepho_provider_api::ProviderKind, file: &RenderedFile, source: &Path) -> Result<()> {
+pub fn check_rendered(
+    provider: nepho_provider_api::ProviderKind,
+    file: &RenderedFile,
+    source: &Path,
+) -> Result<()> {
     use nepho_provider_api::ProviderKind::*;
     let label = PathBuf::from(format!("{} (rendered)", source.display()));
     match provider {
@@ -378,28 +444,55 @@ pub fn check_rendered(provider: nepho_provider_api::ProviderKind, file: &Rendere
             let trimmed = file.contents.trim_start();
             let value = if trimmed.starts_with('{') {
                 serde_json::from_str::<Value>(&file.contents).map_err(|e| {
-                    Error::invalid(format!("{}:{}:{}: the rendered template is not valid JSON: {e}", label.display(), e.line(), e.column()))
+                    Error::invalid(format!(
+                        "{}:{}:{}: the rendered template is not valid JSON: {e}",
+                        label.display(),
+                        e.line(),
+                        e.column()
+                    ))
                 })?
             } else {
-                crate::yaml::parse(&file.contents, &label, crate::yaml::Dialect::Yaml12, crate::yaml::Tags::CloudFormation)?
-                    .map(|n| n.to_value())
-                    .unwrap_or(Value::Null)
+                crate::yaml::parse(
+                    &file.contents,
+                    &label,
+                    crate::yaml::Dialect::Yaml12,
+                    crate::yaml::Tags::CloudFormation,
+                )?
+                .map(|n| n.to_value())
+                .unwrap_or(Value::Null)
             };
             if !value.get("Resources").is_some_and(Value::is_object) {
-                return Err(Error::invalid(format!("{}: a CloudFormation template needs a `Resources` mapping", label.display())));
+                return Err(Error::invalid(format!(
+                    "{}: a CloudFormation template needs a `Resources` mapping",
+                    label.display()
+                )));
             }
         }
         Kvm => {
-            let value = crate::yaml::parse(&file.contents, &label, crate::yaml::Dialect::Yaml12, crate::yaml::Tags::CoreOnly)?
-                .map(|n| n.to_value())
-                .unwrap_or(Value::Null);
-            if !value.get("machines").is_some_and(|m| m.is_object() || m.is_array()) {
-                return Err(Error::invalid(format!("{}: a KVM pattern needs a `machines` list or mapping", label.display())));
+            let value = crate::yaml::parse(
+                &file.contents,
+                &label,
+                crate::yaml::Dialect::Yaml12,
+                crate::yaml::Tags::CoreOnly,
+            )?
+            .map(|n| n.to_value())
+            .unwrap_or(Value::Null);
+            if !value
+                .get("machines")
+                .is_some_and(|m| m.is_object() || m.is_array())
+            {
+                return Err(Error::invalid(format!(
+                    "{}: a KVM pattern needs a `machines` list or mapping",
+                    label.display()
+                )));
             }
         }
         Vagrant => {
             if !file.contents.contains("Vagrant.configure") {
-                return Err(Error::invalid(format!("{}: a Vagrantfile must call Vagrant.configure", label.display())));
+                return Err(Error::invalid(format!(
+                    "{}: a Vagrantfile must call Vagrant.configure",
+                    label.display()
+                )));
             }
         }
     }
@@ -413,7 +506,10 @@ mod tests {
     #[test]
     fn python_reprs() {
         let v = to_jinja(serde_json::json!({"a": [1, 2.5, true, null, "it's"], "b": "x"}));
-        assert_eq!(python_repr(&v), r#"{'a': [1, 2.5, True, None, "it's"], 'b': 'x'}"#);
+        assert_eq!(
+            python_repr(&v),
+            r#"{'a': [1, 2.5, True, None, "it's"], 'b': 'x'}"#
+        );
         assert_eq!(python_float(1.0), "1.0");
         assert_eq!(python_float(1e16), "1e+16");
         assert_eq!(python_float(0.00001), "1e-05");

@@ -1,0 +1,243 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_nepho_global_optspecs
+    string join \n o/output= no-input q/quiet v/verbose config= h/help V/version
+end
+
+function __fish_nepho_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_nepho_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_nepho_using_subcommand
+    set -l cmd (__fish_nepho_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c nepho -n "__fish_nepho_needs_command" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_needs_command" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_needs_command" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_needs_command" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_needs_command" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nepho -n "__fish_nepho_needs_command" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_needs_command" -f -a "cloudlet" -d 'Find, download and manage cloudlets'
+complete -c nepho -n "__fish_nepho_needs_command" -f -a "scenario" -d 'View cloudlet deployment scenarios'
+complete -c nepho -n "__fish_nepho_needs_command" -f -a "registry" -d 'Manage the cloudlet registry index'
+complete -c nepho -n "__fish_nepho_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
+complete -c nepho -n "__fish_nepho_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and not __fish_seen_subcommand_from search describe install list update uninstall create validate help" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and not __fish_seen_subcommand_from search describe install list update uninstall create validate help" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and not __fish_seen_subcommand_from search describe install list update uninstall create validate help" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and not __fish_seen_subcommand_from search describe install list update uninstall create validate help" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and not __fish_seen_subcommand_from search describe install list update uninstall create validate help" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and not __fish_seen_subcommand_from search describe install list update uninstall create validate help" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and not __fish_seen_subcommand_from search describe install list update uninstall create validate help" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and not __fish_seen_subcommand_from search describe install list update uninstall create validate help" -f -a "search" -d 'Search the registry (name matches rank above tags, tags above summaries)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and not __fish_seen_subcommand_from search describe install list update uninstall create validate help" -f -a "describe" -d 'Show a cloudlet\'s details (installed, or from the registry)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and not __fish_seen_subcommand_from search describe install list update uninstall create validate help" -f -a "install" -d 'Install a cloudlet by registry name or git URL'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and not __fish_seen_subcommand_from search describe install list update uninstall create validate help" -f -a "list" -d 'List installed cloudlets'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and not __fish_seen_subcommand_from search describe install list update uninstall create validate help" -f -a "update" -d 'Fetch and fast-forward installed cloudlets (refuses to discard local changes)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and not __fish_seen_subcommand_from search describe install list update uninstall create validate help" -f -a "uninstall" -d 'Remove an installed cloudlet'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and not __fish_seen_subcommand_from search describe install list update uninstall create validate help" -f -a "create" -d 'Scaffold a new native cloudlet that validates and deploys as is'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and not __fish_seen_subcommand_from search describe install list update uninstall create validate help" -f -a "validate" -d 'Check every scenario and render every pattern'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and not __fish_seen_subcommand_from search describe install list update uninstall create validate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from search" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from search" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from search" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from search" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from search" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from search" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from search" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from describe" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from describe" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from describe" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from describe" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from describe" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from describe" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from describe" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from install" -l ref -d 'Branch, tag or commit to check out' -r
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from install" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from install" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from install" -l force -d 'Replace an installed cloudlet of the same name'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from install" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from install" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from install" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from install" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from install" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from list" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from update" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from update" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from update" -l all -d 'Update every installed cloudlet'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from update" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from update" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from update" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from update" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from uninstall" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from uninstall" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from uninstall" -l force -d 'Uninstall even if formations were made from it'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from uninstall" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from uninstall" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from uninstall" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from uninstall" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from uninstall" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from create" -l path -d 'Directory to create (default: ./NAME without the owner)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from create" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from create" -l no-git -d 'Do not `git init` the new cloudlet'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from create" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from validate" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from validate" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from validate" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from validate" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from validate" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from validate" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from validate" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from help" -f -a "search" -d 'Search the registry (name matches rank above tags, tags above summaries)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from help" -f -a "describe" -d 'Show a cloudlet\'s details (installed, or from the registry)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from help" -f -a "install" -d 'Install a cloudlet by registry name or git URL'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from help" -f -a "list" -d 'List installed cloudlets'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from help" -f -a "update" -d 'Fetch and fast-forward installed cloudlets (refuses to discard local changes)'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from help" -f -a "uninstall" -d 'Remove an installed cloudlet'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from help" -f -a "create" -d 'Scaffold a new native cloudlet that validates and deploys as is'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from help" -f -a "validate" -d 'Check every scenario and render every pattern'
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and not __fish_seen_subcommand_from list describe render help" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and not __fish_seen_subcommand_from list describe render help" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and not __fish_seen_subcommand_from list describe render help" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and not __fish_seen_subcommand_from list describe render help" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and not __fish_seen_subcommand_from list describe render help" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and not __fish_seen_subcommand_from list describe render help" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and not __fish_seen_subcommand_from list describe render help" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and not __fish_seen_subcommand_from list describe render help" -f -a "list" -d 'List a cloudlet\'s scenarios'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and not __fish_seen_subcommand_from list describe render help" -f -a "describe" -d 'Show a scenario and every merged parameter value with the layer and file it came from'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and not __fish_seen_subcommand_from list describe render help" -f -a "render" -d 'Print the scenario\'s rendered pattern'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and not __fish_seen_subcommand_from list describe render help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from list" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from describe" -s f -l values -d 'Values file (YAML mapping); repeat to layer several, later files win' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from describe" -l set -d 'Set one value: KEY=VALUE (dotted keys for nested maps; typed like YAML); repeatable' -r
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from describe" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from describe" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from describe" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from describe" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from describe" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from describe" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from describe" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from render" -s f -l values -d 'Values file (YAML mapping); repeat to layer several, later files win' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from render" -l set -d 'Set one value: KEY=VALUE (dotted keys for nested maps; typed like YAML); repeatable' -r
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from render" -l name -d 'Formation name the pattern sees as `formation.name`' -r
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from render" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from render" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from render" -l reveal-secrets -d 'Render secret parameters with their real values instead of ********'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from render" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from render" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from render" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from render" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from render" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from help" -f -a "list" -d 'List a cloudlet\'s scenarios'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from help" -f -a "describe" -d 'Show a scenario and every merged parameter value with the layer and file it came from'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from help" -f -a "render" -d 'Print the scenario\'s rendered pattern'
+complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update help" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update help" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update help" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update help" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update help" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update help" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update help" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update help" -f -a "update" -d 'Fetch the registry index now (conditional request; the cache is used when unchanged)'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from update" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from update" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from update" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from update" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from update" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from update" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from help" -f -a "update" -d 'Fetch the registry index now (conditional request; the cache is used when unchanged)'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nepho -n "__fish_nepho_using_subcommand completions" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand completions" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand completions" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand completions" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand completions" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and not __fish_seen_subcommand_from cloudlet scenario registry completions help" -f -a "cloudlet" -d 'Find, download and manage cloudlets'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and not __fish_seen_subcommand_from cloudlet scenario registry completions help" -f -a "scenario" -d 'View cloudlet deployment scenarios'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and not __fish_seen_subcommand_from cloudlet scenario registry completions help" -f -a "registry" -d 'Manage the cloudlet registry index'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and not __fish_seen_subcommand_from cloudlet scenario registry completions help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and not __fish_seen_subcommand_from cloudlet scenario registry completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cloudlet" -f -a "search" -d 'Search the registry (name matches rank above tags, tags above summaries)'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cloudlet" -f -a "describe" -d 'Show a cloudlet\'s details (installed, or from the registry)'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cloudlet" -f -a "install" -d 'Install a cloudlet by registry name or git URL'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cloudlet" -f -a "list" -d 'List installed cloudlets'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cloudlet" -f -a "update" -d 'Fetch and fast-forward installed cloudlets (refuses to discard local changes)'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cloudlet" -f -a "uninstall" -d 'Remove an installed cloudlet'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cloudlet" -f -a "create" -d 'Scaffold a new native cloudlet that validates and deploys as is'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cloudlet" -f -a "validate" -d 'Check every scenario and render every pattern'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from scenario" -f -a "list" -d 'List a cloudlet\'s scenarios'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from scenario" -f -a "describe" -d 'Show a scenario and every merged parameter value with the layer and file it came from'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from scenario" -f -a "render" -d 'Print the scenario\'s rendered pattern'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from registry" -f -a "update" -d 'Fetch the registry index now (conditional request; the cache is used when unchanged)'

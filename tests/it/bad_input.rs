@@ -1,0 +1,327 @@
+//! Bad input: each case is a clear error with the documented exit code, and nothing is left
+//! behind (no half-installed cloudlet, no temporary directory).
+
+use crate::support::{Env, GitDaemon, git, minimal_cloudlet, write_files};
+
+fn publish_with(
+    env: &Env,
+    daemon: &GitDaemon,
+    repo: &str,
+    extra: &[(&str, &str)],
+) -> std::path::PathBuf {
+    let mut files = minimal_cloudlet("acme/bad");
+    for (p, c) in extra {
+        files.retain(|(q, _)| q != p);
+        files.push((p.to_string(), c.to_string()));
+    }
+    daemon.publish(repo, &env.path(&format!("work/{repo}")), &files)
+}
+
+#[track_caller]
+fn assert_nothing_installed(env: &Env) {
+    let left = env.cloudlet_dir_entries();
+    assert!(
+        left.is_empty(),
+        "left behind in the cloudlets directory: {left:?}"
+    );
+}
+
+#[test]
+fn malformed_yaml_points_at_file_line_and_column() {
+    let env = Env::new();
+    let daemon = GitDaemon::start(&env.path("srv"));
+    publish_with(
+        &env,
+        &daemon,
+        "bad.git",
+        &[(
+            "scenarios/default.yaml",
+            "summary: x\nprovider: kvm\nparameters:\n  size: {type: number, default: [1, 2\n",
+        )],
+    );
+    let run = env
+        .run(&["cloudlet:install", &daemon.url("bad.git")])
+        .code(4);
+    assert!(
+        run.stderr.contains("scenarios/default.yaml:5:1")
+            || run.stderr.contains("scenarios/default.yaml:4:"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("nothing was installed"),
+        "{}",
+        run.stderr
+    );
+    assert_nothing_installed(&env);
+
+    publish_with(
+        &env,
+        &daemon,
+        "dup.git",
+        &[("cloudlet.yaml", "name: acme/bad\nversion: 1\nname: again\n")],
+    );
+    let run = env
+        .run(&["cloudlet:install", &daemon.url("dup.git")])
+        .code(4);
+    assert!(
+        run.stderr
+            .contains("cloudlet.yaml:3:1: duplicate key \"name\""),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("3 | name: again"),
+        "the offending line is shown: {}",
+        run.stderr
+    );
+    assert_nothing_installed(&env);
+}
+
+#[test]
+fn wrong_types_are_rejected_with_their_origin() {
+    let env = Env::new();
+    env.run(&["cloudlet:install", "hello"]).ok();
+    let run = env
+        .run(&["scenario:describe", "hello", "--set", "cpus=many"])
+        .code(4);
+    assert!(
+        run.stderr
+            .contains("--set cpus=many: parameter \"cpus\": expected a number, got a string"),
+        "{}",
+        run.stderr
+    );
+    write_files(env.dir.path(), &[("v.yaml", "memory_mb: [1]\n")]);
+    let run = env
+        .run(&["scenario:render", "hello", "-f", "v.yaml"])
+        .code(4);
+    assert!(
+        run.stderr
+            .contains("v.yaml:1:12: parameter \"memory_mb\": expected a number, got a list"),
+        "{}",
+        run.stderr
+    );
+    let run = env
+        .run(&[
+            "scenario:render",
+            "hello/vagrant",
+            "--set",
+            "vagrant_provider=docker",
+        ])
+        .code(4);
+    assert!(
+        run.stderr
+            .contains("must be one of \"libvirt\", \"virtualbox\""),
+        "{}",
+        run.stderr
+    );
+    let run = env
+        .run(&["scenario:render", "hello", "-f", "missing.yaml"])
+        .code(3);
+    assert!(
+        run.stderr.contains("missing.yaml does not exist"),
+        "{}",
+        run.stderr
+    );
+    env.run(&["scenario:render", "hello", "--set", "novalue"])
+        .code(2);
+}
+
+#[test]
+fn unknown_keys_are_warnings_with_positions() {
+    let env = Env::new();
+    let daemon = GitDaemon::start(&env.path("srv"));
+    publish_with(
+        &env,
+        &daemon,
+        "odd.git",
+        &[(
+            "cloudlet.yaml",
+            "name: acme/bad\nversion: 1.0.0\nmaintainer: someone\n",
+        )],
+    );
+    let run = env.run(&["cloudlet:install", &daemon.url("odd.git")]).ok();
+    assert!(
+        run.stderr
+            .contains("cloudlet.yaml:3:1: unknown key \"maintainer\""),
+        "{}",
+        run.stderr
+    );
+    write_files(env.dir.path(), &[("v.yaml", "size: 2\nsizee: 3\n")]);
+    let run = env
+        .run(&["scenario:describe", "acme/bad", "-f", "v.yaml"])
+        .ok();
+    assert!(
+        run.stderr
+            .contains("v.yaml:2:1: unknown parameter \"sizee\""),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn path_traversal_in_names_is_refused() {
+    let env = Env::new();
+    for args in [
+        vec!["cloudlet:install", "acme/../../etc"],
+        vec!["cloudlet:install", "..%2f..%2fetc"],
+        vec!["cloudlet:describe", "../x"],
+        vec!["cloudlet:uninstall", "a/../../b"],
+        vec!["cloudlet:create", "../evil"],
+        vec!["scenario:list", "-rf"],
+    ] {
+        let run = env.run(&args);
+        assert!(
+            run.code == 4 || run.code == 2,
+            "{args:?} gave {}: {}",
+            run.code,
+            run.stderr
+        );
+    }
+    // A relative path is a local repository, and a missing one is "not found".
+    env.run(&["cloudlet:install", "../../no-such-repo"]).code(3);
+    env.run(&["cloudlet:install", "hello"]).ok();
+    let run = env.run(&["scenario:describe", "hello/../../../etc/passwd"]);
+    assert!(run.code == 3 || run.code == 4, "{}", run.stderr);
+    assert!(!env.path("evil").exists() && !env.dir.path().parent().unwrap().join("evil").exists());
+}
+
+#[test]
+fn symlinks_escaping_the_cloudlet_are_refused() {
+    let env = Env::new();
+    let daemon = GitDaemon::start(&env.path("srv"));
+    let work = publish_with(&env, &daemon, "link.git", &[]);
+    std::os::unix::fs::symlink("/etc/passwd", work.join("patterns/kvm/secrets.yaml")).unwrap();
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-qm", "sneaky link"]);
+    git(&work, &["push", "-q", "origin", "main"]);
+    let run = env
+        .run(&["cloudlet:install", &daemon.url("link.git")])
+        .code(4);
+    assert!(
+        run.stderr
+            .contains("symlink to /etc/passwd leaves the cloudlet"),
+        "{}",
+        run.stderr
+    );
+    assert_nothing_installed(&env);
+
+    let work = publish_with(&env, &daemon, "rel.git", &[]);
+    std::os::unix::fs::symlink(
+        "../../../../../etc/hostname",
+        work.join("patterns/kvm/h.yaml"),
+    )
+    .unwrap();
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-qm", "relative escape"]);
+    git(&work, &["push", "-q", "origin", "main"]);
+    env.run(&["cloudlet:install", &daemon.url("rel.git")])
+        .code(4);
+    assert_nothing_installed(&env);
+}
+
+#[test]
+fn hostile_submodule_urls_are_refused_before_git_uses_them() {
+    let env = Env::new();
+    let daemon = GitDaemon::start(&env.path("srv"));
+    let marker = env.path("pwned");
+    for (repo, url) in [
+        ("ext.git", format!("ext::sh -c touch% {}", marker.display())),
+        ("fd.git", "fd::17".to_string()),
+        ("dash.git", "-uhelp".to_string()),
+    ] {
+        let work = publish_with(
+            &env,
+            &daemon,
+            repo,
+            &[(
+                ".gitmodules",
+                &format!("[submodule \"evil\"]\n\tpath = evil\n\turl = {url}\n"),
+            )],
+        );
+        // A gitlink for the submodule, without ever fetching it.
+        let head = git(&work, &["rev-parse", "HEAD"]);
+        git(
+            &work,
+            &[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("160000,{},evil", head.trim()),
+            ],
+        );
+        git(&work, &["commit", "-qm", "add evil submodule"]);
+        git(&work, &["push", "-q", "origin", "main"]);
+        let run = env.run(&["cloudlet:install", &daemon.url(repo)]).code(4);
+        assert!(
+            run.stderr.contains("refusing git URL"),
+            "{repo}: {}",
+            run.stderr
+        );
+        assert_nothing_installed(&env);
+    }
+    assert!(!marker.exists(), "the ext:: command ran");
+    // Hostile top-level URLs too.
+    env.run(&["cloudlet:install", "ext::sh -c id"]).code(4);
+    let run = env.run(&["cloudlet:install", "--", "-uhelp.git"]);
+    assert!(run.code == 4 || run.code == 2, "{}", run.stderr);
+}
+
+#[test]
+fn submodule_paths_may_not_leave_the_cloudlet() {
+    let env = Env::new();
+    let daemon = GitDaemon::start(&env.path("srv"));
+    let work = publish_with(
+        &env,
+        &daemon,
+        "path.git",
+        &[(
+            ".gitmodules",
+            &format!(
+                "[submodule \"x\"]\n\tpath = ../outside\n\turl = {}\n",
+                "git://127.0.0.1:1/x.git"
+            ),
+        )],
+    );
+    git(&work, &["push", "-q", "origin", "main"]);
+    let run = env
+        .run(&["cloudlet:install", &daemon.url("path.git")])
+        .code(4);
+    assert!(run.stderr.contains("leaves the cloudlet"), "{}", run.stderr);
+    assert_nothing_installed(&env);
+}
+
+#[test]
+fn unreachable_git_is_unavailable_and_leaves_nothing() {
+    let env = Env::new();
+    let run = env
+        .run(&["cloudlet:install", "git://127.0.0.1:9/nothing.git"])
+        .code(7);
+    assert!(run.stderr.contains("git clone"), "{}", run.stderr);
+    assert_nothing_installed(&env);
+}
+
+#[test]
+fn broken_templates_report_file_and_line() {
+    let env = Env::new();
+    let daemon = GitDaemon::start(&env.path("srv"));
+    publish_with(
+        &env,
+        &daemon,
+        "tpl.git",
+        &[(
+            "patterns/kvm/main.yaml",
+            "machines:\n  - name: m\n    cpus: {{ parameters.size + }}\n",
+        )],
+    );
+    let run = env
+        .run(&["cloudlet:install", &daemon.url("tpl.git")])
+        .code(4);
+    assert!(
+        run.stderr
+            .contains("patterns/kvm/main.yaml:3: template error"),
+        "{}",
+        run.stderr
+    );
+    assert_nothing_installed(&env);
+}

@@ -1,0 +1,97 @@
+//! Generated files (JSON Schemas, shell completions, man page) must match the clap and serde
+//! definitions. Regenerate with `NEPHO_BLESS=1 cargo test --test it generated`.
+
+use std::path::Path;
+
+use crate::support::repo_root;
+
+fn check(path: &Path, expected: &[u8], stale: &mut Vec<String>) {
+    if std::env::var_os("NEPHO_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, expected).unwrap();
+        return;
+    }
+    match std::fs::read(path) {
+        Ok(actual) if actual == expected => {}
+        _ => stale.push(
+            path.strip_prefix(repo_root())
+                .unwrap_or(path)
+                .display()
+                .to_string(),
+        ),
+    }
+}
+
+fn finish(stale: Vec<String>) {
+    assert!(
+        stale.is_empty(),
+        "stale generated files: {stale:?}; run `NEPHO_BLESS=1 cargo test --test it generated`"
+    );
+}
+
+#[test]
+fn json_schemas_are_current() {
+    let mut stale = Vec::new();
+    for (name, schema) in nepho::output::schemas() {
+        let mut text = serde_json::to_string_pretty(&schema).unwrap();
+        text.push('\n');
+        check(
+            &repo_root().join("schema").join(name),
+            text.as_bytes(),
+            &mut stale,
+        );
+        if name == "registry-index.json" {
+            check(
+                &repo_root().join("registry/schema.json"),
+                text.as_bytes(),
+                &mut stale,
+            );
+        }
+    }
+    finish(stale);
+}
+
+#[test]
+fn completions_and_man_page_are_current() {
+    use clap_complete::Shell;
+    let mut stale = Vec::new();
+    for (shell, file) in [
+        (Shell::Bash, "nepho.bash"),
+        (Shell::Zsh, "_nepho"),
+        (Shell::Fish, "nepho.fish"),
+    ] {
+        let mut buf = Vec::new();
+        clap_complete::generate(shell, &mut nepho::cli::command(), "nepho", &mut buf);
+        check(
+            &repo_root().join("completions").join(file),
+            &buf,
+            &mut stale,
+        );
+    }
+    let mut man = Vec::new();
+    clap_mangen::Man::new(nepho::cli::command())
+        .render(&mut man)
+        .unwrap();
+    check(&repo_root().join("completions/nepho.1"), &man, &mut stale);
+    finish(stale);
+}
+
+#[test]
+fn registry_index_matches_its_schema_shape() {
+    let text = std::fs::read_to_string(repo_root().join("registry/index.json")).unwrap();
+    let index = nepho::registry::parse_index(text.as_bytes(), "registry/index.json").unwrap();
+    for entry in &index.cloudlets {
+        let name = entry
+            .url
+            .strip_prefix("bundled:")
+            .expect("shipped entries are bundled");
+        assert!(
+            repo_root()
+                .join("cloudlets")
+                .join(name)
+                .join("cloudlet.yaml")
+                .is_file(),
+            "{name}"
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: they drive the built `nepho` binary as a user would, each with its own
+//! NEPHO_HOME, against real git daemons and HTTP servers on 127.0.0.1.
+
+mod bad_input;
+mod cli;
+mod generated;
+mod install;
+mod registry;
+mod scenarios;
+mod support;
+mod v1;

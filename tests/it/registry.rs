@@ -1,0 +1,201 @@
+//! The registry over real HTTP on 127.0.0.1: ranking, caching with ETag and max-age, gzip,
+//! offline fallback, garbage, and installing by name.
+
+use crate::support::{Env, GitDaemon, HttpServer, minimal_cloudlet};
+
+fn index(entries: &[(&str, &str, &[&str], &str)]) -> Vec<u8> {
+    let cloudlets: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|(name, url, tags, summary)| serde_json::json!({"name": name, "url": url, "tags": tags, "summary": summary}))
+        .collect();
+    serde_json::to_vec(&serde_json::json!({"version": 1, "cloudlets": cloudlets})).unwrap()
+}
+
+fn sample() -> Vec<u8> {
+    index(&[
+        (
+            "acme/blog",
+            "git://127.0.0.1:1/blog.git",
+            &["wiki"],
+            "a blog engine",
+        ),
+        (
+            "acme/notes",
+            "git://127.0.0.1:1/notes.git",
+            &[],
+            "a Wiki for notes",
+        ),
+        (
+            "huit/mediawiki",
+            "git://127.0.0.1:1/mw.git",
+            &[],
+            "generic mediawiki awesomeness",
+        ),
+        ("zed/wiki", "git://127.0.0.1:1/wiki.git", &[], "plain"),
+    ])
+}
+
+#[test]
+fn search_ranks_name_then_tags_then_summary() {
+    let env = Env::new();
+    let server = HttpServer::start(&sample());
+    env.write_config(&format!("registry: {}\n", server.url("index.json")));
+    let hits = env
+        .run(&["-o", "json", "cloudlet:search", "WIKI"])
+        .ok()
+        .json();
+    let names: Vec<&str> = hits
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["zed/wiki", "huit/mediawiki", "acme/blog", "acme/notes"]
+    );
+    let table = env.run(&["cloudlet", "search", "mediawiki"]).ok();
+    assert!(table.stdout.contains("huit/mediawiki"), "{}", table.stdout);
+    assert!(table.stdout.contains("generic mediawiki awesomeness"));
+}
+
+#[test]
+fn the_index_is_cached_revalidated_and_used_offline() {
+    let env = Env::new();
+    let mut server = HttpServer::start(&sample());
+    env.write_config(&format!("registry: {}\n", server.url("index.json")));
+    env.run(&["cloudlet:search", "blog"]).ok();
+    assert_eq!(server.request_count(), 1);
+    assert!(
+        server.requests.lock().unwrap()[0].contains("accept-encoding: gzip"),
+        "gzip must be accepted"
+    );
+    // Fresh (max-age=3600): no network at all.
+    env.run(&["cloudlet:search", "blog"]).ok();
+    env.run(&["cloudlet:describe", "acme/blog"]).ok();
+    assert_eq!(server.request_count(), 1);
+    // registry:update revalidates with the ETag and gets 304.
+    let update = env.run(&["-o", "json", "registry:update"]).ok().json();
+    assert_eq!(update[0]["status"], "not-modified");
+    assert_eq!(update[0]["entries"], 4);
+    assert!(
+        server.requests.lock().unwrap()[1].contains("if-none-match"),
+        "conditional request expected"
+    );
+    // A changed index is fetched.
+    *server.body.lock().unwrap() =
+        index(&[("acme/new", "git://127.0.0.1:1/new.git", &[], "brand new")]);
+    let update = env.run(&["-o", "json", "registry:update"]).ok().json();
+    assert_eq!(update[0]["status"], "fetched");
+    assert_eq!(
+        env.run(&["-o", "json", "cloudlet:search", "new"])
+            .ok()
+            .json()[0]["name"],
+        "acme/new"
+    );
+    // Server gone: a forced refresh warns and falls back to the cache.
+    server.stop();
+    let offline = env.run(&["-o", "json", "registry:update"]).ok();
+    assert!(offline.stderr.contains("unreachable"), "{}", offline.stderr);
+    assert_eq!(offline.json()[0]["status"], "cached");
+}
+
+#[test]
+fn a_stale_cache_is_refreshed_lazily() {
+    let env = Env::new();
+    let server = HttpServer::start(&sample());
+    server.max_age.store(0, std::sync::atomic::Ordering::SeqCst);
+    env.write_config(&format!("registry: {}\n", server.url("index.json")));
+    env.run(&["cloudlet:search", "blog"]).ok();
+    env.run(&["cloudlet:search", "blog"]).ok();
+    assert_eq!(
+        server.request_count(),
+        2,
+        "max-age=0 means revalidate on the next use"
+    );
+    // Commands that do not need the registry never touch the network.
+    env.run(&["cloudlet:list"]).ok();
+    env.run(&["scenario:list", "hello"]).code(3);
+    assert_eq!(server.request_count(), 2);
+}
+
+#[test]
+fn garbage_and_unreachable_registries_are_clear_errors() {
+    let env = Env::new();
+    let server = HttpServer::start(b"<html>this is not json</html>");
+    env.write_config(&format!("registry: {}\n", server.url("index.json")));
+    let run = env.run(&["cloudlet:search", "x"]).code(4);
+    assert!(
+        run.stderr.contains("is not a valid index"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !env.home()
+            .join("cache/registry")
+            .read_dir()
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false),
+        "garbage must not be cached"
+    );
+
+    let dead = Env::new();
+    dead.write_config("registry: http://127.0.0.1:9/index.json\n");
+    let run = dead.run(&["cloudlet:search", "x"]).code(7);
+    assert!(
+        run.stderr.contains("cannot reach registry"),
+        "{}",
+        run.stderr
+    );
+
+    let json = dead.run(&["-o", "json", "cloudlet:search", "x"]).code(7);
+    let err: serde_json::Value = serde_json::from_str(&json.stderr).unwrap();
+    assert_eq!(err["error"]["kind"], "unavailable");
+    assert_eq!(err["error"]["exit_code"], 7);
+    assert!(json.stdout.is_empty());
+}
+
+#[test]
+fn gzip_files_and_file_urls_are_read() {
+    use std::io::Write;
+    let env = Env::new();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(&sample()).unwrap();
+    let path = env.path("index.json.gz");
+    std::fs::write(&path, enc.finish().unwrap()).unwrap();
+    env.write_config(&format!("registry: file://{}\n", path.display()));
+    let hits = env
+        .run(&["-o", "json", "cloudlet:search", "notes"])
+        .ok()
+        .json();
+    assert_eq!(hits[0]["name"], "acme/notes");
+}
+
+#[test]
+fn install_by_registry_name() {
+    let env = Env::new();
+    let daemon = GitDaemon::start(&env.path("srv"));
+    daemon.publish(
+        "web.git",
+        &env.path("work/web"),
+        &minimal_cloudlet("acme/web"),
+    );
+    let server = HttpServer::start(&index(&[(
+        "acme/web",
+        &daemon.url("web.git"),
+        &["web"],
+        "the web",
+    )]));
+    env.write_config(&format!("registry: {}\n", server.url("index.json")));
+    let out = env
+        .run(&["-o", "json", "cloudlet:install", "web"])
+        .ok()
+        .json();
+    assert_eq!(out["name"], "acme/web");
+    env.run(&["cloudlet:install", "acme/nothing"]).code(3);
+    let described = env
+        .run(&["-o", "json", "cloudlet:describe", "acme/web"])
+        .ok()
+        .json();
+    assert_eq!(described["installed"], true);
+}
