@@ -4,6 +4,7 @@
 //! Refreshing is lazy: only a command that needs the index and finds the cache stale goes to
 //! the network, and an unreachable registry falls back to the cache with a warning.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -102,31 +103,34 @@ fn fnv1a(s: &str) -> String {
     format!("{h:016x}")
 }
 
-/// Decodes an index body: gzip is detected by its magic bytes; anything invalid is an error
-/// naming the source.
+/// Undoes gzip (detected by its magic bytes, for `.json.gz` files and servers that send
+/// `application/gzip`).
+fn decode(bytes: &[u8], source: &str) -> Result<Vec<u8>> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok(bytes.to_vec());
+    }
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::invalid(format!("registry index {source}: bad gzip data: {e}")))?;
+    Ok(out)
+}
+
+fn invalid_index(source: &str, e: &serde_json::Error) -> Error {
+    Error::invalid(format!(
+        "registry index {source} is not a valid index (line {}, column {}): {e}",
+        e.line(),
+        e.column()
+    ))
+    .with_hint("check the registry URL in your config, or `nepho registry:update` once it is fixed")
+}
+
+/// Parses an index (gzip or not); anything invalid is an error naming the source.
 pub fn parse_index(bytes: &[u8], source: &str) -> Result<RegistryIndex> {
-    let decoded;
-    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
-        use std::io::Read;
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(bytes)
-            .read_to_end(&mut out)
-            .map_err(|e| Error::invalid(format!("registry index {source}: bad gzip data: {e}")))?;
-        decoded = out;
-        &decoded[..]
-    } else {
-        bytes
-    };
-    let index: RegistryIndex = serde_json::from_slice(bytes).map_err(|e| {
-        Error::invalid(format!(
-            "registry index {source} is not a valid index (line {}, column {}): {e}",
-            e.line(),
-            e.column()
-        ))
-        .with_hint(
-            "check the registry URL in your config, or `nepho registry:update` once it is fixed",
-        )
-    })?;
+    let bytes = decode(bytes, source)?;
+    let index: RegistryIndex =
+        serde_json::from_slice(&bytes).map_err(|e| invalid_index(source, &e))?;
     if index.version != 1 {
         return Err(Error::invalid(format!(
             "registry index {source} has version {}, this nepho reads version 1",
@@ -135,6 +139,149 @@ pub fn parse_index(bytes: &[u8], source: &str) -> Result<RegistryIndex> {
         .with_hint("upgrade nepho"));
     }
     Ok(index)
+}
+
+/// The same shape as [`RegistryIndex`], borrowing strings from the input (fast search).
+#[derive(Deserialize)]
+struct IndexRef<'a> {
+    #[serde(borrow)]
+    cloudlets: Vec<EntryRef<'a>>,
+}
+
+#[derive(Deserialize)]
+struct EntryRef<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow)]
+    url: Cow<'a, str>,
+    #[serde(default, borrow)]
+    summary: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    description: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tags: Vec<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    version: Option<Cow<'a, str>>,
+}
+
+/// A flat binary form of an index for fast search: a header (magic, source size and mtime,
+/// entry count) then per entry the fields as u32-length-prefixed UTF-8.
+mod compact {
+    use super::{IndexRef, SearchHit, score};
+    use crate::error::{Error, Result};
+
+    const MAGIC: &[u8; 8] = b"NEPHOIX1";
+    const HEADER: usize = 8 + 8 + 8 + 4;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Stamp {
+        pub size: u64,
+        pub mtime: u64,
+    }
+
+    fn put(out: &mut Vec<u8>, s: &str) {
+        out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+
+    pub fn build(index: &IndexRef<'_>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER + index.cloudlets.len() * 256);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&[0; 16]);
+        out.extend_from_slice(&(index.cloudlets.len() as u32).to_le_bytes());
+        for e in &index.cloudlets {
+            put(&mut out, &e.name);
+            put(&mut out, &e.url);
+            put(&mut out, e.summary.as_deref().unwrap_or(""));
+            put(&mut out, e.description.as_deref().unwrap_or(""));
+            put(&mut out, e.version.as_deref().unwrap_or(""));
+            out.extend_from_slice(&(e.tags.len() as u32).to_le_bytes());
+            for t in &e.tags {
+                put(&mut out, t);
+            }
+        }
+        out
+    }
+
+    pub fn set_stamp(bytes: &mut [u8], stamp: Stamp) {
+        bytes[8..16].copy_from_slice(&stamp.size.to_le_bytes());
+        bytes[16..24].copy_from_slice(&stamp.mtime.to_le_bytes());
+    }
+
+    pub fn stamp(bytes: &[u8]) -> Option<Stamp> {
+        if bytes.len() < HEADER || &bytes[..8] != MAGIC {
+            return None;
+        }
+        Some(Stamp {
+            size: u64::from_le_bytes(bytes[8..16].try_into().ok()?),
+            mtime: u64::from_le_bytes(bytes[16..24].try_into().ok()?),
+        })
+    }
+
+    struct Reader<'a> {
+        bytes: &'a [u8],
+        pos: usize,
+    }
+
+    impl<'a> Reader<'a> {
+        fn u32(&mut self) -> Option<usize> {
+            let v = u32::from_le_bytes(self.bytes.get(self.pos..self.pos + 4)?.try_into().ok()?);
+            self.pos += 4;
+            Some(v as usize)
+        }
+        fn str(&mut self) -> Option<&'a str> {
+            let len = self.u32()?;
+            let s = std::str::from_utf8(self.bytes.get(self.pos..self.pos + len)?).ok()?;
+            self.pos += len;
+            Some(s)
+        }
+    }
+
+    pub fn search(
+        bytes: &[u8],
+        source: &str,
+        terms: &[String],
+        hits: &mut Vec<SearchHit>,
+    ) -> Result<()> {
+        let corrupt = || {
+            Error::invalid(format!("the search cache for {source} is corrupt"))
+                .with_hint("run `nepho registry:update`")
+        };
+        stamp(bytes).ok_or_else(corrupt)?;
+        let mut r = Reader { bytes, pos: 24 };
+        let count = r.u32().ok_or_else(corrupt)?;
+        let mut tags: Vec<&str> = Vec::new();
+        for _ in 0..count {
+            let (name, url, summary, description, version) =
+                (|| Some((r.str()?, r.str()?, r.str()?, r.str()?, r.str()?)))()
+                    .ok_or_else(corrupt)?;
+            tags.clear();
+            for _ in 0..r.u32().ok_or_else(corrupt)? {
+                tags.push(r.str().ok_or_else(corrupt)?);
+            }
+            let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+            if let Some(score) = score(name, &tags, Some(summary), Some(description), terms) {
+                hits.push(SearchHit {
+                    name: name.to_string(),
+                    summary: opt(summary),
+                    url: url.to_string(),
+                    tags: tags.iter().map(|t| t.to_string()).collect(),
+                    version: opt(version),
+                    score,
+                    registry: source.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The raw bytes of one index and how they were obtained.
+pub struct RawIndex {
+    pub source: String,
+    pub bytes: Vec<u8>,
+    /// fetched | not-modified | cached | local | builtin
+    pub status: &'static str,
 }
 
 impl Registry {
@@ -146,8 +293,30 @@ impl Registry {
         )
     }
 
-    /// Loads every configured index, refreshing as asked. Warnings (stale, unreachable) go to
-    /// `warn`.
+    /// The decoded bytes of every configured index, refreshing as asked. Warnings (stale,
+    /// unreachable) go to `warn`.
+    pub fn load_raw(&self, refresh: Refresh, warn: &dyn Fn(&str)) -> Result<Vec<RawIndex>> {
+        if self.sources.is_empty() {
+            return Ok(vec![RawIndex {
+                source: BUILTIN_SOURCE.into(),
+                bytes: BUILTIN_INDEX.as_bytes().to_vec(),
+                status: "builtin",
+            }]);
+        }
+        self.sources
+            .iter()
+            .map(|url| {
+                let (bytes, status) = self.load_one(url, refresh, warn)?;
+                Ok(RawIndex {
+                    source: url.clone(),
+                    bytes,
+                    status,
+                })
+            })
+            .collect()
+    }
+
+    /// Loads and parses every configured index.
     pub fn load(
         &self,
         refresh: Refresh,
@@ -155,46 +324,101 @@ impl Registry {
     ) -> Result<(Vec<LoadedIndex>, Vec<RefreshReport>)> {
         let mut loaded = Vec::new();
         let mut reports = Vec::new();
-        if self.sources.is_empty() {
-            let index = parse_index(BUILTIN_INDEX.as_bytes(), BUILTIN_SOURCE)?;
+        for raw in self.load_raw(refresh, warn)? {
+            let index = parse_index(&raw.bytes, &raw.source)?;
             reports.push(RefreshReport {
-                source: BUILTIN_SOURCE.into(),
-                status: "builtin".into(),
+                source: raw.source.clone(),
+                status: raw.status.into(),
                 entries: index.cloudlets.len(),
             });
             loaded.push(LoadedIndex {
-                source: BUILTIN_SOURCE.into(),
-                index,
-            });
-            return Ok((loaded, reports));
-        }
-        for url in &self.sources {
-            let (index, status) = self.load_one(url, refresh, warn)?;
-            reports.push(RefreshReport {
-                source: url.clone(),
-                status: status.into(),
-                entries: index.cloudlets.len(),
-            });
-            loaded.push(LoadedIndex {
-                source: url.clone(),
+                source: raw.source,
                 index,
             });
         }
         Ok((loaded, reports))
     }
 
-    fn load_one(
+    /// Searches every index. Large indexes are searched through a compact binary copy kept
+    /// next to the cache (rebuilt when the JSON changes), so a 30,000-entry search does not
+    /// re-parse megabytes of JSON every time.
+    pub fn search(
+        &self,
+        refresh: Refresh,
+        warn: &dyn Fn(&str),
+        terms: &[String],
+    ) -> Result<Vec<SearchHit>> {
+        let terms = normalize_terms(terms);
+        let mut hits = Vec::new();
+        if self.sources.is_empty() {
+            let index: IndexRef<'_> = serde_json::from_str(BUILTIN_INDEX)
+                .map_err(|e| invalid_index(BUILTIN_SOURCE, &e))?;
+            let compact = compact::build(&index);
+            compact::search(&compact, BUILTIN_SOURCE, &terms, &mut hits)?;
+        }
+        for url in &self.sources {
+            let (path, _) = self.current_file(url, refresh, warn)?;
+            let compact = self.compact_for(url, &path)?;
+            let before = hits.len();
+            if compact::search(&compact, url, &terms, &mut hits).is_err() {
+                // A damaged search cache is rebuilt from the JSON, never trusted.
+                hits.truncate(before);
+                let _ = std::fs::remove_file(self.cache_dir.join(format!("{}.idx", fnv1a(url))));
+                let compact = self.compact_for(url, &path)?;
+                compact::search(&compact, url, &terms, &mut hits)?;
+            }
+        }
+        sort_hits(&mut hits);
+        Ok(hits)
+    }
+
+    /// The compact copy of the index in `json_path`, rebuilt when the file's size or mtime changed.
+    fn compact_for(&self, url: &str, json_path: &std::path::Path) -> Result<Vec<u8>> {
+        let meta = std::fs::metadata(json_path).map_err(|e| Error::io(json_path, e))?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as u64);
+        let stamp = compact::Stamp {
+            size: meta.len(),
+            mtime,
+        };
+        let idx_path = self.cache_dir.join(format!("{}.idx", fnv1a(url)));
+        if let Ok(bytes) = std::fs::read(&idx_path)
+            && compact::stamp(&bytes) == Some(stamp)
+        {
+            return Ok(bytes);
+        }
+        let raw = std::fs::read(json_path).map_err(|e| Error::io(json_path, e))?;
+        let raw = decode(&raw, url)?;
+        let index: IndexRef<'_> =
+            serde_json::from_slice(&raw).map_err(|e| invalid_index(url, &e))?;
+        let mut bytes = compact::build(&index);
+        compact::set_stamp(&mut bytes, stamp);
+        // A cache we cannot write only costs speed.
+        let _ = std::fs::create_dir_all(&self.cache_dir);
+        let _ = write_atomic(&idx_path, &bytes);
+        Ok(bytes)
+    }
+
+    /// Makes sure a current copy of `url` is on disk and says where: the cache file for
+    /// http(s) (fetched or revalidated as `refresh` asks), the file itself for `file://`.
+    fn current_file(
         &self,
         url: &str,
         refresh: Refresh,
         warn: &dyn Fn(&str),
-    ) -> Result<(RegistryIndex, &'static str)> {
+    ) -> Result<(PathBuf, &'static str)> {
         if let Some(path) = url.strip_prefix("file://") {
-            let bytes = std::fs::read(path).map_err(|e| {
-                Error::unavailable(format!("cannot read registry index {url}: {e}"))
-                    .with_hint("fix `registry:` in your nepho config")
-            })?;
-            return Ok((parse_index(&bytes, url)?, "local"));
+            let path = PathBuf::from(path);
+            if !path.is_file() {
+                return Err(Error::unavailable(format!(
+                    "cannot read registry index {url}: no such file"
+                ))
+                .with_hint("fix `registry:` in your nepho config"));
+            }
+            return Ok((path, "local"));
         }
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(Error::invalid(format!(
@@ -205,41 +429,35 @@ impl Registry {
         let meta: Option<CacheMeta> = std::fs::read(&meta_path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
-        let cached = || -> Option<RegistryIndex> {
-            std::fs::read(&body_path)
-                .ok()
-                .and_then(|b| parse_index(&b, url).ok())
-        };
+        // The cache only ever holds an index that parsed when it was fetched.
+        let have_body = body_path.is_file();
         let fresh = meta
             .as_ref()
             .is_some_and(|m| now().saturating_sub(m.fetched_at) < m.max_age);
-        if refresh == Refresh::IfStale
-            && fresh
-            && let Some(index) = cached()
-        {
-            return Ok((index, "cached"));
+        if refresh == Refresh::IfStale && fresh && have_body {
+            return Ok((body_path, "cached"));
         }
-        match fetch(url, meta.as_ref().filter(|_| body_path.exists())) {
-            Ok(Fetched::NotModified { max_age }) => {
-                if let Some(index) = cached() {
-                    let mut m = meta.expect("conditional request implies metadata");
+        match fetch(url, meta.as_ref().filter(|_| have_body)) {
+            Ok(Fetched::NotModified { max_age }) if have_body => {
+                if let Some(mut m) = meta {
                     m.fetched_at = now();
                     m.max_age = max_age.unwrap_or(self.default_max_age);
                     let _ = write_atomic(&meta_path, &serde_json::to_vec(&m).unwrap_or_default());
-                    return Ok((index, "not-modified"));
                 }
-                Err(Error::unavailable(format!(
-                    "registry {url} answered 304 but the cache is gone"
-                ))
-                .with_hint("run `nepho registry:update` again"))
+                Ok((body_path, "not-modified"))
             }
+            Ok(Fetched::NotModified { .. }) => Err(Error::unavailable(format!(
+                "registry {url} answered 304 but the cache is gone"
+            ))
+            .with_hint("run `nepho registry:update` again")),
             Ok(Fetched::Body {
                 bytes,
                 etag,
                 last_modified,
                 max_age,
             }) => {
-                let index = parse_index(&bytes, url)?;
+                let bytes = decode(&bytes, url)?;
+                parse_index(&bytes, url)?;
                 write_atomic(&body_path, &bytes)?;
                 let m = CacheMeta {
                     url: url.to_string(),
@@ -249,21 +467,31 @@ impl Registry {
                     max_age: max_age.unwrap_or(self.default_max_age),
                 };
                 write_atomic(&meta_path, &serde_json::to_vec(&m).unwrap_or_default())?;
-                Ok((index, "fetched"))
+                Ok((body_path, "fetched"))
             }
-            Err(e) => match cached() {
-                Some(index) => {
-                    let age = meta
-                        .map(|m| crate::util::rfc3339(m.fetched_at))
-                        .unwrap_or_else(|| "an unknown time".into());
-                    warn(&format!(
-                        "registry {url} is unreachable ({e}); using the cached index from {age}"
-                    ));
-                    Ok((index, "cached"))
-                }
-                None => Err(e),
-            },
+            Err(e) if have_body => {
+                let age = meta
+                    .map(|m| crate::util::rfc3339(m.fetched_at))
+                    .unwrap_or_else(|| "an unknown time".into());
+                warn(&format!(
+                    "registry {url} is unreachable ({e}); using the cached index from {age}"
+                ));
+                Ok((body_path, "cached"))
+            }
+            Err(e) => Err(e),
         }
+    }
+
+    fn load_one(
+        &self,
+        url: &str,
+        refresh: Refresh,
+        warn: &dyn Fn(&str),
+    ) -> Result<(Vec<u8>, &'static str)> {
+        let (path, status) = self.current_file(url, refresh, warn)?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| Error::unavailable(format!("cannot read registry index {url}: {e}")))?;
+        Ok((decode(&bytes, url)?, status))
     }
 
     /// Every entry of every index, first source first.
@@ -384,74 +612,105 @@ pub struct SearchHit {
     pub registry: String,
 }
 
-/// Ranks entries: name matches beat tag matches beat summary (and description) matches.
-/// Every term must match somewhere; matching is case-insensitive.
-pub fn search(entries: &[(String, RegistryEntry)], terms: &[String]) -> Vec<SearchHit> {
-    let terms: Vec<String> = terms
+fn normalize_terms(terms: &[String]) -> Vec<String> {
+    terms
         .iter()
         .map(|t| t.to_lowercase())
         .filter(|t| !t.is_empty())
-        .collect();
-    let mut hits: Vec<SearchHit> = Vec::new();
-    for (source, entry) in entries {
-        let mut total = 0;
-        let name = entry.name.to_lowercase();
-        let short = name.rsplit('/').next().unwrap_or(&name);
-        let mut all = true;
-        for term in &terms {
-            let mut score = 0;
-            if name == *term || short == term {
-                score = 1000;
-            } else if short.starts_with(term.as_str()) {
-                score = 700;
-            } else if name.contains(term.as_str()) {
-                score = 500;
-            }
-            if score == 0 {
-                for tag in &entry.tags {
-                    let tag = tag.to_lowercase();
-                    if tag == *term {
-                        score = score.max(300);
-                    } else if tag.contains(term.as_str()) {
-                        score = score.max(200);
-                    }
-                }
-            }
-            if score == 0
-                && entry
-                    .summary
-                    .as_ref()
-                    .is_some_and(|s| s.to_lowercase().contains(term.as_str()))
-            {
-                score = 100;
-            }
-            if score == 0
-                && entry
-                    .description
-                    .as_ref()
-                    .is_some_and(|s| s.to_lowercase().contains(term.as_str()))
-            {
-                score = 50;
-            }
-            if score == 0 {
-                all = false;
-                break;
-            }
-            total += score;
-        }
-        if all {
-            hits.push(SearchHit {
-                name: entry.name.clone(),
-                summary: entry.summary.clone(),
-                url: entry.url.clone(),
-                tags: entry.tags.clone(),
-                version: entry.version.clone(),
-                score: total,
-                registry: source.clone(),
-            });
-        }
+        .collect()
+}
+
+/// Case-insensitive `contains` for an already lower-cased needle, without allocating for
+/// ASCII text (the common case, and the hot loop of a 30,000-entry search).
+fn contains_ci(haystack: &str, needle: &str) -> bool {
+    if haystack.is_ascii() {
+        let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+        return n.len() <= h.len() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n));
     }
+    haystack.to_lowercase().contains(needle)
+}
+
+fn eq_ci(a: &str, lower: &str) -> bool {
+    if a.is_ascii() {
+        a.eq_ignore_ascii_case(lower)
+    } else {
+        a.to_lowercase() == lower
+    }
+}
+
+fn starts_with_ci(a: &str, lower: &str) -> bool {
+    if a.is_ascii() {
+        a.len() >= lower.len() && a.as_bytes()[..lower.len()].eq_ignore_ascii_case(lower.as_bytes())
+    } else {
+        a.to_lowercase().starts_with(lower)
+    }
+}
+
+/// Ranks one entry: name matches beat tag matches beat summary (then description) matches.
+/// Every term must match somewhere; `terms` are lower-cased.
+fn score(
+    name: &str,
+    tags: &[&str],
+    summary: Option<&str>,
+    description: Option<&str>,
+    terms: &[String],
+) -> Option<u32> {
+    let short = name.rsplit('/').next().unwrap_or(name);
+    let mut total = 0;
+    for term in terms {
+        let term = term.as_str();
+        let score = if eq_ci(name, term) || eq_ci(short, term) {
+            1000
+        } else if starts_with_ci(short, term) {
+            700
+        } else if contains_ci(name, term) {
+            500
+        } else if tags.iter().any(|t| eq_ci(t, term)) {
+            300
+        } else if tags.iter().any(|t| contains_ci(t, term)) {
+            200
+        } else if summary.is_some_and(|s| contains_ci(s, term)) {
+            100
+        } else if description.is_some_and(|s| contains_ci(s, term)) {
+            50
+        } else {
+            return None;
+        };
+        total += score;
+    }
+    Some(total)
+}
+
+fn sort_hits(hits: &mut [SearchHit]) {
     hits.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.name.cmp(&b.name)));
+}
+
+/// Ranks already loaded entries (see [`Registry::search`] for the fast path).
+pub fn search(entries: &[(String, RegistryEntry)], terms: &[String]) -> Vec<SearchHit> {
+    let terms = normalize_terms(terms);
+    let mut hits: Vec<SearchHit> = entries
+        .iter()
+        .filter_map(|(source, e)| {
+            let tags: Vec<&str> = e.tags.iter().map(String::as_str).collect();
+            let score = score(
+                &e.name,
+                &tags,
+                e.summary.as_deref(),
+                e.description.as_deref(),
+                &terms,
+            )?;
+            Some(SearchHit {
+                name: e.name.clone(),
+                summary: e.summary.clone(),
+                url: e.url.clone(),
+                tags: e.tags.clone(),
+                version: e.version.clone(),
+                score,
+                registry: source.clone(),
+            })
+        })
+        .collect();
+    sort_hits(&mut hits);
     hits
 }
 

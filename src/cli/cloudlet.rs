@@ -88,8 +88,7 @@ pub fn run(cx: &Context, cmd: CloudletCommand) -> Result<()> {
 
 fn search(cx: &Context, terms: &[String]) -> Result<()> {
     let warn = |m: &str| cx.out.warn(m);
-    let entries = cx.registry().entries(Refresh::IfStale, &warn)?;
-    let hits = registry::search(&entries, terms);
+    let hits = cx.registry().search(Refresh::IfStale, &warn, terms)?;
     cx.out.data(&hits, || {
         if hits.is_empty() {
             return String::new();

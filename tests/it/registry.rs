@@ -199,3 +199,48 @@ fn install_by_registry_name() {
         .json();
     assert_eq!(described["installed"], true);
 }
+
+#[test]
+fn the_search_cache_follows_the_index_and_survives_damage() {
+    let env = Env::new();
+    let path = env.path("index.json");
+    std::fs::write(&path, sample()).unwrap();
+    env.write_config(&format!("registry: file://{}\n", path.display()));
+    assert_eq!(
+        env.run(&["-o", "json", "cloudlet:search", "blog"])
+            .ok()
+            .json()[0]["name"],
+        "acme/blog"
+    );
+    std::fs::write(
+        &path,
+        index(&[(
+            "acme/blogger",
+            "git://127.0.0.1:1/b.git",
+            &[],
+            "another blog",
+        )]),
+    )
+    .unwrap();
+    let hits = env
+        .run(&["-o", "json", "cloudlet:search", "blog"])
+        .ok()
+        .json();
+    assert_eq!(hits.as_array().unwrap().len(), 1);
+    assert_eq!(hits[0]["name"], "acme/blogger");
+    // Truncate the compact cache but keep its header: the search still answers correctly.
+    let idx = std::fs::read_dir(env.home().join("cache/registry"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().extension().is_some_and(|x| x == "idx"))
+        .unwrap()
+        .path();
+    let bytes = std::fs::read(&idx).unwrap();
+    std::fs::write(&idx, &bytes[..bytes.len() - 5]).unwrap();
+    assert_eq!(
+        env.run(&["-o", "json", "cloudlet:search", "blog"])
+            .ok()
+            .json()[0]["name"],
+        "acme/blogger"
+    );
+}
