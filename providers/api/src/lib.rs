@@ -21,7 +21,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The kinds of infrastructure nepho drives. The serialized names are the directory names
 /// under `patterns/` and the `provider:` values in scenarios.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     /// AWS CloudFormation.
@@ -33,7 +35,8 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
-    pub const ALL: [ProviderKind; 3] = [ProviderKind::Aws, ProviderKind::Vagrant, ProviderKind::Kvm];
+    pub const ALL: [ProviderKind; 3] =
+        [ProviderKind::Aws, ProviderKind::Vagrant, ProviderKind::Kvm];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -84,6 +87,9 @@ pub struct FormationSpec {
     pub provisioner: Option<PathBuf>,
     /// Files shipped to instances (native `provisioners/`, Nepho 1.x `payload/`).
     pub payload_dir: Option<PathBuf>,
+    /// True for Nepho 1.x cloudlets (1.x conventions: `PayloadURL`, `NEPHO_*` variables).
+    #[serde(default)]
+    pub v1: bool,
     /// Per-formation working directory owned by the provider (Vagrant project dir, keys, seeds).
     pub work_dir: PathBuf,
 }
@@ -109,7 +115,9 @@ impl FormationSpec {
 pub const REDACTED: &str = "********";
 
 /// Identifies a step within a plan; stable across re-plans so the journal can be replayed.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(transparent)]
 pub struct StepId(pub String);
 
@@ -207,10 +215,9 @@ impl Plan {
                 if !remaining.contains(&step.id) {
                     continue;
                 }
-                let has_live_dependent = self
-                    .steps
-                    .iter()
-                    .any(|other| remaining.contains(&other.id) && other.depends_on.contains(&step.id));
+                let has_live_dependent = self.steps.iter().any(|other| {
+                    remaining.contains(&other.id) && other.depends_on.contains(&step.id)
+                });
                 if !has_live_dependent {
                     remaining.remove(&step.id);
                     order.push(step);
@@ -334,12 +341,47 @@ pub trait EventSink: Send + Sync {
     fn emit(&self, kind: EventKind, status: EventStatus, message: &str, progress: Option<Progress>);
 }
 
-/// Context handed to a running step.
+/// Context handed to a running step (owned, so steps can run concurrently).
 pub struct StepContext<'a> {
     pub spec: &'a FormationSpec,
-    /// Outputs of steps already done, keyed by step id.
-    pub outputs: &'a BTreeMap<StepId, BTreeMap<String, serde_json::Value>>,
-    pub events: &'a dyn EventSink,
+    /// Outputs of steps already done, keyed by step id (a snapshot taken when the step started).
+    pub outputs: BTreeMap<StepId, BTreeMap<String, serde_json::Value>>,
+    pub events: std::sync::Arc<dyn EventSink>,
+}
+
+/// One change a create or update would make (`formation:create --dry-run`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PlannedChange {
+    /// add | modify | remove
+    pub action: String,
+    /// The resource's name in the pattern (logical id, machine name).
+    pub resource: String,
+    /// Provider type (`AWS::EC2::Instance`, `machine`, `disk`).
+    pub kind: String,
+    /// Whether the change replaces the resource: true | false | conditional (CloudFormation's words).
+    pub replacement: Option<String>,
+    pub details: Option<String>,
+}
+
+/// One resource of a formation and its state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ResourceStatus {
+    pub resource: String,
+    pub kind: String,
+    pub status: String,
+    pub reason: Option<String>,
+    /// Provider id (physical resource id, domain UUID).
+    pub id: Option<String>,
+}
+
+/// Everything `formation:describe` shows, read from the infrastructure.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct FormationDetails {
+    pub summary: FormationSummary,
+    pub resources: Vec<ResourceStatus>,
+    pub outputs: BTreeMap<String, String>,
+    /// Most recent provider events, newest last, already formatted for people.
+    pub recent_events: Vec<String>,
 }
 
 /// A provider failure a user can act on.
@@ -347,16 +389,25 @@ pub struct StepContext<'a> {
 pub enum ProviderError {
     /// The provider's tool, daemon or API is not installed or not reachable.
     #[error("{message}")]
-    Unavailable { message: String, hint: Option<String> },
+    Unavailable {
+        message: String,
+        hint: Option<String>,
+    },
     /// The rendered pattern or parameters were rejected.
     #[error("{message}")]
-    Invalid { message: String, hint: Option<String> },
+    Invalid {
+        message: String,
+        hint: Option<String>,
+    },
     /// The formation or a resource does not exist.
     #[error("{0}")]
     NotFound(String),
     /// The infrastructure reported a failure (a stack rolled back, a domain failed to start).
     #[error("{message}")]
-    Failed { message: String, hint: Option<String> },
+    Failed {
+        message: String,
+        hint: Option<String>,
+    },
     #[error("cancelled")]
     Cancelled,
 }
@@ -370,22 +421,49 @@ pub trait Provider: Send + Sync {
     /// Checks the rendered pattern without touching infrastructure.
     fn validate<'a>(&'a self, spec: &'a FormationSpec) -> BoxFuture<'a, Result<(), ProviderError>>;
 
-    fn plan_create<'a>(&'a self, spec: &'a FormationSpec) -> BoxFuture<'a, Result<Plan, ProviderError>>;
+    fn plan_create<'a>(
+        &'a self,
+        spec: &'a FormationSpec,
+    ) -> BoxFuture<'a, Result<Plan, ProviderError>>;
 
-    fn plan_update<'a>(&'a self, spec: &'a FormationSpec) -> BoxFuture<'a, Result<Plan, ProviderError>>;
+    fn plan_update<'a>(
+        &'a self,
+        spec: &'a FormationSpec,
+    ) -> BoxFuture<'a, Result<Plan, ProviderError>>;
 
-    fn plan_destroy<'a>(&'a self, formation: &'a str) -> BoxFuture<'a, Result<Plan, ProviderError>>;
+    fn plan_destroy<'a>(&'a self, formation: &'a str)
+    -> BoxFuture<'a, Result<Plan, ProviderError>>;
 
-    fn run_step<'a>(&'a self, step: &'a Step, cx: StepContext<'a>) -> BoxFuture<'a, Result<StepOutcome, ProviderError>>;
+    fn run_step<'a>(
+        &'a self,
+        step: &'a Step,
+        cx: StepContext<'a>,
+    ) -> BoxFuture<'a, Result<StepOutcome, ProviderError>>;
 
     /// Reverses a completed step (rollback after a failed create).
-    fn undo_step<'a>(&'a self, step: &'a Step, cx: StepContext<'a>) -> BoxFuture<'a, Result<(), ProviderError>>;
+    fn undo_step<'a>(
+        &'a self,
+        step: &'a Step,
+        cx: StepContext<'a>,
+    ) -> BoxFuture<'a, Result<(), ProviderError>>;
 
     fn list<'a>(&'a self) -> BoxFuture<'a, Result<Vec<FormationSummary>, ProviderError>>;
 
-    fn describe<'a>(&'a self, formation: &'a str) -> BoxFuture<'a, Result<FormationSummary, ProviderError>>;
+    fn describe<'a>(
+        &'a self,
+        formation: &'a str,
+    ) -> BoxFuture<'a, Result<FormationDetails, ProviderError>>;
 
-    fn endpoints<'a>(&'a self, formation: &'a str) -> BoxFuture<'a, Result<Endpoints, ProviderError>>;
+    /// What a create (or update, when the formation exists) would change, without changing it.
+    fn preview<'a>(
+        &'a self,
+        spec: &'a FormationSpec,
+    ) -> BoxFuture<'a, Result<Vec<PlannedChange>, ProviderError>>;
+
+    fn endpoints<'a>(
+        &'a self,
+        formation: &'a str,
+    ) -> BoxFuture<'a, Result<Endpoints, ProviderError>>;
 }
 
 #[cfg(test)]
@@ -404,34 +482,67 @@ mod tests {
     #[test]
     fn independent_steps_are_ready_together() {
         let plan = Plan {
-            steps: vec![step("disk-a", &[]), step("disk-b", &[]), step("vm-a", &["disk-a"])],
+            steps: vec![
+                step("disk-a", &[]),
+                step("disk-b", &[]),
+                step("vm-a", &["disk-a"]),
+            ],
         };
         plan.validate().unwrap();
-        let ready: Vec<_> = plan.ready_steps(&BTreeSet::new(), &BTreeSet::new()).iter().map(|s| s.id.0.clone()).collect();
+        let ready: Vec<_> = plan
+            .ready_steps(&BTreeSet::new(), &BTreeSet::new())
+            .iter()
+            .map(|s| s.id.0.clone())
+            .collect();
         assert_eq!(ready, ["disk-a", "disk-b"]);
         let done = BTreeSet::from([StepId::from("disk-a")]);
         let running = BTreeSet::from([StepId::from("disk-b")]);
-        let ready: Vec<_> = plan.ready_steps(&done, &running).iter().map(|s| s.id.0.clone()).collect();
+        let ready: Vec<_> = plan
+            .ready_steps(&done, &running)
+            .iter()
+            .map(|s| s.id.0.clone())
+            .collect();
         assert_eq!(ready, ["vm-a"]);
     }
 
     #[test]
     fn cycles_and_unknown_dependencies_are_rejected() {
-        let cyclic = Plan { steps: vec![step("a", &["b"]), step("b", &["a"])] };
+        let cyclic = Plan {
+            steps: vec![step("a", &["b"]), step("b", &["a"])],
+        };
         assert!(matches!(cyclic.validate(), Err(PlanError::Cycle(_))));
-        let dangling = Plan { steps: vec![step("a", &["zzz"])] };
-        assert!(matches!(dangling.validate(), Err(PlanError::UnknownDependency { .. })));
-        let dup = Plan { steps: vec![step("a", &[]), step("a", &[])] };
+        let dangling = Plan {
+            steps: vec![step("a", &["zzz"])],
+        };
+        assert!(matches!(
+            dangling.validate(),
+            Err(PlanError::UnknownDependency { .. })
+        ));
+        let dup = Plan {
+            steps: vec![step("a", &[]), step("a", &[])],
+        };
         assert_eq!(dup.validate(), Err(PlanError::DuplicateStep("a".into())));
     }
 
     #[test]
     fn unwind_removes_dependents_first() {
         let plan = Plan {
-            steps: vec![step("net", &[]), step("disk", &[]), step("vm", &["net", "disk"]), step("dns", &["vm"])],
+            steps: vec![
+                step("net", &[]),
+                step("disk", &[]),
+                step("vm", &["net", "disk"]),
+                step("dns", &["vm"]),
+            ],
         };
-        let done: BTreeSet<StepId> = ["net", "disk", "vm", "dns"].iter().map(|s| StepId::from(*s)).collect();
-        let order: Vec<_> = plan.unwind_order(&done).iter().map(|s| s.id.0.clone()).collect();
+        let done: BTreeSet<StepId> = ["net", "disk", "vm", "dns"]
+            .iter()
+            .map(|s| StepId::from(*s))
+            .collect();
+        let order: Vec<_> = plan
+            .unwind_order(&done)
+            .iter()
+            .map(|s| s.id.0.clone())
+            .collect();
         let pos = |id: &str| order.iter().position(|s| s == id).unwrap();
         assert!(pos("dns") < pos("vm"));
         assert!(pos("vm") < pos("net") && pos("vm") < pos("disk"));
@@ -440,10 +551,16 @@ mod tests {
 
     #[test]
     fn provider_names_and_aliases() {
-        assert_eq!(ProviderKind::parse("CloudFormation"), Some(ProviderKind::Aws));
+        assert_eq!(
+            ProviderKind::parse("CloudFormation"),
+            Some(ProviderKind::Aws)
+        );
         assert_eq!(ProviderKind::parse("libvirt"), Some(ProviderKind::Kvm));
         assert_eq!(ProviderKind::parse("openstack"), None);
-        assert_eq!(serde_json::to_string(&ProviderKind::Vagrant).unwrap(), "\"vagrant\"");
+        assert_eq!(
+            serde_json::to_string(&ProviderKind::Vagrant).unwrap(),
+            "\"vagrant\""
+        );
     }
 
     #[test]
@@ -461,6 +578,7 @@ mod tests {
             secret_keys: BTreeSet::from(["db_password".to_string()]),
             provisioner: None,
             payload_dir: None,
+            v1: false,
             work_dir: PathBuf::from("/tmp"),
         };
         let shown = serde_json::to_string(&spec.redacted_parameters()).unwrap();
