@@ -1,0 +1,1 @@
+//! nepho's AWS CloudFormation provider (being written).
