@@ -35,7 +35,14 @@ complete -c nepho -n "__fish_nepho_needs_command" -s h -l help -d 'Print help (s
 complete -c nepho -n "__fish_nepho_needs_command" -s V -l version -d 'Print version'
 complete -c nepho -n "__fish_nepho_needs_command" -f -a "cloudlet" -d 'Find, download and manage cloudlets'
 complete -c nepho -n "__fish_nepho_needs_command" -f -a "scenario" -d 'View cloudlet deployment scenarios'
+complete -c nepho -n "__fish_nepho_needs_command" -f -a "formation" -d 'Create and manage running cloudlet instances'
 complete -c nepho -n "__fish_nepho_needs_command" -f -a "registry" -d 'Manage the cloudlet registry index'
+complete -c nepho -n "__fish_nepho_needs_command" -f -a "register" -d 'Set provider credentials and settings (stored 0600)'
+complete -c nepho -n "__fish_nepho_needs_command" -f -a "create" -d 'Shortcut for formation:create'
+complete -c nepho -n "__fish_nepho_needs_command" -f -a "destroy" -d 'Shortcut for formation:destroy'
+complete -c nepho -n "__fish_nepho_needs_command" -f -a "ssh" -d 'Shortcut for formation:ssh'
+complete -c nepho -n "__fish_nepho_needs_command" -f -a "open" -d 'Shortcut for formation:open'
+complete -c nepho -n "__fish_nepho_needs_command" -f -a "__nanny" -d 'Internal: the detached process that runs a build (started by nepho itself)'
 complete -c nepho -n "__fish_nepho_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
 complete -c nepho -n "__fish_nepho_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and not __fish_seen_subcommand_from search describe install list update uninstall create validate help" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
@@ -193,6 +200,145 @@ complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_su
 complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from help" -f -a "describe" -d 'Show a scenario and every merged parameter value with the layer and file it came from'
 complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from help" -f -a "render" -d 'Print the scenario\'s rendered pattern'
 complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh open help" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh open help" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh open help" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh open help" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh open help" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh open help" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh open help" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh open help" -f -a "create" -d 'Create a formation from CLOUDLET[/SCENARIO] (no scenario means `default`)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh open help" -f -a "list" -d 'List formations (from the providers, plus local records of builds in flight)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh open help" -f -a "describe" -d 'Show a formation: status, resources, outputs and recent events'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh open help" -f -a "watch" -d 'Re-attach to a formation\'s build (or replay the last one)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh open help" -f -a "events" -d 'Print a formation\'s event journal (`-o json`: the versioned NDJSON stream)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh open help" -f -a "update" -d 'Re-render a formation from its cloudlet and apply the changes'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh open help" -f -a "destroy" -d 'Destroy a formation and everything nepho built for it'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh open help" -f -a "cancel" -d 'Stop a running build (it can be resumed with `create --resume`)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh open help" -f -a "ssh" -d 'Open an ssh session to a formation (or run CMD there)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh open help" -f -a "open" -d 'Print (and open in a browser, when there is one) the formation\'s URL'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh open help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from create" -s n -l name -d 'Formation name' -r
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from create" -s f -l values -d 'Values file (YAML mapping); repeat to layer several, later files win' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from create" -l set -d 'Set one value: KEY=VALUE (dotted keys for nested maps; typed like YAML); repeatable' -r
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from create" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from create" -l dry-run -d 'Show what would be created (the provider\'s change set) and change nothing'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from create" -l resume -d 'Continue an interrupted create from its journal'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from create" -l no-rollback -d 'Keep what a failed create built instead of rolling it back'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from create" -l foreground -d 'Run the build in this process instead of a detached nanny'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from create" -l detach -d 'Start the build and return at once (watch it with `formation:watch`)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from create" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from list" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from describe" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from describe" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from describe" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from describe" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from describe" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from describe" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from describe" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from watch" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from watch" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from watch" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from watch" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from watch" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from watch" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from watch" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from events" -l since -d 'Only events with this sequence number or later' -r
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from events" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from events" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from events" -l follow -d 'Keep following until the running build ends'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from events" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from events" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from events" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from events" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from events" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from update" -s f -l values -d 'Values file (YAML mapping); repeat to layer several, later files win' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from update" -l set -d 'Set one value: KEY=VALUE (dotted keys for nested maps; typed like YAML); repeatable' -r
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from update" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from update" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from update" -l foreground -d 'Run the build in this process instead of a detached nanny'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from update" -l detach -d 'Start the build and return at once (watch it with `formation:watch`)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from update" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from update" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from update" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from update" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from destroy" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from destroy" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from destroy" -l foreground -d 'Run the build in this process instead of a detached nanny'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from destroy" -l detach -d 'Start the build and return at once (watch it with `formation:watch`)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from destroy" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from destroy" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from destroy" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from destroy" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from destroy" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from cancel" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from cancel" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from cancel" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from cancel" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from cancel" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from cancel" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from cancel" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from ssh" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from ssh" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from ssh" -l print -d 'Print the ssh command line instead of running it'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from ssh" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from ssh" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from ssh" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from ssh" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from ssh" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from open" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from open" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from open" -l print -d 'Only print the URL'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from open" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from open" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from open" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from open" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from open" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a formation from CLOUDLET[/SCENARIO] (no scenario means `default`)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "list" -d 'List formations (from the providers, plus local records of builds in flight)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "describe" -d 'Show a formation: status, resources, outputs and recent events'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "watch" -d 'Re-attach to a formation\'s build (or replay the last one)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "events" -d 'Print a formation\'s event journal (`-o json`: the versioned NDJSON stream)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "update" -d 'Re-render a formation from its cloudlet and apply the changes'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "destroy" -d 'Destroy a formation and everything nepho built for it'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "cancel" -d 'Stop a running build (it can be resumed with `create --resume`)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "ssh" -d 'Open an ssh session to a formation (or run CMD there)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "open" -d 'Print (and open in a browser, when there is one) the formation\'s URL'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update help" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
 json\t''
 yaml\t''"
@@ -215,6 +361,80 @@ complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_su
 complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from update" -s V -l version -d 'Print version'
 complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from help" -f -a "update" -d 'Fetch the registry index now (conditional request; the cache is used when unchanged)'
 complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nepho -n "__fish_nepho_using_subcommand register" -l region -d 'AWS region (e.g. us-east-1)' -r
+complete -c nepho -n "__fish_nepho_using_subcommand register" -l profile -d 'Use this AWS profile from ~/.aws/config instead of keys' -r
+complete -c nepho -n "__fish_nepho_using_subcommand register" -l access-key-id -d 'AWS access key id (the secret key is read from AWS_SECRET_ACCESS_KEY or prompted)' -r
+complete -c nepho -n "__fish_nepho_using_subcommand register" -l endpoint-url -d 'AWS API endpoint (for AWS-compatible services and local mocks)' -r
+complete -c nepho -n "__fish_nepho_using_subcommand register" -l template-bucket -d 'S3 bucket for large templates and Nepho 1.x payloads' -r
+complete -c nepho -n "__fish_nepho_using_subcommand register" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand register" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand register" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand register" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand register" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand register" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand register" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand create" -s n -l name -d 'Formation name' -r
+complete -c nepho -n "__fish_nepho_using_subcommand create" -s f -l values -d 'Values file (YAML mapping); repeat to layer several, later files win' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand create" -l set -d 'Set one value: KEY=VALUE (dotted keys for nested maps; typed like YAML); repeatable' -r
+complete -c nepho -n "__fish_nepho_using_subcommand create" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand create" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand create" -l dry-run -d 'Show what would be created (the provider\'s change set) and change nothing'
+complete -c nepho -n "__fish_nepho_using_subcommand create" -l resume -d 'Continue an interrupted create from its journal'
+complete -c nepho -n "__fish_nepho_using_subcommand create" -l no-rollback -d 'Keep what a failed create built instead of rolling it back'
+complete -c nepho -n "__fish_nepho_using_subcommand create" -l foreground -d 'Run the build in this process instead of a detached nanny'
+complete -c nepho -n "__fish_nepho_using_subcommand create" -l detach -d 'Start the build and return at once (watch it with `formation:watch`)'
+complete -c nepho -n "__fish_nepho_using_subcommand create" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand create" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand create" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand create" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand create" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand destroy" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand destroy" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand destroy" -l foreground -d 'Run the build in this process instead of a detached nanny'
+complete -c nepho -n "__fish_nepho_using_subcommand destroy" -l detach -d 'Start the build and return at once (watch it with `formation:watch`)'
+complete -c nepho -n "__fish_nepho_using_subcommand destroy" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand destroy" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand destroy" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand destroy" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand destroy" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand ssh" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand ssh" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand ssh" -l print -d 'Print the ssh command line instead of running it'
+complete -c nepho -n "__fish_nepho_using_subcommand ssh" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand ssh" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand ssh" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand ssh" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand ssh" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand open" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand open" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand open" -l print -d 'Only print the URL'
+complete -c nepho -n "__fish_nepho_using_subcommand open" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand open" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand open" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand open" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand open" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand __nanny" -l lock-fd -r
+complete -c nepho -n "__fish_nepho_using_subcommand __nanny" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand __nanny" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand __nanny" -l resume
+complete -c nepho -n "__fish_nepho_using_subcommand __nanny" -l no-rollback
+complete -c nepho -n "__fish_nepho_using_subcommand __nanny" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand __nanny" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand __nanny" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand __nanny" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand __nanny" -s V -l version -d 'Print version'
 complete -c nepho -n "__fish_nepho_using_subcommand completions" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
 json\t''
 yaml\t''"
@@ -224,11 +444,18 @@ complete -c nepho -n "__fish_nepho_using_subcommand completions" -s q -l quiet -
 complete -c nepho -n "__fish_nepho_using_subcommand completions" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
 complete -c nepho -n "__fish_nepho_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c nepho -n "__fish_nepho_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c nepho -n "__fish_nepho_using_subcommand help; and not __fish_seen_subcommand_from cloudlet scenario registry completions help" -f -a "cloudlet" -d 'Find, download and manage cloudlets'
-complete -c nepho -n "__fish_nepho_using_subcommand help; and not __fish_seen_subcommand_from cloudlet scenario registry completions help" -f -a "scenario" -d 'View cloudlet deployment scenarios'
-complete -c nepho -n "__fish_nepho_using_subcommand help; and not __fish_seen_subcommand_from cloudlet scenario registry completions help" -f -a "registry" -d 'Manage the cloudlet registry index'
-complete -c nepho -n "__fish_nepho_using_subcommand help; and not __fish_seen_subcommand_from cloudlet scenario registry completions help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
-complete -c nepho -n "__fish_nepho_using_subcommand help; and not __fish_seen_subcommand_from cloudlet scenario registry completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and not __fish_seen_subcommand_from cloudlet scenario formation registry register create destroy ssh open __nanny completions help" -f -a "cloudlet" -d 'Find, download and manage cloudlets'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and not __fish_seen_subcommand_from cloudlet scenario formation registry register create destroy ssh open __nanny completions help" -f -a "scenario" -d 'View cloudlet deployment scenarios'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and not __fish_seen_subcommand_from cloudlet scenario formation registry register create destroy ssh open __nanny completions help" -f -a "formation" -d 'Create and manage running cloudlet instances'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and not __fish_seen_subcommand_from cloudlet scenario formation registry register create destroy ssh open __nanny completions help" -f -a "registry" -d 'Manage the cloudlet registry index'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and not __fish_seen_subcommand_from cloudlet scenario formation registry register create destroy ssh open __nanny completions help" -f -a "register" -d 'Set provider credentials and settings (stored 0600)'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and not __fish_seen_subcommand_from cloudlet scenario formation registry register create destroy ssh open __nanny completions help" -f -a "create" -d 'Shortcut for formation:create'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and not __fish_seen_subcommand_from cloudlet scenario formation registry register create destroy ssh open __nanny completions help" -f -a "destroy" -d 'Shortcut for formation:destroy'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and not __fish_seen_subcommand_from cloudlet scenario formation registry register create destroy ssh open __nanny completions help" -f -a "ssh" -d 'Shortcut for formation:ssh'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and not __fish_seen_subcommand_from cloudlet scenario formation registry register create destroy ssh open __nanny completions help" -f -a "open" -d 'Shortcut for formation:open'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and not __fish_seen_subcommand_from cloudlet scenario formation registry register create destroy ssh open __nanny completions help" -f -a "__nanny" -d 'Internal: the detached process that runs a build (started by nepho itself)'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and not __fish_seen_subcommand_from cloudlet scenario formation registry register create destroy ssh open __nanny completions help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and not __fish_seen_subcommand_from cloudlet scenario formation registry register create destroy ssh open __nanny completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cloudlet" -f -a "search" -d 'Search the registry (name matches rank above tags, tags above summaries)'
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cloudlet" -f -a "describe" -d 'Show a cloudlet\'s details (installed, or from the registry)'
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cloudlet" -f -a "install" -d 'Install a cloudlet by registry name or git URL'
@@ -240,4 +467,14 @@ complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcom
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from scenario" -f -a "list" -d 'List a cloudlet\'s scenarios'
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from scenario" -f -a "describe" -d 'Show a scenario and every merged parameter value with the layer and file it came from'
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from scenario" -f -a "render" -d 'Print the scenario\'s rendered pattern'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "create" -d 'Create a formation from CLOUDLET[/SCENARIO] (no scenario means `default`)'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "list" -d 'List formations (from the providers, plus local records of builds in flight)'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "describe" -d 'Show a formation: status, resources, outputs and recent events'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "watch" -d 'Re-attach to a formation\'s build (or replay the last one)'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "events" -d 'Print a formation\'s event journal (`-o json`: the versioned NDJSON stream)'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "update" -d 'Re-render a formation from its cloudlet and apply the changes'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "destroy" -d 'Destroy a formation and everything nepho built for it'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "cancel" -d 'Stop a running build (it can be resumed with `create --resume`)'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "ssh" -d 'Open an ssh session to a formation (or run CMD there)'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "open" -d 'Print (and open in a browser, when there is one) the formation\'s URL'
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from registry" -f -a "update" -d 'Fetch the registry index now (conditional request; the cache is used when unchanged)'

@@ -1,47 +1,380 @@
-//! Local records of formations. The provider is the source of truth for what exists; these
-//! records cache what nepho built (cloudlet, scenario, provider) so, for example, a cloudlet in
-//! use is not uninstalled from under a formation.
+//! Local records of formations: what nepho built (cloudlet, scenario, provider), the inputs
+//! needed to resume it, the event journal, and the lock that makes one name one build at a time.
+//! The provider stays the source of truth for what exists; these files only cache it.
+//!
+//! Layout: `<state>/formations/<name>/` holds `formation.json` (record), `spec.json` (rendered
+//! pattern and parameters, secrets redacted), `secrets.json` (0600, secret values only, removed
+//! on destroy), `journal.ndjson` (versioned events), `lock`, `nanny.log`.
 
+use std::fmt;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 
+use nepho_provider_api::{FormationSpec, ProviderKind};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Paths;
-use crate::error::{Error, Result};
+use crate::config::{Paths, write_atomic};
+use crate::error::{Error, IoContext, Result};
+
+/// A validated formation name: it becomes a directory, a socket and a stack name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FormationName(String);
+
+impl FormationName {
+    pub fn parse(s: &str) -> Result<FormationName> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !s.ends_with('-');
+        if ok {
+            Ok(FormationName(s.to_string()))
+        } else {
+            Err(Error::invalid(format!("invalid formation name \"{s}\""))
+                .with_hint("use 1 to 64 letters, digits and `-`, starting with a letter (it also names stacks and machines)"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for FormationName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Lifecycle of the local record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordState {
+    Creating,
+    Created,
+    Updating,
+    Failed,
+    Destroying,
+    Destroyed,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FormationRecord {
     pub name: String,
     pub cloudlet: String,
     pub scenario: String,
-    pub provider: nepho_provider_api::ProviderKind,
+    pub provider: ProviderKind,
     pub created_at: String,
+    #[serde(default = "default_state")]
+    pub state: RecordState,
+    #[serde(default)]
+    pub updated_at: Option<String>,
 }
 
-pub fn record_file(paths: &Paths, name: &str) -> PathBuf {
-    paths.formations_dir().join(name).join("formation.json")
+fn default_state() -> RecordState {
+    RecordState::Created
 }
 
-/// Names of the formations whose record says they were made from `cloudlet`.
-pub fn records_using(paths: &Paths, cloudlet: &str) -> Result<Vec<String>> {
+/// The files of one formation.
+#[derive(Debug, Clone)]
+pub struct FormationDir {
+    pub name: FormationName,
+    pub dir: PathBuf,
+}
+
+impl FormationDir {
+    pub fn new(paths: &Paths, name: &FormationName) -> FormationDir {
+        FormationDir {
+            name: name.clone(),
+            dir: paths.formations_dir().join(name.as_str()),
+        }
+    }
+
+    pub fn record_file(&self) -> PathBuf {
+        self.dir.join("formation.json")
+    }
+    pub fn spec_file(&self) -> PathBuf {
+        self.dir.join("spec.json")
+    }
+    pub fn secrets_file(&self) -> PathBuf {
+        self.dir.join("secrets.json")
+    }
+    pub fn journal_file(&self) -> PathBuf {
+        self.dir.join("journal.ndjson")
+    }
+    pub fn lock_file(&self) -> PathBuf {
+        self.dir.join("lock")
+    }
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.join("nanny.log")
+    }
+    /// The provider's own working directory for this formation.
+    pub fn work_dir(&self) -> PathBuf {
+        self.dir.join("work")
+    }
+
+    pub fn create_dirs(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.dir).at(&self.dir)?;
+        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700)).at(&self.dir)?;
+        std::fs::create_dir_all(self.work_dir()).at(self.work_dir())
+    }
+
+    pub fn read_record(&self) -> Result<Option<FormationRecord>> {
+        match std::fs::read(self.record_file()) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::invalid(format!("{}: {e}", self.record_file().display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(self.record_file(), e)),
+        }
+    }
+
+    pub fn write_record(&self, record: &FormationRecord) -> Result<()> {
+        write_atomic(
+            &self.record_file(),
+            &serde_json::to_vec_pretty(record).map_err(|e| Error::Other(e.to_string()))?,
+        )
+    }
+
+    pub fn set_state(&self, state: RecordState) -> Result<()> {
+        if let Some(mut record) = self.read_record()? {
+            record.state = state;
+            record.updated_at = Some(crate::util::now_rfc3339());
+            self.write_record(&record)?;
+        }
+        Ok(())
+    }
+
+    /// Stores the spec with secret values split out into a 0600 file.
+    pub fn write_spec(&self, spec: &FormationSpec) -> Result<()> {
+        let mut public = spec.clone();
+        public.parameters = spec.redacted_parameters();
+        write_atomic(
+            &self.spec_file(),
+            &serde_json::to_vec_pretty(&public).map_err(|e| Error::Other(e.to_string()))?,
+        )?;
+        let secrets: serde_json::Map<String, serde_json::Value> = spec
+            .parameters
+            .iter()
+            .filter(|(k, _)| spec.secret_keys.contains(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let path = self.secrets_file();
+        let tmp = path.with_extension("tmp");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .at(&tmp)?;
+        f.write_all(&serde_json::to_vec(&secrets).unwrap_or_default())
+            .at(&tmp)?;
+        f.sync_all().at(&tmp)?;
+        std::fs::rename(&tmp, &path).at(&path)
+    }
+
+    /// The spec with secret values restored.
+    pub fn read_spec(&self) -> Result<FormationSpec> {
+        let bytes = std::fs::read(self.spec_file()).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::not_found(format!("formation {} has no saved build inputs", self.name))
+            } else {
+                Error::io(self.spec_file(), e)
+            }
+        })?;
+        let mut spec: FormationSpec = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::invalid(format!("{}: {e}", self.spec_file().display())))?;
+        if let Ok(bytes) = std::fs::read(self.secrets_file()) {
+            let secrets: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(&bytes).unwrap_or_default();
+            for (k, v) in secrets {
+                spec.parameters.insert(k, v);
+            }
+        }
+        Ok(spec)
+    }
+
+    /// Secret values, for scrubbing them from anything written or shown.
+    pub fn secret_values(&self) -> Vec<String> {
+        std::fs::read(self.secrets_file())
+            .ok()
+            .and_then(|b| {
+                serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&b).ok()
+            })
+            .map(|m| {
+                m.values()
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn forget_secrets(&self) {
+        let _ = std::fs::remove_file(self.secrets_file());
+    }
+}
+
+/// An exclusive lock on a formation name. It is an `flock`, so a process that dies (even by
+/// kill -9) releases it and the next nepho takes it over safely.
+pub struct FormationLock {
+    file: File,
+}
+
+impl FormationLock {
+    /// Takes the lock now or fails at once, naming who holds it.
+    pub fn acquire(dir: &FormationDir, purpose: &str) -> Result<FormationLock> {
+        std::fs::create_dir_all(&dir.dir).at(&dir.dir)?;
+        let path = dir.lock_file();
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .at(&path)?;
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.trim();
+            return Err(Error::conflict(format!(
+                "formation {} is busy{}",
+                dir.name,
+                if holder.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({holder})")
+                }
+            ))
+            .with_hint(format!(
+                "watch it with `nepho formation:watch {}`, or wait for it to finish",
+                dir.name
+            )));
+        }
+        file.set_len(0).at(&path)?;
+        writeln!(
+            file,
+            "{purpose} by pid {} since {}",
+            std::process::id(),
+            crate::util::now_rfc3339()
+        )
+        .at(&path)?;
+        Ok(FormationLock { file })
+    }
+
+    /// Lets a child process inherit the lock: clears close-on-exec and returns the fd number.
+    pub fn inheritable_fd(&self) -> Result<i32> {
+        let fd = self.file.as_raw_fd();
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } < 0 {
+            return Err(Error::Other(
+                "cannot pass the formation lock to the nanny".into(),
+            ));
+        }
+        Ok(fd)
+    }
+
+    /// Adopts a lock inherited from the parent (`--lock-fd`), checking it really is held.
+    pub fn adopt(fd: i32, dir: &FormationDir) -> Result<FormationLock> {
+        use std::os::fd::FromRawFd;
+        let file = unsafe { File::from_raw_fd(fd) };
+        // Re-locking a lock this open file already holds succeeds; anything else means the fd is wrong.
+        if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(Error::conflict(format!(
+                "formation {} lock was not handed over",
+                dir.name
+            )));
+        }
+        let lock = FormationLock { file };
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) };
+        Ok(lock)
+    }
+
+    pub fn note(&mut self, text: &str) {
+        let _ = self.file.set_len(0);
+        let _ = writeln!(self.file, "{text}");
+    }
+}
+
+/// Is someone building this formation right now?
+pub fn is_busy(dir: &FormationDir) -> bool {
+    let Ok(file) = std::fs::OpenOptions::new().read(true).open(dir.lock_file()) else {
+        return false;
+    };
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
+}
+
+/// Every local record, sorted by name.
+pub fn records(paths: &Paths) -> Result<Vec<(FormationDir, FormationRecord)>> {
     let dir = paths.formations_dir();
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io(dir, e)),
     };
-    let mut users = Vec::new();
+    let mut out = Vec::new();
     for entry in entries.flatten() {
-        let file = entry.path().join("formation.json");
-        let Ok(text) = std::fs::read_to_string(&file) else {
+        let Some(name) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| FormationName::parse(n).ok())
+        else {
             continue;
         };
-        if let Ok(record) = serde_json::from_str::<FormationRecord>(&text)
-            && record.cloudlet == cloudlet
-        {
-            users.push(record.name);
+        let fdir = FormationDir::new(paths, &name);
+        if let Ok(Some(record)) = fdir.read_record() {
+            out.push((fdir, record));
         }
     }
-    users.sort();
-    Ok(users)
+    out.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+    Ok(out)
+}
+
+/// Names of the live formations whose record says they were made from `cloudlet`.
+pub fn records_using(paths: &Paths, cloudlet: &str) -> Result<Vec<String>> {
+    Ok(records(paths)?
+        .into_iter()
+        .filter(|(_, r)| r.cloudlet == cloudlet && r.state != RecordState::Destroyed)
+        .map(|(_, r)| r.name)
+        .collect())
+}
+
+pub fn socket_path(paths: &Paths, name: &FormationName) -> PathBuf {
+    paths
+        .runtime_dir
+        .join("formations")
+        .join(format!("{name}.sock"))
+}
+
+/// Creates the runtime directory with mode 0700 (sockets live there).
+pub fn ensure_runtime_dir(paths: &Paths) -> Result<PathBuf> {
+    let dir = paths.runtime_dir.join("formations");
+    std::fs::create_dir_all(&dir).at(&dir)?;
+    for d in [&paths.runtime_dir, &dir] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).at(d)?;
+    }
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formation_names() {
+        assert!(FormationName::parse("agmedia").is_ok());
+        assert!(FormationName::parse("web-1").is_ok());
+        for bad in ["", "1web", "a/b", "..", "a..b", "-x", "x-", "a_b", "a b"] {
+            assert!(FormationName::parse(bad).is_err(), "{bad}");
+        }
+    }
 }

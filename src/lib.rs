@@ -6,10 +6,13 @@
 pub mod cli;
 pub mod cloudlet;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod formation;
 pub mod git;
+pub mod nanny;
 pub mod output;
+pub mod providers;
 pub mod registry;
 pub mod scenario;
 pub mod util;

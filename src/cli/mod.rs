@@ -5,6 +5,8 @@
 //! form (`cloudlet:install`) is rewritten to the space form before clap sees it.
 
 mod cloudlet;
+mod formation;
+mod register;
 mod registry;
 mod scenario;
 
@@ -76,9 +78,34 @@ pub enum Command {
     /// View cloudlet deployment scenarios
     #[command(subcommand)]
     Scenario(scenario::ScenarioCommand),
+    /// Create and manage running cloudlet instances
+    #[command(subcommand)]
+    Formation(formation::FormationCommand),
     /// Manage the cloudlet registry index
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
+    /// Set provider credentials and settings (stored 0600)
+    Register(register::RegisterArgs),
+    /// Shortcut for formation:create
+    Create(formation::CreateArgs),
+    /// Shortcut for formation:destroy
+    Destroy(formation::DestroyArgs),
+    /// Shortcut for formation:ssh
+    Ssh(formation::SshArgs),
+    /// Shortcut for formation:open
+    Open(formation::OpenArgs),
+    /// Internal: the detached process that runs a build (started by nepho itself)
+    #[command(name = "__nanny", hide = true)]
+    Nanny {
+        formation: String,
+        op: String,
+        #[arg(long)]
+        lock_fd: i32,
+        #[arg(long)]
+        resume: bool,
+        #[arg(long)]
+        no_rollback: bool,
+    },
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions {
         #[arg(value_enum)]
@@ -248,7 +275,13 @@ fn run(cli: Cli, out: &mut Out) -> Result<()> {
     let no_input = cli.global.no_input || config.no_input.unwrap_or(false);
     let interactive =
         !no_input && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    crate::git::catch_interrupts();
+    if !matches!(
+        cli.command,
+        Command::Formation(_) | Command::Create(_) | Command::Destroy(_) | Command::Nanny { .. }
+    ) {
+        // Builds handle Ctrl-C themselves (detach); elsewhere it cleans up and exits 130.
+        crate::git::catch_interrupts();
+    }
     let cx = Context {
         paths,
         config,
@@ -259,6 +292,32 @@ fn run(cli: Cli, out: &mut Out) -> Result<()> {
         Command::Cloudlet(c) => cloudlet::run(&cx, c),
         Command::Scenario(c) => scenario::run(&cx, c),
         Command::Registry(c) => registry::run(&cx, c),
+        Command::Formation(c) => formation::run(&cx, c),
+        Command::Register(a) => register::run(&cx, a),
+        Command::Create(a) => formation::run(&cx, formation::FormationCommand::Create(a)),
+        Command::Destroy(a) => formation::run(&cx, formation::FormationCommand::Destroy(a)),
+        Command::Ssh(a) => formation::run(&cx, formation::FormationCommand::Ssh(a)),
+        Command::Open(a) => formation::run(&cx, formation::FormationCommand::Open(a)),
+        Command::Nanny {
+            formation,
+            op,
+            lock_fd,
+            resume,
+            no_rollback,
+        } => {
+            match crate::nanny::nanny_main(
+                &cx.paths,
+                &formation,
+                &op,
+                lock_fd,
+                resume,
+                !no_rollback,
+            )? {
+                crate::engine::Outcome::Succeeded => Ok(()),
+                crate::engine::Outcome::Cancelled => Err(Error::Interrupted),
+                crate::engine::Outcome::Failed(e) => Err(crate::providers::provider_error(e)),
+            }
+        }
         Command::Completions { shell } => {
             let mut cmd = command();
             clap_complete::generate(shell, &mut cmd, "nepho", &mut std::io::stdout());

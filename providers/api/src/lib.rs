@@ -334,6 +334,10 @@ pub struct Event {
     pub status: EventStatus,
     pub message: String,
     pub progress: Option<Progress>,
+    /// Machine-readable details: `{"op": "create"}` on formation events, `{"outputs": ...}` on
+    /// finished steps. Never secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
 }
 
 /// Where a provider reports what it is doing while a step runs.

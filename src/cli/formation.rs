@@ -1,0 +1,881 @@
+//! `nepho formation:*` and the shortcuts `create`, `destroy`, `ssh`, `open`: build, watch,
+//! inspect, reach and tear down formations. Builds run in a nanny (see `crate::nanny`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use nepho_provider_api::{EventStatus, FormationSpec, ProviderKind};
+use serde::Serialize;
+
+use super::Context;
+use super::scenario::{ValueArgs, complete_required, resolve};
+use crate::engine::{Operation, RunOptions};
+use crate::error::{Error, Result};
+use crate::formation::{
+    self, FormationDir, FormationLock, FormationName, FormationRecord, RecordState,
+};
+use crate::nanny::{self, client, progress};
+use crate::output;
+use crate::providers;
+use crate::scenario::render::{self, RenderContext};
+
+#[derive(Debug, Subcommand)]
+pub enum FormationCommand {
+    /// Create a formation from CLOUDLET[/SCENARIO] (no scenario means `default`)
+    Create(CreateArgs),
+    /// List formations (from the providers, plus local records of builds in flight)
+    List,
+    /// Show a formation: status, resources, outputs and recent events
+    Describe { name: String },
+    /// Re-attach to a formation's build (or replay the last one)
+    Watch { name: String },
+    /// Print a formation's event journal (`-o json`: the versioned NDJSON stream)
+    Events {
+        name: String,
+        /// Keep following until the running build ends
+        #[arg(long)]
+        follow: bool,
+        /// Only events with this sequence number or later
+        #[arg(long, value_name = "SEQ", default_value_t = 1)]
+        since: u64,
+    },
+    /// Re-render a formation from its cloudlet and apply the changes
+    Update(UpdateArgs),
+    /// Destroy a formation and everything nepho built for it
+    Destroy(DestroyArgs),
+    /// Stop a running build (it can be resumed with `create --resume`)
+    Cancel { name: String },
+    /// Open an ssh session to a formation (or run CMD there)
+    Ssh(SshArgs),
+    /// Print (and open in a browser, when there is one) the formation's URL
+    Open(OpenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BuildFlags {
+    /// Run the build in this process instead of a detached nanny
+    #[arg(long, conflicts_with = "detach")]
+    pub foreground: bool,
+    /// Start the build and return at once (watch it with `formation:watch`)
+    #[arg(long)]
+    pub detach: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CreateArgs {
+    /// CLOUDLET[/SCENARIO]
+    pub scenario: Option<String>,
+    /// Formation name
+    #[arg(long, short = 'n')]
+    pub name: String,
+    #[command(flatten)]
+    pub values: ValueArgs,
+    /// Show what would be created (the provider's change set) and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Continue an interrupted create from its journal
+    #[arg(long)]
+    pub resume: bool,
+    /// Keep what a failed create built instead of rolling it back
+    #[arg(long)]
+    pub no_rollback: bool,
+    #[command(flatten)]
+    pub build: BuildFlags,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpdateArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub values: ValueArgs,
+    #[command(flatten)]
+    pub build: BuildFlags,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DestroyArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub build: BuildFlags,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SshArgs {
+    pub name: String,
+    /// Machine to connect to (default: the primary one)
+    pub machine: Option<String>,
+    /// Print the ssh command line instead of running it
+    #[arg(long)]
+    pub print: bool,
+    /// Command (and arguments) to run remotely, after `--`
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OpenArgs {
+    pub name: String,
+    /// Only print the URL
+    #[arg(long)]
+    pub print: bool,
+}
+
+/// `-o json` result of create, update and destroy.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct OperationResult {
+    pub formation: String,
+    pub operation: String,
+    /// succeeded | failed | cancelled | detached
+    pub status: String,
+    pub provider: String,
+    pub journal: String,
+}
+
+/// One row of `formation:list`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct FormationListItem {
+    pub name: String,
+    pub provider: String,
+    pub cloudlet: Option<String>,
+    pub scenario: Option<String>,
+    pub state: String,
+    pub status_reason: Option<String>,
+    /// provider (read from the infrastructure) | local (a record of a build in flight or failed)
+    pub source: String,
+    /// A nanny is working on it right now.
+    pub busy: bool,
+}
+
+/// `formation:describe`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct FormationDescription {
+    pub name: String,
+    pub provider: String,
+    pub cloudlet: String,
+    pub scenario: String,
+    pub local_state: RecordState,
+    pub busy: bool,
+    pub details: Option<nepho_provider_api::FormationDetails>,
+    pub provider_error: Option<String>,
+    pub recent_journal: Vec<String>,
+}
+
+pub fn run(cx: &Context, cmd: FormationCommand) -> Result<()> {
+    match cmd {
+        FormationCommand::Create(a) => create(cx, a),
+        FormationCommand::List => list(cx),
+        FormationCommand::Describe { name } => describe(cx, &name),
+        FormationCommand::Watch { name } => watch(cx, &name),
+        FormationCommand::Events {
+            name,
+            follow,
+            since,
+        } => events(cx, &name, follow, since),
+        FormationCommand::Update(a) => update(cx, a),
+        FormationCommand::Destroy(a) => destroy(cx, a),
+        FormationCommand::Cancel { name } => cancel(cx, &name),
+        FormationCommand::Ssh(a) => ssh(cx, a),
+        FormationCommand::Open(a) => open(cx, a),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Other(e.to_string()))
+}
+
+fn existing(cx: &Context, name: &str) -> Result<(FormationDir, FormationRecord)> {
+    let name = FormationName::parse(name)?;
+    let fdir = FormationDir::new(&cx.paths, &name);
+    match fdir.read_record()? {
+        Some(r) => Ok((fdir, r)),
+        None => Err(Error::not_found(format!("no formation named {name}"))
+            .with_hint("list them with `nepho formation:list`")),
+    }
+}
+
+/// Renders the scenario into a spec ready for a provider (secrets included).
+fn build_spec(
+    cx: &Context,
+    reference: &str,
+    name: &FormationName,
+    values: &ValueArgs,
+    keep_secrets_from: Option<&FormationDir>,
+) -> Result<FormationSpec> {
+    let (installed, scenario) = resolve(cx, reference)?;
+    let mut values = values.clone();
+    if let Some(fdir) = keep_secrets_from
+        && let Ok(old) = fdir.read_spec()
+    {
+        // An update keeps the secret values given at create time unless new ones are set.
+        for key in &old.secret_keys {
+            if let Some(v) = old.parameters.get(key).and_then(|v| v.as_str())
+                && !values
+                    .sets
+                    .iter()
+                    .any(|s| s.starts_with(&format!("{key}=")))
+            {
+                values.sets.insert(0, format!("{key}={v}"));
+            }
+        }
+    }
+    let merged = complete_required(cx, &installed.cloudlet, &scenario, &values)?;
+    for w in scenario.warnings.iter().chain(merged.warnings.iter()) {
+        cx.out.warn(w);
+    }
+    let fdir = FormationDir::new(&cx.paths, name);
+    let rcx = RenderContext {
+        formation: name.to_string(),
+        parameters: merged.values(),
+        secret_keys: merged.secrets.iter().cloned().collect(),
+    };
+    let file = render::render_pattern(&installed.cloudlet, &scenario, &rcx)?;
+    render::check_rendered(scenario.provider, &file, &scenario.pattern.path)?;
+    Ok(FormationSpec {
+        name: name.to_string(),
+        cloudlet: installed.cloudlet.manifest.name.clone(),
+        scenario: scenario.name.clone(),
+        provider: scenario.provider,
+        pattern: vec![file],
+        parameters: merged.values(),
+        secret_keys: merged.secrets.clone(),
+        provisioner: scenario.provisioner.clone(),
+        payload_dir: scenario.payload_dir.clone(),
+        v1: installed.cloudlet.format == crate::cloudlet::CloudletFormat::V1,
+        work_dir: fdir.work_dir(),
+    })
+}
+
+fn create(cx: &Context, a: CreateArgs) -> Result<()> {
+    let name = FormationName::parse(&a.name)?;
+    let fdir = FormationDir::new(&cx.paths, &name);
+    let record = fdir.read_record()?;
+    if a.resume {
+        let record = record
+            .ok_or_else(|| Error::not_found(format!("no formation named {name} to resume")))?;
+        let lock = FormationLock::acquire(&fdir, "resume create")?;
+        return launch(
+            cx,
+            &fdir,
+            record.provider,
+            Operation::Create,
+            true,
+            !a.no_rollback,
+            &a.build,
+            lock,
+        );
+    }
+    if let Some(r) = &record
+        && r.state != RecordState::Destroyed
+    {
+        let hint = match r.state {
+            RecordState::Creating if !formation::is_busy(&fdir) => format!(
+                "its create was interrupted: `nepho formation:create --resume --name {name}`, or destroy it"
+            ),
+            _ => format!("update it with `nepho formation:update {name}`, or destroy it first"),
+        };
+        return Err(Error::conflict(
+            format!(
+                "formation {name} already exists ({:?}, from {}/{})",
+                r.state, r.cloudlet, r.scenario
+            )
+            .to_lowercase(),
+        )
+        .with_hint(hint));
+    }
+    let reference = a.scenario.clone().ok_or_else(|| {
+        Error::usage("which cloudlet? `nepho formation:create CLOUDLET[/SCENARIO] --name NAME`")
+            .with_hint("list installed cloudlets with `nepho cloudlet:list`")
+    })?;
+    let spec = build_spec(cx, &reference, &name, &a.values, None)?;
+    if a.dry_run {
+        return dry_run(cx, &spec);
+    }
+    let lock = FormationLock::acquire(&fdir, "create")?;
+    fdir.create_dirs()?;
+    if record.is_some() && fdir.journal_file().exists() {
+        // A new formation under an old name starts a new journal; the old one is kept.
+        let old = fdir.dir.join(format!(
+            "journal-{}.ndjson",
+            crate::util::now_rfc3339().replace(':', "")
+        ));
+        std::fs::rename(fdir.journal_file(), old).map_err(|e| Error::io(fdir.journal_file(), e))?;
+    }
+    fdir.write_spec(&spec)?;
+    fdir.write_record(&FormationRecord {
+        name: name.to_string(),
+        cloudlet: spec.cloudlet.clone(),
+        scenario: spec.scenario.clone(),
+        provider: spec.provider,
+        created_at: crate::util::now_rfc3339(),
+        state: RecordState::Creating,
+        updated_at: None,
+    })?;
+    launch(
+        cx,
+        &fdir,
+        spec.provider,
+        Operation::Create,
+        false,
+        !a.no_rollback,
+        &a.build,
+        lock,
+    )
+}
+
+fn dry_run(cx: &Context, spec: &FormationSpec) -> Result<()> {
+    let rt = runtime()?;
+    let changes = rt.block_on(async {
+        let provider = providers::connect(spec.provider, &cx.paths).await?;
+        provider
+            .preview(spec)
+            .await
+            .map_err(providers::provider_error)
+    })?;
+    cx.out.data(&changes, || {
+        let mut t = output::table(&["ACTION", "RESOURCE", "TYPE", "REPLACEMENT"]);
+        for c in &changes {
+            t.add_row(vec![
+                c.action.clone(),
+                c.resource.clone(),
+                c.kind.clone(),
+                c.replacement.clone().unwrap_or_default(),
+            ]);
+        }
+        format!(
+            "{}\n(dry run: nothing was changed)",
+            output::render_table(&t)
+        )
+    });
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn launch(
+    cx: &Context,
+    fdir: &FormationDir,
+    provider: ProviderKind,
+    op: Operation,
+    resume: bool,
+    rollback: bool,
+    build: &BuildFlags,
+    lock: FormationLock,
+) -> Result<()> {
+    let from = crate::engine::journal::read(&fdir.journal_file())?
+        .last()
+        .map_or(1, |e| e.seq + 1);
+    let socket = formation::socket_path(&cx.paths, &fdir.name);
+    let worker = if build.foreground {
+        let paths = cx.paths.clone();
+        let name = fdir.name.clone();
+        Some(std::thread::spawn(move || {
+            nanny::run_with_socket(&paths, &name, op, RunOptions { resume, rollback }, lock)
+        }))
+    } else {
+        let pid = nanny::spawn(&cx.paths, fdir, op, resume, rollback, &lock)?;
+        drop(lock); // the nanny holds it now
+        cx.out.debug(&format!(
+            "nanny pid {pid}, log {}",
+            fdir.log_file().display()
+        ));
+        if build.detach {
+            let result = OperationResult {
+                formation: fdir.name.to_string(),
+                operation: op.as_str().into(),
+                status: "detached".into(),
+                provider: provider.to_string(),
+                journal: fdir.journal_file().display().to_string(),
+            };
+            cx.out.data(&result, || {
+                format!(
+                    "{} of {} started in the background; watch it with `nepho formation:watch {}`",
+                    op.as_str(),
+                    fdir.name,
+                    fdir.name
+                )
+            });
+            return Ok(());
+        }
+        None
+    };
+    let title = format!("{} {}", op.as_str(), fdir.name);
+    let mut bars = progress::Progress::new(cx.out.quiet, &title);
+    let followed = runtime()?.block_on(client::follow(
+        &socket,
+        &fdir.journal_file(),
+        from,
+        Duration::from_secs(20),
+        &mut |e| bars.show(e),
+    ));
+    bars.finish();
+    if let Some(worker) = worker {
+        match worker.join() {
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(Error::Other("the build thread panicked".into())),
+            Ok(Ok(_)) => {}
+        }
+    }
+    report(cx, fdir, provider, op, followed?)
+}
+
+fn report(
+    cx: &Context,
+    fdir: &FormationDir,
+    provider: ProviderKind,
+    op: Operation,
+    followed: client::Followed,
+) -> Result<()> {
+    let status = match followed {
+        client::Followed::Finished(EventStatus::Succeeded) => "succeeded",
+        client::Followed::Finished(EventStatus::Cancelled) => "cancelled",
+        client::Followed::Finished(_) => "failed",
+        client::Followed::Detached => "detached",
+        client::Followed::Lost => "lost",
+    };
+    let name = &fdir.name;
+    match status {
+        "succeeded" | "detached" => {
+            let result = OperationResult {
+                formation: name.to_string(),
+                operation: op.as_str().into(),
+                status: status.into(),
+                provider: provider.to_string(),
+                journal: fdir.journal_file().display().to_string(),
+            };
+            cx.out.data(&result, || match status {
+                "detached" => format!("detached: the {} of {name} goes on; re-attach with `nepho formation:watch {name}`", op.as_str()),
+                _ => format!("{} of {name} succeeded", op.as_str()),
+            });
+            Ok(())
+        }
+        "cancelled" => Err(Error::Interrupted),
+        "lost" => Err(Error::Provider {
+            message: format!(
+                "the nanny building {name} stopped before finishing (see {})",
+                fdir.log_file().display()
+            ),
+            hint: Some(match op {
+                Operation::Create => format!(
+                    "continue with `nepho formation:create --resume --name {name}`, or `nepho formation:destroy {name}`"
+                ),
+                _ => format!("run `nepho formation:{} {name}` again", op.as_str()),
+            }),
+        }),
+        _ => {
+            let last = crate::engine::journal::read(&fdir.journal_file())?
+                .into_iter()
+                .rev()
+                .find(nanny::is_final)
+                .map(|e| e.message);
+            Err(Error::Provider {
+                message: last.unwrap_or_else(|| format!("{} of {name} failed", op.as_str())),
+                hint: Some(format!("see `nepho formation:events {name}`")),
+            })
+        }
+    }
+}
+
+fn watch(cx: &Context, name: &str) -> Result<()> {
+    let (fdir, record) = existing(cx, name)?;
+    let from = client::last_run_from(&fdir.journal_file());
+    let socket = formation::socket_path(&cx.paths, &fdir.name);
+    let op = crate::engine::journal::read(&fdir.journal_file())?
+        .iter()
+        .rev()
+        .find_map(|e| crate::engine::journal::op_of(e).and_then(Operation::parse))
+        .unwrap_or(Operation::Create);
+    let mut bars = progress::Progress::new(cx.out.quiet, &format!("{} {}", op.as_str(), fdir.name));
+    let wait = if formation::is_busy(&fdir) {
+        Duration::from_secs(5)
+    } else {
+        Duration::ZERO
+    };
+    let followed = runtime()?.block_on(client::follow(
+        &socket,
+        &fdir.journal_file(),
+        from,
+        wait,
+        &mut |e| bars.show(e),
+    ))?;
+    bars.finish();
+    report(cx, &fdir, record.provider, op, followed)
+}
+
+fn events(cx: &Context, name: &str, follow: bool, since: u64) -> Result<()> {
+    let (fdir, _) = existing(cx, name)?;
+    let json = cx.out.format != output::Format::Table;
+    let print = |e: &nepho_provider_api::Event| {
+        if json {
+            println!("{}", serde_json::to_string(e).unwrap_or_default());
+        } else {
+            println!("{}", progress::line(e));
+        }
+    };
+    let mut last = 0;
+    for e in crate::engine::journal::read(&fdir.journal_file())? {
+        if e.seq >= since {
+            print(&e);
+            last = e.seq;
+        }
+    }
+    if follow && formation::is_busy(&fdir) {
+        let socket = formation::socket_path(&cx.paths, &fdir.name);
+        let mut show = |e: &nepho_provider_api::Event| print(e);
+        runtime()?.block_on(client::follow(
+            &socket,
+            &fdir.journal_file(),
+            last.max(since.saturating_sub(1)) + 1,
+            Duration::from_secs(5),
+            &mut show,
+        ))?;
+    }
+    Ok(())
+}
+
+fn update(cx: &Context, a: UpdateArgs) -> Result<()> {
+    let (fdir, record) = existing(cx, &a.name)?;
+    if record.state == RecordState::Destroyed {
+        return Err(Error::not_found(format!(
+            "formation {} was destroyed",
+            fdir.name
+        )));
+    }
+    let reference = format!("{}/{}", record.cloudlet, record.scenario);
+    let spec = build_spec(cx, &reference, &fdir.name, &a.values, Some(&fdir))?;
+    let lock = FormationLock::acquire(&fdir, "update")?;
+    fdir.write_spec(&spec)?;
+    launch(
+        cx,
+        &fdir,
+        record.provider,
+        Operation::Update,
+        false,
+        false,
+        &a.build,
+        lock,
+    )
+}
+
+fn destroy(cx: &Context, a: DestroyArgs) -> Result<()> {
+    let (fdir, record) = existing(cx, &a.name)?;
+    if record.state == RecordState::Destroyed {
+        cx.out
+            .notice(&format!("{} is already destroyed", fdir.name));
+    }
+    let lock = FormationLock::acquire(&fdir, "destroy")?;
+    launch(
+        cx,
+        &fdir,
+        record.provider,
+        Operation::Destroy,
+        false,
+        false,
+        &a.build,
+        lock,
+    )
+}
+
+fn cancel(cx: &Context, name: &str) -> Result<()> {
+    let (fdir, _) = existing(cx, name)?;
+    let socket = formation::socket_path(&cx.paths, &fdir.name);
+    runtime()?.block_on(client::cancel(&socket))?;
+    cx.out.notice(&format!(
+        "cancel requested for {}; resume later with `nepho formation:create --resume --name {}`",
+        fdir.name, fdir.name
+    ));
+    Ok(())
+}
+
+fn list(cx: &Context) -> Result<()> {
+    let records = formation::records(&cx.paths)?;
+    let mut kinds: Vec<ProviderKind> = records
+        .iter()
+        .filter(|(_, r)| r.state != RecordState::Destroyed)
+        .map(|(_, r)| r.provider)
+        .collect();
+    if providers::settings_file(&cx.paths, ProviderKind::Aws).exists()
+        || std::env::var_os("AWS_PROFILE").is_some()
+        || std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
+    {
+        kinds.push(ProviderKind::Aws);
+    }
+    kinds.sort();
+    kinds.dedup();
+    let rt = runtime()?;
+    let mut items: Vec<FormationListItem> = Vec::new();
+    for kind in kinds {
+        let listed = rt.block_on(async {
+            let provider = providers::connect(kind, &cx.paths).await?;
+            provider.list().await.map_err(providers::provider_error)
+        });
+        match listed {
+            Ok(summaries) => {
+                for s in summaries {
+                    let busy = FormationName::parse(&s.name)
+                        .map(|n| formation::is_busy(&FormationDir::new(&cx.paths, &n)))
+                        .unwrap_or(false);
+                    items.push(FormationListItem {
+                        name: s.name,
+                        provider: kind.to_string(),
+                        cloudlet: s.cloudlet,
+                        scenario: s.scenario,
+                        state: format!("{:?}", s.state).to_lowercase(),
+                        status_reason: s.status_reason,
+                        source: "provider".into(),
+                        busy,
+                    });
+                }
+            }
+            Err(e) => cx.out.warn(&format!("cannot list {kind} formations: {e}")),
+        }
+    }
+    for (fdir, r) in &records {
+        if r.state == RecordState::Destroyed
+            || items
+                .iter()
+                .any(|i| i.name == r.name && i.provider == r.provider.to_string())
+        {
+            continue;
+        }
+        let busy = formation::is_busy(fdir);
+        items.push(FormationListItem {
+            name: r.name.clone(),
+            provider: r.provider.to_string(),
+            cloudlet: Some(r.cloudlet.clone()),
+            scenario: Some(r.scenario.clone()),
+            state: match (r.state, busy) {
+                (
+                    RecordState::Creating | RecordState::Updating | RecordState::Destroying,
+                    false,
+                ) => "interrupted".into(),
+                (RecordState::Created, _) => "missing".into(),
+                (s, _) => format!("{s:?}").to_lowercase(),
+            },
+            status_reason: None,
+            source: "local".into(),
+            busy,
+        });
+    }
+    items.sort_by(|a, b| a.name.cmp(&b.name));
+    cx.out.data(&items, || {
+        let mut t = output::table(&["NAME", "PROVIDER", "CLOUDLET", "STATE", "REASON"]);
+        for i in &items {
+            let cl = match (&i.cloudlet, &i.scenario) {
+                (Some(c), Some(s)) => format!("{c}/{s}"),
+                _ => String::new(),
+            };
+            let state = if i.busy {
+                format!("{} (building)", i.state)
+            } else {
+                i.state.clone()
+            };
+            t.add_row(vec![
+                i.name.clone(),
+                i.provider.clone(),
+                cl,
+                state,
+                i.status_reason.clone().unwrap_or_default(),
+            ]);
+        }
+        output::render_table(&t)
+    });
+    Ok(())
+}
+
+fn describe(cx: &Context, name: &str) -> Result<()> {
+    let (fdir, record) = existing(cx, name)?;
+    let rt = runtime()?;
+    let details = rt.block_on(async {
+        let provider = providers::connect(record.provider, &cx.paths).await?;
+        provider
+            .describe(fdir.name.as_str())
+            .await
+            .map_err(providers::provider_error)
+    });
+    let events = crate::engine::journal::read(&fdir.journal_file())?;
+    let recent: Vec<String> = events
+        .iter()
+        .rev()
+        .take(10)
+        .rev()
+        .map(progress::line)
+        .collect();
+    let (details, provider_error) = match details {
+        Ok(d) => (Some(d), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let d = FormationDescription {
+        name: record.name.clone(),
+        provider: record.provider.to_string(),
+        cloudlet: record.cloudlet.clone(),
+        scenario: record.scenario.clone(),
+        local_state: record.state,
+        busy: formation::is_busy(&fdir),
+        details,
+        provider_error,
+        recent_journal: recent,
+    };
+    cx.out.data(&d, || {
+        let mut s = format!(
+            "Name:      {}\nProvider:  {}\nCloudlet:  {}/{}\n",
+            d.name, d.provider, d.cloudlet, d.scenario
+        );
+        match &d.details {
+            Some(det) => {
+                s.push_str(&format!(
+                    "Status:    {:?}{}\n",
+                    det.summary.state,
+                    det.summary
+                        .status_reason
+                        .as_ref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                ));
+                if !det.outputs.is_empty() {
+                    s.push_str("Outputs:\n");
+                    for (k, v) in &det.outputs {
+                        s.push_str(&format!("  {k:<16} {v}\n"));
+                    }
+                }
+                if !det.resources.is_empty() {
+                    let mut t = output::table(&["RESOURCE", "TYPE", "STATUS", "REASON"]);
+                    for r in &det.resources {
+                        t.add_row(vec![
+                            r.resource.clone(),
+                            r.kind.clone(),
+                            r.status.clone(),
+                            r.reason.clone().unwrap_or_default(),
+                        ]);
+                    }
+                    s.push_str(&format!("Resources:\n{}\n", output::render_table(&t)));
+                }
+                if !det.recent_events.is_empty() {
+                    s.push_str(&format!(
+                        "Recent events:\n  {}\n",
+                        det.recent_events.join("\n  ")
+                    ));
+                }
+            }
+            None => s.push_str(&format!(
+                "Status:    {:?} (local record; provider: {})\n",
+                d.local_state,
+                d.provider_error.clone().unwrap_or_default()
+            )),
+        }
+        s
+    });
+    Ok(())
+}
+
+fn endpoints(cx: &Context, name: &str) -> Result<(FormationDir, nepho_provider_api::Endpoints)> {
+    let (fdir, record) = existing(cx, name)?;
+    let e = runtime()?.block_on(async {
+        let provider = providers::connect(record.provider, &cx.paths).await?;
+        provider
+            .endpoints(fdir.name.as_str())
+            .await
+            .map_err(providers::provider_error)
+    })?;
+    Ok((fdir, e))
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@=,+".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+fn ssh(cx: &Context, a: SshArgs) -> Result<()> {
+    let (fdir, endpoints) = endpoints(cx, &a.name)?;
+    let target = match &a.machine {
+        Some(m) => endpoints
+            .ssh
+            .iter()
+            .find(|e| &e.machine == m)
+            .ok_or_else(|| {
+                let known: Vec<&str> = endpoints.ssh.iter().map(|e| e.machine.as_str()).collect();
+                Error::not_found(format!(
+                    "{} has no machine {m} (machines: {})",
+                    fdir.name,
+                    known.join(", ")
+                ))
+            })?,
+        None => endpoints.ssh.first().ok_or_else(|| {
+            Error::not_found(format!("{} has no ssh endpoint", fdir.name)).with_hint(
+                "the pattern must output SSHEndpoint (and SSHUser), or declare a primary machine",
+            )
+        })?,
+    };
+    let mut args: Vec<String> = Vec::new();
+    if target.port != 22 {
+        args.extend(["-p".into(), target.port.to_string()]);
+    }
+    if let Some(key) = &target.identity_file {
+        args.extend(["-i".into(), key.display().to_string()]);
+    }
+    for opt in &target.options {
+        args.extend(["-o".into(), opt.clone()]);
+    }
+    args.push(format!("{}@{}", target.user, target.host));
+    if !a.command.is_empty() {
+        args.push("--".into());
+        args.extend(a.command.iter().cloned());
+    }
+    if a.print {
+        let line = std::iter::once("ssh".to_string())
+            .chain(args.iter().map(|s| shell_quote(s)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        #[derive(Serialize)]
+        struct SshLine {
+            command: Vec<String>,
+        }
+        let command: Vec<String> = std::iter::once("ssh".to_string()).chain(args).collect();
+        cx.out.data(&SshLine { command }, || line);
+        return Ok(());
+    }
+    use std::os::unix::process::CommandExt;
+    let err = std::process::Command::new("ssh").args(&args).exec();
+    Err(Error::unavailable(format!("cannot run ssh: {err}")).with_hint("install an OpenSSH client"))
+}
+
+fn open(cx: &Context, a: OpenArgs) -> Result<()> {
+    let (fdir, endpoints) = endpoints(cx, &a.name)?;
+    let url = endpoints.url.ok_or_else(|| {
+        Error::not_found(format!("{} has no URL output", fdir.name))
+            .with_hint("the pattern must output URL")
+    })?;
+    #[derive(Serialize)]
+    struct Url<'a> {
+        url: &'a str,
+    }
+    cx.out.data(&Url { url: &url }, || url.clone());
+    if !a.print {
+        let browser = std::env::var("BROWSER")
+            .ok()
+            .filter(|b| !b.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| {
+                (std::env::var_os("DISPLAY").is_some()
+                    || std::env::var_os("WAYLAND_DISPLAY").is_some())
+                .then(|| PathBuf::from("xdg-open"))
+            });
+        if let Some(browser) = browser {
+            let _ = std::process::Command::new(browser)
+                .arg(&url)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn();
+        }
+    }
+    Ok(())
+}

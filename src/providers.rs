@@ -1,0 +1,106 @@
+//! Builds the provider for a formation from the user's registered settings
+//! (`<config>/providers/<provider>.yaml`, written 0600 by `nepho register`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use nepho_provider_api::{Provider, ProviderError, ProviderKind};
+
+use crate::config::Paths;
+use crate::error::{Error, Result};
+use crate::yaml::{self, Dialect, Tags};
+
+pub fn settings_file(paths: &Paths, kind: ProviderKind) -> PathBuf {
+    paths
+        .config_dir
+        .join("providers")
+        .join(format!("{}.yaml", kind.as_str()))
+}
+
+/// Flat string settings of a provider (`region: us-east-1`, `profile: dev`, ...).
+pub fn read_settings(paths: &Paths, kind: ProviderKind) -> Result<BTreeMap<String, String>> {
+    let path = settings_file(paths, kind);
+    let src = match std::fs::read_to_string(&path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let Some(node) = yaml::parse(&src, &path, Dialect::Yaml12, Tags::CoreOnly)? else {
+        return Ok(BTreeMap::new());
+    };
+    let map = node
+        .as_map()
+        .ok_or_else(|| Error::invalid(format!("{}: must be a mapping", path.display())))?;
+    Ok(map
+        .iter()
+        .filter_map(|(k, e)| match e.value.to_value() {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) => Some((k.clone(), s)),
+            other => Some((k.clone(), other.to_string())),
+        })
+        .collect())
+}
+
+/// Writes settings 0600 (they may hold credentials).
+pub fn write_settings(
+    paths: &Paths,
+    kind: ProviderKind,
+    settings: &BTreeMap<String, String>,
+) -> Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = settings_file(paths, kind);
+    let dir = path.parent().expect("settings live in a directory");
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut text =
+        String::from("# written by `nepho register`; may contain credentials (mode 0600)\n");
+    for (k, v) in settings {
+        text.push_str(&format!(
+            "{k}: {}\n",
+            serde_json::to_string(v).unwrap_or_default()
+        ));
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    Ok(path)
+}
+
+pub fn provider_error(e: ProviderError) -> Error {
+    match e {
+        ProviderError::Unavailable { message, hint } => Error::Unavailable { message, hint },
+        ProviderError::Invalid { message, hint } => Error::Invalid { message, hint },
+        ProviderError::NotFound(message) => Error::NotFound {
+            message,
+            hint: None,
+        },
+        ProviderError::Failed { message, hint } => Error::Provider { message, hint },
+        ProviderError::Cancelled => Error::Interrupted,
+    }
+}
+
+/// Connects to the provider of `kind`.
+pub async fn connect(kind: ProviderKind, paths: &Paths) -> Result<Box<dyn Provider>> {
+    match kind {
+        ProviderKind::Aws => connect_aws(paths).await,
+        ProviderKind::Kvm | ProviderKind::Vagrant => Err(Error::unavailable(format!(
+            "the {kind} provider is not available in this version of nepho"
+        ))
+        .with_hint(
+            "deploy the scenario's aws variant, or follow the KVM and Vagrant provider issues",
+        )),
+    }
+}
+
+async fn connect_aws(paths: &Paths) -> Result<Box<dyn Provider>> {
+    let _ = read_settings(paths, ProviderKind::Aws)?;
+    Err(Error::unavailable("the aws provider is being built"))
+}
