@@ -238,6 +238,46 @@ pub struct ErrorBody {
     pub exit_code: i32,
 }
 
+/// `-o json` result of create, update and destroy.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct OperationResult {
+    pub formation: String,
+    pub operation: String,
+    /// succeeded | failed | cancelled | detached
+    pub status: String,
+    pub provider: String,
+    pub journal: String,
+}
+
+/// One row of `formation:list`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct FormationListItem {
+    pub name: String,
+    pub provider: String,
+    pub cloudlet: Option<String>,
+    pub scenario: Option<String>,
+    pub state: String,
+    pub status_reason: Option<String>,
+    /// provider (read from the infrastructure) | local (a record of a build in flight or failed)
+    pub source: String,
+    /// A nanny is working on it right now.
+    pub busy: bool,
+}
+
+/// `formation:describe`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct FormationDescription {
+    pub name: String,
+    pub provider: String,
+    pub cloudlet: String,
+    pub scenario: String,
+    pub local_state: crate::formation::RecordState,
+    pub busy: bool,
+    pub details: Option<nepho_provider_api::FormationDetails>,
+    pub provider_error: Option<String>,
+    pub recent_journal: Vec<String>,
+}
+
 /// Every schema under `schema/`, by file name.
 pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
     use schemars::schema_for;
@@ -272,5 +312,12 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ),
         ("error.json", schema_for!(ErrorReport)),
         ("event.json", schema_for!(nepho_provider_api::Event)),
+        ("formation-result.json", schema_for!(OperationResult)),
+        ("formation-list.json", schema_for!(Vec<FormationListItem>)),
+        ("formation-describe.json", schema_for!(FormationDescription)),
+        (
+            "formation-dry-run.json",
+            schema_for!(Vec<nepho_provider_api::PlannedChange>),
+        ),
     ]
 }

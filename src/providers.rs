@@ -87,10 +87,15 @@ pub fn provider_error(e: ProviderError) -> Error {
     }
 }
 
-/// Connects to the provider of `kind`.
-pub async fn connect(kind: ProviderKind, paths: &Paths) -> Result<Box<dyn Provider>> {
+/// Connects to the provider of `kind`. `rollback` says what a failed create should do with
+/// what it built (roll back, or keep it for debugging).
+pub async fn connect(
+    kind: ProviderKind,
+    paths: &Paths,
+    rollback: bool,
+) -> Result<Box<dyn Provider>> {
     match kind {
-        ProviderKind::Aws => connect_aws(paths).await,
+        ProviderKind::Aws => connect_aws(paths, rollback).await,
         ProviderKind::Kvm | ProviderKind::Vagrant => Err(Error::unavailable(format!(
             "the {kind} provider is not available in this version of nepho"
         ))
@@ -100,7 +105,41 @@ pub async fn connect(kind: ProviderKind, paths: &Paths) -> Result<Box<dyn Provid
     }
 }
 
-async fn connect_aws(paths: &Paths) -> Result<Box<dyn Provider>> {
-    let _ = read_settings(paths, ProviderKind::Aws)?;
-    Err(Error::unavailable("the aws provider is being built"))
+async fn connect_aws(paths: &Paths, rollback: bool) -> Result<Box<dyn Provider>> {
+    use nepho_provider_cloudformation::{AwsSettings, OnFailure};
+    let mut stored = read_settings(paths, ProviderKind::Aws)?;
+    let mut take = |k: &str| stored.remove(k).filter(|v| !v.is_empty());
+    let mut settings = AwsSettings {
+        region: take("region"),
+        profile: take("profile"),
+        endpoint_url: take("endpoint_url"),
+        access_key_id: take("access_key_id"),
+        secret_access_key: take("secret_access_key"),
+        session_token: take("session_token"),
+        template_bucket: take("template_bucket"),
+        on_failure: if rollback {
+            OnFailure::Rollback
+        } else {
+            OnFailure::DoNothing
+        },
+        ..AwsSettings::default()
+    };
+    if let Some(secs) = take("payload_url_lifetime").and_then(|v| v.parse::<u64>().ok()) {
+        settings.payload_url_lifetime = std::time::Duration::from_secs(secs);
+    }
+    // The environment (AWS_PROFILE, AWS_ENDPOINT_URL, ...) wins over stored settings, as the AWS CLI does.
+    if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
+        settings.endpoint_url = None;
+    }
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() || std::env::var_os("AWS_PROFILE").is_some()
+    {
+        settings.access_key_id = None;
+        settings.secret_access_key = None;
+        settings.session_token = None;
+        settings.profile = None;
+    }
+    let provider = nepho_provider_cloudformation::connect(&settings)
+        .await
+        .map_err(provider_error)?;
+    Ok(Box::new(provider))
 }

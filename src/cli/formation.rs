@@ -16,7 +16,7 @@ use crate::formation::{
     self, FormationDir, FormationLock, FormationName, FormationRecord, RecordState,
 };
 use crate::nanny::{self, client, progress};
-use crate::output;
+use crate::output::{self, FormationDescription, FormationListItem, OperationResult};
 use crate::providers;
 use crate::scenario::render::{self, RenderContext};
 
@@ -119,46 +119,6 @@ pub struct OpenArgs {
     /// Only print the URL
     #[arg(long)]
     pub print: bool,
-}
-
-/// `-o json` result of create, update and destroy.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct OperationResult {
-    pub formation: String,
-    pub operation: String,
-    /// succeeded | failed | cancelled | detached
-    pub status: String,
-    pub provider: String,
-    pub journal: String,
-}
-
-/// One row of `formation:list`.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct FormationListItem {
-    pub name: String,
-    pub provider: String,
-    pub cloudlet: Option<String>,
-    pub scenario: Option<String>,
-    pub state: String,
-    pub status_reason: Option<String>,
-    /// provider (read from the infrastructure) | local (a record of a build in flight or failed)
-    pub source: String,
-    /// A nanny is working on it right now.
-    pub busy: bool,
-}
-
-/// `formation:describe`.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct FormationDescription {
-    pub name: String,
-    pub provider: String,
-    pub cloudlet: String,
-    pub scenario: String,
-    pub local_state: RecordState,
-    pub busy: bool,
-    pub details: Option<nepho_provider_api::FormationDetails>,
-    pub provider_error: Option<String>,
-    pub recent_journal: Vec<String>,
 }
 
 pub fn run(cx: &Context, cmd: FormationCommand) -> Result<()> {
@@ -329,7 +289,7 @@ fn create(cx: &Context, a: CreateArgs) -> Result<()> {
 fn dry_run(cx: &Context, spec: &FormationSpec) -> Result<()> {
     let rt = runtime()?;
     let changes = rt.block_on(async {
-        let provider = providers::connect(spec.provider, &cx.paths).await?;
+        let provider = providers::connect(spec.provider, &cx.paths, true).await?;
         provider
             .preview(spec)
             .await
@@ -608,7 +568,7 @@ fn list(cx: &Context) -> Result<()> {
     let mut items: Vec<FormationListItem> = Vec::new();
     for kind in kinds {
         let listed = rt.block_on(async {
-            let provider = providers::connect(kind, &cx.paths).await?;
+            let provider = providers::connect(kind, &cx.paths, true).await?;
             provider.list().await.map_err(providers::provider_error)
         });
         match listed {
@@ -689,7 +649,7 @@ fn describe(cx: &Context, name: &str) -> Result<()> {
     let (fdir, record) = existing(cx, name)?;
     let rt = runtime()?;
     let details = rt.block_on(async {
-        let provider = providers::connect(record.provider, &cx.paths).await?;
+        let provider = providers::connect(record.provider, &cx.paths, true).await?;
         provider
             .describe(fdir.name.as_str())
             .await
@@ -773,7 +733,7 @@ fn describe(cx: &Context, name: &str) -> Result<()> {
 fn endpoints(cx: &Context, name: &str) -> Result<(FormationDir, nepho_provider_api::Endpoints)> {
     let (fdir, record) = existing(cx, name)?;
     let e = runtime()?.block_on(async {
-        let provider = providers::connect(record.provider, &cx.paths).await?;
+        let provider = providers::connect(record.provider, &cx.paths, true).await?;
         provider
             .endpoints(fdir.name.as_str())
             .await

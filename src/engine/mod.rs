@@ -202,7 +202,10 @@ async fn run_steps(
                         step: step.id.clone(),
                     }),
                 };
-                in_flight.push(async move { (step, provider.run_step(step, cx).await) });
+                in_flight.push(async move {
+                    step_delay().await;
+                    (step, provider.run_step(step, cx).await)
+                });
             }
         }
         if in_flight.is_empty() {
@@ -248,6 +251,17 @@ async fn run_steps(
         }
     }
     failure
+}
+
+/// `NEPHO_STEP_DELAY_MS` slows every step down: a debugging aid for watching, detaching and
+/// crash-resume behaviour on backends that finish instantly (a mock).
+async fn step_delay() {
+    if let Some(ms) = std::env::var("NEPHO_STEP_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
 }
 
 /// Undoes completed steps, dependents first. Failures are reported and the unwind goes on.

@@ -118,7 +118,7 @@ async fn run_async(
         Operation::Update => RecordState::Updating,
         Operation::Destroy => RecordState::Destroying,
     })?;
-    let outcome = match crate::providers::connect(spec.provider, paths).await {
+    let outcome = match crate::providers::connect(spec.provider, paths, options.rollback).await {
         Ok(provider) => {
             engine::run(
                 provider.as_ref(),

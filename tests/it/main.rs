@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod cli;
+mod formations;
 mod generated;
 mod install;
 mod registry;

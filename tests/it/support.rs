@@ -12,12 +12,15 @@ use std::time::{Duration, Instant};
 
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// Extra environment for every nepho run (provider endpoints, credentials).
+    pub vars: Vec<(String, String)>,
 }
 
 impl Env {
     pub fn new() -> Env {
         Env {
             dir: tempfile::tempdir().expect("tempdir"),
+            vars: Vec::new(),
         }
     }
 
@@ -44,6 +47,9 @@ impl Env {
             .env("LC_ALL", "C")
             .current_dir(self.dir.path())
             .stdin(Stdio::null());
+        for (k, v) in &self.vars {
+            cmd.env(k, v);
+        }
         cmd
     }
 
@@ -401,4 +407,92 @@ fn serve(
         r
     };
     let _ = stream.write_all(&response);
+}
+
+/// The venv made by `scripts/setup/python.sh` (jinja2, PyYAML, moto, awscli).
+pub fn test_venv() -> PathBuf {
+    if let Some(v) = std::env::var_os("NEPHO_TEST_VENV") {
+        return PathBuf::from(v);
+    }
+    let out = Command::new(repo_root().join("scripts/setup/python.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("scripts/setup/python.sh");
+    assert!(out.status.success(), "scripts/setup/python.sh failed");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// `moto_server` on 127.0.0.1 (CloudFormation, S3, EC2 mock), stopped on drop.
+pub struct Moto {
+    pub port: u16,
+    pub venv: PathBuf,
+    child: Child,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let venv = test_venv();
+        let port = free_port();
+        // moto_server plus a fix for change-set outputs (see tests/tools/moto_server.py).
+        let mut child = Command::new(venv.join("bin/python3"))
+            .arg(repo_root().join("tests/tools/moto_server.py"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server");
+        wait_for_port(port, &mut child);
+        Moto { port, venv, child }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The environment a user would have: static keys, a region, the endpoint.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint().as_str()),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// Runs the AWS CLI (the independent check of what exists) and returns stdout as JSON.
+    pub fn aws(&self, args: &[&str]) -> Option<serde_json::Value> {
+        let out = Command::new(self.venv.join("bin/aws"))
+            .args(args)
+            .args(["--output", "json"])
+            .envs(self.vars())
+            .output()
+            .expect("aws cli");
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// Stacks that exist (not deleted) with this name.
+    pub fn stack_status(&self, name: &str) -> Option<String> {
+        let listed = self.aws(&["cloudformation", "list-stacks"])?;
+        listed["StackSummaries"]
+            .as_array()?
+            .iter()
+            .filter(|s| s["StackName"] == name && s["StackStatus"] != "DELETE_COMPLETE")
+            .map(|s| s["StackStatus"].as_str().unwrap_or_default().to_string())
+            .next()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -56,7 +56,9 @@ impl ApiError {
         let service_message = err.message().map(str::to_string);
         let kind = match &err {
             SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => ApiErrorKind::Transient,
-            SdkError::ResponseError(r) if r.raw().status().as_u16() >= 500 => ApiErrorKind::Transient,
+            SdkError::ResponseError(r) if r.raw().status().as_u16() >= 500 => {
+                ApiErrorKind::Transient
+            }
             SdkError::ServiceError(s) if s.raw().status().as_u16() >= 500 => {
                 if code
                     .as_deref()

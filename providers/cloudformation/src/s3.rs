@@ -55,9 +55,8 @@ impl CloudFormationProvider {
             Ok(_) => return Ok(()),
             Err(e) => {
                 let e = ApiError::from_sdk("HeadBucket", e);
-                let missing = e.is_code("NotFound")
-                    || e.is_code("NoSuchBucket")
-                    || e.message.contains("404");
+                let missing =
+                    e.is_code("NotFound") || e.is_code("NoSuchBucket") || e.message.contains("404");
                 if !missing {
                     return Err(bucket_error(bucket, e));
                 }
@@ -71,10 +70,10 @@ impl CloudFormationProvider {
                     .build(),
             );
         }
-        if let Err(e) = create.send().await {
-            if e.code() != Some("BucketAlreadyOwnedByYou") {
-                return Err(bucket_error(bucket, ApiError::from_sdk("CreateBucket", e)));
-            }
+        if let Err(e) = create.send().await
+            && e.code() != Some("BucketAlreadyOwnedByYou")
+        {
+            return Err(bucket_error(bucket, ApiError::from_sdk("CreateBucket", e)));
         }
         self.s3
             .put_public_access_block()
@@ -140,13 +139,12 @@ impl CloudFormationProvider {
     /// A presigned GET URL: it grants access, so it is never logged, emitted or journaled.
     pub(crate) async fn presigned_url(&self, key: &str) -> Result<String, ProviderError> {
         let bucket = self.bucket_name().await?;
-        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(
-            self.payload_url_lifetime,
-        )
-        .map_err(|e| ProviderError::Invalid {
-            message: format!("payload URL lifetime: {e}"),
-            hint: None,
-        })?;
+        let config =
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(self.payload_url_lifetime)
+                .map_err(|e| ProviderError::Invalid {
+                    message: format!("payload URL lifetime: {e}"),
+                    hint: None,
+                })?;
         let request = self
             .s3
             .get_object()
@@ -160,7 +158,14 @@ impl CloudFormationProvider {
 
     pub(crate) async fn delete_object(&self, key: &str) -> Result<(), ProviderError> {
         let bucket = self.bucket_name().await?;
-        match self.s3.delete_object().bucket(&bucket).key(key).send().await {
+        match self
+            .s3
+            .delete_object()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.code() == Some("NoSuchBucket") || e.code() == Some("NoSuchKey") => Ok(()),
             Err(e) => Err(ApiError::from_sdk("DeleteObject", e).into()),
@@ -216,7 +221,10 @@ impl CloudFormationProvider {
 fn bucket_error(bucket: &str, e: ApiError) -> ProviderError {
     if e.is_code("BucketAlreadyExists") || e.is_code("Forbidden") || e.is_code("AccessDenied") {
         return ProviderError::Unavailable {
-            message: format!("cannot use S3 bucket `{bucket}` for templates: {}", e.message),
+            message: format!(
+                "cannot use S3 bucket `{bucket}` for templates: {}",
+                e.message
+            ),
             hint: Some(
                 "choose a bucket you own with `nepho register aws` (template bucket)".to_string(),
             ),
@@ -297,7 +305,10 @@ mod tests {
         std::fs::write(dir.path().join("README"), "payload").unwrap();
         let bytes = zip_dir(dir.path()).unwrap();
         let archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
-        let mut names: Vec<_> = archive.file_names().map(str::to_string).collect();
+        let mut names: Vec<_> = archive
+            .file_names()
+            .map(|n| n.unwrap().to_string())
+            .collect();
         names.sort();
         assert_eq!(names, ["README", "bin/setup.sh"]);
     }

@@ -152,12 +152,7 @@ pub async fn connect(settings: &AwsSettings) -> Result<CloudFormationProvider, P
     let Some(credentials) = config.credentials_provider() else {
         return Err(no_credentials("no credential source is configured"));
     };
-    match tokio::time::timeout(
-        Duration::from_secs(20),
-        credentials.provide_credentials(),
-    )
-    .await
-    {
+    match tokio::time::timeout(Duration::from_secs(20), credentials.provide_credentials()).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
             return Err(no_credentials(&format!(

@@ -120,9 +120,8 @@ pub fn formation_state(status: &str) -> FormationState {
 }
 
 fn event_status(status: &str) -> EventStatus {
-    if status.ends_with("_FAILED") {
-        EventStatus::Failed
-    } else if status.contains("ROLLBACK") && status.ends_with("_COMPLETE") {
+    if status.ends_with("_FAILED") || (status.contains("ROLLBACK") && status.ends_with("_COMPLETE"))
+    {
         EventStatus::Failed
     } else if status.ends_with("_COMPLETE") {
         EventStatus::Succeeded
@@ -407,7 +406,11 @@ impl<'a> StackWatch<'a> {
 /// The error message for a stack that ended in a failure state.
 pub fn failure_message(stack_name: &str, settled: &Settled) -> String {
     let mut message = format!("stack {stack_name} ended in {}", settled.status);
-    if let Some(reason) = settled.stack.stack_status_reason().filter(|r| !r.is_empty()) {
+    if let Some(reason) = settled
+        .stack
+        .stack_status_reason()
+        .filter(|r| !r.is_empty())
+    {
         message.push_str(&format!(" ({reason})"));
     }
     if settled.failures.is_empty() {
@@ -431,14 +434,23 @@ mod tests {
     #[test]
     fn states_from_stack_status() {
         assert_eq!(formation_state("CREATE_COMPLETE"), FormationState::Running);
-        assert_eq!(formation_state("REVIEW_IN_PROGRESS"), FormationState::Creating);
+        assert_eq!(
+            formation_state("REVIEW_IN_PROGRESS"),
+            FormationState::Creating
+        );
         assert_eq!(formation_state("ROLLBACK_COMPLETE"), FormationState::Failed);
         assert_eq!(
             formation_state("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"),
             FormationState::Updating
         );
-        assert_eq!(formation_state("UPDATE_ROLLBACK_FAILED"), FormationState::Failed);
-        assert_eq!(formation_state("DELETE_IN_PROGRESS"), FormationState::Destroying);
+        assert_eq!(
+            formation_state("UPDATE_ROLLBACK_FAILED"),
+            FormationState::Failed
+        );
+        assert_eq!(
+            formation_state("DELETE_IN_PROGRESS"),
+            FormationState::Destroying
+        );
         assert_eq!(formation_state("DELETE_FAILED"), FormationState::Failed);
     }
 
@@ -470,8 +482,7 @@ mod tests {
             .stack_name("web")
             .stack_status(aws_sdk_cloudformation::types::StackStatus::RollbackComplete)
             .creation_time(aws_sdk_cloudformation::primitives::DateTime::from_secs(0))
-            .build()
-            .unwrap();
+            .build();
         let cause = ResourceFailure {
             logical_id: "Db".into(),
             kind: "AWS::RDS::DBInstance".into(),
@@ -491,6 +502,11 @@ mod tests {
             failures: vec![cause],
         };
         let message = failure_message("web", &settled);
-        assert!(message.contains("Db (AWS::RDS::DBInstance) CREATE_FAILED: DB instance class not available"), "{message}");
+        assert!(
+            message.contains(
+                "Db (AWS::RDS::DBInstance) CREATE_FAILED: DB instance class not available"
+            ),
+            "{message}"
+        );
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput;
 use aws_sdk_cloudformation::types::{
     Capability, ChangeSetType, OnStackFailure, Parameter, Stack, Tag,
 };
@@ -193,7 +194,10 @@ fn pick_template(spec: &FormationSpec) -> Result<&nepho_provider_api::RenderedFi
         .find(|f| looks_like_template(&f.name))
         .or(spec.pattern.first())
         .ok_or_else(|| ProviderError::Invalid {
-            message: format!("formation {} has no rendered CloudFormation template", spec.name),
+            message: format!(
+                "formation {} has no rendered CloudFormation template",
+                spec.name
+            ),
             hint: Some("the scenario's pattern must name a file under patterns/aws/".to_string()),
         })
 }
@@ -302,8 +306,13 @@ pub fn plan_destroy(formation: &str) -> Result<Plan, ProviderError> {
 
 fn parse_action(step: &Step) -> Result<Action, ProviderError> {
     serde_json::from_value(step.action.clone()).map_err(|e| ProviderError::Invalid {
-        message: format!("step {} has an action this provider does not know: {e}", step.id),
-        hint: Some("the journal may come from another nepho version; destroy and create again".to_string()),
+        message: format!(
+            "step {} has an action this provider does not know: {e}",
+            step.id
+        ),
+        hint: Some(
+            "the journal may come from another nepho version; destroy and create again".to_string(),
+        ),
     })
 }
 
@@ -417,15 +426,23 @@ impl CloudFormationProvider {
                     BTreeMap::from([
                         ("bucket".to_string(), json!(bucket)),
                         ("key".to_string(), json!(key)),
-                        ("template_url".to_string(), json!(self.template_url(&key).await?)),
+                        (
+                            "template_url".to_string(),
+                            json!(self.template_url(&key).await?),
+                        ),
                     ]),
                 ))
             }
             Action::UploadPayload { key, .. } => {
-                let dir = cx.spec.payload_dir.clone().ok_or_else(|| ProviderError::Invalid {
-                    message: "the payload step needs the cloudlet's payload directory".to_string(),
-                    hint: None,
-                })?;
+                let dir = cx
+                    .spec
+                    .payload_dir
+                    .clone()
+                    .ok_or_else(|| ProviderError::Invalid {
+                        message: "the payload step needs the cloudlet's payload directory"
+                            .to_string(),
+                        hint: None,
+                    })?;
                 let zipped = tokio::task::spawn_blocking(move || s3::zip_dir(&dir))
                     .await
                     .map_err(|e| ProviderError::Failed {
@@ -521,8 +538,7 @@ impl CloudFormationProvider {
     ) -> Result<(), ProviderError> {
         match self.describe_change_set(stack, change_set).await? {
             Some(cs)
-                if cs.execution_status().map(|s| s.as_str())
-                    != Some("EXECUTE_IN_PROGRESS")
+                if cs.execution_status().map(|s| s.as_str()) != Some("EXECUTE_IN_PROGRESS")
                     && cs.execution_status().map(|s| s.as_str()) != Some("EXECUTE_COMPLETE") =>
             {
                 self.delete_change_set(stack, change_set).await
@@ -535,8 +551,7 @@ impl CloudFormationProvider {
         &self,
         stack: &str,
         change_set: &str,
-    ) -> Result<Option<aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput>, ProviderError>
-    {
+    ) -> Result<Option<DescribeChangeSetOutput>, ProviderError> {
         match self
             .cfn
             .describe_change_set()
@@ -588,8 +603,7 @@ impl CloudFormationProvider {
         stack: &str,
         change_set: &str,
         events: &dyn EventSink,
-    ) -> Result<aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput, ProviderError>
-    {
+    ) -> Result<DescribeChangeSetOutput, ProviderError> {
         let mut backoff = crate::stack::Backoff::default();
         loop {
             let result = self
@@ -625,8 +639,7 @@ impl CloudFormationProvider {
         template_key: Option<&str>,
         payload_url: Option<&str>,
         events: &dyn EventSink,
-    ) -> Result<aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput, ProviderError>
-    {
+    ) -> Result<DescribeChangeSetOutput, ProviderError> {
         let tags = [
             (TAG_FORMATION, spec.name.as_str()),
             (TAG_CLOUDLET, spec.cloudlet.as_str()),
@@ -658,16 +671,25 @@ impl CloudFormationProvider {
                 OnFailure::DoNothing => OnStackFailure::DoNothing,
             });
         }
-        request.send().await.map_err(|e| {
+        if let Err(e) = request.send().await {
             let e = ApiError::from_sdk("CreateChangeSet", e);
-            match e.into_provider_error() {
+            if is_no_change_reason(&e.message) {
+                // Some endpoints refuse an empty update outright instead of failing the change set.
+                return Ok(DescribeChangeSetOutput::builder()
+                    .stack_name(stack)
+                    .change_set_name(change_set)
+                    .status(aws_sdk_cloudformation::types::ChangeSetStatus::Failed)
+                    .status_reason(e.message)
+                    .build());
+            }
+            return Err(match e.into_provider_error() {
                 ProviderError::Invalid { message, hint } => ProviderError::Invalid {
                     message: format!("CloudFormation rejected the template of {stack}: {message}"),
                     hint,
                 },
                 other => other,
-            }
-        })?;
+            });
+        }
         self.wait_change_set(stack, change_set, events).await
     }
 
@@ -700,7 +722,14 @@ impl CloudFormationProvider {
                         let cs_status = cs.status().map(|s| s.as_str()).unwrap_or_default();
                         if cs_status == "FAILED" {
                             // A template or parameter error from an earlier attempt: try afresh.
-                            self.delete_change_set(stack_name, change_set).await?;
+                            // (Only when it exists: moto answers 500 to deleting a missing one.)
+                            if self
+                                .describe_change_set(stack_name, change_set)
+                                .await?
+                                .is_some()
+                            {
+                                self.delete_change_set(stack_name, change_set).await?;
+                            }
                         } else {
                             let cs = self.wait_change_set(stack_name, change_set, events).await?;
                             return change_set_outcome(stack_name, &cs, true);
@@ -718,7 +747,8 @@ impl CloudFormationProvider {
                         &format!("stack {stack_name} is left in {status} by an earlier failed attempt; deleting it before creating it again"),
                         None,
                     );
-                    self.delete_stack(stack_name, cx.events.clone(), false).await?;
+                    self.delete_stack(stack_name, cx.events.clone(), false)
+                        .await?;
                 } else {
                     // Already executed: the execute step follows it to the end.
                     return Ok(done(
@@ -730,18 +760,26 @@ impl CloudFormationProvider {
             (ChangeKind::Update, Some(stack)) => {
                 let status = stack_status(stack);
                 if in_progress(&status) {
-                    if let Some(cs) = self.describe_change_set(stack_name, change_set).await? {
-                        if cs.execution_status().map(|s| s.as_str()) == Some("EXECUTE_IN_PROGRESS") {
-                            return change_set_outcome(stack_name, &cs, true);
-                        }
+                    if let Some(cs) = self.describe_change_set(stack_name, change_set).await?
+                        && cs.execution_status().map(|s| s.as_str()) == Some("EXECUTE_IN_PROGRESS")
+                    {
+                        return change_set_outcome(stack_name, &cs, true);
                     }
                     return Err(ProviderError::Failed {
                         message: format!("stack {stack_name} is busy ({status}); cannot update it now"),
                         hint: Some("wait for the running operation (`nepho formation:describe`) and update again".to_string()),
                     });
                 }
-                // A change set from an earlier attempt may describe an older template: replace it.
-                self.delete_unexecuted_change_set(stack_name, change_set).await?;
+                // A change set of that name from an earlier update (executed or not) may
+                // describe an older template: replace it.
+                // (Only when it exists: moto answers 500 to deleting a missing one.)
+                if self
+                    .describe_change_set(stack_name, change_set)
+                    .await?
+                    .is_some()
+                {
+                    self.delete_change_set(stack_name, change_set).await?;
+                }
             }
             (ChangeKind::Create, None) => {}
         }
@@ -797,9 +835,9 @@ impl CloudFormationProvider {
         let mut executed_now = false;
         if !in_progress(&status) {
             let cs = self.describe_change_set(stack_name, change_set).await?;
-            let executable = cs.as_ref().is_some_and(|cs| {
-                cs.execution_status().map(|s| s.as_str()) == Some("AVAILABLE")
-            });
+            let executable = cs
+                .as_ref()
+                .is_some_and(|cs| cs.execution_status().map(|s| s.as_str()) == Some("AVAILABLE"));
             let no_changes = cs.as_ref().is_some_and(|cs| {
                 cs.status().map(|s| s.as_str()) == Some("FAILED")
                     && is_no_change_reason(cs.status_reason().unwrap_or_default())
@@ -826,10 +864,28 @@ impl CloudFormationProvider {
             }
             request.send().await.map_err(|e| {
                 let e = ApiError::from_sdk("ExecuteChangeSet", e);
-                let verb = if kind == ChangeKind::Create { "created" } else { "updated" };
+                let verb = if kind == ChangeKind::Create {
+                    "created"
+                } else {
+                    "updated"
+                };
+                let culprits: Vec<String> = Prepared::new(cx.spec)
+                    .map(|p| p.info.resources_mentioned_in(&e.message))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(logical, kind)| format!("{logical} ({kind})"))
+                    .collect();
+                let culprits = if culprits.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (in resource {})", culprits.join(", "))
+                };
                 match e.into_provider_error() {
-                    ProviderError::Invalid { message, hint } => ProviderError::Failed {
-                        message: format!("stack {stack_name} could not be {verb}: {message}"),
+                    ProviderError::Invalid { message, hint }
+                    | ProviderError::Failed { message, hint } => ProviderError::Failed {
+                        message: format!(
+                            "stack {stack_name} could not be {verb}{culprits}: {message}"
+                        ),
                         hint,
                     },
                     other => other,
@@ -843,8 +899,16 @@ impl CloudFormationProvider {
         } else {
             Duration::ZERO
         };
-        let settled = watch.until_settled(grace).await.map_err(ProviderError::from)?;
-        self.settled_outcome_of(stack_name, kind, settled, !executed_now && !in_progress(&status))
+        let settled = watch
+            .until_settled(grace)
+            .await
+            .map_err(ProviderError::from)?;
+        self.settled_outcome_of(
+            stack_name,
+            kind,
+            settled,
+            !executed_now && !in_progress(&status),
+        )
     }
 
     fn settled_outcome(
@@ -873,7 +937,10 @@ impl CloudFormationProvider {
         let ok = match kind {
             ChangeKind::Create => matches!(
                 settled.status.as_str(),
-                "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "IMPORT_COMPLETE" | "UPDATE_ROLLBACK_COMPLETE"
+                "CREATE_COMPLETE"
+                    | "UPDATE_COMPLETE"
+                    | "IMPORT_COMPLETE"
+                    | "UPDATE_ROLLBACK_COMPLETE"
             ),
             ChangeKind::Update => matches!(
                 settled.status.as_str(),
@@ -948,7 +1015,7 @@ impl CloudFormationProvider {
 
 fn change_set_outcome(
     stack_name: &str,
-    cs: &aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput,
+    cs: &DescribeChangeSetOutput,
     already_done: bool,
 ) -> Result<StepOutcome, ProviderError> {
     let status = cs.status().map(|s| s.as_str()).unwrap_or_default();
@@ -956,7 +1023,9 @@ fn change_set_outcome(
     let no_changes = status == "FAILED" && is_no_change_reason(reason);
     if status == "FAILED" && !no_changes {
         return Err(ProviderError::Invalid {
-            message: format!("CloudFormation rejected the change set for stack {stack_name}: {reason}"),
+            message: format!(
+                "CloudFormation rejected the change set for stack {stack_name}: {reason}"
+            ),
             hint: Some("check the rendered template with `nepho scenario:render`".to_string()),
         });
     }

@@ -27,6 +27,8 @@ pub struct TemplateInfo {
     pub parameters: Vec<DeclaredParameter>,
     /// Logical ids of the resources, to count progress.
     pub resources: Vec<String>,
+    /// Each resource's declaration (type and properties), to find what an error refers to.
+    pub declarations: Vec<(String, Value)>,
 }
 
 impl TemplateInfo {
@@ -65,8 +67,42 @@ impl TemplateInfo {
         }
         if let Some(Value::Object(resources)) = top.get("Resources") {
             info.resources = resources.keys().cloned().collect();
+            info.declarations = resources
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
         }
         Ok(info)
+    }
+
+    /// Resources whose declaration mentions a name or value quoted in an error message
+    /// (`undefined resource MissingBucket`, `VpcID vpc-0dead does not exist`), as
+    /// `(logical id, type)`: CloudFormation endpoints that fail synchronously do not say which
+    /// resource they were creating.
+    pub fn resources_mentioned_in(&self, message: &str) -> Vec<(String, String)> {
+        let tokens: Vec<&str> = message
+            .split(|c: char| !(c.is_ascii_alphanumeric() || "-_:.".contains(c)))
+            .map(|t| t.trim_end_matches(['.', ':']))
+            .filter(|t| t.len() >= 4)
+            .collect();
+        self.declarations
+            .iter()
+            .filter(|(logical, declaration)| {
+                let text = declaration.to_string();
+                tokens.iter().any(|t| {
+                    *t != logical.as_str()
+                        && (text.contains(&format!("\"{t}\"")) || text.contains(&format!("\"{t}.")))
+                })
+            })
+            .map(|(logical, declaration)| {
+                let kind = declaration
+                    .get("Type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_string();
+                (logical.clone(), kind)
+            })
+            .collect()
     }
 
     pub fn declares(&self, name: &str) -> bool {
@@ -159,8 +195,7 @@ pub fn snake_case(name: &str) -> String {
         if c.is_uppercase() && i > 0 {
             let prev = chars[i - 1];
             let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
-            if prev.is_lowercase() || prev.is_ascii_digit() || (prev.is_uppercase() && next_lower)
-            {
+            if prev.is_lowercase() || prev.is_ascii_digit() || (prev.is_uppercase() && next_lower) {
                 out.push('_');
             }
         }
@@ -329,8 +364,30 @@ Outputs:
         assert_eq!(names, ["InstanceType", "DBPassword", "KeyName"]);
         assert!(info.parameters[0].has_default);
         assert!(!info.parameters[1].has_default && info.parameters[1].no_echo);
-        assert!(info.parameters[2].has_default, "an empty Default is a default");
+        assert!(
+            info.parameters[2].has_default,
+            "an empty Default is a default"
+        );
         assert_eq!(info.resources, ["Web", "Group"]);
+    }
+
+    #[test]
+    fn finds_the_resources_an_error_mentions() {
+        let info = TemplateInfo::parse(
+            "t.cf",
+            "Resources:\n  Group:\n    Type: AWS::EC2::SecurityGroup\n    Properties:\n      GroupDescription: !GetAtt Missing.Arn\n  Net:\n    Type: AWS::EC2::Subnet\n    Properties: {VpcId: vpc-0000dead}\n",
+        )
+        .unwrap();
+        let found = info.resources_mentioned_in(
+            "Template error: instance of Fn::GetAtt references undefined resource Missing",
+        );
+        assert_eq!(
+            found,
+            [("Group".to_string(), "AWS::EC2::SecurityGroup".to_string())]
+        );
+        let found = info.resources_mentioned_in("VpcID vpc-0000dead does not exist.");
+        assert_eq!(found, [("Net".to_string(), "AWS::EC2::Subnet".to_string())]);
+        assert!(info.resources_mentioned_in("Rate exceeded").is_empty());
     }
 
     #[test]
@@ -356,7 +413,8 @@ Outputs:
     #[test]
     fn maps_parameters_by_normalized_name() {
         let info = TemplateInfo::parse("t.cf", YAML).unwrap();
-        let params = json!({"db_password": "hunter22", "instance_type": "t3.small", "greeting": "hi"});
+        let params =
+            json!({"db_password": "hunter22", "instance_type": "t3.small", "greeting": "hi"});
         let mapping = map_parameters(&info, params.as_object().unwrap(), false).unwrap();
         assert_eq!(mapping.passed["DBPassword"], "db_password");
         assert_eq!(mapping.passed["InstanceType"], "instance_type");

@@ -1,0 +1,450 @@
+//! Formations end to end: the nanny, the journal and the CloudFormation provider against a real
+//! `moto_server` on 127.0.0.1, checked independently with the AWS CLI. The scenarios here form
+//! the shared provider suite (create, list, describe, endpoints, destroy, idempotent re-run,
+//! resume after a crash) that the KVM and Vagrant providers run too.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::support::{Env, Moto};
+
+struct Aws {
+    env: Env,
+    moto: Moto,
+}
+
+fn aws_env() -> Aws {
+    let moto = Moto::start();
+    let mut env = Env::new();
+    env.vars = moto.vars();
+    for c in ["hello", "webapp"] {
+        env.run(&["cloudlet:install", c]).ok();
+    }
+    Aws { env, moto }
+}
+
+fn journal(env: &Env, name: &str) -> Vec<serde_json::Value> {
+    let path = env
+        .home()
+        .join("state/formations")
+        .join(name)
+        .join("journal.ndjson");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn nanny_pid(env: &Env, name: &str) -> Option<i32> {
+    let text = std::fs::read_to_string(env.home().join("state/formations").join(name).join("lock"))
+        .ok()?;
+    text.split("nanny pid ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn suite_create_list_describe_endpoints_destroy() {
+    let Aws { env, moto } = aws_env();
+    let created = env
+        .run(&[
+            "-o",
+            "json",
+            "formation:create",
+            "hello/aws",
+            "--name",
+            "agmedia",
+        ])
+        .ok()
+        .json();
+    assert_eq!(created["status"], "succeeded");
+    assert_eq!(
+        moto.stack_status("agmedia").as_deref(),
+        Some("CREATE_COMPLETE")
+    );
+    let stack = moto
+        .aws(&[
+            "cloudformation",
+            "describe-stacks",
+            "--stack-name",
+            "agmedia",
+        ])
+        .unwrap();
+    let tags = &stack["Stacks"][0]["Tags"];
+    for (k, v) in [
+        ("nepho:formation", "agmedia"),
+        ("nepho:cloudlet", "hello"),
+        ("nepho:scenario", "aws"),
+    ] {
+        assert!(
+            tags.as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["Key"] == k && t["Value"] == v),
+            "tag {k} missing: {tags}"
+        );
+    }
+
+    let list = env.run(&["-o", "json", "formation:list"]).ok().json();
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "agmedia")
+        .expect("listed")
+        .clone();
+    assert_eq!(
+        (
+            row["provider"].as_str(),
+            row["source"].as_str(),
+            row["state"].as_str()
+        ),
+        (Some("aws"), Some("provider"), Some("running"))
+    );
+
+    let d = env
+        .run(&["-o", "json", "formation:describe", "agmedia"])
+        .ok()
+        .json();
+    assert_eq!(d["details"]["outputs"]["SSHUser"], "admin");
+    assert!(
+        d["details"]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "AWS::EC2::Instance"),
+        "{d}"
+    );
+
+    let ssh = env
+        .run(&[
+            "-o", "json", "ssh", "agmedia", "--print", "--", "uptime", "-p",
+        ])
+        .ok()
+        .json();
+    let cmd: Vec<&str> = ssh["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(cmd[0], "ssh");
+    assert!(cmd.iter().any(|a| a.starts_with("admin@")), "{cmd:?}");
+    assert_eq!(&cmd[cmd.len() - 3..], ["--", "uptime", "-p"]);
+    let url = env.run(&["open", "agmedia", "--print"]).ok();
+    assert!(url.stdout.starts_with("http://"), "{}", url.stdout);
+
+    // The event stream: versioned NDJSON, ordered, ending in success.
+    let events = env.run(&["-o", "json", "formation:events", "agmedia"]).ok();
+    let events: Vec<serde_json::Value> = events
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        events
+            .iter()
+            .all(|e| e["v"] == 1 && e["formation"] == "agmedia")
+    );
+    assert!(
+        events
+            .windows(2)
+            .all(|w| w[1]["seq"].as_u64() == Some(w[0]["seq"].as_u64().unwrap() + 1))
+    );
+    assert!(
+        events.iter().any(|e| e["kind"] == "resource"),
+        "stack events become resource events"
+    );
+    assert_eq!(events.last().unwrap()["status"], "succeeded");
+
+    // Re-running a finished create is idempotent: every step finds its work done.
+    env.run(&["formation:create", "--resume", "--name", "agmedia"])
+        .ok();
+    let steps: Vec<serde_json::Value> = journal(&env, "agmedia")
+        .into_iter()
+        .rev()
+        .take_while(|e| e["status"] != "started" || e["kind"] != "formation")
+        .collect();
+    assert!(
+        steps
+            .iter()
+            .filter(|e| e["kind"] == "step" && e["status"] == "succeeded")
+            .count()
+            == 0,
+        "re-run should only skip: {steps:?}"
+    );
+
+    let destroyed = env.run(&["-o", "json", "destroy", "agmedia"]).ok().json();
+    assert_eq!(destroyed["status"], "succeeded");
+    assert_eq!(moto.stack_status("agmedia"), None, "stack left behind");
+    let list = env.run(&["-o", "json", "formation:list"]).ok().json();
+    assert!(
+        !list
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "agmedia")
+    );
+    // Destroying again is harmless.
+    env.run(&["destroy", "agmedia"]).ok();
+}
+
+#[test]
+fn multi_tier_with_secrets_never_leaks_the_password() {
+    let Aws { env, moto } = aws_env();
+    let secret = "Sup3r-Secret-Value";
+    env.run(&[
+        "formation:create",
+        "webapp/aws",
+        "--name",
+        "shop",
+        "--set",
+        &format!("db_password={secret}"),
+        "--set",
+        "web_count=2",
+    ])
+    .ok();
+    assert_eq!(
+        moto.stack_status("shop").as_deref(),
+        Some("CREATE_COMPLETE")
+    );
+    let dir = env.home().join("state/formations/shop");
+    for file in ["journal.ndjson", "nanny.log", "spec.json", "formation.json"] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        assert!(!text.contains(secret), "{file} contains the secret");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.join("secrets.json"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    for args in [
+        vec!["formation:describe", "shop"],
+        vec!["-o", "json", "formation:events", "shop"],
+        vec!["formation:list"],
+    ] {
+        let run = env.run(&args).ok();
+        assert!(
+            !run.stdout.contains(secret) && !run.stderr.contains(secret),
+            "{args:?} leaked it"
+        );
+    }
+    env.run(&["formation:destroy", "shop"]).ok();
+    assert_eq!(moto.stack_status("shop"), None);
+    assert!(
+        !dir.join("secrets.json").exists(),
+        "secrets outlive the formation"
+    );
+}
+
+#[test]
+fn dry_run_shows_the_change_set_and_changes_nothing() {
+    let Aws { env, moto } = aws_env();
+    let changes = env
+        .run(&[
+            "-o",
+            "json",
+            "formation:create",
+            "hello/aws",
+            "--name",
+            "preview",
+            "--dry-run",
+        ])
+        .ok()
+        .json();
+    let changes = changes.as_array().unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c["action"] == "add" && c["kind"] == "AWS::EC2::Instance"),
+        "{changes:?}"
+    );
+    assert_eq!(moto.stack_status("preview"), None);
+    assert!(
+        !env.home()
+            .join("state/formations/preview/formation.json")
+            .exists()
+    );
+}
+
+#[test]
+fn detach_then_watch_from_another_process() {
+    let Aws { mut env, moto } = aws_env();
+    env.vars.push(("NEPHO_STEP_DELAY_MS".into(), "400".into()));
+    let started = env
+        .run(&[
+            "-o",
+            "json",
+            "formation:create",
+            "hello/aws",
+            "--name",
+            "bg",
+            "--detach",
+        ])
+        .ok()
+        .json();
+    assert_eq!(started["status"], "detached");
+    // A second create of the same name fails at once while the first runs.
+    let second = env
+        .run(&["formation:create", "hello/aws", "--name", "bg"])
+        .code(6);
+    assert!(second.stderr.contains("bg"), "{}", second.stderr);
+    let list = env.run(&["-o", "json", "formation:list"]).ok().json();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "bg" && r["busy"] == true),
+        "{list}"
+    );
+    let watched = env.run(&["formation:watch", "bg"]).ok();
+    assert!(
+        watched.stdout.contains("create of bg succeeded"),
+        "{}",
+        watched.stdout
+    );
+    assert!(
+        watched.stderr.contains("execute") || watched.stderr.contains("change"),
+        "progress lines on stderr: {}",
+        watched.stderr
+    );
+    // Watching a finished build replays it.
+    env.run(&["formation:watch", "bg"]).ok();
+    assert_eq!(moto.stack_status("bg").as_deref(), Some("CREATE_COMPLETE"));
+    env.run(&["destroy", "bg"]).ok();
+}
+
+#[test]
+fn killing_the_cli_does_not_stop_the_build() {
+    let Aws { mut env, moto } = aws_env();
+    env.vars.push(("NEPHO_STEP_DELAY_MS".into(), "500".into()));
+    let mut cli = env
+        .nepho()
+        .args(["formation:create", "hello/aws", "--name", "survivor"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the nanny to start", Duration::from_secs(20), || {
+        nanny_pid(&env, "survivor").is_some()
+    });
+    unsafe { libc::kill(cli.id() as i32, libc::SIGKILL) };
+    let _ = cli.wait();
+    env.run(&["formation:watch", "survivor"]).ok();
+    assert_eq!(
+        moto.stack_status("survivor").as_deref(),
+        Some("CREATE_COMPLETE")
+    );
+    env.run(&["destroy", "survivor"]).ok();
+}
+
+#[test]
+fn killing_the_nanny_then_resume_and_destroy_leaves_nothing() {
+    let Aws { mut env, moto } = aws_env();
+    env.vars.push(("NEPHO_STEP_DELAY_MS".into(), "700".into()));
+    env.run(&[
+        "formation:create",
+        "hello/aws",
+        "--name",
+        "crashy",
+        "--detach",
+    ])
+    .ok();
+    wait_until("a step to finish", Duration::from_secs(30), || {
+        journal(&env, "crashy").iter().any(|e| {
+            e["kind"] == "step" && (e["status"] == "succeeded" || e["status"] == "skipped")
+        })
+    });
+    let pid = nanny_pid(&env, "crashy").expect("nanny pid in the lock file");
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_until(
+        "the nanny to die",
+        Duration::from_secs(10),
+        || unsafe { libc::kill(pid, 0) } != 0,
+    );
+    let list = env.run(&["-o", "json", "formation:list"]).ok().json();
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "crashy")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(row["busy"], false, "a dead nanny's lock is free: {row}");
+    // A plain create refuses and says how to go on.
+    let refused = env
+        .run(&["formation:create", "hello/aws", "--name", "crashy"])
+        .code(6);
+    assert!(refused.stderr.contains("--resume"), "{}", refused.stderr);
+    let resumed = env
+        .run(&["formation:create", "--resume", "--name", "crashy"])
+        .ok();
+    assert!(resumed.stdout.contains("succeeded"), "{}", resumed.stdout);
+    let events = journal(&env, "crashy");
+    assert!(
+        events.iter().any(|e| e["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("resumed")),
+        "journal shows the resume"
+    );
+    assert_eq!(
+        moto.stack_status("crashy").as_deref(),
+        Some("CREATE_COMPLETE")
+    );
+    env.run(&["destroy", "crashy"]).ok();
+    assert_eq!(moto.stack_status("crashy"), None);
+}
+
+#[test]
+fn missing_provider_settings_and_unknown_formations_are_clear_errors() {
+    let env = Env::new();
+    env.run(&["cloudlet:install", "hello"]).ok();
+    env.run(&["formation:describe", "nothing"]).code(3);
+    env.run(&["formation:create", "hello/aws", "--name", "bad/name"])
+        .code(4);
+    let run = env.run(&["--no-input", "register", "aws"]).code(4);
+    assert!(run.stderr.contains("--region"), "{}", run.stderr);
+    let mut cmd = env.nepho();
+    cmd.args([
+        "-o",
+        "json",
+        "register",
+        "aws",
+        "--region",
+        "eu-west-1",
+        "--access-key-id",
+        "AKIDEXAMPLE",
+    ])
+    .env("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-secret");
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("wJalrXUtnFEMI-secret"));
+    let file = env.home().join("providers/aws.yaml");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
