@@ -242,7 +242,18 @@ impl FormationLock {
             .mode(0o600)
             .open(&path)
             .at(&path)?;
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let try_lock =
+            |f: &File| unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        let mut locked = try_lock(&file);
+        if !locked && run_finished(dir) {
+            // A nanny whose run has ended is only saying goodbye to its clients: wait for it.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while !locked && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                locked = try_lock(&file);
+            }
+        }
+        if !locked {
             let holder = std::fs::read_to_string(&path).unwrap_or_default();
             let holder = holder.trim();
             return Err(Error::conflict(format!(
@@ -303,6 +314,14 @@ impl FormationLock {
         let _ = self.file.set_len(0);
         let _ = writeln!(self.file, "{text}");
     }
+}
+
+/// Does the journal end with a finished run?
+fn run_finished(dir: &FormationDir) -> bool {
+    crate::engine::journal::read(&dir.journal_file())
+        .ok()
+        .and_then(|events| events.last().map(crate::nanny::is_final))
+        .unwrap_or(false)
 }
 
 /// Is someone building this formation right now?

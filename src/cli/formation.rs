@@ -254,6 +254,26 @@ fn create(cx: &Context, a: CreateArgs) -> Result<()> {
     if a.dry_run {
         return dry_run(cx, &spec);
     }
+    // The provider is the source of truth: refuse a name that already exists there (made on
+    // another machine, or a local record lost), and fail fast on missing credentials.
+    let exists = runtime()?.block_on(async {
+        let provider = providers::connect(spec.provider, &cx.paths, true).await?;
+        match provider.describe(name.as_str()).await {
+            Ok(d) => Ok(Some(d)),
+            Err(nepho_provider_api::ProviderError::NotFound(_)) => Ok(None),
+            Err(e) => Err(providers::provider_error(e)),
+        }
+    })?;
+    if let Some(d) = exists {
+        return Err(Error::conflict(
+            format!(
+                "a formation named {name} already exists on {} ({:?})",
+                spec.provider, d.summary.state
+            )
+            .to_lowercase(),
+        )
+        .with_hint("choose another --name, or destroy that one first"));
+    }
     let lock = FormationLock::acquire(&fdir, "create")?;
     fdir.create_dirs()?;
     if record.is_some() && fdir.journal_file().exists() {

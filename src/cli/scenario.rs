@@ -94,7 +94,22 @@ pub fn resolve(cx: &Context, reference: &str) -> Result<(Installed, Scenario)> {
             Err(e) => return Err(e),
         }
     }
-    let i = install::find(&cx.paths, reference)?;
+    let i = match install::find(&cx.paths, reference) {
+        Ok(i) => i,
+        // `hello/aws` with no `hello` installed: name the cloudlet, not the whole reference.
+        Err(Error::NotFound { .. }) if reference.contains('/') && !reference.ends_with('/') => {
+            let (cloudlet, _) = reference.rsplit_once('/').unwrap_or((reference, ""));
+            let message = if reference.matches('/').count() == 1 {
+                format!("neither cloudlet \"{reference}\" nor cloudlet \"{cloudlet}\" is installed")
+            } else {
+                format!("cloudlet \"{cloudlet}\" is not installed")
+            };
+            return Err(Error::not_found(message).with_hint(format!(
+                "install it with `nepho cloudlet:install {cloudlet}`, or see `nepho cloudlet:list`"
+            )));
+        }
+        Err(e) => return Err(e),
+    };
     let s = i.cloudlet.scenario("default")?;
     Ok((i, s))
 }

@@ -448,3 +448,55 @@ fn missing_provider_settings_and_unknown_formations_are_clear_errors() {
         0o600
     );
 }
+
+#[test]
+fn a_template_error_names_the_resource_and_reason_and_leaves_nothing() {
+    let Aws { env, moto } = aws_env();
+    // A cloudlet whose aws pattern points at a resource that does not exist.
+    let work = env.path("broken");
+    env.run(&[
+        "cloudlet:create",
+        "acme/broken",
+        "--path",
+        work.to_str().unwrap(),
+    ])
+    .ok();
+    let pattern = work.join("patterns/aws/hello.cf");
+    let text = std::fs::read_to_string(&pattern).unwrap();
+    let text = text.replace(
+        "SecurityGroupIds: [!GetAtt HelloSecurityGroup.GroupId]",
+        "SecurityGroupIds: [!GetAtt MissingGroup.GroupId]",
+    );
+    std::fs::write(&pattern, text).unwrap();
+    crate::support::git(&work, &["add", "-A"]);
+    crate::support::git(&work, &["commit", "-qm", "broken"]);
+    env.run(&["cloudlet:install", work.to_str().unwrap()]).ok();
+    let failed = env
+        .run(&["formation:create", "acme/broken/aws", "--name", "broken"])
+        .code(5);
+    assert!(
+        failed.stderr.contains("MissingGroup"),
+        "the reason names the missing resource: {}",
+        failed.stderr
+    );
+    assert!(
+        failed.stderr.contains("HelloInstance"),
+        "the failing resource is named: {}",
+        failed.stderr
+    );
+    assert_eq!(
+        moto.stack_status("broken"),
+        None,
+        "a failed create is rolled back"
+    );
+    let list = env.run(&["-o", "json", "formation:list"]).ok().json();
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "broken")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(row["state"], "failed", "{list}");
+    env.run(&["destroy", "broken"]).ok();
+}
