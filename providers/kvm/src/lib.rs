@@ -1,0 +1,1 @@
+//! nepho's KVM provider (being written).
