@@ -1,0 +1,342 @@
+//! The cluster file: which hosts nepho may place machines on, their capacity, networks,
+//! storage (qcow2 directories and an iSCSI portal) and named base images.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use nepho_provider_api::ProviderError;
+use serde::{Deserialize, Serialize};
+
+use crate::yaml;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    pub hosts: Vec<HostConfig>,
+    #[serde(default)]
+    pub networks: Vec<NetworkConfig>,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// Image name → path of a qcow2 base image (cloud-init or the tiny guest's seed contract).
+    #[serde(default)]
+    pub images: BTreeMap<String, PathBuf>,
+    #[serde(default)]
+    pub domain_type: DomainType,
+    /// How `place` picks among hosts that fit: least-loaded (default) or first-fit.
+    #[serde(default)]
+    pub placement: Placement,
+    /// Seconds a machine may take from start to "provisioned" (TCG guests are slow).
+    #[serde(default = "default_ready_timeout")]
+    pub ready_timeout_s: u64,
+    /// Seconds an ACPI shutdown may take before the machine is forced off.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout_s: u64,
+}
+
+fn default_ready_timeout() -> u64 {
+    300
+}
+fn default_shutdown_timeout() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    pub name: String,
+    /// `qemu:///system` (this machine) or `qemu+ssh://user@host/system`.
+    pub uri: String,
+    pub cpus: u32,
+    pub memory_mb: u64,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Where this host keeps qcow2 disks, seeds and console logs (overrides `storage.dir`).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+}
+
+impl HostConfig {
+    /// Local hosts run qemu-img/cp here; remote ones over ssh.
+    pub fn is_local(&self) -> bool {
+        self.uri.starts_with("qemu:///")
+    }
+
+    /// `user@host` of a `qemu+ssh://user@host/system` URI.
+    pub fn ssh_target(&self) -> Option<String> {
+        let rest = self.uri.strip_prefix("qemu+ssh://")?;
+        Some(rest.split('/').next().unwrap_or(rest).to_string())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// The name patterns use; also the libvirt network unless `bridge` is set.
+    pub name: String,
+    #[serde(default)]
+    pub bridge: Option<String>,
+    #[serde(default)]
+    pub vlan: Option<u16>,
+    /// Static addresses `first-last` (IPv4): each machine gets one, reserved in the libvirt
+    /// network's DHCP and enforced with nwfilter `clean-traffic`.
+    #[serde(default)]
+    pub pool: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    #[serde(default = "default_dir")]
+    pub dir: PathBuf,
+    #[serde(default)]
+    pub iscsi: Option<IscsiConfig>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            dir: default_dir(),
+            iscsi: None,
+        }
+    }
+}
+
+fn default_dir() -> PathBuf {
+    PathBuf::from("/var/lib/nepho/kvm")
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IscsiConfig {
+    /// `host:port` the guests' QEMU connects to.
+    pub portal: String,
+    /// Targets are named `<iqn_prefix>:<formation>:<machine>`.
+    #[serde(default = "default_iqn_prefix")]
+    pub iqn_prefix: String,
+    /// `local` (run tgtadm here) or `ssh:user@host` (run tgtadm there).
+    #[serde(default = "default_tgtadm")]
+    pub tgtadm: String,
+    /// tgtd's control port (`tgtadm -C`): 0 for the default instance.
+    #[serde(default)]
+    pub control_port: u16,
+    /// Directory on the target host holding the LUNs' backing files.
+    #[serde(default = "default_lun_dir")]
+    pub dir: PathBuf,
+    /// Initiator addresses allowed to log in (`tgtadm --op bind -I`): `ALL` or an address.
+    #[serde(default = "default_allow")]
+    pub allow: String,
+}
+
+fn default_iqn_prefix() -> String {
+    "iqn.2024-01.org.nepho".to_string()
+}
+fn default_tgtadm() -> String {
+    "local".to_string()
+}
+fn default_lun_dir() -> PathBuf {
+    PathBuf::from("/var/lib/nepho/iscsi")
+}
+fn default_allow() -> String {
+    "ALL".to_string()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DomainType {
+    /// Use KVM only if a short probe boot works, else QEMU/TCG (with a warning).
+    #[default]
+    Auto,
+    Kvm,
+    Qemu,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Placement {
+    #[default]
+    LeastLoaded,
+    FirstFit,
+}
+
+impl ClusterFile {
+    pub fn parse(src: &str, what: &str) -> Result<ClusterFile, ProviderError> {
+        let invalid = |message: String| ProviderError::Invalid {
+            message,
+            hint: Some("see `nepho register kvm` for an example cluster file".to_string()),
+        };
+        let value = yaml::load(src, what).map_err(invalid)?;
+        let cluster: ClusterFile = serde_json::from_value(value)
+            .map_err(|e| invalid(format!("{what}: {}", e.to_string().replace("field", "key"))))?;
+        cluster
+            .check()
+            .map_err(|m| invalid(format!("{what}: {m}")))?;
+        Ok(cluster)
+    }
+
+    pub fn load(path: &Path) -> Result<ClusterFile, ProviderError> {
+        let src = std::fs::read_to_string(path).map_err(|e| ProviderError::Unavailable {
+            message: format!("cannot read the KVM cluster file {}: {e}", path.display()),
+            hint: Some("run `nepho register kvm` to write one for this machine".to_string()),
+        })?;
+        ClusterFile::parse(&src, &format!("cluster file {}", path.display()))
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.hosts.is_empty() {
+            return Err("`hosts` is empty: declare at least one host".to_string());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for h in &self.hosts {
+            if !seen.insert(&h.name) {
+                return Err(format!("host `{}` is declared twice", h.name));
+            }
+            if !crate::pattern::is_simple_name(&h.name) {
+                return Err(format!("host name `{}`: use letters, digits and -", h.name));
+            }
+            if !(h.uri.starts_with("qemu:///") || h.uri.starts_with("qemu+ssh://")) {
+                return Err(format!(
+                    "host `{}`: uri `{}` must be qemu:///system or qemu+ssh://user@host/system",
+                    h.name, h.uri
+                ));
+            }
+            if h.cpus == 0 || h.memory_mb == 0 {
+                return Err(format!("host `{}`: cpus and memory_mb must be > 0", h.name));
+            }
+        }
+        for n in &self.networks {
+            if let Some(pool) = &n.pool {
+                crate::net::parse_pool(pool)
+                    .map_err(|e| format!("network `{}`: pool: {e}", n.name))?;
+            }
+        }
+        if let Some(i) = &self.storage.iscsi {
+            if i.tgtadm != "local" && !i.tgtadm.starts_with("ssh:") {
+                return Err(format!(
+                    "storage.iscsi.tgtadm `{}` must be `local` or `ssh:user@host`",
+                    i.tgtadm
+                ));
+            }
+            if !i.portal.contains(':') {
+                return Err(format!(
+                    "storage.iscsi.portal `{}` must be host:port",
+                    i.portal
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn host(&self, name: &str) -> Option<&HostConfig> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    pub fn host_dir(&self, host: &HostConfig) -> PathBuf {
+        host.dir.clone().unwrap_or_else(|| self.storage.dir.clone())
+    }
+
+    pub fn network(&self, name: &str) -> Option<NetworkConfig> {
+        if self.networks.is_empty() {
+            // No networks declared: any libvirt network by name.
+            return Some(NetworkConfig {
+                name: name.to_string(),
+                bridge: None,
+                vlan: None,
+                pool: None,
+            });
+        }
+        self.networks.iter().find(|n| n.name == name).cloned()
+    }
+}
+
+/// The cluster file `nepho register kvm` writes for this machine.
+pub fn local_cluster_yaml() -> String {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let memory_mb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 1024)
+        .unwrap_or(1024);
+    format!(
+        r#"# nepho KVM cluster file (written by `nepho register kvm` for this machine).
+# hosts: every libvirt host nepho may place machines on, with the capacity it may use.
+#   Remote hosts: uri: qemu+ssh://root@host2/system (qemu-img/tgtadm run there over ssh).
+#   labels: {{rack: a}} lets a pattern's `labels:` pin machines to matching hosts.
+hosts:
+  - name: local
+    uri: qemu:///system
+    cpus: {cpus}
+    memory_mb: {memory_mb}
+# networks: libvirt networks (name) or host bridges (bridge: br0, optional vlan: 10).
+#   pool: 192.168.122.200-192.168.122.250 assigns static addresses (DHCP reservation +
+#   nwfilter clean-traffic against address spoofing).
+networks:
+  - name: default
+storage:
+  dir: /var/lib/nepho/kvm          # qcow2 overlays, seeds and console logs, per formation
+  iscsi:
+    portal: 127.0.0.1:3260         # tgtd (scripts/setup/tgtd.sh start)
+    iqn_prefix: iqn.2024-01.org.nepho
+    tgtadm: local                  # or ssh:root@storage-host
+    dir: /var/lib/nepho/iscsi      # LUN backing files on the target host
+    allow: 127.0.0.1               # initiators allowed to log in (ALL for every host)
+# images: name -> qcow2 base image with cloud-init (or the tiny guest's seed contract).
+#   Add your own: `debian: /var/lib/nepho/images/debian-12-genericcloud-amd64.qcow2`,
+#   then use `image: debian` in a pattern. The file must exist on every host.
+images:
+  tiny: /var/cache/nepho-test/images/tiny-guest.qcow2
+# auto: use KVM when a short probe boot works, else QEMU/TCG (with a warning).
+domain_type: auto
+ready_timeout_s: 300
+shutdown_timeout_s: 60
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_local_cluster_file_parses() {
+        let c = ClusterFile::parse(&local_cluster_yaml(), "t").unwrap();
+        assert_eq!(c.hosts[0].uri, "qemu:///system");
+        assert!(c.images.contains_key("tiny"));
+        assert_eq!(c.storage.iscsi.unwrap().portal, "127.0.0.1:3260");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = ClusterFile::parse(
+            "hosts: [{name: a, uri: 'qemu:///system', cpus: 1, memory_mb: 1, colour: red}]",
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("colour"), "{err}");
+        let err = ClusterFile::parse("hosts: []\nfoo: 1\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("foo"), "{err}");
+    }
+
+    #[test]
+    fn ssh_targets() {
+        let h = HostConfig {
+            name: "b".into(),
+            uri: "qemu+ssh://root@h2/system".into(),
+            cpus: 1,
+            memory_mb: 1,
+            labels: BTreeMap::new(),
+            dir: None,
+        };
+        assert_eq!(h.ssh_target().as_deref(), Some("root@h2"));
+        assert!(!h.is_local());
+    }
+}

@@ -1,0 +1,107 @@
+//! Running the host tools (virsh, qemu-img, tgtadm, ssh, genisoimage) as processes, always
+//! with a timeout, with their stderr kept for error messages.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use nepho_provider_api::ProviderError;
+use tokio::process::Command;
+
+/// What a finished command printed.
+#[derive(Debug)]
+pub struct Output {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `program args...` with a timeout; `Err` only when it could not run or timed out.
+pub async fn run(program: &str, args: &[&str], timeout: Duration) -> Result<Output, ProviderError> {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = command.spawn().map_err(|e| ProviderError::Unavailable {
+        message: format!("cannot run {program}: {e}"),
+        hint: Some(install_hint(program).to_string()),
+    })?;
+    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(Ok(out)) => Ok(Output {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }),
+        Ok(Err(e)) => Err(ProviderError::Failed {
+            message: format!("{program} failed: {e}"),
+            hint: None,
+        }),
+        Err(_) => Err(ProviderError::Failed {
+            message: format!(
+                "`{program} {}` did not finish within {} s",
+                args.join(" "),
+                timeout.as_secs()
+            ),
+            hint: None,
+        }),
+    }
+}
+
+/// Like [`run`], but a non-zero exit is an error carrying the command's stderr.
+pub async fn check(
+    program: &str,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<String, ProviderError> {
+    let out = run(program, args, timeout).await?;
+    if out.success {
+        Ok(out.stdout)
+    } else {
+        Err(ProviderError::Failed {
+            message: format!(
+                "`{program} {}` failed: {}",
+                args.join(" "),
+                first_lines(&out.stderr, &out.stdout)
+            ),
+            hint: None,
+        })
+    }
+}
+
+fn first_lines(stderr: &str, stdout: &str) -> String {
+    let text = if stderr.trim().is_empty() {
+        stdout
+    } else {
+        stderr
+    };
+    text.trim().lines().take(5).collect::<Vec<_>>().join(" / ")
+}
+
+/// Which Debian package provides a tool, for "not installed" errors.
+pub fn install_hint(program: &str) -> &'static str {
+    match program {
+        "virsh" => {
+            "install libvirt: apt-get install libvirt-clients libvirt-daemon-system qemu-system-x86"
+        }
+        "qemu-img" => "apt-get install qemu-utils",
+        "tgtadm" => "apt-get install tgt (and start tgtd)",
+        "genisoimage" => "apt-get install genisoimage",
+        "ssh" | "ssh-keygen" | "scp" => "apt-get install openssh-client",
+        "qemu-system-x86_64" => "apt-get install qemu-system-x86",
+        _ => "install the missing tool",
+    }
+}
+
+/// Whether `program` is on PATH.
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+/// Single-quotes a word for a POSIX shell.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}

@@ -1,0 +1,395 @@
+//! libvirt through `virsh`: domain XML with nepho's metadata, finding nepho's domains on the
+//! hosts (the metadata is the only record of what exists), states and addresses.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nepho_provider_api::ProviderError;
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::HostConfig;
+use crate::cmd;
+
+pub const NS: &str = "urn:nepho:libvirt:1";
+const VIRSH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Everything nepho needs to find, reach and remove a machine, kept in the domain's metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineRecord {
+    pub formation: String,
+    pub cloudlet: String,
+    pub scenario: String,
+    pub machine: String,
+    pub primary: bool,
+    pub host: String,
+    pub cpus: u32,
+    pub memory_mb: u64,
+    pub disks: Vec<DiskRecord>,
+    pub seed: PathBuf,
+    pub console_log: PathBuf,
+    /// The formation's private key (on the machine running nepho).
+    pub key: PathBuf,
+    pub ssh_user: String,
+    /// Output templates (with `${m.address}`), so describe/endpoints need no local state.
+    pub outputs: BTreeMap<String, String>,
+    pub nics: Vec<NicRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum DiskRecord {
+    File {
+        path: PathBuf,
+    },
+    Lun {
+        iqn: String,
+        lun: u32,
+        portal: String,
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NicRecord {
+    pub network: String,
+    pub libvirt_network: Option<String>,
+    pub bridge: Option<String>,
+    pub vlan: Option<u16>,
+    pub mac: String,
+    pub ip: Option<String>,
+}
+
+/// A nepho domain found on a host.
+#[derive(Debug, Clone)]
+pub struct FoundDomain {
+    pub host: String,
+    pub uri: String,
+    pub name: String,
+    pub state: String,
+    pub record: MachineRecord,
+}
+
+pub async fn virsh(uri: &str, args: &[&str]) -> Result<String, ProviderError> {
+    let mut full = vec!["-q", "-c", uri];
+    full.extend_from_slice(args);
+    cmd::check("virsh", &full, VIRSH_TIMEOUT).await
+}
+
+pub async fn virsh_output(uri: &str, args: &[&str]) -> Result<cmd::Output, ProviderError> {
+    let mut full = vec!["-q", "-c", uri];
+    full.extend_from_slice(args);
+    cmd::run("virsh", &full, VIRSH_TIMEOUT).await
+}
+
+/// Every domain on the host: (name, state).
+pub async fn list_all(
+    uri: &str,
+    timeout: Duration,
+) -> Result<Vec<(String, String)>, ProviderError> {
+    let out = cmd::run("virsh", &["-q", "-c", uri, "list", "--all"], timeout).await?;
+    if !out.success {
+        return Err(ProviderError::Unavailable {
+            message: format!("libvirt at {uri} does not answer: {}", out.stderr.trim()),
+            hint: Some("is libvirtd running? (scripts/setup/daemons.sh)".to_string()),
+        });
+    }
+    Ok(out
+        .stdout
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let _id = words.next()?;
+            let name = words.next()?.to_string();
+            Some((name, words.collect::<Vec<_>>().join(" ")))
+        })
+        .collect())
+}
+
+/// Nepho's domains on one host (optionally of one formation).
+pub async fn nepho_domains(
+    host: &HostConfig,
+    formation: Option<&str>,
+) -> Result<Vec<FoundDomain>, ProviderError> {
+    let mut found = Vec::new();
+    for (name, state) in list_all(&host.uri, Duration::from_secs(20)).await? {
+        let Ok(xml) = virsh(&host.uri, &["dumpxml", &name]).await else {
+            continue; // vanished meanwhile
+        };
+        let Some(mut record) = record_from_xml(&xml) else {
+            continue;
+        };
+        // The live definition wins over the record (someone may have resized the domain).
+        let (cpus, memory_mb) = size_from_xml(&xml);
+        if cpus > 0 && memory_mb > 0 {
+            (record.cpus, record.memory_mb) = (cpus, memory_mb);
+        }
+        if formation.is_some_and(|f| f != record.formation) {
+            continue;
+        }
+        found.push(FoundDomain {
+            host: host.name.clone(),
+            uri: host.uri.clone(),
+            name,
+            state,
+            record,
+        });
+    }
+    Ok(found)
+}
+
+pub fn record_from_xml(xml: &str) -> Option<MachineRecord> {
+    let start = xml.find("<nepho:record>")? + "<nepho:record>".len();
+    let end = start + xml[start..].find("</nepho:record>")?;
+    serde_json::from_str(&unescape(&xml[start..end])).ok()
+}
+
+pub async fn domain_state(uri: &str, name: &str) -> Option<String> {
+    let out = virsh_output(uri, &["domstate", name]).await.ok()?;
+    out.success
+        .then(|| out.stdout.lines().next().unwrap_or("").trim().to_string())
+}
+
+pub async fn domain_exists(uri: &str, name: &str) -> bool {
+    domain_state(uri, name).await.is_some()
+}
+
+/// destroy (if running) + undefine; a missing domain is fine.
+pub async fn remove_domain(uri: &str, name: &str) -> Result<bool, ProviderError> {
+    let Some(state) = domain_state(uri, name).await else {
+        return Ok(false);
+    };
+    if state != "shut off" {
+        let _ = virsh_output(uri, &["destroy", name]).await;
+    }
+    let out = virsh_output(uri, &["undefine", name]).await?;
+    if !out.success && domain_exists(uri, name).await {
+        return Err(ProviderError::Failed {
+            message: format!("virsh undefine {name} failed: {}", out.stderr.trim()),
+            hint: None,
+        });
+    }
+    Ok(true)
+}
+
+/// First IPv4 address libvirt knows for the domain: DHCP lease, then guest agent, then ARP.
+pub async fn address(uri: &str, name: &str) -> Option<String> {
+    for source in ["lease", "agent", "arp"] {
+        let Ok(out) = virsh_output(uri, &["domifaddr", name, "--source", source]).await else {
+            continue;
+        };
+        if !out.success {
+            continue;
+        }
+        for line in out.stdout.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if let Some(i) = words.iter().position(|w| *w == "ipv4")
+                && let Some(addr) = words.get(i + 1)
+            {
+                let ip = addr.split('/').next().unwrap_or(addr);
+                if !ip.starts_with("127.") {
+                    return Some(ip.to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// vCPUs and memory (MiB) of a domain from its XML.
+pub fn size_from_xml(xml: &str) -> (u32, u64) {
+    let vcpus = between(xml, "<vcpu", "</vcpu>")
+        .and_then(|s| s.split('>').nth(1))
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let memory = between(xml, "<memory", "</memory>").unwrap_or("");
+    let amount: u64 = memory
+        .split('>')
+        .nth(1)
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let mib = if memory.contains("unit='MiB'") {
+        amount
+    } else if memory.contains("unit='GiB'") {
+        amount * 1024
+    } else {
+        amount / 1024
+    };
+    (vcpus, mib)
+}
+
+fn between<'a>(s: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = s.find(open)?;
+    let end = start + s[start..].find(close)?;
+    Some(&s[start..end])
+}
+
+/// Inputs of [`domain_xml`].
+pub struct DomainSpec<'a> {
+    pub name: &'a str,
+    pub domain_type: &'a str,
+    pub record: &'a MachineRecord,
+}
+
+pub fn domain_xml(d: &DomainSpec) -> String {
+    let r = d.record;
+    let record_json = serde_json::to_string(r).expect("records serialize");
+    let mut disks = String::new();
+    for (i, disk) in r.disks.iter().enumerate() {
+        let dev = format!("vd{}", (b'a' + i as u8) as char);
+        match disk {
+            DiskRecord::File { path } => disks.push_str(&format!(
+                "    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n      <source file='{}'/>\n      <target dev='{dev}' bus='virtio'/>\n    </disk>\n",
+                esc(&path.to_string_lossy())
+            )),
+            DiskRecord::Lun { iqn, lun, portal, .. } => {
+                let (host, port) = portal.rsplit_once(':').unwrap_or((portal, "3260"));
+                disks.push_str(&format!(
+                    "    <disk type='network' device='disk'>\n      <driver name='qemu' type='raw' cache='none'/>\n      <source protocol='iscsi' name='{}/{lun}'>\n        <host name='{}' port='{}'/>\n        <initiator><iqn name='{}'/></initiator>\n      </source>\n      <target dev='{dev}' bus='virtio'/>\n    </disk>\n",
+                    esc(iqn),
+                    esc(host),
+                    esc(port),
+                    esc(&format!("{iqn}:initiator"))
+                ));
+            }
+        }
+    }
+    let mut nics = String::new();
+    for nic in &r.nics {
+        let source = match (&nic.bridge, &nic.libvirt_network) {
+            (Some(br), _) => format!("type='bridge'>\n      <source bridge='{}'/>", esc(br)),
+            (None, Some(net)) => format!("type='network'>\n      <source network='{}'/>", esc(net)),
+            (None, None) => "type='network'>\n      <source network='default'/>".to_string(),
+        };
+        let vlan = nic
+            .vlan
+            .map(|v| format!("      <vlan><tag id='{v}'/></vlan>\n"))
+            .unwrap_or_default();
+        let filter = nic
+            .ip
+            .as_ref()
+            .map(|ip| {
+                format!(
+                    "      <filterref filter='clean-traffic'><parameter name='IP' value='{}'/></filterref>\n",
+                    esc(ip)
+                )
+            })
+            .unwrap_or_default();
+        nics.push_str(&format!(
+            "    <interface {source}\n      <mac address='{}'/>\n{vlan}      <model type='virtio'/>\n{filter}      <rom enabled='no'/>\n    </interface>\n",
+            nic.mac
+        ));
+    }
+    format!(
+        r#"<domain type='{dtype}'>
+  <name>{name}</name>
+  <metadata>
+    <nepho:instance xmlns:nepho="{NS}">
+      <nepho:formation>{formation}</nepho:formation>
+      <nepho:cloudlet>{cloudlet}</nepho:cloudlet>
+      <nepho:scenario>{scenario}</nepho:scenario>
+      <nepho:machine>{machine}</nepho:machine>
+      <nepho:record>{record}</nepho:record>
+    </nepho:instance>
+  </metadata>
+  <memory unit='MiB'>{memory}</memory>
+  <vcpu>{cpus}</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <boot dev='hd'/>
+  </os>
+  <features><acpi/><apic/></features>
+  <clock offset='utc'/>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+{disks}    <disk type='file' device='cdrom'>
+      <driver name='qemu' type='raw'/>
+      <source file='{seed}'/>
+      <target dev='hdc' bus='ide'/>
+      <readonly/>
+    </disk>
+{nics}    <serial type='pty'>
+      <log file='{console}' append='off'/>
+      <target port='0'/>
+    </serial>
+    <console type='pty'><target type='serial' port='0'/></console>
+    <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
+    <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>
+  </devices>
+</domain>
+"#,
+        dtype = esc(d.domain_type),
+        name = esc(d.name),
+        formation = esc(&r.formation),
+        cloudlet = esc(&r.cloudlet),
+        scenario = esc(&r.scenario),
+        machine = esc(&r.machine),
+        record = esc(&record_json),
+        memory = r.memory_mb,
+        cpus = r.cpus,
+        seed = esc(&r.seed.to_string_lossy()),
+        console = esc(&r.console_log.to_string_lossy()),
+    )
+}
+
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\'', "&apos;")
+        .replace('"', "&quot;")
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&apos;", "'")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_record_round_trips_through_the_xml() {
+        let record = MachineRecord {
+            formation: "f<&>".into(),
+            cloudlet: "c".into(),
+            scenario: "s".into(),
+            machine: "web-1".into(),
+            primary: true,
+            host: "local".into(),
+            cpus: 2,
+            memory_mb: 300,
+            disks: vec![
+                DiskRecord::File {
+                    path: "/d/a.qcow2".into(),
+                },
+                DiskRecord::Lun {
+                    iqn: "iqn.x:f:web-1".into(),
+                    lun: 2,
+                    portal: "127.0.0.1:3260".into(),
+                    file: "/l/b.raw".into(),
+                },
+            ],
+            seed: "/d/seed.iso".into(),
+            console_log: "/d/console.log".into(),
+            key: "/k/id".into(),
+            ssh_user: "root".into(),
+            outputs: BTreeMap::from([("url".into(), "http://${web-1.address}/'\"".into())]),
+            nics: vec![],
+        };
+        let xml = domain_xml(&DomainSpec {
+            name: "nepho-f-web-1",
+            domain_type: "qemu",
+            record: &record,
+        });
+        assert_eq!(record_from_xml(&xml).unwrap(), record);
+        assert_eq!(size_from_xml(&xml), (2, 300));
+        assert!(xml.contains("name='iqn.x:f:web-1/2'"));
+    }
+}

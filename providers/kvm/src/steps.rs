@@ -1,0 +1,1170 @@
+//! The steps of a KVM formation: `keypair`, `place`, then per machine `disk-<m>`, `seed-<m>`,
+//! `domain-<m>`, `ready-<m>`, and `outputs`; destroy is `destroy-<m>` + `cleanup`. Every step
+//! is idempotent and re-derives names and paths from the formation, so a re-run after a crash
+//! finds its own work.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nepho_provider_api::{
+    EventKind, EventStatus, FormationSpec, Plan, ProviderError, Step, StepContext, StepId,
+    StepOutcome,
+};
+use serde_json::{Value, json};
+
+use crate::KvmProvider;
+use crate::cluster::{ClusterFile, HostConfig};
+use crate::cmd::{self, shell_quote};
+use crate::libvirt::{self, DiskRecord, DomainSpec, MachineRecord, NicRecord};
+use crate::net;
+use crate::pattern::{Machine, Pattern, StorageKind, substitute};
+use crate::place;
+use crate::storage::{self, Runner, Tgt};
+
+// ---- names and paths ---------------------------------------------------------------------------
+
+pub fn domain_name(formation: &str, machine: &str) -> String {
+    format!("nepho-{formation}-{machine}")
+}
+
+pub fn formation_dir(cluster: &ClusterFile, host: &HostConfig, formation: &str) -> PathBuf {
+    cluster.host_dir(host).join(formation)
+}
+
+/// IQNs allow lower-case letters, digits, `.`, `-` and `:` (the separator).
+pub fn iqn_formation(formation: &str) -> String {
+    formation
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9' | '.' | '-') => c,
+            _ => '-',
+        })
+        .collect()
+}
+
+pub fn iqn(cluster: &ClusterFile, formation: &str, machine: &str) -> Option<String> {
+    let i = cluster.storage.iscsi.as_ref()?;
+    Some(format!(
+        "{}:{}:{machine}",
+        i.iqn_prefix,
+        iqn_formation(formation)
+    ))
+}
+
+pub fn key_path(work_dir: &Path) -> PathBuf {
+    work_dir.join("id_ed25519")
+}
+
+fn local_seed(work_dir: &Path, machine: &str) -> PathBuf {
+    work_dir.join("seeds").join(format!("{machine}.iso"))
+}
+
+/// Every disk of a machine on `host`, as the domain will reference it.
+pub fn disk_records(
+    cluster: &ClusterFile,
+    host: &HostConfig,
+    formation: &str,
+    m: &Machine,
+) -> Vec<DiskRecord> {
+    let dir = formation_dir(cluster, host, formation);
+    m.disks
+        .iter()
+        .enumerate()
+        .map(|(i, d)| match (d.storage, &cluster.storage.iscsi) {
+            (StorageKind::Iscsi, Some(iscsi)) => DiskRecord::Lun {
+                iqn: iqn(cluster, formation, &m.name).unwrap_or_default(),
+                lun: i as u32 + 1,
+                portal: iscsi.portal.clone(),
+                file: iscsi
+                    .dir
+                    .join(formation)
+                    .join(format!("{}-disk{i}.raw", m.name)),
+            },
+            _ => DiskRecord::File {
+                path: dir.join(format!("{}-disk{i}.qcow2", m.name)),
+            },
+        })
+        .collect()
+}
+
+fn record_for(
+    provider: &KvmProvider,
+    spec: &FormationSpec,
+    pattern: &Pattern,
+    m: &Machine,
+    host: &HostConfig,
+    ips: &BTreeMap<String, String>,
+) -> MachineRecord {
+    let cluster = &provider.cluster;
+    let dir = formation_dir(cluster, host, &spec.name);
+    let nics = m
+        .networks
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let net = cluster.network(n).unwrap_or(crate::cluster::NetworkConfig {
+                name: n.clone(),
+                bridge: None,
+                vlan: None,
+                pool: None,
+            });
+            NicRecord {
+                network: n.clone(),
+                libvirt_network: net.bridge.is_none().then(|| net.name.clone()),
+                bridge: net.bridge.clone(),
+                vlan: net.vlan,
+                mac: net::mac_for(&spec.name, &m.name, i),
+                ip: if i == 0 {
+                    ips.get(&m.name).cloned()
+                } else {
+                    None
+                },
+            }
+        })
+        .collect();
+    MachineRecord {
+        formation: spec.name.clone(),
+        cloudlet: spec.cloudlet.clone(),
+        scenario: spec.scenario.clone(),
+        machine: m.name.clone(),
+        primary: m.primary,
+        host: host.name.clone(),
+        cpus: m.cpus,
+        memory_mb: m.memory_mb,
+        disks: disk_records(cluster, host, &spec.name, m),
+        seed: dir.join(format!("{}-seed.iso", m.name)),
+        console_log: dir.join(format!("{}-console.log", m.name)),
+        key: key_path(&spec.work_dir),
+        ssh_user: pattern.ssh_user(),
+        outputs: pattern.outputs.clone(),
+        nics,
+    }
+}
+
+// ---- plans -------------------------------------------------------------------------------------
+
+fn step(id: String, description: String, depends_on: Vec<String>, action: Value) -> Step {
+    Step {
+        id: StepId(id),
+        description,
+        depends_on: depends_on.into_iter().map(StepId).collect(),
+        action,
+    }
+}
+
+pub fn create_plan(cluster: &ClusterFile, pattern: &Pattern) -> Result<Plan, ProviderError> {
+    let mut steps = vec![
+        step(
+            "keypair".into(),
+            "create the formation's ssh key pair".into(),
+            vec![],
+            json!({"op": "keypair"}),
+        ),
+        step(
+            "place".into(),
+            format!(
+                "place {} machine(s) on the cluster's hosts",
+                pattern.machines.len()
+            ),
+            vec![],
+            json!({"op": "place"}),
+        ),
+    ];
+    for m in &pattern.machines {
+        let n = &m.name;
+        let disks: Vec<String> = m
+            .disks
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} GiB {}",
+                    d.size_gb,
+                    match d.storage {
+                        StorageKind::Qcow2 => "qcow2",
+                        StorageKind::Iscsi => "iSCSI",
+                    }
+                )
+            })
+            .collect();
+        if m.disks.iter().any(|d| d.storage == StorageKind::Iscsi)
+            && cluster.storage.iscsi.is_none()
+        {
+            return Err(ProviderError::Invalid {
+                message: format!(
+                    "machine {n} has an iSCSI disk but the cluster file has no storage.iscsi"
+                ),
+                hint: None,
+            });
+        }
+        steps.push(step(
+            format!("disk-{n}"),
+            format!("create disks of {n} ({})", disks.join(", ")),
+            vec!["place".into()],
+            json!({"op": "disk", "machine": n}),
+        ));
+        let mut seed_deps = vec!["keypair".to_string(), "place".to_string()];
+        seed_deps.extend(
+            pattern
+                .env_dependencies(m)
+                .into_iter()
+                .map(|d| format!("ready-{d}")),
+        );
+        steps.push(step(
+            format!("seed-{n}"),
+            format!("build the cloud-init seed of {n}"),
+            seed_deps,
+            json!({"op": "seed", "machine": n}),
+        ));
+        steps.push(step(
+            format!("domain-{n}"),
+            format!(
+                "define and start {n} ({} vCPU, {} MiB)",
+                m.cpus, m.memory_mb
+            ),
+            vec![format!("disk-{n}"), format!("seed-{n}")],
+            json!({"op": "domain", "machine": n}),
+        ));
+        steps.push(step(
+            format!("ready-{n}"),
+            format!("wait for {n}: address, ssh, provisioner"),
+            vec![format!("domain-{n}")],
+            json!({"op": "ready", "machine": n}),
+        ));
+    }
+    steps.push(step(
+        "outputs".into(),
+        "record the formation's outputs".into(),
+        pattern
+            .machines
+            .iter()
+            .map(|m| format!("ready-{}", m.name))
+            .collect(),
+        json!({"op": "outputs"}),
+    ));
+    let plan = Plan { steps };
+    plan.validate().map_err(|e| ProviderError::Invalid {
+        message: format!("the machines' env references form a loop: {e}"),
+        hint: Some("a machine cannot need the address of a machine that needs its own".into()),
+    })?;
+    Ok(plan)
+}
+
+pub fn destroy_plan(formation: &str, found: &[libvirt::FoundDomain], keys: Vec<PathBuf>) -> Plan {
+    let mut steps: Vec<Step> = found
+        .iter()
+        .map(|d| {
+            step(
+                format!("destroy-{}", d.record.machine),
+                format!("remove machine {} from host {}", d.record.machine, d.host),
+                vec![],
+                json!({"op": "destroy-machine", "domain": d.name, "host": d.host,
+                       "record": serde_json::to_value(&d.record).unwrap()}),
+            )
+        })
+        .collect();
+    let deps = steps.iter().map(|s| s.id.0.clone()).collect();
+    steps.push(step(
+        "cleanup".into(),
+        format!("remove what is left of {formation}: disks, LUNs, seeds, keys"),
+        deps,
+        json!({"op": "cleanup", "formation": formation, "keys": keys}),
+    ));
+    Plan { steps }
+}
+
+// ---- running steps -----------------------------------------------------------------------------
+
+fn failed(message: impl Into<String>) -> ProviderError {
+    ProviderError::Failed {
+        message: message.into(),
+        hint: None,
+    }
+}
+
+fn machine_of<'p>(pattern: &'p Pattern, action: &Value) -> Result<&'p Machine, ProviderError> {
+    let name = action["machine"].as_str().unwrap_or("");
+    pattern
+        .machine(name)
+        .ok_or_else(|| failed(format!("machine {name} is not in the pattern any more")))
+}
+
+fn done(already_done: bool, outputs: BTreeMap<String, Value>) -> StepOutcome {
+    StepOutcome {
+        already_done,
+        outputs,
+    }
+}
+
+impl KvmProvider {
+    /// The host a machine was placed on (from the `place` step, else where its domain is).
+    async fn host_of(
+        &self,
+        cx: &StepContext<'_>,
+        machine: &str,
+    ) -> Result<HostConfig, ProviderError> {
+        let placed = cx
+            .outputs
+            .get(&StepId::from("place"))
+            .and_then(|o| o.get("hosts"))
+            .and_then(|h| h.get(machine))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let name = match placed {
+            Some(h) => h,
+            None => self
+                .find_domains(&cx.spec.name)
+                .await?
+                .into_iter()
+                .find(|d| d.record.machine == machine)
+                .map(|d| d.host)
+                .ok_or_else(|| failed(format!("no placement for {machine}: run `place` first")))?,
+        };
+        self.cluster
+            .host(&name)
+            .cloned()
+            .ok_or_else(|| failed(format!("host {name} is not in the cluster file")))
+    }
+
+    fn ips_of(cx: &StepContext<'_>) -> BTreeMap<String, String> {
+        cx.outputs
+            .get(&StepId::from("place"))
+            .and_then(|o| o.get("ips"))
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default()
+    }
+
+    pub(crate) async fn run(
+        &self,
+        step: &Step,
+        cx: StepContext<'_>,
+    ) -> Result<StepOutcome, ProviderError> {
+        let op = step.action["op"].as_str().unwrap_or("");
+        if op == "destroy-machine" || op == "cleanup" {
+            return self.run_destroy(step, &cx).await;
+        }
+        let pattern = Pattern::from_spec(cx.spec)?;
+        match op {
+            "keypair" => self.keypair(cx.spec).await,
+            "place" => self.place_step(cx.spec, &pattern).await,
+            "disk" => self.disk(&cx, machine_of(&pattern, &step.action)?).await,
+            "seed" => {
+                self.seed(&cx, &pattern, machine_of(&pattern, &step.action)?)
+                    .await
+            }
+            "domain" => {
+                self.domain(&cx, &pattern, machine_of(&pattern, &step.action)?)
+                    .await
+            }
+            "ready" => {
+                self.ready(&cx, &pattern, machine_of(&pattern, &step.action)?)
+                    .await
+            }
+            "outputs" => Ok(self.outputs_step(&cx, &pattern)),
+            other => Err(failed(format!("unknown KVM step action `{other}`"))),
+        }
+    }
+
+    async fn keypair(&self, spec: &FormationSpec) -> Result<StepOutcome, ProviderError> {
+        let key = key_path(&spec.work_dir);
+        let public = key.with_extension("pub");
+        if key.exists() && public.exists() {
+            return Ok(done(true, BTreeMap::from([("key".into(), json!(key))])));
+        }
+        tokio::fs::create_dir_all(&spec.work_dir)
+            .await
+            .map_err(|e| storage::io_failed(&spec.work_dir, e))?;
+        let _ = tokio::fs::remove_file(&key).await;
+        let _ = tokio::fs::remove_file(&public).await;
+        cmd::check(
+            "ssh-keygen",
+            &[
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                &format!("nepho-{}", spec.name),
+                "-f",
+                &key.to_string_lossy(),
+            ],
+            Duration::from_secs(30),
+        )
+        .await?;
+        Ok(done(false, BTreeMap::from([("key".into(), json!(key))])))
+    }
+
+    async fn place_step(
+        &self,
+        spec: &FormationSpec,
+        pattern: &Pattern,
+    ) -> Result<StepOutcome, ProviderError> {
+        let loads = place::host_loads(&self.cluster).await;
+        let hosts = place::place(&self.cluster, &loads, &spec.name, &pattern.machines).map_err(
+            |message| ProviderError::Invalid {
+                message,
+                hint: Some(
+                    "add capacity to the cluster file, free hosts, or make the machines smaller"
+                        .into(),
+                ),
+            },
+        )?;
+        let ips = self.assign_ips(spec, pattern, &loads)?;
+        let existing = loads
+            .iter()
+            .flat_map(|l| &l.domains)
+            .any(|d| d.record.formation == spec.name);
+        Ok(done(
+            existing,
+            BTreeMap::from([("hosts".into(), json!(hosts)), ("ips".into(), json!(ips))]),
+        ))
+    }
+
+    /// Static addresses from the first network's pool, skipping addresses in use.
+    fn assign_ips(
+        &self,
+        spec: &FormationSpec,
+        pattern: &Pattern,
+        loads: &[place::HostLoad],
+    ) -> Result<BTreeMap<String, String>, ProviderError> {
+        let mut ips = BTreeMap::new();
+        let mut used: Vec<String> = Vec::new();
+        for d in loads.iter().flat_map(|l| &l.domains) {
+            for nic in &d.record.nics {
+                if let Some(ip) = &nic.ip {
+                    if d.record.formation == spec.name {
+                        ips.insert(d.record.machine.clone(), ip.clone());
+                    }
+                    used.push(ip.clone());
+                }
+            }
+        }
+        for m in &pattern.machines {
+            if ips.contains_key(&m.name) {
+                continue;
+            }
+            let Some(pool) = m
+                .networks
+                .first()
+                .and_then(|n| self.cluster.network(n))
+                .and_then(|n| n.pool)
+            else {
+                continue;
+            };
+            let free = net::parse_pool(&pool)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| a.to_string())
+                .find(|a| !used.contains(a))
+                .ok_or_else(|| ProviderError::Invalid {
+                    message: format!("address pool {pool} is exhausted (machine {})", m.name),
+                    hint: None,
+                })?;
+            used.push(free.clone());
+            ips.insert(m.name.clone(), free);
+        }
+        Ok(ips)
+    }
+
+    async fn disk(&self, cx: &StepContext<'_>, m: &Machine) -> Result<StepOutcome, ProviderError> {
+        let host = self.host_of(cx, &m.name).await?;
+        let runner = Runner::for_host(&host);
+        let image = self.image_path(&m.image)?;
+        let records = disk_records(&self.cluster, &host, &cx.spec.name, m);
+        let mut created = false;
+        runner
+            .mkdir(&formation_dir(&self.cluster, &host, &cx.spec.name))
+            .await?;
+        for (i, (disk, record)) in m.disks.iter().zip(&records).enumerate() {
+            let base = (i == 0).then_some(image.as_path());
+            match record {
+                DiskRecord::File { path } => {
+                    created |= storage::create_qcow2(&runner, path, base, disk.size_gb).await?;
+                }
+                DiskRecord::Lun { iqn, lun, file, .. } => {
+                    let iscsi = self
+                        .cluster
+                        .storage
+                        .iscsi
+                        .as_ref()
+                        .expect("checked by the plan");
+                    let tgt = Tgt::new(iscsi);
+                    if let Some(dir) = file.parent() {
+                        tgt.runner.mkdir(dir).await?;
+                    }
+                    cx.events.emit(
+                        EventKind::Resource,
+                        EventStatus::InProgress,
+                        &format!(
+                            "creating iSCSI LUN {lun} of {} ({} GiB)",
+                            m.name, disk.size_gb
+                        ),
+                        None,
+                    );
+                    created |= storage::create_raw(&tgt.runner, file, base, disk.size_gb).await?;
+                    // tids are allocated "highest + 1": one allocation at a time per process.
+                    let _guard = self.tgt_lock.lock().await;
+                    let tid = tgt.ensure_target(iqn).await?;
+                    created |= tgt.ensure_lun(tid, *lun, file).await?;
+                }
+            }
+        }
+        Ok(done(
+            !created,
+            BTreeMap::from([("disks".into(), serde_json::to_value(&records).unwrap())]),
+        ))
+    }
+
+    pub(crate) fn image_path(&self, image: &str) -> Result<PathBuf, ProviderError> {
+        self.cluster
+            .images
+            .get(image)
+            .cloned()
+            .ok_or_else(|| ProviderError::Invalid {
+                message: format!(
+                    "image `{image}` is not in the cluster file (images: {})",
+                    self.cluster
+                        .images
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                hint: Some("add it under `images:` in the cluster file".into()),
+            })
+    }
+
+    async fn seed(
+        &self,
+        cx: &StepContext<'_>,
+        pattern: &Pattern,
+        m: &Machine,
+    ) -> Result<StepOutcome, ProviderError> {
+        let spec = cx.spec;
+        let host = self.host_of(cx, &m.name).await?;
+        let public = tokio::fs::read_to_string(key_path(&spec.work_dir).with_extension("pub"))
+            .await
+            .map_err(|e| {
+                failed(format!(
+                    "the formation's public key is missing ({e}): run `keypair` first"
+                ))
+            })?;
+        let address_of = |r: &str| -> Option<String> {
+            let name = pattern.resolve_name(r)?;
+            cx.outputs
+                .get(&StepId(format!("ready-{name}")))
+                .and_then(|o| o.get("address"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let mut provision = String::from(
+            "#!/bin/sh\n# written by nepho: the machine's environment, then the provisioner\n",
+        );
+        for (k, v) in &m.env {
+            provision.push_str(&format!(
+                "export {}={}\n",
+                env_name(k),
+                shell_quote(&substitute(v, &address_of))
+            ));
+        }
+        for key in &m.secret_env {
+            let value = match spec.parameters.get(key) {
+                Some(Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+                None => String::new(),
+            };
+            provision.push_str(&format!(
+                "export {}={}\n",
+                env_name(key),
+                shell_quote(&value)
+            ));
+        }
+        provision.push_str(&format!(
+            "export NEPHO_FORMATION={}\nexport NEPHO_MACHINE={}\n",
+            shell_quote(&spec.name),
+            shell_quote(&m.name)
+        ));
+        let has_provisioner = match &spec.provisioner {
+            Some(p) => {
+                let script = tokio::fs::read_to_string(p)
+                    .await
+                    .map_err(|e| failed(format!("provisioner {}: {e}", p.display())))?;
+                provision.push_str("\n# ---- provisioner ----\n");
+                provision.push_str(&script);
+                true
+            }
+            None => !m.env.is_empty() || !m.secret_env.is_empty(),
+        };
+        let hostname = m.name.clone();
+        let keys: Vec<&str> = public.lines().filter(|l| !l.trim().is_empty()).collect();
+        let mut user_data = format!(
+            "#cloud-config\nhostname: {hostname}\ndisable_root: false\nssh_authorized_keys:\n{}\n",
+            keys.iter()
+                .map(|k| format!("  - {k}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        user_data.push_str(if has_provisioner {
+            "runcmd:\n  - [sh, -c, 'mkdir -p /run/nepho /mnt/nepho-seed && (mount -r -L cidata /mnt/nepho-seed || mount -r /dev/sr0 /mnt/nepho-seed) && cd /root && NEPHO_SEED_DIR=/mnt/nepho-seed sh /mnt/nepho-seed/nepho/provision.sh >/var/log/nepho-provision.log 2>&1; echo $? >/run/nepho/provision.rc.tmp; mv /run/nepho/provision.rc.tmp /run/nepho/provision.rc']\n"
+        } else {
+            "runcmd:\n  - [sh, -c, 'mkdir -p /run/nepho && echo 0 >/run/nepho/provision.rc']\n"
+        });
+        let mut files = vec![
+            (
+                "meta-data".to_string(),
+                format!(
+                    "instance-id: {}-{}\nlocal-hostname: {hostname}\n",
+                    spec.name, m.name
+                ),
+            ),
+            ("user-data".to_string(), user_data),
+            ("nepho/authorized_keys".to_string(), public.clone()),
+            ("nepho/hostname".to_string(), format!("{hostname}\n")),
+        ];
+        if has_provisioner {
+            files.push(("nepho/provision.sh".to_string(), provision));
+        }
+        let seeds = spec.work_dir.join("seeds");
+        tokio::fs::create_dir_all(&seeds)
+            .await
+            .map_err(|e| storage::io_failed(&seeds, e))?;
+        tokio::fs::set_permissions(&seeds, std::fs::Permissions::from_mode(0o700))
+            .await
+            .map_err(|e| storage::io_failed(&seeds, e))?;
+        let local = local_seed(&spec.work_dir, &m.name);
+        let staging = seeds.join(format!(".{}.d", m.name));
+        if let Some(payload) = &spec.payload_dir {
+            // Payload files ride along under nepho/ (the provisioner finds them in NEPHO_SEED_DIR).
+            let _ = tokio::fs::remove_dir_all(&staging).await;
+            tokio::fs::create_dir_all(staging.join("nepho"))
+                .await
+                .map_err(|e| storage::io_failed(&staging, e))?;
+            cmd::check(
+                "cp",
+                &[
+                    "-a",
+                    &format!("{}/.", payload.display()),
+                    &staging.join("nepho").to_string_lossy(),
+                ],
+                Duration::from_secs(60),
+            )
+            .await?;
+        }
+        storage::build_seed_iso(&files, &staging, &local).await?;
+        let record = record_for(self, spec, pattern, m, &host, &Self::ips_of(cx));
+        let runner = Runner::for_host(&host);
+        runner
+            .mkdir(&formation_dir(&self.cluster, &host, &spec.name))
+            .await?;
+        runner.upload_private(&local, &record.seed).await?;
+        Ok(done(
+            false,
+            BTreeMap::from([("seed".into(), json!(record.seed))]),
+        ))
+    }
+
+    pub(crate) async fn domain_type(&self, cx_events: Option<&StepContext<'_>>) -> String {
+        use crate::cluster::DomainType;
+        match self.cluster.domain_type {
+            DomainType::Kvm => "kvm".into(),
+            DomainType::Qemu => "qemu".into(),
+            DomainType::Auto => {
+                let kvm = *self.kvm_probe.get_or_init(crate::probe::kvm_works).await;
+                if !kvm && let Some(cx) = cx_events {
+                    cx.events.emit(
+                        EventKind::Log,
+                        EventStatus::Info,
+                        "warning: KVM acceleration does not start guests on this host; using QEMU software emulation (TCG), which is much slower",
+                        None,
+                    );
+                }
+                if kvm { "kvm".into() } else { "qemu".into() }
+            }
+        }
+    }
+
+    async fn domain(
+        &self,
+        cx: &StepContext<'_>,
+        pattern: &Pattern,
+        m: &Machine,
+    ) -> Result<StepOutcome, ProviderError> {
+        let spec = cx.spec;
+        let host = self.host_of(cx, &m.name).await?;
+        let name = domain_name(&spec.name, &m.name);
+        let mut already = true;
+        let record = record_for(self, spec, pattern, m, &host, &Self::ips_of(cx));
+        if !libvirt::domain_exists(&host.uri, &name).await {
+            already = false;
+            for nic in &record.nics {
+                if let (Some(ip), Some(net)) = (&nic.ip, &nic.libvirt_network) {
+                    reserve_address(&host.uri, net, &nic.mac, ip, &m.name).await?;
+                }
+            }
+            let dtype = self.domain_type(Some(cx)).await;
+            let xml = libvirt::domain_xml(&DomainSpec {
+                name: &name,
+                domain_type: &dtype,
+                record: &record,
+            });
+            let file = spec.work_dir.join(format!("{name}.xml"));
+            tokio::fs::write(&file, &xml)
+                .await
+                .map_err(|e| storage::io_failed(&file, e))?;
+            let defined = libvirt::virsh(&host.uri, &["define", &file.to_string_lossy()]).await;
+            let _ = tokio::fs::remove_file(&file).await;
+            defined?;
+        }
+        if libvirt::domain_state(&host.uri, &name).await.as_deref() != Some("running") {
+            already = false;
+            libvirt::virsh(&host.uri, &["start", &name]).await?;
+        }
+        cx.events.emit(
+            EventKind::Resource,
+            EventStatus::Succeeded,
+            &format!("{} is running on host {}", m.name, host.name),
+            None,
+        );
+        Ok(done(
+            already,
+            BTreeMap::from([
+                ("domain".into(), json!(name)),
+                ("host".into(), json!(host.name)),
+            ]),
+        ))
+    }
+
+    async fn ready(
+        &self,
+        cx: &StepContext<'_>,
+        pattern: &Pattern,
+        m: &Machine,
+    ) -> Result<StepOutcome, ProviderError> {
+        let host = self.host_of(cx, &m.name).await?;
+        let name = domain_name(&cx.spec.name, &m.name);
+        let record = record_for(self, cx.spec, pattern, m, &host, &Self::ips_of(cx));
+        let timeout = Duration::from_secs(self.cluster.ready_timeout_s);
+        let started = Instant::now();
+        let mut said = String::new();
+        let say = |said: &mut String, msg: String| {
+            if *said != msg {
+                cx.events
+                    .emit(EventKind::Resource, EventStatus::Waiting, &msg, None);
+                *said = msg;
+            }
+        };
+        loop {
+            if started.elapsed() > timeout {
+                return Err(ProviderError::Failed {
+                    message: format!(
+                        "{} was not ready within {} s ({said})",
+                        m.name,
+                        timeout.as_secs()
+                    ),
+                    hint: Some(format!(
+                        "the serial console log is {} on host {}; raise ready_timeout_s in the cluster file for slow hosts",
+                        record.console_log.display(),
+                        host.name
+                    )),
+                });
+            }
+            let state = libvirt::domain_state(&host.uri, &name).await;
+            if state.as_deref() != Some("running") {
+                return Err(failed(format!(
+                    "{} is {} instead of running (see its console log {})",
+                    m.name,
+                    state.unwrap_or_else(|| "not defined".into()),
+                    record.console_log.display()
+                )));
+            }
+            let address = match record.nics.first().and_then(|n| n.ip.clone()) {
+                Some(ip) => Some(ip),
+                None => libvirt::address(&host.uri, &name).await,
+            };
+            let Some(address) = address else {
+                say(&mut said, format!("waiting for DHCP lease of {}", m.name));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            };
+            let probe = ssh_run(&record.key, &record.ssh_user, &address,
+                "if test -f /run/nepho/provision.rc; then echo rc=$(cat /run/nepho/provision.rc); else echo pending; fi",
+                Duration::from_secs(20)).await;
+            match probe {
+                Ok(out) if out.success && out.stdout.contains("rc=") => {
+                    let rc = out
+                        .stdout
+                        .trim()
+                        .trim_start_matches("rc=")
+                        .trim()
+                        .to_string();
+                    if rc != "0" {
+                        let log = ssh_run(
+                            &record.key,
+                            &record.ssh_user,
+                            &address,
+                            "tail -n 20 /var/log/nepho-provision.log",
+                            Duration::from_secs(20),
+                        )
+                        .await
+                        .map(|o| o.stdout)
+                        .unwrap_or_default();
+                        return Err(ProviderError::Failed {
+                            message: format!(
+                                "the provisioner failed on {} (exit {rc}); last lines of /var/log/nepho-provision.log:\n{}",
+                                m.name,
+                                log.trim_end()
+                            ),
+                            hint: Some(format!(
+                                "look around: nepho formation:ssh {} {}",
+                                cx.spec.name, m.name
+                            )),
+                        });
+                    }
+                    cx.events.emit(
+                        EventKind::Resource,
+                        EventStatus::Succeeded,
+                        &format!(
+                            "{} is ready at {address} ({:.0} s)",
+                            m.name,
+                            started.elapsed().as_secs_f64()
+                        ),
+                        None,
+                    );
+                    return Ok(done(
+                        false,
+                        BTreeMap::from([
+                            ("address".into(), json!(address)),
+                            ("host".into(), json!(host.name)),
+                        ]),
+                    ));
+                }
+                Ok(out) if out.success => say(
+                    &mut said,
+                    format!("waiting for the provisioner on {} ({address})", m.name),
+                ),
+                _ => say(
+                    &mut said,
+                    format!("waiting for ssh on {address} ({})", m.name),
+                ),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    fn outputs_step(&self, cx: &StepContext<'_>, pattern: &Pattern) -> StepOutcome {
+        let address_of = |r: &str| -> Option<String> {
+            let name = pattern.resolve_name(r)?;
+            cx.outputs
+                .get(&StepId(format!("ready-{name}")))
+                .and_then(|o| o.get("address"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let outputs = pattern
+            .outputs
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(substitute(v, &address_of))))
+            .collect();
+        done(false, outputs)
+    }
+
+    async fn run_destroy(
+        &self,
+        step: &Step,
+        cx: &StepContext<'_>,
+    ) -> Result<StepOutcome, ProviderError> {
+        if step.action["op"] == "destroy-machine" {
+            let record: MachineRecord = serde_json::from_value(step.action["record"].clone())
+                .map_err(|e| failed(format!("bad destroy action: {e}")))?;
+            let domain = step.action["domain"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let existed = self.remove_machine(&record, &domain).await?;
+            return Ok(done(!existed, BTreeMap::new()));
+        }
+        let formation = step.action["formation"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let mut keys: Vec<PathBuf> =
+            serde_json::from_value(step.action["keys"].clone()).unwrap_or_default();
+        if cx.spec.name == formation {
+            keys.push(key_path(&cx.spec.work_dir));
+        }
+        self.cleanup_formation(&formation, &keys).await?;
+        Ok(done(false, BTreeMap::new()))
+    }
+
+    /// Domain, its disks and LUNs, its seed, its address reservation.
+    pub(crate) async fn remove_machine(
+        &self,
+        record: &MachineRecord,
+        domain: &str,
+    ) -> Result<bool, ProviderError> {
+        let host = self.cluster.host(&record.host).cloned();
+        let mut existed = false;
+        if let Some(host) = &host {
+            existed = libvirt::remove_domain(&host.uri, domain).await?;
+            for nic in &record.nics {
+                if let (Some(ip), Some(net)) = (&nic.ip, &nic.libvirt_network) {
+                    release_address(&host.uri, net, &nic.mac, ip).await;
+                }
+            }
+            let runner = Runner::for_host(host);
+            let mut files = vec![record.seed.clone(), record.console_log.clone()];
+            for d in &record.disks {
+                if let DiskRecord::File { path } = d {
+                    files.push(path.clone());
+                }
+            }
+            runner.remove(&files).await?;
+        }
+        if let Some(iscsi) = &self.cluster.storage.iscsi {
+            let iqns: Vec<String> = record
+                .disks
+                .iter()
+                .filter_map(|d| match d {
+                    DiskRecord::Lun { iqn, .. } => Some(iqn.clone()),
+                    _ => None,
+                })
+                .collect();
+            if !iqns.is_empty() {
+                let tgt = Tgt::new(iscsi);
+                let mut files = tgt.delete_targets(&|i| iqns.iter().any(|x| x == i)).await?;
+                files.extend(record.disks.iter().filter_map(|d| match d {
+                    DiskRecord::Lun { file, .. } => Some(file.clone()),
+                    _ => None,
+                }));
+                tgt.runner.remove(&files).await?;
+            }
+        }
+        let local = record.key.parent().map(|w| local_seed(w, &record.machine));
+        if let Some(local) = local {
+            let _ = tokio::fs::remove_file(local).await;
+        }
+        Ok(existed)
+    }
+
+    /// Whatever a crashed create may have left without a domain: the formation's directories
+    /// on every reachable host, its iSCSI targets, its local seeds and keys.
+    pub(crate) async fn cleanup_formation(
+        &self,
+        formation: &str,
+        keys: &[PathBuf],
+    ) -> Result<(), ProviderError> {
+        for host in &self.cluster.hosts {
+            let runner = Runner::for_host(host);
+            if let Err(e) = runner
+                .remove(&[formation_dir(&self.cluster, host, formation)])
+                .await
+                && host.is_local()
+            {
+                return Err(e);
+            }
+        }
+        if let Some(iscsi) = &self.cluster.storage.iscsi {
+            let tgt = Tgt::new(iscsi);
+            let prefix = format!("{}:{}:", iscsi.iqn_prefix, iqn_formation(formation));
+            // A stopped tgtd holds no targets of ours: nothing to delete.
+            if let Ok(files) = tgt.delete_targets(&|i| i.starts_with(&prefix)).await {
+                tgt.runner.remove(&files).await?;
+            }
+            tgt.runner.remove(&[iscsi.dir.join(formation)]).await.ok();
+        }
+        for key in keys {
+            let _ = tokio::fs::remove_file(key).await;
+            let _ = tokio::fs::remove_file(key.with_extension("pub")).await;
+            if let Some(work) = key.parent() {
+                let _ = tokio::fs::remove_dir_all(work.join("seeds")).await;
+                let _ = tokio::fs::remove_file(work.join("known_hosts")).await;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn undo(&self, step: &Step, cx: StepContext<'_>) -> Result<(), ProviderError> {
+        let spec = cx.spec;
+        let machine = step.action["machine"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        match step.action["op"].as_str().unwrap_or("") {
+            "keypair" => {
+                let key = key_path(&spec.work_dir);
+                let _ = tokio::fs::remove_file(&key).await;
+                let _ = tokio::fs::remove_file(key.with_extension("pub")).await;
+            }
+            "disk" => {
+                let pattern = Pattern::from_spec(spec)?;
+                let Some(m) = pattern.machine(&machine) else {
+                    return Ok(());
+                };
+                for host in &self.cluster.hosts {
+                    for d in disk_records(&self.cluster, host, &spec.name, m) {
+                        if let DiskRecord::File { path } = d {
+                            let _ = Runner::for_host(host).remove(&[path]).await;
+                        }
+                    }
+                }
+                if let (Some(iscsi), Some(iqn)) = (
+                    &self.cluster.storage.iscsi,
+                    iqn(&self.cluster, &spec.name, &machine),
+                ) {
+                    let tgt = Tgt::new(iscsi);
+                    if let Ok(files) = tgt.delete_targets(&|i| i == iqn).await {
+                        tgt.runner.remove(&files).await?;
+                    }
+                    let lun_files: Vec<PathBuf> = (0..m.disks.len())
+                        .map(|i| {
+                            iscsi
+                                .dir
+                                .join(&spec.name)
+                                .join(format!("{machine}-disk{i}.raw"))
+                        })
+                        .collect();
+                    tgt.runner.remove(&lun_files).await?;
+                }
+            }
+            "seed" => {
+                let _ = tokio::fs::remove_file(local_seed(&spec.work_dir, &machine)).await;
+                for host in &self.cluster.hosts {
+                    let seed = formation_dir(&self.cluster, host, &spec.name)
+                        .join(format!("{machine}-seed.iso"));
+                    let _ = Runner::for_host(host).remove(&[seed]).await;
+                }
+            }
+            "domain" => {
+                let name = domain_name(&spec.name, &machine);
+                for d in self.find_domains(&spec.name).await? {
+                    if d.name == name {
+                        libvirt::remove_domain(&d.uri, &d.name).await?;
+                        if let Some(host) = self.cluster.host(&d.host) {
+                            let _ = Runner::for_host(host)
+                                .remove(std::slice::from_ref(&d.record.console_log))
+                                .await;
+                        }
+                        for nic in &d.record.nics {
+                            if let (Some(ip), Some(net)) = (&nic.ip, &nic.libvirt_network) {
+                                release_address(&d.uri, net, &nic.mac, ip).await;
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        // Directories made for this formation go once they are empty (rmdir fails otherwise).
+        if matches!(step.action["op"].as_str(), Some("disk" | "seed" | "domain")) {
+            let _ = tokio::fs::remove_dir(spec.work_dir.join("seeds")).await;
+            for host in &self.cluster.hosts {
+                let dir = formation_dir(&self.cluster, host, &spec.name);
+                let _ = Runner::for_host(host)
+                    .run("rmdir", &[&dir.to_string_lossy()], Duration::from_secs(30))
+                    .await;
+            }
+            if let Some(iscsi) = &self.cluster.storage.iscsi {
+                let dir = iscsi.dir.join(&spec.name);
+                let _ = Runner::for_iscsi(iscsi)
+                    .run("rmdir", &[&dir.to_string_lossy()], Duration::from_secs(30))
+                    .await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `db_password` → `DB_PASSWORD`.
+pub fn env_name(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub fn ssh_args(key: &Path, user: &str, address: &str) -> Vec<String> {
+    vec![
+        "-i".into(),
+        key.to_string_lossy().into_owned(),
+        "-o".into(),
+        "BatchMode=yes".into(),
+        "-o".into(),
+        "IdentitiesOnly=yes".into(),
+        "-o".into(),
+        "StrictHostKeyChecking=no".into(),
+        "-o".into(),
+        "UserKnownHostsFile=/dev/null".into(),
+        "-o".into(),
+        "LogLevel=ERROR".into(),
+        "-o".into(),
+        "ConnectTimeout=5".into(),
+        format!("{user}@{address}"),
+    ]
+}
+
+pub async fn ssh_run(
+    key: &Path,
+    user: &str,
+    address: &str,
+    command: &str,
+    timeout: Duration,
+) -> Result<cmd::Output, ProviderError> {
+    let mut args = ssh_args(key, user, address);
+    args.push(command.to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    cmd::run("ssh", &args, timeout).await
+}
+
+async fn reserve_address(
+    uri: &str,
+    network: &str,
+    mac: &str,
+    ip: &str,
+    name: &str,
+) -> Result<(), ProviderError> {
+    let entry = format!("<host mac='{mac}' name='{name}' ip='{ip}'/>");
+    let out = libvirt::virsh_output(
+        uri,
+        &[
+            "net-update",
+            network,
+            "add-last",
+            "ip-dhcp-host",
+            &entry,
+            "--live",
+            "--config",
+        ],
+    )
+    .await?;
+    if !out.success && !out.stderr.contains("existing") {
+        return Err(failed(format!(
+            "cannot reserve {ip} for {name} in network {network}: {}",
+            out.stderr.trim()
+        )));
+    }
+    Ok(())
+}
+
+async fn release_address(uri: &str, network: &str, mac: &str, ip: &str) {
+    let entry = format!("<host mac='{mac}' ip='{ip}'/>");
+    let _ = libvirt::virsh_output(
+        uri,
+        &[
+            "net-update",
+            network,
+            "delete",
+            "ip-dhcp-host",
+            &entry,
+            "--live",
+            "--config",
+        ],
+    )
+    .await;
+}
