@@ -4,7 +4,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir).expect("read cloudlets/").map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("read cloudlets/")
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
     for path in entries {
         if path.is_dir() {
@@ -25,9 +28,19 @@ fn main() {
     let mut code = String::from("pub static FILES: &[(&str, &[u8], bool)] = &[\n");
     for file in files {
         use std::os::unix::fs::PermissionsExt;
-        let rel = file.strip_prefix(&root).unwrap().to_str().expect("utf-8 path").to_string();
+        let rel = file
+            .strip_prefix(&root)
+            .unwrap()
+            .to_str()
+            .expect("utf-8 path")
+            .to_string();
         let exec = std::fs::metadata(&file).unwrap().permissions().mode() & 0o111 != 0;
-        writeln!(code, "    ({rel:?}, include_bytes!({:?}), {exec}),", file.to_str().unwrap()).unwrap();
+        writeln!(
+            code,
+            "    ({rel:?}, include_bytes!({:?}), {exec}),",
+            file.to_str().unwrap()
+        )
+        .unwrap();
     }
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("bundled.rs");

@@ -17,6 +17,14 @@ pub fn settings_file(paths: &Paths, kind: ProviderKind) -> PathBuf {
         .join(format!("{}.yaml", kind.as_str()))
 }
 
+/// The KVM cluster file: `NEPHO_CLUSTER`, else `<config>/cluster.yaml`.
+pub fn cluster_file(paths: &Paths) -> PathBuf {
+    std::env::var_os("NEPHO_CLUSTER")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| paths.config_dir.join("cluster.yaml"))
+}
+
 /// Flat string settings of a provider (`region: us-east-1`, `profile: dev`, ...).
 pub fn read_settings(paths: &Paths, kind: ProviderKind) -> Result<BTreeMap<String, String>> {
     let path = settings_file(paths, kind);
@@ -96,12 +104,22 @@ pub async fn connect(
 ) -> Result<Box<dyn Provider>> {
     match kind {
         ProviderKind::Aws => connect_aws(paths, rollback).await,
-        ProviderKind::Kvm | ProviderKind::Vagrant => Err(Error::unavailable(format!(
-            "the {kind} provider is not available in this version of nepho"
-        ))
-        .with_hint(
-            "deploy the scenario's aws variant, or follow the KVM and Vagrant provider issues",
-        )),
+        ProviderKind::Kvm => {
+            let cluster_file = cluster_file(paths);
+            if !cluster_file.is_file() {
+                return Err(Error::unavailable(format!("no KVM cluster file at {}", cluster_file.display()))
+                    .with_hint("run `nepho register kvm` to describe this machine as a one-host cluster (or set NEPHO_CLUSTER)"));
+            }
+            let settings = nepho_provider_kvm::KvmSettings { cluster_file };
+            let provider = nepho_provider_kvm::connect(&settings)
+                .await
+                .map_err(provider_error)?;
+            Ok(Box::new(provider))
+        }
+        ProviderKind::Vagrant => Err(Error::unavailable(
+            "the vagrant provider is not available in this version of nepho",
+        )
+        .with_hint("deploy the scenario's kvm or aws variant")),
     }
 }
 

@@ -50,8 +50,34 @@ const AWS_SIGNUP: &str = "no AWS credentials: create an account at https://aws.a
 pub fn run(cx: &Context, a: RegisterArgs) -> Result<()> {
     match a.provider {
         RegisterProvider::Aws => aws(cx, a),
-        RegisterProvider::Kvm | RegisterProvider::Vagrant => Err(Error::unavailable(
-            "the kvm and vagrant providers are not available in this version of nepho",
+        RegisterProvider::Kvm => {
+            let file = providers::cluster_file(&cx.paths);
+            if file.exists() {
+                cx.out.notice(&format!(
+                    "keeping the existing cluster file {}",
+                    file.display()
+                ));
+            } else {
+                crate::config::write_atomic(
+                    &file,
+                    nepho_provider_kvm::local_cluster_yaml().as_bytes(),
+                )?;
+            }
+            let result = Registered {
+                provider: "kvm".into(),
+                file: file.display().to_string(),
+                settings: BTreeMap::new(),
+            };
+            cx.out.data(&result, || {
+                format!(
+                    "kvm cluster file: {} (edit it to add hosts, networks, storage and images)",
+                    result.file
+                )
+            });
+            Ok(())
+        }
+        RegisterProvider::Vagrant => Err(Error::unavailable(
+            "the vagrant provider is not available in this version of nepho",
         )),
     }
 }

@@ -500,3 +500,40 @@ fn a_template_error_names_the_resource_and_reason_and_leaves_nothing() {
     assert_eq!(row["state"], "failed", "{list}");
     env.run(&["destroy", "broken"]).ok();
 }
+
+/// The main job on the local KVM provider: create `hello`, ssh in, destroy; nothing left.
+#[test]
+fn kvm_main_job_create_ssh_destroy() {
+    if std::process::Command::new("virsh")
+        .args(["-c", "qemu:///system", "version"])
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must start libvirtd (scripts/test does)"
+        );
+        eprintln!("SKIPPED: libvirtd is not running; run scripts/setup/daemons.sh");
+        return;
+    }
+    let env = Env::new();
+    env.run(&["cloudlet:install", "hello"]).ok();
+    env.run(&["register", "kvm"]).ok();
+    let name = format!("it{}", std::process::id());
+    let created = env.run(&["-o", "json", "create", "hello", "--name", &name]);
+    let ssh = env.run(&["ssh", &name, "--", "cat", "/etc/motd"]);
+    let destroyed = env.run(&["destroy", &name]);
+    let created = created.ok().json();
+    assert_eq!(created["status"], "succeeded");
+    assert!(ssh.ok().stdout.contains("Hello from nepho"));
+    destroyed.ok();
+    let domains = std::process::Command::new("virsh")
+        .args(["-c", "qemu:///system", "list", "--all", "--name"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&domains.stdout).contains(&name),
+        "domain left behind"
+    );
+}
