@@ -22,6 +22,9 @@ _nepho() {
             nepho,cloudlet)
                 cmd="nepho__subcmd__cloudlet"
                 ;;
+            nepho,cluster)
+                cmd="nepho__subcmd__cluster"
+                ;;
             nepho,completions)
                 cmd="nepho__subcmd__completions"
                 ;;
@@ -106,6 +109,18 @@ _nepho() {
             nepho__subcmd__cloudlet__subcmd__help,validate)
                 cmd="nepho__subcmd__cloudlet__subcmd__help__subcmd__validate"
                 ;;
+            nepho__subcmd__cluster,help)
+                cmd="nepho__subcmd__cluster__subcmd__help"
+                ;;
+            nepho__subcmd__cluster,status)
+                cmd="nepho__subcmd__cluster__subcmd__status"
+                ;;
+            nepho__subcmd__cluster__subcmd__help,help)
+                cmd="nepho__subcmd__cluster__subcmd__help__subcmd__help"
+                ;;
+            nepho__subcmd__cluster__subcmd__help,status)
+                cmd="nepho__subcmd__cluster__subcmd__help__subcmd__status"
+                ;;
             nepho__subcmd__formation,cancel)
                 cmd="nepho__subcmd__formation__subcmd__cancel"
                 ;;
@@ -130,8 +145,17 @@ _nepho() {
             nepho__subcmd__formation,open)
                 cmd="nepho__subcmd__formation__subcmd__open"
                 ;;
+            nepho__subcmd__formation,reset)
+                cmd="nepho__subcmd__formation__subcmd__reset"
+                ;;
             nepho__subcmd__formation,ssh)
                 cmd="nepho__subcmd__formation__subcmd__ssh"
+                ;;
+            nepho__subcmd__formation,start)
+                cmd="nepho__subcmd__formation__subcmd__start"
+                ;;
+            nepho__subcmd__formation,stop)
+                cmd="nepho__subcmd__formation__subcmd__stop"
                 ;;
             nepho__subcmd__formation,update)
                 cmd="nepho__subcmd__formation__subcmd__update"
@@ -163,8 +187,17 @@ _nepho() {
             nepho__subcmd__formation__subcmd__help,open)
                 cmd="nepho__subcmd__formation__subcmd__help__subcmd__open"
                 ;;
+            nepho__subcmd__formation__subcmd__help,reset)
+                cmd="nepho__subcmd__formation__subcmd__help__subcmd__reset"
+                ;;
             nepho__subcmd__formation__subcmd__help,ssh)
                 cmd="nepho__subcmd__formation__subcmd__help__subcmd__ssh"
+                ;;
+            nepho__subcmd__formation__subcmd__help,start)
+                cmd="nepho__subcmd__formation__subcmd__help__subcmd__start"
+                ;;
+            nepho__subcmd__formation__subcmd__help,stop)
+                cmd="nepho__subcmd__formation__subcmd__help__subcmd__stop"
                 ;;
             nepho__subcmd__formation__subcmd__help,update)
                 cmd="nepho__subcmd__formation__subcmd__help__subcmd__update"
@@ -177,6 +210,9 @@ _nepho() {
                 ;;
             nepho__subcmd__help,cloudlet)
                 cmd="nepho__subcmd__help__subcmd__cloudlet"
+                ;;
+            nepho__subcmd__help,cluster)
+                cmd="nepho__subcmd__help__subcmd__cluster"
                 ;;
             nepho__subcmd__help,completions)
                 cmd="nepho__subcmd__help__subcmd__completions"
@@ -232,6 +268,9 @@ _nepho() {
             nepho__subcmd__help__subcmd__cloudlet,validate)
                 cmd="nepho__subcmd__help__subcmd__cloudlet__subcmd__validate"
                 ;;
+            nepho__subcmd__help__subcmd__cluster,status)
+                cmd="nepho__subcmd__help__subcmd__cluster__subcmd__status"
+                ;;
             nepho__subcmd__help__subcmd__formation,cancel)
                 cmd="nepho__subcmd__help__subcmd__formation__subcmd__cancel"
                 ;;
@@ -253,8 +292,17 @@ _nepho() {
             nepho__subcmd__help__subcmd__formation,open)
                 cmd="nepho__subcmd__help__subcmd__formation__subcmd__open"
                 ;;
+            nepho__subcmd__help__subcmd__formation,reset)
+                cmd="nepho__subcmd__help__subcmd__formation__subcmd__reset"
+                ;;
             nepho__subcmd__help__subcmd__formation,ssh)
                 cmd="nepho__subcmd__help__subcmd__formation__subcmd__ssh"
+                ;;
+            nepho__subcmd__help__subcmd__formation,start)
+                cmd="nepho__subcmd__help__subcmd__formation__subcmd__start"
+                ;;
+            nepho__subcmd__help__subcmd__formation,stop)
+                cmd="nepho__subcmd__help__subcmd__formation__subcmd__stop"
                 ;;
             nepho__subcmd__help__subcmd__formation,update)
                 cmd="nepho__subcmd__help__subcmd__formation__subcmd__update"
@@ -317,7 +365,7 @@ _nepho() {
 
     case "${cmd}" in
         nepho)
-            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version cloudlet scenario formation registry register create destroy ssh open __nanny completions help"
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version cloudlet scenario formation registry cluster register create destroy ssh open __nanny completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -754,6 +802,100 @@ _nepho() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nepho__subcmd__cluster)
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version status help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__cluster__subcmd__help)
+            opts="status help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__cluster__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__cluster__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__cluster__subcmd__status)
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nepho__subcmd__completions)
             opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -853,7 +995,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__formation)
-            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version create list describe watch events update destroy cancel ssh open help"
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version create list describe watch events update destroy cancel ssh stop start reset open help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1033,7 +1175,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__formation__subcmd__help)
-            opts="create list describe watch events update destroy cancel ssh open help"
+            opts="create list describe watch events update destroy cancel ssh stop start reset open help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1158,7 +1300,49 @@ _nepho() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nepho__subcmd__formation__subcmd__help__subcmd__reset)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nepho__subcmd__formation__subcmd__help__subcmd__ssh)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__formation__subcmd__help__subcmd__start)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__formation__subcmd__help__subcmd__stop)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1252,8 +1436,86 @@ _nepho() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nepho__subcmd__formation__subcmd__reset)
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nepho__subcmd__formation__subcmd__ssh)
             opts="-o -q -v -h -V --print --output --no-input --quiet --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__formation__subcmd__start)
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__formation__subcmd__stop)
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1343,7 +1605,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__help)
-            opts="cloudlet scenario formation registry register create destroy ssh open __nanny completions help"
+            opts="cloudlet scenario formation registry cluster register create destroy ssh open __nanny completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1496,6 +1758,34 @@ _nepho() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nepho__subcmd__help__subcmd__cluster)
+            opts="status"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__help__subcmd__cluster__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nepho__subcmd__help__subcmd__completions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1539,7 +1829,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__help__subcmd__formation)
-            opts="create list describe watch events update destroy cancel ssh open"
+            opts="create list describe watch events update destroy cancel ssh stop start reset open"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1650,7 +1940,49 @@ _nepho() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nepho__subcmd__help__subcmd__formation__subcmd__reset)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nepho__subcmd__help__subcmd__formation__subcmd__ssh)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__help__subcmd__formation__subcmd__start)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__help__subcmd__formation__subcmd__stop)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

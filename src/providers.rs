@@ -104,18 +104,7 @@ pub async fn connect(
 ) -> Result<Box<dyn Provider>> {
     match kind {
         ProviderKind::Aws => connect_aws(paths, rollback).await,
-        ProviderKind::Kvm => {
-            let cluster_file = cluster_file(paths);
-            if !cluster_file.is_file() {
-                return Err(Error::unavailable(format!("no KVM cluster file at {}", cluster_file.display()))
-                    .with_hint("run `nepho register kvm` to describe this machine as a one-host cluster (or set NEPHO_CLUSTER)"));
-            }
-            let settings = nepho_provider_kvm::KvmSettings { cluster_file };
-            let provider = nepho_provider_kvm::connect(&settings)
-                .await
-                .map_err(provider_error)?;
-            Ok(Box::new(provider))
-        }
+        ProviderKind::Kvm => Ok(Box::new(kvm(paths).await?)),
         ProviderKind::Vagrant => Err(Error::unavailable(
             "the vagrant provider is not available in this version of nepho",
         )
@@ -160,4 +149,17 @@ async fn connect_aws(paths: &Paths, rollback: bool) -> Result<Box<dyn Provider>>
         .await
         .map_err(provider_error)?;
     Ok(Box::new(provider))
+}
+
+/// The KVM provider itself, for its cluster operations (stop/start/reset, cluster status).
+pub async fn kvm(paths: &Paths) -> Result<nepho_provider_kvm::KvmProvider> {
+    let cluster_file = cluster_file(paths);
+    if !cluster_file.is_file() {
+        return Err(Error::unavailable(format!("no KVM cluster file at {}", cluster_file.display()))
+            .with_hint("run `nepho register kvm` to describe this machine as a one-host cluster (or set NEPHO_CLUSTER)"));
+    }
+    let settings = nepho_provider_kvm::KvmSettings { cluster_file };
+    nepho_provider_kvm::connect(&settings)
+        .await
+        .map_err(provider_error)
 }

@@ -48,6 +48,12 @@ pub enum FormationCommand {
     Cancel { name: String },
     /// Open an ssh session to a formation (or run CMD there)
     Ssh(SshArgs),
+    /// Shut machines down cleanly (ACPI, then forced after a timeout) — KVM
+    Stop(MachineArgs),
+    /// Start stopped machines — KVM
+    Start(MachineArgs),
+    /// Reset (hard reboot) machines — KVM
+    Reset(MachineArgs),
     /// Print (and open in a browser, when there is one) the formation's URL
     Open(OpenArgs),
 }
@@ -114,6 +120,13 @@ pub struct SshArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct MachineArgs {
+    pub name: String,
+    /// One machine (default: all of the formation's machines)
+    pub machine: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct OpenArgs {
     pub name: String,
     /// Only print the URL
@@ -137,6 +150,9 @@ pub fn run(cx: &Context, cmd: FormationCommand) -> Result<()> {
         FormationCommand::Cancel { name } => cancel(cx, &name),
         FormationCommand::Ssh(a) => ssh(cx, a),
         FormationCommand::Open(a) => open(cx, a),
+        FormationCommand::Stop(a) => lifecycle(cx, a, "stop"),
+        FormationCommand::Start(a) => lifecycle(cx, a, "start"),
+        FormationCommand::Reset(a) => lifecycle(cx, a, "reset"),
     }
 }
 
@@ -857,5 +873,81 @@ fn open(cx: &Context, a: OpenArgs) -> Result<()> {
                 .spawn();
         }
     }
+    Ok(())
+}
+
+fn lifecycle(cx: &Context, a: MachineArgs, action: &str) -> Result<()> {
+    let (fdir, record) = existing(cx, &a.name)?;
+    if record.provider != ProviderKind::Kvm {
+        return Err(Error::usage(format!(
+            "formation:{action} works on KVM formations; {} runs on {}",
+            fdir.name, record.provider
+        )));
+    }
+    let _lock = FormationLock::acquire(&fdir, action)?;
+    runtime()?.block_on(async {
+        let kvm = providers::kvm(&cx.paths).await?;
+        let machine = a.machine.as_deref();
+        let done = match action {
+            "stop" => kvm.stop(fdir.name.as_str(), machine).await,
+            "start" => kvm.start(fdir.name.as_str(), machine).await,
+            _ => kvm.reset(fdir.name.as_str(), machine).await,
+        };
+        done.map_err(providers::provider_error)
+    })?;
+    cx.out.notice(&format!(
+        "{action}: {}{} done",
+        fdir.name,
+        a.machine
+            .as_ref()
+            .map(|m| format!("/{m}"))
+            .unwrap_or_default()
+    ));
+    Ok(())
+}
+
+/// `cluster:status`: hosts, capacity, usage and the machines on each, read from the hosts.
+pub fn cluster_status(cx: &Context) -> Result<()> {
+    let status = runtime()?.block_on(async {
+        let kvm = providers::kvm(&cx.paths).await?;
+        kvm.cluster_status()
+            .await
+            .map_err(providers::provider_error)
+    })?;
+    let value = serde_json::to_value(&status).map_err(|e| Error::Other(e.to_string()))?;
+    cx.out.data(&value, || {
+        let mut t = output::table(&["HOST", "URI", "UP", "VCPUS USED", "MEMORY USED", "MACHINES"]);
+        for h in value["hosts"].as_array().into_iter().flatten() {
+            let machines: Vec<String> = h["machines"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| {
+                    format!(
+                        "{}/{} ({})",
+                        m["formation"].as_str().unwrap_or(""),
+                        m["machine"].as_str().unwrap_or(""),
+                        m["state"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            t.add_row(vec![
+                h["name"].as_str().unwrap_or("").to_string(),
+                h["uri"].as_str().unwrap_or("").to_string(),
+                if h["reachable"] == true {
+                    "yes".into()
+                } else {
+                    "NO".into()
+                },
+                format!("{}/{}", h["used"]["cpus"], h["capacity"]["cpus"]),
+                format!(
+                    "{}/{} MiB",
+                    h["used"]["memory_mb"], h["capacity"]["memory_mb"]
+                ),
+                machines.join(", "),
+            ]);
+        }
+        output::render_table(&t)
+    });
     Ok(())
 }

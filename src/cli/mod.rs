@@ -84,6 +84,9 @@ pub enum Command {
     /// Manage the cloudlet registry index
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
+    /// The on-prem KVM cluster
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Set provider credentials and settings (stored 0600)
     Register(register::RegisterArgs),
     /// Shortcut for formation:create
@@ -111,6 +114,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Hosts, capacity, usage and the machines on each (read from the hosts)
+    Status,
 }
 
 /// Group names that accept the colon form.
@@ -294,6 +303,7 @@ fn run(cli: Cli, out: &mut Out) -> Result<()> {
         Command::Registry(c) => registry::run(&cx, c),
         Command::Formation(c) => formation::run(&cx, c),
         Command::Register(a) => register::run(&cx, a),
+        Command::Cluster(ClusterCommand::Status) => formation::cluster_status(&cx),
         Command::Create(a) => formation::run(&cx, formation::FormationCommand::Create(a)),
         Command::Destroy(a) => formation::run(&cx, formation::FormationCommand::Destroy(a)),
         Command::Ssh(a) => formation::run(&cx, formation::FormationCommand::Ssh(a)),

@@ -523,7 +523,40 @@ fn kvm_main_job_create_ssh_destroy() {
     let name = format!("it{}", std::process::id());
     let created = env.run(&["-o", "json", "create", "hello", "--name", &name]);
     let ssh = env.run(&["ssh", &name, "--", "cat", "/etc/motd"]);
+    let status = env.run(&["-o", "json", "cluster:status"]);
+    let domstate = |env: &Env| {
+        let out = std::process::Command::new("virsh")
+            .args([
+                "-c",
+                "qemu:///system",
+                "domstate",
+                &format!("nepho-{name}-hello"),
+            ])
+            .output()
+            .unwrap();
+        let _ = env;
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let stopped = env.run(&["formation:stop", &name]);
+    let state_after_stop = domstate(&env);
+    let started = env.run(&["formation:start", &name]);
+    let state_after_start = domstate(&env);
     let destroyed = env.run(&["destroy", &name]);
+    let status = status.ok().json();
+    assert!(
+        status["hosts"][0]["machines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["formation"] == name.as_str()),
+        "{status}"
+    );
+    stopped.ok();
+    started.ok();
+    assert_eq!(
+        (state_after_stop.as_str(), state_after_start.as_str()),
+        ("shut off", "running")
+    );
     let created = created.ok().json();
     assert_eq!(created["status"], "succeeded");
     assert!(ssh.ok().stdout.contains("Hello from nepho"));
