@@ -314,6 +314,14 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("event.json", schema_for!(nepho_provider_api::Event)),
         ("formation-result.json", schema_for!(OperationResult)),
         ("formation-list.json", schema_for!(Vec<FormationListItem>)),
+        (
+            "formation-media.json",
+            schema_for!(nepho_provider_kvm::MediaChange),
+        ),
+        (
+            "cluster-status.json",
+            schema_for!(nepho_provider_kvm::ClusterStatus),
+        ),
         ("formation-describe.json", schema_for!(FormationDescription)),
         (
             "formation-dry-run.json",

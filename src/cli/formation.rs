@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use nepho_provider_api::{EventStatus, FormationSpec, ProviderKind};
+use nepho_provider_api::{EventStatus, FormationSpec, PowerAction, ProviderKind};
 use serde::Serialize;
 
 use super::Context;
@@ -48,14 +48,36 @@ pub enum FormationCommand {
     Cancel { name: String },
     /// Open an ssh session to a formation (or run CMD there)
     Ssh(SshArgs),
-    /// Shut machines down cleanly (ACPI, then forced after a timeout) — KVM
+    /// Shut machines down cleanly (ACPI, then forced after a timeout) — KVM, Vagrant
     Stop(MachineArgs),
-    /// Start stopped machines — KVM
+    /// Start stopped machines — KVM, Vagrant
     Start(MachineArgs),
-    /// Reset (hard reboot) machines — KVM
+    /// Reset (hard reboot) machines — KVM, Vagrant
     Reset(MachineArgs),
+    /// Put an ISO image in a machine's spare CD-ROM drive (live when running) — KVM
+    AttachIso(AttachIsoArgs),
+    /// Eject the ISO from a machine's spare CD-ROM drive — KVM
+    DetachIso(DetachIsoArgs),
     /// Print (and open in a browser, when there is one) the formation's URL
     Open(OpenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AttachIsoArgs {
+    pub name: String,
+    /// The ISO image (a file on this machine; copied to a remote host)
+    pub iso: PathBuf,
+    /// Machine (default: the primary one)
+    #[arg(long, short = 'm')]
+    pub machine: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DetachIsoArgs {
+    pub name: String,
+    /// Machine (default: the primary one)
+    #[arg(long, short = 'm')]
+    pub machine: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -150,9 +172,13 @@ pub fn run(cx: &Context, cmd: FormationCommand) -> Result<()> {
         FormationCommand::Cancel { name } => cancel(cx, &name),
         FormationCommand::Ssh(a) => ssh(cx, a),
         FormationCommand::Open(a) => open(cx, a),
-        FormationCommand::Stop(a) => lifecycle(cx, a, "stop"),
-        FormationCommand::Start(a) => lifecycle(cx, a, "start"),
-        FormationCommand::Reset(a) => lifecycle(cx, a, "reset"),
+        FormationCommand::Stop(a) => lifecycle(cx, a, PowerAction::Stop),
+        FormationCommand::Start(a) => lifecycle(cx, a, PowerAction::Start),
+        FormationCommand::Reset(a) => lifecycle(cx, a, PowerAction::Reset),
+        FormationCommand::AttachIso(a) => {
+            change_media(cx, &a.name, a.machine.as_deref(), Some(&a.iso))
+        }
+        FormationCommand::DetachIso(a) => change_media(cx, &a.name, a.machine.as_deref(), None),
     }
 }
 
@@ -876,24 +902,21 @@ fn open(cx: &Context, a: OpenArgs) -> Result<()> {
     Ok(())
 }
 
-fn lifecycle(cx: &Context, a: MachineArgs, action: &str) -> Result<()> {
+fn lifecycle(cx: &Context, a: MachineArgs, action: PowerAction) -> Result<()> {
     let (fdir, record) = existing(cx, &a.name)?;
-    if record.provider != ProviderKind::Kvm {
+    if record.provider == ProviderKind::Aws {
         return Err(Error::usage(format!(
-            "formation:{action} works on KVM formations; {} runs on {}",
+            "formation:{action} works on kvm and vagrant formations; {} runs on {}",
             fdir.name, record.provider
         )));
     }
-    let _lock = FormationLock::acquire(&fdir, action)?;
+    let _lock = FormationLock::acquire(&fdir, action.as_str())?;
     runtime()?.block_on(async {
-        let kvm = providers::kvm(&cx.paths).await?;
-        let machine = a.machine.as_deref();
-        let done = match action {
-            "stop" => kvm.stop(fdir.name.as_str(), machine).await,
-            "start" => kvm.start(fdir.name.as_str(), machine).await,
-            _ => kvm.reset(fdir.name.as_str(), machine).await,
-        };
-        done.map_err(providers::provider_error)
+        let provider = providers::connect(record.provider, &cx.paths, true).await?;
+        provider
+            .power(fdir.name.as_str(), a.machine.as_deref(), action)
+            .await
+            .map_err(providers::provider_error)
     })?;
     cx.out.notice(&format!(
         "{action}: {}{} done",
@@ -903,6 +926,44 @@ fn lifecycle(cx: &Context, a: MachineArgs, action: &str) -> Result<()> {
             .map(|m| format!("/{m}"))
             .unwrap_or_default()
     ));
+    Ok(())
+}
+
+/// `formation:attach-iso` / `formation:detach-iso` (no ISO).
+fn change_media(
+    cx: &Context,
+    name: &str,
+    machine: Option<&str>,
+    iso: Option<&std::path::Path>,
+) -> Result<()> {
+    let verb = if iso.is_some() { "attach-iso" } else { "detach-iso" };
+    let (fdir, record) = existing(cx, name)?;
+    if record.provider != ProviderKind::Kvm {
+        return Err(Error::usage(format!(
+            "formation:{verb} works on KVM formations; {} runs on {}",
+            fdir.name, record.provider
+        )));
+    }
+    let _lock = FormationLock::acquire(&fdir, verb)?;
+    let change = runtime()?.block_on(async {
+        let kvm = providers::kvm(&cx.paths).await?;
+        let done = match iso {
+            Some(iso) => kvm.attach_iso(fdir.name.as_str(), machine, iso).await,
+            None => kvm.detach_iso(fdir.name.as_str(), machine).await,
+        };
+        done.map_err(providers::provider_error)
+    })?;
+    let value = serde_json::to_value(&change).map_err(|e| Error::Other(e.to_string()))?;
+    cx.out.data(&value, || match &change.iso {
+        Some(iso) => format!(
+            "{}/{}: {} attached (host {})\n",
+            fdir.name,
+            change.machine,
+            iso.display(),
+            change.host
+        ),
+        None => format!("{}/{}: no ISO attached\n", fdir.name, change.machine),
+    });
     Ok(())
 }
 

@@ -468,6 +468,52 @@ pub trait Provider: Send + Sync {
         &'a self,
         formation: &'a str,
     ) -> BoxFuture<'a, Result<Endpoints, ProviderError>>;
+
+    /// `formation:stop|start|reset`: one machine, or all of the formation's machines when
+    /// `machine` is `None`. Providers without machines to power (CloudFormation) keep the default.
+    fn power<'a>(
+        &'a self,
+        formation: &'a str,
+        machine: Option<&'a str>,
+        action: PowerAction,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        let _ = (formation, machine);
+        let kind = self.kind();
+        Box::pin(async move {
+            Err(ProviderError::Invalid {
+                message: format!("formation:{action} is not supported by the {kind} provider"),
+                hint: Some("it works on kvm and vagrant formations".into()),
+            })
+        })
+    }
+}
+
+/// What `formation:stop|start|reset` asks of a formation's machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerAction {
+    /// Clean shutdown (ACPI / `vagrant halt`), forced after a timeout.
+    Stop,
+    /// Start stopped machines.
+    Start,
+    /// Hard reset (`virsh reset`, `vagrant reload`); stopped machines are started.
+    Reset,
+}
+
+impl PowerAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PowerAction::Stop => "stop",
+            PowerAction::Start => "start",
+            PowerAction::Reset => "reset",
+        }
+    }
+}
+
+impl fmt::Display for PowerAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[cfg(test)]

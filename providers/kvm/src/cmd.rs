@@ -96,9 +96,15 @@ pub fn install_hint(program: &str) -> &'static str {
 
 /// Whether `program` is on PATH.
 pub fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
-        .unwrap_or(false)
+    which(program).is_some()
+}
+
+/// Where `program` is found on PATH.
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|p| p.join(program))
+        .find(|p| p.is_file())
 }
 
 /// Single-quotes a word for a POSIX shell.

@@ -46,6 +46,7 @@ pub async fn host_loads(cluster: &ClusterFile) -> Vec<HostLoad> {
             Err(e) => load.error = Some(e.to_string()),
             Ok(_) => match libvirt::nepho_domains(host, None).await {
                 Ok(domains) => {
+                    let domains = crate::failover::drop_stale(cluster, domains).await;
                     for d in &domains {
                         load.used_cpus += d.record.cpus;
                         load.used_memory_mb += d.record.memory_mb;
@@ -156,12 +157,12 @@ fn explain(m: &Machine, loads: &[HostLoad]) -> String {
 }
 
 /// `cluster:status`: hosts, capacity, usage and the machines on each.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ClusterStatus {
     pub hosts: Vec<HostStatus>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct HostStatus {
     pub name: String,
     pub uri: String,
@@ -174,13 +175,13 @@ pub struct HostStatus {
     pub machines: Vec<HostMachine>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Capacity {
     pub cpus: u32,
     pub memory_mb: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct HostMachine {
     pub formation: String,
     pub machine: String,

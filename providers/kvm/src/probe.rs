@@ -91,3 +91,79 @@ fn host_kernel() -> Option<String> {
     kernels.sort();
     kernels.pop()
 }
+
+/// [`kvm_works`], remembered in `cache` (JSON) while what decides the answer is unchanged: the
+/// host kernel, the QEMU binary and `/dev/kvm`'s owner and mode. A week at most, so a host
+/// whose KVM was fixed some other way is re-probed eventually.
+pub async fn kvm_works_cached(cache: Option<&std::path::Path>) -> bool {
+    let Some(cache) = cache else {
+        return kvm_works().await;
+    };
+    let key = probe_key();
+    if let Some(kvm) = read_cache(cache, &key) {
+        return kvm;
+    }
+    let kvm = kvm_works().await;
+    write_cache(cache, &key, kvm);
+    kvm
+}
+
+const CACHE_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+fn probe_key() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let qemu = cmd::which("qemu-system-x86_64")
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map(|m| format!("{}:{}", m.size(), m.mtime()))
+        .unwrap_or_default();
+    let dev = std::fs::metadata("/dev/kvm")
+        .map(|m| format!("{}:{}:{:o}", m.uid(), m.gid(), m.mode()))
+        .unwrap_or_else(|_| "absent".into());
+    format!("{}|{qemu}|{dev}", kernel.trim())
+}
+
+fn read_cache(cache: &std::path::Path, key: &str) -> Option<bool> {
+    let age = std::fs::metadata(cache)
+        .ok()?
+        .modified()
+        .ok()?
+        .elapsed()
+        .ok()?;
+    if age > CACHE_MAX_AGE {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(cache).ok()?).ok()?;
+    (v["key"].as_str() == Some(key)).then_some(())?;
+    v["kvm"].as_bool()
+}
+
+fn write_cache(cache: &std::path::Path, key: &str, kvm: bool) {
+    let Some(dir) = cache.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let tmp = cache.with_extension(format!("tmp{}", std::process::id()));
+    let body = serde_json::json!({ "key": key, "kvm": kvm });
+    if std::fs::write(&tmp, body.to_string()).is_ok() {
+        let _ = std::fs::rename(&tmp, cache);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_answer_is_used_only_for_the_same_host_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("probe.json");
+        let key = probe_key();
+        assert_eq!(read_cache(&cache, &key), None);
+        write_cache(&cache, &key, false);
+        assert_eq!(read_cache(&cache, &key), Some(false));
+        write_cache(&cache, &key, true);
+        assert_eq!(read_cache(&cache, &key), Some(true));
+        assert_eq!(read_cache(&cache, "another kernel"), None);
+    }
+}

@@ -354,6 +354,7 @@ async fn bad_cluster_files_and_patterns_are_explained() {
     .unwrap();
     let err = nepho_provider_kvm::connect(&nepho_provider_kvm::KvmSettings {
         cluster_file: cluster.file.clone(),
+        probe_cache: None,
     })
     .await
     .err()

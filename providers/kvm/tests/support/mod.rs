@@ -96,6 +96,7 @@ impl Cluster {
     pub async fn provider(&self) -> KvmProvider {
         nepho_provider_kvm::connect(&KvmSettings {
             cluster_file: self.file.clone(),
+            probe_cache: None,
         })
         .await
         .expect("connect")

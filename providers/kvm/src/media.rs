@@ -1,0 +1,193 @@
+//! Attach/detach an ISO image to a machine's spare CD-ROM drive (`hdd`): every domain nepho
+//! defines has an empty one, so a running machine gets its medium changed live (IDE drives
+//! cannot be hot-plugged). The domain XML is the record of what is attached.
+
+use std::path::{Path, PathBuf};
+
+use nepho_provider_api::ProviderError;
+
+use crate::KvmProvider;
+use crate::libvirt::{self, FoundDomain};
+use crate::steps::formation_dir;
+use crate::storage::Runner;
+
+/// The spare CD-ROM's target device (the seed sits on `hdc`).
+pub const ISO_TARGET: &str = "hdd";
+
+/// What is in a machine's spare drive.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct MediaChange {
+    pub machine: String,
+    pub host: String,
+    /// The ISO's path on the machine's host; `None` after a detach.
+    pub iso: Option<PathBuf>,
+}
+
+/// The ISO in the spare drive, from a domain's XML.
+pub fn attached_iso(xml: &str) -> Option<PathBuf> {
+    for disk in xml.split("<disk ").skip(1) {
+        let disk = disk.split("</disk>").next().unwrap_or("");
+        if disk.contains(&format!("dev='{ISO_TARGET}'")) {
+            let start = disk.find("<source file='")? + "<source file='".len();
+            let end = start + disk[start..].find('\'')?;
+            return Some(PathBuf::from(unescape_attr(&disk[start..end])));
+        }
+    }
+    None
+}
+
+fn unescape_attr(s: &str) -> String {
+    s.replace("&apos;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+impl KvmProvider {
+    /// Puts `iso` (a file on this machine) in the spare drive of `machine` (default: the
+    /// primary machine). Remote hosts get a copy in the formation's directory there, which
+    /// `formation:destroy` removes; a local ISO is used in place and never removed.
+    pub async fn attach_iso(
+        &self,
+        formation: &str,
+        machine: Option<&str>,
+        iso: &Path,
+    ) -> Result<MediaChange, ProviderError> {
+        let iso = std::fs::canonicalize(iso).map_err(|e| ProviderError::Invalid {
+            message: format!("cannot read ISO {}: {e}", iso.display()),
+            hint: Some("give the path of an ISO image on this machine".into()),
+        })?;
+        if !iso.is_file() {
+            return Err(ProviderError::Invalid {
+                message: format!("{} is not a file", iso.display()),
+                hint: Some("give the path of an ISO image on this machine".into()),
+            });
+        }
+        let d = self.one_machine(formation, machine).await?;
+        let host = self.cluster().host(&d.host).ok_or_else(|| {
+            ProviderError::NotFound(format!("host {} is not in the cluster file", d.host))
+        })?;
+        let on_host = if host.is_local() {
+            iso.clone()
+        } else {
+            let dir = formation_dir(self.cluster(), host, formation).join("iso");
+            let runner = Runner::for_host(host);
+            runner.mkdir(&dir).await?;
+            let dest = dir.join(iso.file_name().unwrap_or_default());
+            runner.upload_private(&iso, &dest).await?;
+            dest
+        };
+        let path = on_host.to_string_lossy().into_owned();
+        let running = d.state == "running";
+        let mut args = vec![
+            "change-media",
+            d.name.as_str(),
+            ISO_TARGET,
+            path.as_str(),
+            "--update",
+        ];
+        args.extend(if running {
+            &["--live", "--config"][..]
+        } else {
+            &["--config"][..]
+        });
+        let out = libvirt::virsh_output(&d.uri, &args).await?;
+        if !out.success {
+            // Domains defined before the spare drive existed: add one while shut off.
+            if running {
+                return Err(ProviderError::Failed {
+                    message: format!(
+                        "cannot change the medium of {}: {}",
+                        d.record.machine,
+                        out.stderr.trim()
+                    ),
+                    hint: Some(format!(
+                        "stop the machine (nepho formation:stop {formation} {}) and attach again",
+                        d.record.machine
+                    )),
+                });
+            }
+            libvirt::virsh(
+                &d.uri,
+                &[
+                    "attach-disk",
+                    &d.name,
+                    &path,
+                    ISO_TARGET,
+                    "--type",
+                    "cdrom",
+                    "--mode",
+                    "readonly",
+                    "--config",
+                ],
+            )
+            .await?;
+        }
+        Ok(MediaChange {
+            machine: d.record.machine.clone(),
+            host: d.host.clone(),
+            iso: Some(on_host),
+        })
+    }
+
+    /// Ejects the spare drive's medium (a no-op when empty).
+    pub async fn detach_iso(
+        &self,
+        formation: &str,
+        machine: Option<&str>,
+    ) -> Result<MediaChange, ProviderError> {
+        let d = self.one_machine(formation, machine).await?;
+        let xml = libvirt::virsh(&d.uri, &["dumpxml", "--inactive", &d.name]).await?;
+        let live = libvirt::virsh(&d.uri, &["dumpxml", &d.name]).await?;
+        let attached = attached_iso(&xml).or_else(|| attached_iso(&live));
+        if let Some(old) = &attached {
+            let running = d.state == "running";
+            let mut args = vec!["change-media", d.name.as_str(), ISO_TARGET, "--eject"];
+            args.extend(if running {
+                &["--live", "--config"][..]
+            } else {
+                &["--config"][..]
+            });
+            libvirt::virsh(&d.uri, &args).await?;
+            if let Some(host) = self.cluster().host(&d.host)
+                && !host.is_local()
+                && old.starts_with(formation_dir(self.cluster(), host, formation))
+            {
+                Runner::for_host(host).remove(&[old.clone()]).await?;
+            }
+        }
+        Ok(MediaChange {
+            machine: d.record.machine.clone(),
+            host: d.host.clone(),
+            iso: None,
+        })
+    }
+
+    /// `machine`, or the formation's primary machine.
+    async fn one_machine(
+        &self,
+        formation: &str,
+        machine: Option<&str>,
+    ) -> Result<FoundDomain, ProviderError> {
+        let mut found = self.formation_machines(formation, machine).await?;
+        // Primary first (see find_domains).
+        Ok(found.remove(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spare_drive_medium_is_read_from_the_xml() {
+        let xml = "<domain><devices>\
+            <disk type='file' device='cdrom'><source file='/x/seed.iso'/><target dev='hdc' bus='ide'/></disk>\
+            <disk type='file' device='cdrom'><source file='/isos/a&amp;b.iso' index='2'/><target dev='hdd' bus='ide'/></disk>\
+            </devices></domain>";
+        assert_eq!(attached_iso(xml), Some(PathBuf::from("/isos/a&b.iso")));
+        let empty = "<disk type='file' device='cdrom'><target dev='hdd' bus='ide'/></disk>";
+        assert_eq!(attached_iso(empty), None);
+    }
+}
