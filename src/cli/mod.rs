@@ -5,6 +5,7 @@
 //! form (`cloudlet:install`) is rewritten to the space form before clap sees it.
 
 mod cloudlet;
+mod cluster;
 mod formation;
 mod register;
 mod registry;
@@ -120,6 +121,11 @@ pub enum Command {
 pub enum ClusterCommand {
     /// Hosts, capacity, usage and the machines on each (read from the hosts)
     Status,
+    /// Restart a dead host's machines (disks all on iSCSI) on other hosts with room
+    Failover {
+        /// The unreachable host (its name in the cluster file)
+        host: String,
+    },
 }
 
 /// Group names that accept the colon form.
@@ -304,6 +310,7 @@ fn run(cli: Cli, out: &mut Out) -> Result<()> {
         Command::Formation(c) => formation::run(&cx, c),
         Command::Register(a) => register::run(&cx, a),
         Command::Cluster(ClusterCommand::Status) => formation::cluster_status(&cx),
+        Command::Cluster(ClusterCommand::Failover { host }) => cluster::failover(&cx, &host),
         Command::Create(a) => formation::run(&cx, formation::FormationCommand::Create(a)),
         Command::Destroy(a) => formation::run(&cx, formation::FormationCommand::Destroy(a)),
         Command::Ssh(a) => formation::run(&cx, formation::FormationCommand::Ssh(a)),

@@ -6,6 +6,7 @@
 
 mod cluster;
 mod cmd;
+mod failover;
 mod libvirt;
 mod net;
 mod pattern;
@@ -26,6 +27,7 @@ use nepho_provider_api::{
 };
 
 pub use cluster::{ClusterFile, local_cluster_yaml};
+pub use failover::{FailoverResult, SharedRecord};
 pub use place::{Capacity, ClusterStatus, HostMachine, HostStatus};
 
 use libvirt::{DiskRecord, FoundDomain};
@@ -86,7 +88,7 @@ impl KvmProvider {
         let mut errors = Vec::new();
         for host in &self.cluster.hosts {
             match libvirt::nepho_domains(host, Some(formation)).await {
-                Ok(d) => found.extend(d),
+                Ok(d) => found.extend(failover::drop_stale(&self.cluster, d).await),
                 Err(e) => errors.push(e),
             }
         }
@@ -186,29 +188,11 @@ impl KvmProvider {
     }
 
     /// Restarts on other hosts the machines of an unreachable host whose disks are all on
-    /// shared iSCSI storage. Needs the domains' definitions, which only the dead host had:
-    /// not implemented yet beyond the checks.
-    pub async fn failover(&self, host: &str) -> Result<Vec<String>, ProviderError> {
-        let h = self.cluster.host(host).ok_or_else(|| {
-            ProviderError::NotFound(format!("host {host} is not in the cluster file"))
-        })?;
-        if libvirt::list_all(&h.uri, Duration::from_secs(15))
-            .await
-            .is_ok()
-        {
-            return Err(ProviderError::Invalid {
-                message: format!(
-                    "host {host} is reachable: failover only moves machines off a dead host"
-                ),
-                hint: Some(format!(
-                    "stop its machines with formation:stop, or stop libvirtd on {host} first"
-                )),
-            });
-        }
-        Err(ProviderError::Unavailable {
-            message: "cluster:failover is not implemented yet in the KVM provider".into(),
-            hint: None,
-        })
+    /// shared iSCSI storage (see `failover.rs` for where their definitions come from);
+    /// reports every machine that was on the host: moved (where, address), not movable (why),
+    /// no room (the allocator's explanation) or failed.
+    pub async fn failover(&self, host: &str) -> Result<Vec<FailoverResult>, ProviderError> {
+        self.failover_host(host).await
     }
 
     async fn address_of(d: &FoundDomain) -> Option<String> {

@@ -696,6 +696,8 @@ impl KvmProvider {
         let name = domain_name(&spec.name, &m.name);
         let mut already = true;
         let record = record_for(self, spec, pattern, m, &host, &Self::ips_of(cx));
+        // A copy for cluster:failover, next to the LUNs (before the domain exists).
+        crate::failover::save_record(&self.cluster, &name, &record, &m.labels).await?;
         if !libvirt::domain_exists(&host.uri, &name).await {
             already = false;
             for nic in &record.nics {
@@ -941,6 +943,7 @@ impl KvmProvider {
                 tgt.runner.remove(&files).await?;
             }
         }
+        crate::failover::forget_record(&self.cluster, &record.formation, &record.machine).await;
         let local = record.key.parent().map(|w| local_seed(w, &record.machine));
         if let Some(local) = local {
             let _ = tokio::fs::remove_file(local).await;
@@ -1038,6 +1041,7 @@ impl KvmProvider {
             }
             "domain" => {
                 let name = domain_name(&spec.name, &machine);
+                crate::failover::forget_record(&self.cluster, &spec.name, &machine).await;
                 for d in self.find_domains(&spec.name).await? {
                     if d.name == name {
                         libvirt::remove_domain(&d.uri, &d.name).await?;
@@ -1122,7 +1126,7 @@ pub async fn ssh_run(
     cmd::run("ssh", &args, timeout).await
 }
 
-async fn reserve_address(
+pub(crate) async fn reserve_address(
     uri: &str,
     network: &str,
     mac: &str,

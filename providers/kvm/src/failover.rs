@@ -1,0 +1,629 @@
+//! `cluster:failover HOST`: restart a dead host's machines on other hosts.
+//!
+//! ## Where the definitions come from when their host is dead
+//!
+//! nepho keeps no cluster database: a machine's truth is its libvirt domain and the nepho
+//! metadata in it ([`MachineRecord`]). A dead host's domains cannot be read, so the record
+//! must also live somewhere that outlives the host. The only place a movable machine
+//! depends on anyway is the shared iSCSI storage: its disks are LUNs there. So the `domain`
+//! step writes a copy of the record **next to the machine's LUN backing files**, on the iSCSI
+//! target host (`<storage.iscsi.dir>/<formation>/<machine>.nepho-machine.json`, via the same
+//! runner as `tgtadm`). It is a [`SharedRecord`]: the machine record, the pattern's labels,
+//! the domain name, the host that owns the machine and a generation counter. The file travels
+//! with the disks and goes with them (`formation:destroy`'s cleanup removes the directory).
+//! Machines with qcow2 disks get one too (best effort), only so that failover can name them as
+//! not movable.
+//!
+//! ## Failover
+//!
+//! `failover(HOST)` refuses while HOST's libvirtd answers. Otherwise it lists the shared
+//! records owned by HOST; machines with any local (qcow2) disk are reported as not movable;
+//! the others are placed by the allocator ([`place::place`]: capacity and labels, against the
+//! load read from the live hosts), their record is rewritten with the new owner (next
+//! generation) **before** the domain is defined there, the seed ISO (the copy in the formation's work
+//! dir on this machine) is uploaded to the new host, the domain is defined and started from
+//! the record (same name, MACs, LUNs) and nepho waits for address + ssh + provisioner like
+//! create does. It assumes HOST is really down (fenced): nepho only checks that its libvirtd
+//! does not answer.
+//!
+//! ## Stale copies when the dead host comes back
+//!
+//! The old host still has the domain defined (and, if it only lost its libvirtd, maybe
+//! running). Every read of the hosts (`find_domains`, `host_loads`: list, describe, status,
+//! placement, destroy) passes the domains through [`drop_stale`]: a domain with iSCSI disks
+//! whose shared record names another owner — or that has no shared record while its LUN
+//! file is gone (formation destroyed meanwhile) — is a stale copy. It is destroyed (so it can
+//! never run a second instance on the same LUN) and undefined, its seed and console log on
+//! that host are removed, and it is left out of the result. Its disks are never touched.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nepho_provider_api::ProviderError;
+use serde::{Deserialize, Serialize};
+
+use crate::KvmProvider;
+use crate::cluster::{ClusterFile, HostConfig, IscsiConfig};
+use crate::libvirt::{self, DiskRecord, DomainSpec, FoundDomain, MachineRecord};
+use crate::pattern::Machine;
+use crate::place;
+use crate::steps;
+use crate::storage::Runner;
+
+const SUFFIX: &str = ".nepho-machine.json";
+const SHORT: Duration = Duration::from_secs(30);
+
+/// The copy of a machine's record kept on the shared storage side.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedRecord {
+    pub domain: String,
+    /// The host that owns (runs) the machine.
+    pub host: String,
+    /// Bumped at every move.
+    pub generation: u64,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub record: MachineRecord,
+}
+
+/// One machine of the dead host and what failover did with it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailoverResult {
+    pub formation: String,
+    pub machine: String,
+    pub domain: String,
+    pub from: String,
+    /// The host it runs on now (`moved`), or would have gone to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// `moved`, `not-movable`, `no-room` or `failed`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub seconds: f64,
+}
+
+fn record_path(iscsi: &IscsiConfig, formation: &str, machine: &str) -> PathBuf {
+    iscsi.dir.join(formation).join(format!("{machine}{SUFFIX}"))
+}
+
+fn has_lun(r: &MachineRecord) -> bool {
+    r.disks.iter().any(|d| matches!(d, DiskRecord::Lun { .. }))
+}
+
+fn failed(message: impl Into<String>) -> ProviderError {
+    ProviderError::Failed {
+        message: message.into(),
+        hint: None,
+    }
+}
+
+/// `Ok(None)`: no such file; `Err`: the storage host cannot tell.
+async fn read_shared(runner: &Runner, path: &Path) -> Result<Option<SharedRecord>, ProviderError> {
+    let out = runner
+        .run("cat", &["--", &path.to_string_lossy()], SHORT)
+        .await?;
+    if out.success {
+        return serde_json::from_str(&out.stdout)
+            .map(Some)
+            .map_err(|e| failed(format!("{}: {e}", path.display())));
+    }
+    if out.stderr.contains("No such file") {
+        return Ok(None);
+    }
+    Err(failed(format!(
+        "cannot read {}: {}",
+        path.display(),
+        out.stderr.trim()
+    )))
+}
+
+async fn write_shared(
+    runner: &Runner,
+    path: &Path,
+    shared: &SharedRecord,
+) -> Result<(), ProviderError> {
+    let staging_dir = shared
+        .record
+        .key
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir);
+    tokio::fs::create_dir_all(&staging_dir)
+        .await
+        .map_err(|e| crate::storage::io_failed(&staging_dir, e))?;
+    let local = staging_dir.join(format!(".{}{SUFFIX}", shared.record.machine));
+    let json = serde_json::to_string_pretty(shared).expect("records serialize");
+    tokio::fs::write(&local, json)
+        .await
+        .map_err(|e| crate::storage::io_failed(&local, e))?;
+    if let Some(dir) = path.parent() {
+        runner.mkdir(dir).await?;
+    }
+    let result = runner.upload_private(&local, path).await;
+    let _ = tokio::fs::remove_file(&local).await;
+    result
+}
+
+/// Called by the `domain` step before it defines a machine: the machine's record goes next to
+/// its LUNs. Required for machines with iSCSI disks (they are the movable ones); best effort
+/// for the others.
+pub(crate) async fn save_record(
+    cluster: &ClusterFile,
+    domain: &str,
+    record: &MachineRecord,
+    labels: &BTreeMap<String, String>,
+) -> Result<(), ProviderError> {
+    let Some(iscsi) = &cluster.storage.iscsi else {
+        return Ok(());
+    };
+    let runner = Runner::for_iscsi(iscsi);
+    let path = record_path(iscsi, &record.formation, &record.machine);
+    let result = async {
+        let generation = match read_shared(&runner, &path).await? {
+            Some(old) if old.host == record.host && old.record == *record => return Ok(()),
+            Some(old) => old.generation + u64::from(old.host != record.host),
+            None => 1,
+        };
+        let shared = SharedRecord {
+            domain: domain.to_string(),
+            host: record.host.clone(),
+            generation,
+            labels: labels.clone(),
+            record: record.clone(),
+        };
+        write_shared(&runner, &path, &shared).await
+    }
+    .await;
+    match result {
+        Err(e) if has_lun(record) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Removes a machine's shared record (destroy, undo of `domain`).
+pub(crate) async fn forget_record(cluster: &ClusterFile, formation: &str, machine: &str) {
+    if let Some(iscsi) = &cluster.storage.iscsi {
+        let _ = Runner::for_iscsi(iscsi)
+            .remove(&[record_path(iscsi, formation, machine)])
+            .await;
+    }
+}
+
+/// Every shared record on the storage side.
+async fn list_records(iscsi: &IscsiConfig) -> Result<Vec<SharedRecord>, ProviderError> {
+    let runner = Runner::for_iscsi(iscsi);
+    let dir = iscsi.dir.to_string_lossy().into_owned();
+    let out = runner
+        .run(
+            "find",
+            &[
+                &dir,
+                "-mindepth",
+                "2",
+                "-maxdepth",
+                "2",
+                "-name",
+                &format!("*{SUFFIX}"),
+            ],
+            SHORT,
+        )
+        .await?;
+    if !out.success && !out.stderr.contains("No such file") {
+        return Err(failed(format!(
+            "cannot list the machine records under {dir}: {}",
+            out.stderr.trim()
+        )));
+    }
+    let mut records = Vec::new();
+    for path in out.stdout.lines().filter(|l| !l.is_empty()) {
+        if let Some(r) = read_shared(&runner, Path::new(path)).await? {
+            records.push(r);
+        }
+    }
+    records.sort_by(|a, b| {
+        (&a.record.formation, &a.record.machine).cmp(&(&b.record.formation, &b.record.machine))
+    });
+    Ok(records)
+}
+
+/// Leaves out (and removes) stale copies of moved or destroyed machines; see the module doc.
+pub(crate) async fn drop_stale(cluster: &ClusterFile, found: Vec<FoundDomain>) -> Vec<FoundDomain> {
+    let Some(iscsi) = &cluster.storage.iscsi else {
+        return found;
+    };
+    let runner = Runner::for_iscsi(iscsi);
+    let mut kept = Vec::with_capacity(found.len());
+    for d in found {
+        if !has_lun(&d.record) {
+            kept.push(d);
+            continue;
+        }
+        let path = record_path(iscsi, &d.record.formation, &d.record.machine);
+        let stale = match read_shared(&runner, &path).await {
+            Ok(Some(owner)) => (owner.host != d.host).then_some(Some(owner)),
+            Ok(None) => {
+                // No record: stale only when its disk is gone too (destroyed meanwhile);
+                // machines made before records existed keep working.
+                let mut gone = true;
+                for disk in &d.record.disks {
+                    if let DiskRecord::Lun { file, .. } = disk {
+                        let out = runner
+                            .run("test", &["-e", &file.to_string_lossy()], SHORT)
+                            .await;
+                        // 1 = missing; anything else (ssh trouble) counts as "there".
+                        if !matches!(&out, Ok(o) if !o.success && o.stderr.is_empty()) {
+                            gone = false;
+                        }
+                    }
+                }
+                gone.then_some(None)
+            }
+            Err(_) => None, // cannot tell: keep it
+        };
+        match stale {
+            None => kept.push(d),
+            Some(owner) => remove_stale(cluster, &d, owner.as_ref()).await,
+        }
+    }
+    kept
+}
+
+async fn remove_stale(cluster: &ClusterFile, d: &FoundDomain, owner: Option<&SharedRecord>) {
+    let _ = libvirt::remove_domain(&d.uri, &d.name).await;
+    let Some(host) = cluster.host(&d.host) else {
+        return;
+    };
+    // Its seed and console log, unless the owner uses the very same files (hosts sharing a
+    // directory).
+    let files: Vec<PathBuf> = [&d.record.seed, &d.record.console_log]
+        .into_iter()
+        .filter(|p| owner.is_none_or(|o| **p != o.record.seed && **p != o.record.console_log))
+        .cloned()
+        .collect();
+    let runner = Runner::for_host(host);
+    let _ = runner.remove(&files).await;
+    let dir = steps::formation_dir(cluster, host, &d.record.formation);
+    let _ = runner.run("rmdir", &[&dir.to_string_lossy()], SHORT).await;
+}
+
+fn machine_for_placement(shared: &SharedRecord) -> Machine {
+    let r = &shared.record;
+    Machine {
+        name: r.machine.clone(),
+        cpus: r.cpus,
+        memory_mb: r.memory_mb,
+        image: String::new(),
+        disks: Vec::new(),
+        networks: Vec::new(),
+        primary: r.primary,
+        labels: shared.labels.clone(),
+        env: BTreeMap::new(),
+        secret_env: Vec::new(),
+    }
+}
+
+impl KvmProvider {
+    /// Restarts on other hosts the machines of the unreachable `host` whose disks are all on
+    /// shared iSCSI storage; reports every machine that was on it.
+    pub(crate) async fn failover_host(
+        &self,
+        host: &str,
+    ) -> Result<Vec<FailoverResult>, ProviderError> {
+        let cluster = &self.cluster;
+        let dead = cluster.host(host).ok_or_else(|| {
+            ProviderError::NotFound(format!("host {host} is not in the cluster file"))
+        })?;
+        if libvirt::list_all(&dead.uri, Duration::from_secs(15))
+            .await
+            .is_ok()
+        {
+            return Err(ProviderError::Invalid {
+                message: format!(
+                    "host {host} is reachable: failover only moves machines off a dead host"
+                ),
+                hint: Some(format!(
+                    "stop its machines with formation:stop, or stop libvirtd on {host} first"
+                )),
+            });
+        }
+        let Some(iscsi) = &cluster.storage.iscsi else {
+            return Err(ProviderError::Invalid {
+                message: "the cluster file has no shared storage (storage.iscsi): no machine can move to another host".into(),
+                hint: None,
+            });
+        };
+        let records: Vec<SharedRecord> = list_records(iscsi)
+            .await?
+            .into_iter()
+            .filter(|r| r.host == host)
+            .collect();
+        let mut loads = place::host_loads(cluster).await;
+        let mut results = Vec::new();
+        let mut moves: Vec<(SharedRecord, HostConfig)> = Vec::new();
+        for shared in records {
+            let r = &shared.record;
+            let mut result = FailoverResult {
+                formation: r.formation.clone(),
+                machine: r.machine.clone(),
+                domain: shared.domain.clone(),
+                from: host.to_string(),
+                to: None,
+                status: "not-movable".into(),
+                address: None,
+                reason: None,
+                seconds: 0.0,
+            };
+            let local: Vec<String> = r
+                .disks
+                .iter()
+                .enumerate()
+                .filter_map(|(i, d)| match d {
+                    DiskRecord::File { path } => Some(format!("disk{i} ({})", path.display())),
+                    DiskRecord::Lun { .. } => None,
+                })
+                .collect();
+            if !local.is_empty() {
+                result.reason = Some(format!(
+                    "local qcow2 disk(s) on {host}: {}; only machines whose disks are all on iSCSI can move",
+                    local.join(", ")
+                ));
+                results.push(result);
+                continue;
+            }
+            let seed = local_seed(r);
+            if !seed.exists() {
+                result.reason = Some(format!(
+                    "its seed ISO {} is not on this machine (run failover where the formation was created)",
+                    seed.display()
+                ));
+                results.push(result);
+                continue;
+            }
+            let machine = machine_for_placement(&shared);
+            match place::place(
+                cluster,
+                &loads,
+                &r.formation,
+                std::slice::from_ref(&machine),
+            ) {
+                Err(why) => {
+                    result.status = "no-room".into();
+                    result.reason = Some(why);
+                    results.push(result);
+                }
+                Ok(placed) => {
+                    let to = placed[&r.machine].clone();
+                    if let Some(l) = loads.iter_mut().find(|l| l.host.name == to) {
+                        // Counted once even when a re-run finds it there already.
+                        if !l.domains.iter().any(|d| {
+                            d.record.formation == r.formation && d.record.machine == r.machine
+                        }) {
+                            l.used_cpus += r.cpus;
+                            l.used_memory_mb += r.memory_mb;
+                        }
+                    }
+                    let host = cluster.host(&to).cloned().expect("placed on a known host");
+                    moves.push((shared, host));
+                }
+            }
+        }
+        let moved = crate::join_all(moves.iter().map(|(shared, to)| async move {
+            let started = Instant::now();
+            let outcome = self.move_machine(shared, to).await;
+            (shared, to, outcome, started.elapsed().as_secs_f64())
+        }))
+        .await;
+        for (shared, to, outcome, seconds) in moved {
+            let (status, address, reason) = match outcome {
+                Ok(address) => ("moved", Some(address), None),
+                Err(e) => ("failed", None, Some(e.to_string())),
+            };
+            results.push(FailoverResult {
+                formation: shared.record.formation.clone(),
+                machine: shared.record.machine.clone(),
+                domain: shared.domain.clone(),
+                from: host.to_string(),
+                to: Some(to.name.clone()),
+                status: status.into(),
+                address,
+                reason,
+                seconds,
+            });
+        }
+        results.sort_by(|a, b| (&a.formation, &a.machine).cmp(&(&b.formation, &b.machine)));
+        Ok(results)
+    }
+
+    /// Defines and starts the machine on `to` from its shared record, then waits until it is
+    /// ready; returns its address. The record names the new owner before the domain exists.
+    async fn move_machine(
+        &self,
+        shared: &SharedRecord,
+        to: &HostConfig,
+    ) -> Result<String, ProviderError> {
+        let cluster = &self.cluster;
+        let iscsi = cluster.storage.iscsi.as_ref().expect("checked");
+        let storage = Runner::for_iscsi(iscsi);
+        let old = &shared.record;
+        let dir = steps::formation_dir(cluster, to, &old.formation);
+        let mut record = old.clone();
+        record.host = to.name.clone();
+        record.seed = dir.join(format!("{}-seed.iso", old.machine));
+        record.console_log = dir.join(format!("{}-console.log", old.machine));
+        let runner = Runner::for_host(to);
+        runner.mkdir(&dir).await?;
+        runner
+            .upload_private(&local_seed(old), &record.seed)
+            .await?;
+        let path = record_path(iscsi, &old.formation, &old.machine);
+        let moved = SharedRecord {
+            host: to.name.clone(),
+            generation: shared.generation + 1,
+            record: record.clone(),
+            ..shared.clone()
+        };
+        write_shared(&storage, &path, &moved).await?;
+        let defined = self.define_and_start(&shared.domain, &record, to).await;
+        if let Err(e) = defined {
+            // Give the machine back to the dead host, so a later failover can try again.
+            let _ = write_shared(&storage, &path, shared).await;
+            return Err(e);
+        }
+        self.wait_ready(&shared.domain, &record, to).await
+    }
+
+    async fn define_and_start(
+        &self,
+        domain: &str,
+        record: &MachineRecord,
+        to: &HostConfig,
+    ) -> Result<(), ProviderError> {
+        if !libvirt::domain_exists(&to.uri, domain).await {
+            for nic in &record.nics {
+                if let (Some(ip), Some(net)) = (&nic.ip, &nic.libvirt_network) {
+                    steps::reserve_address(&to.uri, net, &nic.mac, ip, &record.machine).await?;
+                }
+            }
+            let dtype = self.domain_type(None).await;
+            let xml = libvirt::domain_xml(&DomainSpec {
+                name: domain,
+                domain_type: &dtype,
+                record,
+            });
+            let work = record
+                .key
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(std::env::temp_dir);
+            let file = work.join(format!("{domain}.failover.xml"));
+            tokio::fs::write(&file, &xml)
+                .await
+                .map_err(|e| crate::storage::io_failed(&file, e))?;
+            let out = libvirt::virsh(&to.uri, &["define", &file.to_string_lossy()]).await;
+            let _ = tokio::fs::remove_file(&file).await;
+            out?;
+        }
+        if libvirt::domain_state(&to.uri, domain).await.as_deref() != Some("running") {
+            libvirt::virsh(&to.uri, &["start", domain]).await?;
+        }
+        Ok(())
+    }
+
+    /// Address + ssh + provisioner finished, like the `ready` step.
+    async fn wait_ready(
+        &self,
+        domain: &str,
+        record: &MachineRecord,
+        to: &HostConfig,
+    ) -> Result<String, ProviderError> {
+        let timeout = Duration::from_secs(self.cluster.ready_timeout_s);
+        let started = Instant::now();
+        let mut waiting_for = "a DHCP lease".to_string();
+        while started.elapsed() < timeout {
+            let state = libvirt::domain_state(&to.uri, domain).await;
+            if state.as_deref() != Some("running") {
+                return Err(failed(format!(
+                    "{} is {} on {} instead of running (console log {})",
+                    record.machine,
+                    state.unwrap_or_else(|| "not defined".into()),
+                    to.name,
+                    record.console_log.display()
+                )));
+            }
+            let address = match record.nics.first().and_then(|n| n.ip.clone()) {
+                Some(ip) => Some(ip),
+                None => libvirt::address(&to.uri, domain).await,
+            };
+            if let Some(address) = address {
+                waiting_for = format!("ssh and the provisioner at {address}");
+                let probe = steps::ssh_run(
+                    &record.key,
+                    &record.ssh_user,
+                    &address,
+                    "cat /run/nepho/provision.rc 2>/dev/null || echo pending",
+                    Duration::from_secs(20),
+                )
+                .await;
+                if let Ok(out) = probe
+                    && out.success
+                {
+                    match out.stdout.trim() {
+                        "pending" => {}
+                        "0" => return Ok(address),
+                        rc => {
+                            return Err(failed(format!(
+                                "the provisioner failed on {} after the move (exit {rc})",
+                                record.machine
+                            )));
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        Err(failed(format!(
+            "{} was not ready on {} within {} s (waiting for {waiting_for}; console log {})",
+            record.machine,
+            to.name,
+            timeout.as_secs(),
+            record.console_log.display()
+        )))
+    }
+}
+
+/// The seed ISO kept in the formation's work dir on the machine running nepho.
+fn local_seed(record: &MachineRecord) -> PathBuf {
+    record
+        .key
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("seeds")
+        .join(format!("{}.iso", record.machine))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_records_round_trip() {
+        let shared = SharedRecord {
+            domain: "nepho-f-db".into(),
+            host: "h1".into(),
+            generation: 2,
+            labels: BTreeMap::from([("rack".into(), "a".into())]),
+            record: MachineRecord {
+                formation: "f".into(),
+                cloudlet: "c".into(),
+                scenario: "s".into(),
+                machine: "db".into(),
+                primary: true,
+                host: "h1".into(),
+                cpus: 1,
+                memory_mb: 256,
+                disks: vec![DiskRecord::Lun {
+                    iqn: "iqn.x:f:db".into(),
+                    lun: 1,
+                    portal: "127.0.0.1:3260".into(),
+                    file: "/l/f/db-disk0.raw".into(),
+                }],
+                seed: "/d/f/db-seed.iso".into(),
+                console_log: "/d/f/db-console.log".into(),
+                key: "/w/id_ed25519".into(),
+                ssh_user: "root".into(),
+                outputs: BTreeMap::new(),
+                nics: vec![],
+            },
+        };
+        let json = serde_json::to_string(&shared).unwrap();
+        assert_eq!(serde_json::from_str::<SharedRecord>(&json).unwrap(), shared);
+        assert!(has_lun(&shared.record));
+        assert_eq!(local_seed(&shared.record), PathBuf::from("/w/seeds/db.iso"));
+        let m = machine_for_placement(&shared);
+        assert_eq!((m.cpus, m.memory_mb, m.labels.len()), (1, 256, 1));
+    }
+}

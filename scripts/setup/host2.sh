@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# A second libvirt "host" on this machine, for the KVM provider's multi-host tests (placement
+# across hosts, cluster:failover).
+#
+# Usage: scripts/setup/host2.sh start|stop|status|uri
+#
+# How: virtlogd + libvirtd run in their own mount namespace (`unshare -m`), where private
+# directories are bind-mounted over libvirt's state and config:
+#   /run/libvirt       <- /run/nepho-host2/run        (runtime: sockets, pid files; wiped at stop)
+#   /etc/libvirt       <- /var/lib/nepho-host2/etc    (config + persistent domains/networks)
+#   /var/lib/libvirt   <- /var/lib/nepho-host2/lib
+#   /var/cache/libvirt <- /var/lib/nepho-host2/cache  (seeded from this host's QEMU caps cache)
+#   /var/log/libvirt   <- /var/lib/nepho-host2/log
+# The network namespace is shared, so host2's guests sit on their own NAT network `default`
+# (bridge virbr-n2, 192.168.124.0/24) and nepho reaches them over ssh like host1's guests.
+# Clients connect with  qemu:///system?socket=/run/nepho-host2/run/libvirt-sock  (`uri`
+# prints it).
+#
+# - start:  idempotent; waits (NEPHO_HOST2_TIMEOUT, default 90 s) until libvirtd answers,
+#           defines/starts network `default` (virbr-n2), keeps the FORWARD DROP on the uplink
+#           first in the chain (guests only reach this machine).
+# - stop:   simulates a dead host (power loss): SIGKILL to every process in host2's mount
+#           namespace (libvirtd, virtlogd, dnsmasq, QEMU guests), then removes what a reboot
+#           would (bridge virbr-n2, its iptables rules, the runtime dir). Persistent state
+#           (defined domains and networks) survives, as on a real host. `stop --purge` also
+#           deletes that state.
+# - status: exit 0 if libvirtd answers (prints the URI), 3 if not.
+# Logs go to stderr; stdout only carries `status`/`uri` output.
+set -euo pipefail
+
+log() { printf '[host2] %s\n' "$*" >&2; }
+die() { printf '[host2] ERROR: %s\n' "$*" >&2; exit 1; }
+
+RUN=/run/nepho-host2
+STATE=${NEPHO_HOST2_STATE:-/var/lib/nepho-host2}
+SOCK=$RUN/run/libvirt-sock
+URI="qemu:///system?socket=$SOCK"
+BRIDGE=virbr-n2
+SUBNET=192.168.124
+TIMEOUT=${NEPHO_HOST2_TIMEOUT:-90}
+NSFILE=$RUN/mntns          # "mnt:[ino]" of host2's mount namespace
+LIBVIRTD_PID=$RUN/libvirtd.pid
+VIRTLOGD_PID=$RUN/virtlogd.pid
+
+answers() { timeout 10 virsh -c "$URI" version >/dev/null 2>&1; }
+
+ns_pids() { # every process in host2's mount namespace
+  local ns pid
+  [ -f "$NSFILE" ] || return 0
+  ns=$(cat "$NSFILE")
+  [ -n "$ns" ] || return 0
+  for pid in /proc/[0-9]*; do
+    pid=${pid#/proc/}
+    [ "$(readlink "/proc/$pid/ns/mnt" 2>/dev/null)" = "$ns" ] && echo "$pid"
+  done
+  return 0
+}
+
+libvirtd_alive() {
+  local pid
+  [ -f "$LIBVIRTD_PID" ] && pid=$(cat "$LIBVIRTD_PID" 2>/dev/null) && [ -n "$pid" ] \
+    && kill -0 "$pid" 2>/dev/null && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = libvirtd ]
+}
+
+keep_drop_first() {
+  local dev first
+  for dev in $(ip -4 route show default | awk '{for(i=1;i<NF;i++) if($i=="dev") print $(i+1)}' | sort -u); do
+    first=$(iptables -S FORWARD | sed -n 2p)
+    if [ "$first" != "-A FORWARD -o $dev -j DROP" ]; then
+      log "iptables: putting FORWARD -o $dev DROP first again"
+      iptables -D FORWARD -o "$dev" -j DROP 2>/dev/null || true
+      iptables -I FORWARD 1 -o "$dev" -j DROP
+    fi
+  done
+}
+
+init_state() {
+  mkdir -p "$STATE"/{lib,cache,log}
+  if [ ! -d "$STATE/etc" ]; then
+    log "initialising host2's config in $STATE/etc (from /etc/libvirt, without domains/networks/pools)"
+    mkdir -p "$STATE/etc.tmp"
+    cp -a /etc/libvirt/. "$STATE/etc.tmp/"
+    rm -rf "$STATE/etc.tmp/qemu" "$STATE/etc.tmp/storage" "$STATE/etc.tmp/secrets"
+    mkdir -p "$STATE/etc.tmp/qemu/networks/autostart" "$STATE/etc.tmp/storage"
+    mv "$STATE/etc.tmp" "$STATE/etc"
+  fi
+  mkdir -p "$STATE/lib/qemu" "$STATE/lib/dnsmasq" "$STATE/lib/images" "$STATE/log/qemu"
+  # Without a capabilities cache libvirtd probes QEMU at its first start (~12 s).
+  if [ -d /var/cache/libvirt/qemu ] && [ ! -d "$STATE/cache/qemu" ]; then
+    cp -a /var/cache/libvirt/qemu "$STATE/cache/qemu" || true
+  fi
+  # Same owners/modes as the real directories (QEMU runs as libvirt-qemu).
+  local d
+  for d in lib cache log; do
+    chown --reference="/var/${d/log/log}/libvirt" "$STATE/$d" 2>/dev/null || true
+  done
+  chown --reference=/var/lib/libvirt/qemu "$STATE/lib/qemu" 2>/dev/null || true
+  chmod --reference=/var/lib/libvirt/qemu "$STATE/lib/qemu" 2>/dev/null || true
+}
+
+start() {
+  [ "$(id -u)" = 0 ] || die "must run as root"
+  command -v libvirtd >/dev/null || die "libvirtd is not installed (scripts/setup/packages.sh)"
+  if libvirtd_alive && answers; then
+    log "already running ($URI)"
+  else
+    if [ -n "$(ns_pids)" ]; then
+      log "leftovers of a previous host2 found: stopping them first"
+      stop_
+    fi
+    init_state
+    rm -rf "$RUN/run"
+    mkdir -p "$RUN/run"
+    chmod 0755 "$RUN" "$RUN/run"
+    log "starting virtlogd + libvirtd in a private mount namespace"
+    # The inner shell sets up the mounts, starts both daemons (they daemonize) and exits;
+    # the namespace lives on with them.
+    unshare -m --propagation private -- /bin/bash -euo pipefail -c '
+      RUN=$1; STATE=$2
+      mount --bind "$RUN/run" /run/libvirt
+      mount --bind "$STATE/etc" /etc/libvirt
+      mount --bind "$STATE/lib" /var/lib/libvirt
+      mount --bind "$STATE/cache" /var/cache/libvirt
+      mount --bind "$STATE/log" /var/log/libvirt
+      readlink /proc/self/ns/mnt >"$RUN/mntns"
+      virtlogd -d -p "$RUN/virtlogd.pid"
+      for _ in $(seq 1 100); do [ -S /run/libvirt/virtlogd-sock ] && break; sleep 0.1; done
+      libvirtd -d -p "$RUN/libvirtd.pid"
+    ' host2 "$RUN" "$STATE"
+    local t0=$SECONDS
+    until answers; do
+      if (( SECONDS - t0 >= TIMEOUT )); then
+        die "host2's libvirtd did not answer on $URI within ${TIMEOUT}s (see $STATE/log/libvirtd.log)"
+      fi
+      [ -n "$(ns_pids)" ] || die "host2's libvirtd exited at start (see $STATE/log)"
+      sleep 0.3
+    done
+    log "libvirtd answers after $(( SECONDS - t0 ))s"
+  fi
+
+  if ! virsh -c "$URI" net-info default >/dev/null 2>&1; then
+    local x
+    x=$(mktemp)
+    cat >"$x" <<XML
+<network xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'>
+  <name>default</name>
+  <forward mode='nat'/>
+  <bridge name='$BRIDGE' stp='on' delay='0'/>
+  <ip address='$SUBNET.1' netmask='255.255.255.0'>
+    <dhcp><range start='$SUBNET.2' end='$SUBNET.254'/></dhcp>
+  </ip>
+  <dnsmasq:options><dnsmasq:option value='no-ping'/></dnsmasq:options>
+</network>
+XML
+    log "defining network default ($BRIDGE, $SUBNET.0/24)"
+    virsh -c "$URI" net-define "$x" >/dev/null
+    rm -f "$x"
+  fi
+  if [ "$(virsh -c "$URI" net-info default | awk '/^Active:/{print $2}')" != yes ]; then
+    log "starting network default ($BRIDGE)"
+    virsh -c "$URI" net-start default >/dev/null
+  fi
+  virsh -c "$URI" net-autostart default >/dev/null 2>&1 || true
+  keep_drop_first
+  log "ok: host2 at $URI"
+}
+
+stop_() {
+  local pids t0
+  pids=$(ns_pids | tr '\n' ' ')
+  if [ -n "${pids// /}" ]; then
+    log "killing host2's processes (power off): $pids"
+    # shellcheck disable=SC2086
+    kill -9 $pids 2>/dev/null || true
+    t0=$SECONDS
+    while [ -n "$(ns_pids)" ]; do
+      (( SECONDS - t0 < 20 )) || die "host2's processes did not exit: $(ns_pids | tr '\n' ' ')"
+      sleep 0.1
+    done
+  else
+    log "not running"
+  fi
+  # What a reboot clears: the bridge and the rules libvirt added for it, the runtime dir.
+  if ip link show "$BRIDGE" >/dev/null 2>&1; then
+    ip link del "$BRIDGE" 2>/dev/null || true
+  fi
+  local table rule
+  for table in filter nat mangle; do
+    while read -r rule; do
+      [ -n "$rule" ] || continue
+      # shellcheck disable=SC2086
+      eval "iptables -t $table ${rule/-A /-D }" 2>/dev/null || true
+    done < <(iptables -t "$table" -S 2>/dev/null | awk -v b="$BRIDGE" -v s="$SUBNET." 'index($0, b) || index($0, s)')
+  done
+  rm -rf "$RUN/run" "$NSFILE" "$LIBVIRTD_PID" "$VIRTLOGD_PID"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop)
+    [ "$(id -u)" = 0 ] || die "must run as root"
+    stop_
+    if [ "${2:-}" = --purge ]; then
+      log "purging host2's state ($STATE)"
+      rm -rf "$STATE"
+    fi
+    ;;
+  status)
+    if libvirtd_alive && answers; then
+      echo "$URI"
+    else
+      exit 3
+    fi
+    ;;
+  uri) echo "$URI" ;;
+  *) die "usage: $0 start|stop [--purge]|status|uri" ;;
+esac
