@@ -105,11 +105,33 @@ pub async fn connect(
     match kind {
         ProviderKind::Aws => connect_aws(paths, rollback).await,
         ProviderKind::Kvm => Ok(Box::new(kvm(paths).await?)),
-        ProviderKind::Vagrant => Err(Error::unavailable(
-            "the vagrant provider is not available in this version of nepho",
-        )
-        .with_hint("deploy the scenario's kvm or aws variant")),
+        ProviderKind::Vagrant => Ok(Box::new(vagrant(paths)?)),
     }
+}
+
+/// The Vagrant provider, with the settings `nepho register vagrant` stored.
+pub fn vagrant(paths: &Paths) -> Result<nepho_provider_vagrant::VagrantProvider> {
+    let mut stored = read_settings(paths, ProviderKind::Vagrant)?;
+    let mut take = |k: &str| stored.remove(k).filter(|v| !v.is_empty());
+    let mut settings = nepho_provider_vagrant::VagrantSettings::new(paths.formations_dir());
+    if let Some(v) = take("vagrant") {
+        settings.vagrant = PathBuf::from(v);
+    }
+    // VAGRANT_HOME in the environment wins over the stored one, as vagrant itself does.
+    if std::env::var_os("VAGRANT_HOME").is_none_or(|v| v.is_empty()) {
+        settings.vagrant_home = take("vagrant_home").map(PathBuf::from);
+    }
+    if let Some(v) = take("default_provider") {
+        settings.default_provider = v;
+    }
+    settings.libvirt_driver = take("libvirt_driver");
+    if let Some(v) = take("libvirt_uri") {
+        settings.libvirt_uri = v;
+    }
+    if let Some(secs) = take("up_timeout").and_then(|v| v.parse::<u64>().ok()) {
+        settings.up_timeout = std::time::Duration::from_secs(secs);
+    }
+    nepho_provider_vagrant::connect(settings).map_err(provider_error)
 }
 
 async fn connect_aws(paths: &Paths, rollback: bool) -> Result<Box<dyn Provider>> {
@@ -158,7 +180,10 @@ pub async fn kvm(paths: &Paths) -> Result<nepho_provider_kvm::KvmProvider> {
         return Err(Error::unavailable(format!("no KVM cluster file at {}", cluster_file.display()))
             .with_hint("run `nepho register kvm` to describe this machine as a one-host cluster (or set NEPHO_CLUSTER)"));
     }
-    let settings = nepho_provider_kvm::KvmSettings { cluster_file };
+    let settings = nepho_provider_kvm::KvmSettings {
+        cluster_file,
+        probe_cache: Some(paths.cache_dir.join("kvm-probe.json")),
+    };
     nepho_provider_kvm::connect(&settings)
         .await
         .map_err(provider_error)

@@ -97,6 +97,9 @@ for a in "$@"; do [ "$a" = -r ] && exec /sbin/reboot; done
 exec /sbin/poweroff
 S
 chmod 0755 "$O/usr/bin/sudo" "$O/bin/bash" "$O/sbin/shutdown"
+# OpenSSH scp (needs only libc, already in the guest): Vagrant uploads shell provisioners with scp.
+[ -x /usr/bin/scp ] || die "/usr/bin/scp not found: apt-get install openssh-client"
+install -m 0755 /usr/bin/scp "$O/usr/bin/scp"
 
 ( cd "$O" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet ) | gzip -6 >"$work/overlay.cpio.gz"
 cat "$OUTDIR/initrd.img" "$work/overlay.cpio.gz" >"$work/initrd.img"

@@ -36,6 +36,15 @@ pub struct RegisterArgs {
     /// S3 bucket for large templates and Nepho 1.x payloads
     #[arg(long)]
     pub template_bucket: Option<String>,
+    /// Vagrant: VAGRANT_HOME for nepho's vagrant calls (boxes, plugins); default: the environment's
+    #[arg(long)]
+    pub vagrant_home: Option<String>,
+    /// Vagrant: provider passed as --provider when the scenario names none (default libvirt)
+    #[arg(long)]
+    pub default_provider: Option<String>,
+    /// Vagrant: NEPHO_LIBVIRT_DRIVER for Vagrantfiles: kvm, qemu, or auto (probe for KVM)
+    #[arg(long, value_parser = ["auto", "kvm", "qemu"])]
+    pub libvirt_driver: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -76,10 +85,45 @@ pub fn run(cx: &Context, a: RegisterArgs) -> Result<()> {
             });
             Ok(())
         }
-        RegisterProvider::Vagrant => Err(Error::unavailable(
-            "the vagrant provider is not available in this version of nepho",
-        )),
+        RegisterProvider::Vagrant => vagrant(cx, a),
     }
+}
+
+fn vagrant(cx: &Context, a: RegisterArgs) -> Result<()> {
+    let mut settings = providers::read_settings(&cx.paths, ProviderKind::Vagrant)?;
+    let mut set = |k: &str, v: Option<String>| {
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            settings.insert(k.into(), v);
+        }
+    };
+    set("vagrant_home", a.vagrant_home);
+    set("default_provider", a.default_provider);
+    set("libvirt_driver", a.libvirt_driver);
+    settings
+        .entry("default_provider".into())
+        .or_insert_with(|| "libvirt".into());
+    let file = providers::write_settings(&cx.paths, ProviderKind::Vagrant, &settings)?;
+    if let Err(e) = providers::vagrant(&cx.paths) {
+        cx.out.warn(&e.to_string());
+    }
+    let result = Registered {
+        provider: "vagrant".into(),
+        file: file.display().to_string(),
+        settings,
+    };
+    cx.out.data(&result, || {
+        format!(
+            "vagrant settings: {} ({})",
+            result.file,
+            result
+                .settings
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    });
+    Ok(())
 }
 
 fn ask(cx: &Context, prompt: &str, default: Option<&str>) -> Result<String> {

@@ -1,0 +1,1004 @@
+//! nepho's Vagrant provider: a formation is a Vagrant project directory under nepho's data
+//! directory (`<formations>/<name>/work/<name>/`), built with `vagrant up --machine-readable`
+//! whose records become progress events. The project directory is the source of truth for
+//! what exists; `vagrant status` and `vagrant ssh-config` read it back.
+//!
+//! - create: `project` → `box`? → `up`
+//! - update: `project` → `box`? → `provision`
+//! - destroy: `destroy` (stop an orphaned vagrant, `destroy -f`, remove leftover domains,
+//!   remove the project)
+
+mod machine_readable;
+mod probe;
+mod project;
+mod run;
+mod ssh_config;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nepho_provider_api::{
+    BoxFuture, Endpoints, EventKind, EventSink, EventStatus, FormationDetails, FormationSpec,
+    FormationState, FormationSummary, Plan, PlannedChange, PowerAction, Progress, Provider,
+    ProviderError, ProviderKind, ResourceStatus, Step, StepContext, StepId, StepOutcome,
+};
+use serde_json::json;
+
+pub use machine_readable::{Meaning, Record, parse_line};
+pub use project::{BoxSource, project_dir};
+pub use run::INSTALL_HINT;
+
+use project::ProjectMeta;
+use run::Vagrant;
+
+/// How the provider runs (from `<config>/providers/vagrant.yaml` and nepho's paths).
+#[derive(Debug, Clone)]
+pub struct VagrantSettings {
+    /// nepho's formations directory: project directories live under it.
+    pub formations_dir: PathBuf,
+    /// The `vagrant` executable.
+    pub vagrant: PathBuf,
+    /// `VAGRANT_HOME` for every call; `None` inherits the environment (default `~/.vagrant.d`).
+    pub vagrant_home: Option<PathBuf>,
+    /// `--provider` when the scenario names none.
+    pub default_provider: String,
+    /// `NEPHO_LIBVIRT_DRIVER` for Vagrantfiles: `kvm`, `qemu`, or `None` to probe for KVM.
+    pub libvirt_driver: Option<String>,
+    /// libvirt connection, to remove domains a killed `vagrant up` left unrecorded.
+    pub libvirt_uri: String,
+    /// Limit for `vagrant up` / `provision` / `destroy`.
+    pub up_timeout: Duration,
+}
+
+impl VagrantSettings {
+    pub fn new(formations_dir: impl Into<PathBuf>) -> VagrantSettings {
+        VagrantSettings {
+            formations_dir: formations_dir.into(),
+            vagrant: PathBuf::from("vagrant"),
+            vagrant_home: None,
+            default_provider: "libvirt".into(),
+            libvirt_driver: None,
+            libvirt_uri: "qemu:///system".into(),
+            up_timeout: Duration::from_secs(1800),
+        }
+    }
+}
+
+pub struct VagrantProvider {
+    settings: VagrantSettings,
+    kvm_probe: tokio::sync::OnceCell<bool>,
+}
+
+const STATUS_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Checks vagrant is installed (without starting Ruby) and builds the provider.
+pub fn connect(settings: VagrantSettings) -> Result<VagrantProvider, ProviderError> {
+    if !run::on_path(&settings.vagrant) {
+        return Err(run::not_installed());
+    }
+    Ok(VagrantProvider {
+        settings,
+        kvm_probe: tokio::sync::OnceCell::new(),
+    })
+}
+
+fn action_op(step: &Step) -> &str {
+    step.action.get("op").and_then(|v| v.as_str()).unwrap_or("")
+}
+
+fn failed(message: impl Into<String>) -> ProviderError {
+    ProviderError::Failed {
+        message: message.into(),
+        hint: None,
+    }
+}
+
+impl VagrantProvider {
+    pub fn settings(&self) -> &VagrantSettings {
+        &self.settings
+    }
+
+    fn vagrant_home(&self) -> PathBuf {
+        if let Some(h) = &self.settings.vagrant_home {
+            return h.clone();
+        }
+        if let Some(h) = std::env::var_os("VAGRANT_HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(h);
+        }
+        let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+        PathBuf::from(home).join(".vagrant.d")
+    }
+
+    /// The vagrant runner for a project, with the environment stored at create time.
+    fn vagrant(&self, dir: &Path) -> Vagrant {
+        let mut env = project::read_env(dir);
+        if let Some(h) = &self.settings.vagrant_home {
+            env.insert("VAGRANT_HOME".into(), h.display().to_string());
+        }
+        Vagrant {
+            program: self.settings.vagrant.clone(),
+            env,
+        }
+    }
+
+    fn dir_of(&self, formation: &str) -> PathBuf {
+        project::project_dir(&self.settings.formations_dir, formation)
+    }
+
+    fn existing_dir(&self, formation: &str) -> Result<PathBuf, ProviderError> {
+        let dir = self.dir_of(formation);
+        if dir.join("Vagrantfile").is_file() {
+            Ok(dir)
+        } else {
+            Err(ProviderError::NotFound(format!(
+                "formation {formation} has no Vagrant project ({} does not exist)",
+                dir.display()
+            )))
+        }
+    }
+
+    async fn libvirt_driver(&self) -> String {
+        if let Ok(d) = std::env::var("NEPHO_LIBVIRT_DRIVER")
+            && !d.is_empty()
+        {
+            return d;
+        }
+        if let Some(d) = self
+            .settings
+            .libvirt_driver
+            .as_deref()
+            .filter(|d| *d != "auto")
+        {
+            return d.to_string();
+        }
+        let kvm = *self.kvm_probe.get_or_init(probe::kvm_works).await;
+        if kvm { "kvm" } else { "qemu" }.to_string()
+    }
+
+    /// A provider plugin Vagrant needs for `provider`, checked from files (no Ruby).
+    fn check_plugin(&self, provider: &str) -> Result<(), ProviderError> {
+        let plugin = match provider {
+            "libvirt" => "vagrant-libvirt",
+            _ => return Ok(()),
+        };
+        let mut found = [
+            "/usr/share/vagrant-plugins/plugins.d",
+            "/usr/share/rubygems-integration/all/gems",
+        ]
+        .iter()
+        .any(|d| {
+            std::fs::read_dir(d)
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok())
+                        .any(|e| e.file_name().to_string_lossy().starts_with(plugin))
+                })
+                .unwrap_or(false)
+        });
+        for f in [
+            self.vagrant_home().join("plugins.json"),
+            PathBuf::from("/usr/share/vagrant-plugins/plugins.json"),
+            PathBuf::from("/opt/vagrant/embedded/plugins.json"),
+        ] {
+            if std::fs::read_to_string(&f).is_ok_and(|s| s.contains(&format!("\"{plugin}\""))) {
+                found = true;
+            }
+        }
+        if found {
+            Ok(())
+        } else {
+            Err(ProviderError::Unavailable {
+                message: format!(
+                    "the {plugin} plugin is not installed: vagrant cannot use the {provider} provider"
+                ),
+                hint: Some(format!(
+                    "{INSTALL_HINT} (or `vagrant plugin install {plugin}`)"
+                )),
+            })
+        }
+    }
+
+    fn check_spec(&self, spec: &FormationSpec) -> Result<String, ProviderError> {
+        project::vagrantfile(spec)?;
+        let provider = project::vagrant_provider(spec, &self.settings.default_provider);
+        self.check_plugin(&provider)?;
+        if let Some(b) = project::box_source(spec)?
+            && let Some(src) = &b.source
+            && let Some(path) = project::local_box_path(src)
+            && !path.is_file()
+        {
+            return Err(ProviderError::Invalid {
+                message: format!(
+                    "box file {} (for box {}) does not exist",
+                    path.display(),
+                    b.name
+                ),
+                hint: None,
+            });
+        }
+        Ok(provider)
+    }
+
+    fn plan(&self, spec: &FormationSpec, last: &str) -> Result<Plan, ProviderError> {
+        let provider = self.check_spec(spec)?;
+        let mut steps = vec![Step {
+            id: "project".into(),
+            description: format!("prepare the Vagrant project for {}", spec.name),
+            depends_on: vec![],
+            action: json!({"op": "project", "provider": provider}),
+        }];
+        let mut last_deps = vec![StepId::from("project")];
+        if let Some(b) = project::box_source(spec)?
+            && let Some(source) = &b.source
+        {
+            steps.push(Step {
+                id: "box".into(),
+                description: format!("add box {} from {source}", b.name),
+                depends_on: vec![],
+                action: json!({"op": "box", "name": b.name, "source": source, "provider": provider}),
+            });
+            last_deps.push("box".into());
+        }
+        let description = match last {
+            "up" => format!("vagrant up --provider={provider}"),
+            _ => "vagrant provision".to_string(),
+        };
+        steps.push(Step {
+            id: last.into(),
+            description,
+            depends_on: last_deps,
+            action: json!({"op": last, "provider": provider}),
+        });
+        let plan = Plan { steps };
+        plan.validate().map_err(|e| failed(e.to_string()))?;
+        Ok(plan)
+    }
+
+    async fn run_step_impl(
+        &self,
+        step: &Step,
+        cx: StepContext<'_>,
+    ) -> Result<StepOutcome, ProviderError> {
+        let provider = step
+            .action
+            .get("provider")
+            .and_then(|v| v.as_str())
+            .unwrap_or("libvirt")
+            .to_string();
+        match action_op(step) {
+            "project" => {
+                let driver = if provider == "libvirt" {
+                    Some(self.libvirt_driver().await)
+                } else {
+                    None
+                };
+                let env = project::environment(cx.spec, driver.as_deref());
+                let meta = ProjectMeta {
+                    formation: cx.spec.name.clone(),
+                    cloudlet: cx.spec.cloudlet.clone(),
+                    scenario: cx.spec.scenario.clone(),
+                    vagrant_provider: provider.clone(),
+                    v1: cx.spec.v1,
+                };
+                let dir = project::write(cx.spec, &meta, &env)?;
+                let mut outputs = BTreeMap::new();
+                outputs.insert("project_dir".into(), json!(dir.display().to_string()));
+                if let Some(d) = driver {
+                    outputs.insert("libvirt_driver".into(), json!(d));
+                }
+                Ok(StepOutcome {
+                    already_done: false,
+                    outputs,
+                })
+            }
+            "box" => {
+                let name = step.action["name"].as_str().unwrap_or_default();
+                let source = step.action["source"].as_str().unwrap_or_default();
+                self.add_box(name, source, &provider, &cx.events).await
+            }
+            "up" => {
+                let dir = project::spec_project_dir(cx.spec);
+                let args = [
+                    "up",
+                    &format!("--provider={provider}"),
+                    "--machine-readable",
+                ];
+                self.stream(&dir, &args, &cx.events, "vagrant up").await?;
+                self.cache_ssh_config(&dir).await;
+                Ok(StepOutcome::default())
+            }
+            "provision" => {
+                let dir = project::spec_project_dir(cx.spec);
+                let args = ["provision", "--machine-readable"];
+                self.stream(&dir, &args, &cx.events, "vagrant provision")
+                    .await?;
+                Ok(StepOutcome::default())
+            }
+            "destroy" => {
+                let formation = step.action["formation"].as_str().unwrap_or_default();
+                let done = self.destroy(formation, &cx.events).await?;
+                Ok(StepOutcome {
+                    already_done: !done,
+                    outputs: BTreeMap::new(),
+                })
+            }
+            other => Err(failed(format!("unknown vagrant step action {other:?}"))),
+        }
+    }
+
+    async fn undo_step_impl(&self, step: &Step, cx: StepContext<'_>) -> Result<(), ProviderError> {
+        match action_op(step) {
+            // Rollback of a failed create: the machines go, and with them the project.
+            "up" | "project" => {
+                self.destroy(&cx.spec.name, &cx.events).await?;
+                Ok(())
+            }
+            // Boxes are a cache shared by every project; updates keep machines.
+            _ => Ok(()),
+        }
+    }
+
+    async fn add_box(
+        &self,
+        name: &str,
+        source: &str,
+        provider: &str,
+        events: &Arc<dyn EventSink>,
+    ) -> Result<StepOutcome, ProviderError> {
+        if project::box_installed(&self.vagrant_home(), name, provider) {
+            return Ok(StepOutcome {
+                already_done: true,
+                outputs: BTreeMap::new(),
+            });
+        }
+        let dir = std::env::temp_dir();
+        let args = [
+            "box",
+            "add",
+            "--name",
+            name,
+            "--provider",
+            provider,
+            "--machine-readable",
+            source,
+        ];
+        let runner = Vagrant {
+            program: self.settings.vagrant.clone(),
+            env: self
+                .settings
+                .vagrant_home
+                .as_ref()
+                .map(|h| BTreeMap::from([("VAGRANT_HOME".to_string(), h.display().to_string())]))
+                .unwrap_or_default(),
+        };
+        let f = runner
+            .run(&dir, &args, self.settings.up_timeout, false, |r| {
+                report(events.as_ref(), r)
+            })
+            .await?;
+        if !f.success {
+            let text = f.error_text();
+            // Another formation may have added it meanwhile.
+            if project::box_installed(&self.vagrant_home(), name, provider) {
+                return Ok(StepOutcome::default());
+            }
+            return Err(ProviderError::Failed {
+                message: format!("`vagrant box add {name} {source}` failed:\n{text}"),
+                hint: None,
+            });
+        }
+        Ok(StepOutcome::default())
+    }
+
+    /// Runs a long vagrant command, reporting its records as events.
+    async fn stream(
+        &self,
+        dir: &Path,
+        args: &[&str],
+        events: &Arc<dyn EventSink>,
+        what: &str,
+    ) -> Result<run::Finished, ProviderError> {
+        let vagrant = self.vagrant(dir);
+        let f = vagrant
+            .run(dir, args, self.settings.up_timeout, true, |r| {
+                report(events.as_ref(), r)
+            })
+            .await?;
+        if f.success {
+            Ok(f)
+        } else {
+            Err(run::failure(what, &f))
+        }
+    }
+
+    async fn cache_ssh_config(&self, dir: &Path) {
+        let vagrant = self.vagrant(dir);
+        if let Ok(f) = vagrant.check(dir, &["ssh-config"], STATUS_TIMEOUT).await
+            && !ssh_config::parse(&f.stdout).is_empty()
+        {
+            let _ = project::write_atomic(
+                &dir.join(project::SSH_CACHE_FILE),
+                f.stdout.as_bytes(),
+                0o644,
+            );
+        }
+    }
+
+    /// Destroys the formation's machines and removes its project. False when there was
+    /// nothing to destroy.
+    async fn destroy(
+        &self,
+        formation: &str,
+        events: &Arc<dyn EventSink>,
+    ) -> Result<bool, ProviderError> {
+        let dir = self.dir_of(formation);
+        if !dir.exists() {
+            return Ok(false);
+        }
+        run::stop_orphan(&dir, Duration::from_secs(20)).await;
+        let provider = project::read_meta(&dir)
+            .map(|m| m.vagrant_provider)
+            .unwrap_or_else(|| self.settings.default_provider.clone());
+        if dir.join("Vagrantfile").is_file() {
+            let vagrant = self.vagrant(&dir);
+            let f = vagrant
+                .run(
+                    &dir,
+                    &["destroy", "-f", "--machine-readable"],
+                    self.settings.up_timeout,
+                    true,
+                    |r| report(events.as_ref(), r),
+                )
+                .await?;
+            if !f.success {
+                return Err(run::failure("vagrant destroy -f", &f));
+            }
+        }
+        if provider == "libvirt" {
+            self.remove_leftover_domains(formation, &dir, events)
+                .await?;
+        }
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| failed(format!("removing the project {}: {e}", dir.display())))?;
+        Ok(true)
+    }
+
+    /// A `vagrant up` killed between creating a domain and recording its id leaves a domain
+    /// Vagrant does not know. vagrant-libvirt names them `<project dir>_<machine>` and puts
+    /// the Vagrantfile's path in the description: remove those (and their volumes).
+    async fn remove_leftover_domains(
+        &self,
+        formation: &str,
+        dir: &Path,
+        events: &Arc<dyn EventSink>,
+    ) -> Result<(), ProviderError> {
+        let uri = self.settings.libvirt_uri.as_str();
+        let Ok(list) = virsh(uri, &["list", "--all", "--name"]).await else {
+            return Ok(());
+        };
+        let prefix = format!("{formation}_");
+        let source = format!("{}/Vagrantfile", dir.display());
+        for domain in list
+            .lines()
+            .map(str::trim)
+            .filter(|d| d.starts_with(&prefix))
+        {
+            let desc = virsh(uri, &["desc", domain]).await.unwrap_or_default();
+            if !desc.contains(&source) {
+                continue;
+            }
+            events.emit(
+                EventKind::Resource,
+                EventStatus::InProgress,
+                &format!("removing domain {domain}, left behind by an interrupted vagrant"),
+                None,
+            );
+            let _ = virsh(uri, &["destroy", domain]).await;
+            virsh(
+                uri,
+                &[
+                    "undefine",
+                    domain,
+                    "--remove-all-storage",
+                    "--managed-save",
+                    "--snapshots-metadata",
+                    "--nvram",
+                ],
+            )
+            .await
+            .or(virsh(uri, &["undefine", domain, "--remove-all-storage"]).await)
+            .map_err(|e| failed(format!("removing domain {domain}: {e}")))?;
+        }
+        // Volumes created before their domain was defined.
+        for machine in project::known_machines(dir) {
+            let volume = format!("{prefix}{machine}.img");
+            if virsh(uri, &["vol-info", "--pool", "default", &volume])
+                .await
+                .is_ok()
+                && !list
+                    .lines()
+                    .any(|d| d.trim() == format!("{prefix}{machine}"))
+            {
+                let _ = virsh(uri, &["vol-delete", "--pool", "default", &volume]).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// `vagrant status --machine-readable`: machine → state, in Vagrantfile order.
+    async fn status(&self, dir: &Path) -> Result<Vec<(String, String)>, ProviderError> {
+        let f = self
+            .vagrant(dir)
+            .check(dir, &["status", "--machine-readable"], STATUS_TIMEOUT)
+            .await?;
+        Ok(f.records
+            .iter()
+            .filter(|r| r.kind == "state" && !r.target.is_empty())
+            .map(|r| (r.target.clone(), r.data(0).to_string()))
+            .collect())
+    }
+
+    async fn summary(&self, formation: &str, dir: &Path) -> FormationSummary {
+        let meta = project::read_meta(dir);
+        let (state, status_reason) = match self.status(dir).await {
+            Ok(machines) => state_of(&machines, run_in_progress(dir)),
+            Err(e) => (FormationState::Unknown, Some(e.to_string())),
+        };
+        FormationSummary {
+            name: formation.to_string(),
+            provider: ProviderKind::Vagrant,
+            cloudlet: meta.as_ref().map(|m| m.cloudlet.clone()),
+            scenario: meta.as_ref().map(|m| m.scenario.clone()),
+            state,
+            status_reason,
+        }
+    }
+
+    /// Formations that have a Vagrant project.
+    fn projects(&self) -> Vec<(String, PathBuf)> {
+        let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(&self.settings.formations_dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter_map(|e| e.file_name().to_str().map(String::from))
+                    .map(|name| {
+                        let dir = self.dir_of(&name);
+                        (name, dir)
+                    })
+                    .filter(|(_, dir)| dir.join(project::META_FILE).is_file())
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        found
+    }
+
+    async fn power_impl(
+        &self,
+        formation: &str,
+        machine: Option<&str>,
+        action: PowerAction,
+    ) -> Result<(), ProviderError> {
+        let dir = self.existing_dir(formation)?;
+        let provider = project::read_meta(&dir)
+            .map(|m| m.vagrant_provider)
+            .unwrap_or_else(|| self.settings.default_provider.clone());
+        let provider_arg = format!("--provider={provider}");
+        let mut args: Vec<&str> = match action {
+            PowerAction::Stop => vec!["halt"],
+            PowerAction::Start => vec!["up", &provider_arg],
+            PowerAction::Reset => vec!["reload"],
+        };
+        args.push("--machine-readable");
+        if let Some(m) = machine {
+            args.push(m);
+        }
+        let _ = std::fs::remove_file(dir.join(project::SSH_CACHE_FILE));
+        let f = self
+            .vagrant(&dir)
+            .run(&dir, &args, self.settings.up_timeout, true, |_| {})
+            .await?;
+        if !f.success {
+            return Err(run::failure(&format!("vagrant {}", args.join(" ")), &f));
+        }
+        if action != PowerAction::Stop {
+            self.cache_ssh_config(&dir).await;
+        }
+        Ok(())
+    }
+}
+
+async fn virsh(uri: &str, args: &[&str]) -> Result<String, String> {
+    let out = tokio::process::Command::new("virsh")
+        .arg("-c")
+        .arg(uri)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(Duration::from_secs(60), out).await {
+        Ok(Ok(o)) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).into_owned()),
+        Ok(Ok(o)) => Err(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("virsh {} timed out", args.join(" "))),
+    }
+}
+
+/// Whether a vagrant started by nepho is still running in the project.
+fn run_in_progress(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join(run::PID_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .is_some_and(|pgid| pgid > 1 && unsafe { libc::kill(-pgid, 0) == 0 })
+}
+
+fn state_of(machines: &[(String, String)], busy: bool) -> (FormationState, Option<String>) {
+    let running = machines.iter().filter(|(_, s)| s == "running").count();
+    let created = machines.iter().filter(|(_, s)| s != "not_created").count();
+    let total = machines.len();
+    if busy {
+        return (
+            FormationState::Creating,
+            Some(format!(
+                "vagrant is running ({running} of {total} machines up)"
+            )),
+        );
+    }
+    match (running, created) {
+        (0, 0) => (
+            FormationState::Unknown,
+            Some("no machine is created".into()),
+        ),
+        (0, _) => (FormationState::Stopped, None),
+        (r, _) if r == total => (FormationState::Running, None),
+        (r, _) => (
+            FormationState::Running,
+            Some(format!("{r} of {total} machines running")),
+        ),
+    }
+}
+
+/// Turns one machine-readable record into an event for the user.
+fn report(events: &dyn EventSink, r: &Record) {
+    match machine_readable::meaning(r) {
+        Meaning::State { machine, state } => events.emit(
+            EventKind::Resource,
+            EventStatus::InProgress,
+            &format!("machine {machine}: {state}"),
+            None,
+        ),
+        Meaning::Action {
+            machine,
+            action,
+            phase,
+        } => {
+            let status = if phase == "end" {
+                EventStatus::Succeeded
+            } else {
+                EventStatus::Started
+            };
+            events.emit(
+                EventKind::Resource,
+                status,
+                &format!("machine {machine}: {action} {phase}"),
+                None,
+            )
+        }
+        Meaning::WaitingForBoot { machine } => events.emit(
+            EventKind::Resource,
+            EventStatus::Waiting,
+            &format!("machine {machine}: waiting for machine to boot"),
+            None,
+        ),
+        Meaning::Progress { percent, text } => events.emit(
+            EventKind::Log,
+            EventStatus::InProgress,
+            &text,
+            Some(Progress {
+                done: percent,
+                total: 100,
+            }),
+        ),
+        Meaning::ErrorExit { message, .. } => {
+            events.emit(EventKind::Log, EventStatus::Failed, &message, None)
+        }
+        Meaning::Log { level, text, .. } => {
+            let status = if level == "error" {
+                EventStatus::Failed
+            } else {
+                EventStatus::Info
+            };
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                events.emit(EventKind::Log, status, line.trim_end(), None);
+            }
+        }
+        Meaning::Ignore => {}
+    }
+}
+
+impl Provider for VagrantProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Vagrant
+    }
+
+    fn validate<'a>(&'a self, spec: &'a FormationSpec) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move { self.check_spec(spec).map(|_| ()) })
+    }
+
+    fn plan_create<'a>(
+        &'a self,
+        spec: &'a FormationSpec,
+    ) -> BoxFuture<'a, Result<Plan, ProviderError>> {
+        Box::pin(async move { self.plan(spec, "up") })
+    }
+
+    fn plan_update<'a>(
+        &'a self,
+        spec: &'a FormationSpec,
+    ) -> BoxFuture<'a, Result<Plan, ProviderError>> {
+        Box::pin(async move {
+            self.existing_dir(&spec.name)?;
+            self.plan(spec, "provision")
+        })
+    }
+
+    fn plan_destroy<'a>(
+        &'a self,
+        formation: &'a str,
+    ) -> BoxFuture<'a, Result<Plan, ProviderError>> {
+        Box::pin(async move {
+            Ok(Plan {
+                steps: vec![Step {
+                    id: "destroy".into(),
+                    description: format!(
+                        "vagrant destroy -f and remove the project of {formation}"
+                    ),
+                    depends_on: vec![],
+                    action: json!({"op": "destroy", "formation": formation}),
+                }],
+            })
+        })
+    }
+
+    fn run_step<'a>(
+        &'a self,
+        step: &'a Step,
+        cx: StepContext<'a>,
+    ) -> BoxFuture<'a, Result<StepOutcome, ProviderError>> {
+        Box::pin(self.run_step_impl(step, cx))
+    }
+
+    fn undo_step<'a>(
+        &'a self,
+        step: &'a Step,
+        cx: StepContext<'a>,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(self.undo_step_impl(step, cx))
+    }
+
+    fn list<'a>(&'a self) -> BoxFuture<'a, Result<Vec<FormationSummary>, ProviderError>> {
+        Box::pin(async move {
+            // One Ruby start-up per project, all at once.
+            let summaries = self
+                .projects()
+                .into_iter()
+                .map(|(name, dir)| async move { self.summary(&name, &dir).await });
+            Ok(join_all(summaries).await)
+        })
+    }
+
+    fn describe<'a>(
+        &'a self,
+        formation: &'a str,
+    ) -> BoxFuture<'a, Result<FormationDetails, ProviderError>> {
+        Box::pin(async move {
+            let dir = self.existing_dir(formation)?;
+            let meta = project::read_meta(&dir);
+            let machines = self.status(&dir).await?;
+            let (state, status_reason) = state_of(&machines, run_in_progress(&dir));
+            let cached = std::fs::read_to_string(dir.join(project::SSH_CACHE_FILE))
+                .map(|s| ssh_config::parse(&s))
+                .unwrap_or_default();
+            let provider = meta
+                .as_ref()
+                .map(|m| m.vagrant_provider.clone())
+                .unwrap_or_default();
+            let resources = machines
+                .iter()
+                .map(|(m, s)| ResourceStatus {
+                    resource: m.clone(),
+                    kind: "machine".into(),
+                    status: s.clone(),
+                    reason: cached
+                        .iter()
+                        .find(|e| &e.machine == m)
+                        .map(|e| format!("{provider}, ssh {}@{}:{}", e.user, e.host, e.port)),
+                    id: std::fs::read_to_string(
+                        dir.join(".vagrant/machines")
+                            .join(m)
+                            .join(&provider)
+                            .join("id"),
+                    )
+                    .ok()
+                    .map(|s| s.trim().to_string()),
+                })
+                .collect();
+            let mut outputs = BTreeMap::new();
+            outputs.insert("project_dir".into(), dir.display().to_string());
+            outputs.insert("vagrant_provider".into(), provider);
+            for e in &cached {
+                outputs.insert(
+                    format!("{}.ssh", e.machine),
+                    format!("{}@{}:{}", e.user, e.host, e.port),
+                );
+            }
+            Ok(FormationDetails {
+                summary: FormationSummary {
+                    name: formation.to_string(),
+                    provider: ProviderKind::Vagrant,
+                    cloudlet: meta.as_ref().map(|m| m.cloudlet.clone()),
+                    scenario: meta.as_ref().map(|m| m.scenario.clone()),
+                    state,
+                    status_reason,
+                },
+                resources,
+                outputs,
+                recent_events: Vec::new(),
+            })
+        })
+    }
+
+    fn preview<'a>(
+        &'a self,
+        spec: &'a FormationSpec,
+    ) -> BoxFuture<'a, Result<Vec<PlannedChange>, ProviderError>> {
+        Box::pin(async move {
+            let provider = self.check_spec(spec)?;
+            let dir = self.dir_of(&spec.name);
+            let mut changes = Vec::new();
+            if let Some(b) = project::box_source(spec)?
+                && !project::box_installed(&self.vagrant_home(), &b.name, &provider)
+            {
+                changes.push(PlannedChange {
+                    action: "add".into(),
+                    resource: b.name.clone(),
+                    kind: "box".into(),
+                    replacement: None,
+                    details: b.source.clone().or(Some("added by vagrant up".into())),
+                });
+            }
+            let exists = dir.join("Vagrantfile").is_file();
+            changes.push(PlannedChange {
+                action: if exists { "modify" } else { "add" }.into(),
+                resource: spec.name.clone(),
+                kind: "vagrant-project".into(),
+                replacement: None,
+                details: Some(if exists {
+                    "re-render the Vagrantfile and run vagrant provision".into()
+                } else {
+                    format!("vagrant up --provider={provider} in {}", dir.display())
+                }),
+            });
+            Ok(changes)
+        })
+    }
+
+    fn endpoints<'a>(
+        &'a self,
+        formation: &'a str,
+    ) -> BoxFuture<'a, Result<Endpoints, ProviderError>> {
+        Box::pin(async move {
+            let dir = self.existing_dir(formation)?;
+            let cache = dir.join(project::SSH_CACHE_FILE);
+            let text = match std::fs::read_to_string(&cache) {
+                Ok(t) => t,
+                Err(_) => {
+                    let f = self
+                        .vagrant(&dir)
+                        .check(&dir, &["ssh-config"], STATUS_TIMEOUT)
+                        .await?;
+                    let _ = project::write_atomic(&cache, f.stdout.as_bytes(), 0o644);
+                    f.stdout
+                }
+            };
+            let mut ssh = ssh_config::parse(&text);
+            // `formation:ssh` without a machine goes to the primary one, as `vagrant ssh` does.
+            if let Some(primary) = std::fs::read_to_string(dir.join("Vagrantfile"))
+                .ok()
+                .and_then(|v| project::primary_machine(&v))
+                && let Some(i) = ssh.iter().position(|e| e.machine == primary)
+            {
+                let e = ssh.remove(i);
+                ssh.insert(0, e);
+            }
+            let mut outputs = BTreeMap::new();
+            for e in &ssh {
+                outputs.insert(
+                    format!("{}.ssh", e.machine),
+                    format!("{}@{}:{}", e.user, e.host, e.port),
+                );
+            }
+            Ok(Endpoints {
+                ssh,
+                url: None,
+                outputs,
+            })
+        })
+    }
+
+    fn power<'a>(
+        &'a self,
+        formation: &'a str,
+        machine: Option<&'a str>,
+        action: PowerAction,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(self.power_impl(formation, machine, action))
+    }
+}
+
+/// Runs futures concurrently on the current task (they borrow the provider).
+async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut results: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, slot) in futures.iter_mut().enumerate() {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        results[i] = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    results
+        .into_iter()
+        .map(|r| r.expect("every future finished"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formation_state_follows_the_machines() {
+        let m = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            state_of(&m(&[("a", "running")]), false).0,
+            FormationState::Running
+        );
+        assert_eq!(
+            state_of(&m(&[("a", "shutoff")]), false).0,
+            FormationState::Stopped
+        );
+        assert_eq!(
+            state_of(&m(&[("a", "running"), ("b", "shutoff")]), false),
+            (
+                FormationState::Running,
+                Some("1 of 2 machines running".into())
+            )
+        );
+        assert_eq!(
+            state_of(&m(&[("a", "not_created")]), false).0,
+            FormationState::Unknown
+        );
+        assert_eq!(
+            state_of(&m(&[("a", "not_created")]), true).0,
+            FormationState::Creating
+        );
+    }
+}
