@@ -1,0 +1,225 @@
+//! The KVM provider on two libvirt hosts, end to end through the binary: this machine's
+//! libvirtd (`h1`) and a second libvirtd in its own mount namespace (`h2`,
+//! `scripts/setup/host2.sh`). The bundled `hello` cloudlet with its boot disk on an iSCSI LUN
+//! lands on h2; h2 dies; `cluster:failover h2` restarts it on h1, where it answers over ssh;
+//! destroy leaves no domain on either host, no LUN, no volume or seed.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use crate::support::{Env, repo_root};
+
+fn sh(script: &str) -> (bool, String) {
+    let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn host2(action: &str) -> (bool, String) {
+    let (ok, out) = sh(&format!(
+        "timeout 120 {}/scripts/setup/host2.sh {action}",
+        repo_root().display()
+    ));
+    (ok, out.trim().to_string())
+}
+
+fn domains(uri: &str, name: &str) -> Vec<String> {
+    let (_, out) = sh(&format!("virsh -q -c '{uri}' list --all --name"));
+    out.lines()
+        .filter(|l| l.contains(name))
+        .map(str::to_string)
+        .collect()
+}
+
+fn targets(name: &str) -> Vec<String> {
+    let (_, out) = sh("tgtadm --lld iscsi --op show --mode target");
+    out.lines()
+        .filter(|l| l.starts_with("Target ") && l.contains(name))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Removes whatever the test left, also when it failed (host2 is started for that).
+struct Cleanup<'a> {
+    env: &'a Env,
+    name: String,
+    h2: String,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let _ = host2("start");
+        let _ = self.env.run(&["destroy", &self.name]);
+        for uri in ["qemu:///system", self.h2.as_str()] {
+            for d in domains(uri, &self.name) {
+                sh(&format!(
+                    "virsh -c '{uri}' destroy {d}; virsh -c '{uri}' undefine {d}"
+                ));
+            }
+        }
+        for t in targets(&self.name) {
+            if let Some(tid) = t.strip_prefix("Target ").and_then(|r| r.split(':').next()) {
+                sh(&format!(
+                    "tgtadm --lld iscsi --op delete --mode target --tid {tid} --force"
+                ));
+            }
+        }
+    }
+}
+
+#[test]
+fn kvm_two_hosts_failover_of_an_iscsi_machine() {
+    let libvirt =
+        sh("command -v virsh && command -v libvirtd && virsh -c qemu:///system version").0;
+    if !libvirt {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install and start libvirtd (scripts/test does)"
+        );
+        eprintln!("SKIPPED: libvirt is not installed or libvirtd is not running");
+        return;
+    }
+    let (ok, _) = host2("start");
+    assert!(ok, "scripts/setup/host2.sh start failed");
+    let (_, h2) = host2("uri");
+    let t0 = Instant::now();
+
+    let mut env = Env::new();
+    env.run(&["cloudlet:install", "hello"]).ok();
+    let dir = env.path("kvm");
+    std::fs::create_dir_all(&dir).unwrap();
+    let storage: PathBuf = tempfile::Builder::new()
+        .prefix("nepho-it-hosts.")
+        .tempdir_in("/var/tmp")
+        .unwrap()
+        .keep();
+    std::fs::set_permissions(
+        &storage,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let s = storage.display();
+    // h2 first and first-fit: the machine goes to h2.
+    let cluster = format!(
+        "hosts:\n  - name: h2\n    uri: '{h2}'\n    cpus: 2\n    memory_mb: 1024\n    dir: {s}/h2\n  - name: h1\n    uri: qemu:///system\n    cpus: 2\n    memory_mb: 1024\n    dir: {s}/h1\nnetworks:\n  - name: default\nstorage:\n  dir: {s}/vols\n  iscsi:\n    portal: 127.0.0.1:3260\n    iqn_prefix: iqn.2024-01.test.nepho\n    tgtadm: local\n    dir: {s}/luns\n    allow: 127.0.0.1\nimages:\n  tiny: /var/cache/nepho-test/images/tiny-guest.qcow2\ndomain_type: qemu\nplacement: first-fit\nready_timeout_s: 180\nshutdown_timeout_s: 20\n"
+    );
+    let cluster_file = dir.join("cluster.yaml");
+    std::fs::write(&cluster_file, cluster).unwrap();
+    env.vars
+        .push(("NEPHO_CLUSTER".into(), cluster_file.display().to_string()));
+    let name = format!("foit{}", std::process::id());
+    let _cleanup = Cleanup {
+        env: &env,
+        name: name.clone(),
+        h2: h2.clone(),
+    };
+
+    // Failover of a live host is refused with a readable reason.
+    let refused = env.run(&["cluster:failover", "h2"]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("is reachable"),
+        "{}",
+        refused.stderr
+    );
+
+    let created = env.run(&[
+        "-o",
+        "json",
+        "create",
+        "hello",
+        "--name",
+        &name,
+        "--set",
+        "disk_storage=iscsi",
+    ]);
+    let created = created.ok().json();
+    assert_eq!(created["status"], "succeeded", "{created}");
+    let t_created = t0.elapsed().as_secs_f64();
+    assert_eq!(domains(&h2, &name).len(), 1, "on h2");
+    assert!(domains("qemu:///system", &name).is_empty());
+    assert_eq!(targets(&name).len(), 1);
+
+    let status = env.run(&["-o", "json", "cluster:status"]).ok().json();
+    let hosts = status["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 2);
+    let on = |host: &str, status: &serde_json::Value| -> bool {
+        status["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == host)
+            .unwrap()["machines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["formation"] == name.as_str() && m["state"] == "running")
+    };
+    assert!(on("h2", &status), "{status}");
+
+    // h2 dies; its machine moves to h1 and answers there.
+    let (ok, _) = host2("stop");
+    assert!(ok);
+    let t_fail = Instant::now();
+    let moved = env.run(&["-o", "json", "cluster:failover", "h2"]);
+    let failover_s = t_fail.elapsed().as_secs_f64();
+    let moved = moved.ok().json();
+    let m = &moved["machines"][0];
+    assert_eq!(moved["machines"].as_array().unwrap().len(), 1, "{moved}");
+    assert_eq!(
+        (
+            m["machine"].as_str(),
+            m["status"].as_str(),
+            m["to"].as_str()
+        ),
+        (Some("hello"), Some("moved"), Some("h1")),
+        "{moved}"
+    );
+    assert_eq!(domains("qemu:///system", &name).len(), 1, "now on h1");
+    let ssh = env.run(&["ssh", &name, "--", "cat", "/etc/motd"]).ok();
+    assert!(ssh.stdout.contains("Hello from nepho"), "{}", ssh.stdout);
+
+    let status = env.run(&["-o", "json", "cluster:status"]).ok().json();
+    assert!(on("h1", &status), "{status}");
+    let h2_row = status["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "h2")
+        .unwrap()
+        .clone();
+    assert_eq!(h2_row["reachable"], false);
+    let table = env.run(&["cluster:status"]).ok().stdout;
+    assert!(table.contains("NO"), "{table}");
+    let describe = env
+        .run(&["-o", "json", "formation:describe", &name])
+        .ok()
+        .stdout;
+    assert!(describe.contains("host h1"), "{describe}");
+
+    // h2 returns with its stale copy: the next look at the cluster removes it.
+    let (ok, _) = host2("start");
+    assert!(ok);
+    assert_eq!(domains(&h2, &name).len(), 1, "the stale copy is back");
+    let list = env.run(&["-o", "json", "formation:list"]).ok().stdout;
+    assert!(list.contains(&name), "{list}");
+    assert!(
+        domains(&h2, &name).is_empty(),
+        "the stale copy must be undefined"
+    );
+
+    env.run(&["destroy", &name]).ok();
+    assert!(domains("qemu:///system", &name).is_empty());
+    assert!(domains(&h2, &name).is_empty());
+    assert!(targets(&name).is_empty(), "{:?}", targets(&name));
+    let (_, left) = sh(&format!("find {s} -path '*{name}*'"));
+    assert!(left.trim().is_empty(), "left behind: {left}");
+    let _ = std::fs::remove_dir_all(&storage);
+    eprintln!(
+        "kvm_hosts: create on h2 {t_created:.1} s, failover to h1 (until ssh-ready) {failover_s:.1} s, whole test {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+}
