@@ -322,6 +322,10 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
             "cluster-status.json",
             schema_for!(nepho_provider_kvm::ClusterStatus),
         ),
+        (
+            "cluster-failover.json",
+            schema_for!(nepho_provider_kvm::FailoverReport),
+        ),
         ("formation-describe.json", schema_for!(FormationDescription)),
         (
             "formation-dry-run.json",

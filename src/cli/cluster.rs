@@ -17,8 +17,11 @@ pub fn failover(cx: &Context, host: &str) -> Result<()> {
         let kvm = providers::kvm(&cx.paths).await?;
         kvm.failover(host).await.map_err(providers::provider_error)
     })?;
-    let value = serde_json::json!({ "host": host, "machines": results });
-    cx.out.data(&value, || {
+    let report = nepho_provider_kvm::FailoverReport {
+        host: host.to_string(),
+        machines: results.clone(),
+    };
+    cx.out.data(&report, || {
         if results.is_empty() {
             return format!(
                 "host {host} had no nepho machines (none recorded on the shared storage)\n"

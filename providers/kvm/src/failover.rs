@@ -67,8 +67,16 @@ pub struct SharedRecord {
     pub record: MachineRecord,
 }
 
+/// What `cluster:failover HOST` prints (`-o json`): every machine the dead host had.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct FailoverReport {
+    /// The dead host.
+    pub host: String,
+    pub machines: Vec<FailoverResult>,
+}
+
 /// One machine of the dead host and what failover did with it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct FailoverResult {
     pub formation: String,
     pub machine: String,
