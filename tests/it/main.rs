@@ -11,3 +11,4 @@ mod registry;
 mod scenarios;
 mod support;
 mod v1;
+mod vagrant;

@@ -1,0 +1,499 @@
+//! The Vagrant provider end to end: the `nepho` binary drives the real `vagrant` +
+//! vagrant-libvirt against libvirtd, booting the repo's tiny guest as a Vagrant box
+//! (scripts/images/make-vagrant-box.sh). Each test has its own VAGRANT_HOME and box name, names
+//! its formations `vg…` (vagrant-libvirt names domains `<formation>_<machine>`), and removes
+//! what it made, also when it fails. The tests run one at a time: the machine has 2 cores and
+//! no KVM acceleration.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::support::{Env, Run, git, write_files};
+
+const URI: &str = "qemu:///system";
+const BOX_FILE: &str = "/var/cache/nepho-test/images/nepho-tiny-libvirt.box";
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn virsh(args: &[&str]) -> String {
+    let out = Command::new("virsh")
+        .args(["-c", URI])
+        .args(args)
+        .output()
+        .expect("virsh");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Domains whose names start with `prefix`.
+fn domains(prefix: &str) -> Vec<String> {
+    virsh(&["list", "--all", "--name"])
+        .lines()
+        .map(str::trim)
+        .filter(|d| d.starts_with(prefix))
+        .map(String::from)
+        .collect()
+}
+
+fn volumes(prefix: &str) -> Vec<String> {
+    virsh(&["vol-list", "default"])
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|v| v.starts_with(prefix))
+        .map(String::from)
+        .collect()
+}
+
+/// Why the Vagrant tests cannot run here, if they cannot. In CI they must run.
+fn missing_prerequisite() -> Option<String> {
+    let vagrant = Command::new("vagrant").arg("--version").output();
+    let reason = if !vagrant.is_ok_and(|o| o.status.success()) {
+        Some("vagrant is not installed (scripts/setup/packages.sh)".to_string())
+    } else if !Command::new("virsh")
+        .args(["-c", URI, "version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        Some("libvirtd is not running (scripts/setup/daemons.sh)".to_string())
+    } else if !Path::new(BOX_FILE).is_file() {
+        Some(format!(
+            "{BOX_FILE} is missing (scripts/images/make-vagrant-box.sh)"
+        ))
+    } else {
+        None
+    };
+    if let Some(r) = &reason {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide vagrant, libvirtd and the box (scripts/test does): {r}"
+        );
+        eprintln!("SKIPPED: {r}");
+    }
+    reason
+}
+
+/// One test's world: nepho home, VAGRANT_HOME, a unique box name; cleans up on drop.
+struct Vg {
+    env: Env,
+    box_name: String,
+    formations: Vec<String>,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Vg {
+    fn new(tag: &str) -> Option<Vg> {
+        let serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        if missing_prerequisite().is_some() {
+            return None;
+        }
+        let mut env = Env::new();
+        let vagrant_home = env.path("vagrant.d");
+        env.vars
+            .push(("VAGRANT_HOME".into(), vagrant_home.display().to_string()));
+        env.vars
+            .push(("NEPHO_LIBVIRT_DRIVER".into(), "qemu".into()));
+        Some(Vg {
+            env,
+            box_name: format!("vg-tiny-{}-{tag}", std::process::id()),
+            formations: Vec::new(),
+            _serial: serial,
+        })
+    }
+
+    fn name(&mut self, tag: &str) -> String {
+        let name = format!("vg{tag}{}", std::process::id());
+        self.formations.push(name.clone());
+        name
+    }
+
+    fn box_args(&self) -> Vec<String> {
+        vec![
+            "--set".into(),
+            format!("box={}", self.box_name),
+            "--set".into(),
+            format!("box_url={BOX_FILE}"),
+        ]
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.env.run(args)
+    }
+
+    fn project(&self, name: &str) -> PathBuf {
+        self.env
+            .home()
+            .join("state/formations")
+            .join(name)
+            .join("work")
+            .join(name)
+    }
+
+    fn journal(&self, name: &str) -> Vec<serde_json::Value> {
+        let path = self
+            .env
+            .home()
+            .join("state/formations")
+            .join(name)
+            .join("journal.ndjson");
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for Vg {
+    fn drop(&mut self) {
+        for name in self.formations.clone() {
+            if self.project(&name).exists() {
+                let _ = self.env.run(&["destroy", &name]);
+            }
+            for d in domains(&format!("{name}_")) {
+                virsh(&["destroy", &d]);
+                virsh(&["undefine", &d, "--remove-all-storage"]);
+            }
+            for v in volumes(&format!("{name}_")) {
+                virsh(&["vol-delete", "--pool", "default", &v]);
+            }
+        }
+        // The box image vagrant-libvirt uploaded into pool `default`.
+        for v in volumes(&self.box_name) {
+            virsh(&["vol-delete", "--pool", "default", &v]);
+        }
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+fn messages(journal: &[serde_json::Value]) -> Vec<String> {
+    journal
+        .iter()
+        .filter_map(|e| e["message"].as_str().map(String::from))
+        .collect()
+}
+
+/// The main job: add the missing box from a local .box file, `vagrant up`, ssh in with the
+/// system ssh, list/describe, stop/start, update, destroy; nothing left behind.
+#[test]
+fn vagrant_hello_create_ssh_update_destroy() {
+    let Some(mut vg) = Vg::new("hello") else {
+        return;
+    };
+    let name = vg.name("hello");
+    vg.run(&["cloudlet:install", "hello"]).ok();
+    // Settings through `register vagrant` (the environment's VAGRANT_HOME still wins).
+    let registered = vg
+        .run(&[
+            "-o",
+            "json",
+            "register",
+            "vagrant",
+            "--libvirt-driver",
+            "qemu",
+        ])
+        .ok()
+        .json();
+    assert_eq!(registered["settings"]["default_provider"], "libvirt");
+
+    let started = Instant::now();
+    let mut args = vec!["-o", "json", "create", "hello/vagrant", "--name", &name];
+    let box_args = vg.box_args();
+    args.extend(box_args.iter().map(String::as_str));
+    let created = vg.run(&args).ok().json();
+    eprintln!("vagrant create: {:.1} s", started.elapsed().as_secs_f64());
+    assert_eq!(created["status"], "succeeded", "{created}");
+    let log = messages(&vg.journal(&name));
+    for expected in [
+        "add box",
+        "Uploading base box image as volume into Libvirt storage",
+        "waiting for machine to boot",
+        "hello: provisioned",
+    ] {
+        assert!(
+            log.iter().any(|m| m.contains(expected)),
+            "no event with {expected:?} in {log:#?}"
+        );
+    }
+    assert_eq!(domains(&format!("{name}_")), [format!("{name}_default")]);
+
+    let started = Instant::now();
+    let ssh = vg
+        .run(&["ssh", &name, "--", "hostname; cat /etc/motd"])
+        .ok();
+    eprintln!("formation:ssh: {:.2} s", started.elapsed().as_secs_f64());
+    assert!(ssh.stdout.contains(&name), "{}", ssh.stdout);
+    assert!(ssh.stdout.contains("Hello from nepho"), "{}", ssh.stdout);
+
+    let list = vg.run(&["-o", "json", "formation:list"]).ok().json();
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name.as_str())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(row["state"], "running", "{list}");
+    let described = vg
+        .run(&["-o", "json", "formation:describe", &name])
+        .ok()
+        .json();
+    assert_eq!(
+        described["details"]["resources"][0]["resource"], "default",
+        "{described}"
+    );
+
+    vg.run(&["formation:stop", &name]).ok();
+    assert_eq!(
+        virsh(&["domstate", &format!("{name}_default")]).trim(),
+        "shut off"
+    );
+    vg.run(&["formation:start", &name]).ok();
+    assert_eq!(
+        virsh(&["domstate", &format!("{name}_default")]).trim(),
+        "running"
+    );
+
+    vg.run(&[
+        "formation:update",
+        &name,
+        "--set",
+        "greeting=Updated by nepho",
+    ])
+    .ok();
+    let motd = vg.run(&["ssh", &name, "--", "cat", "/etc/motd"]).ok();
+    assert!(motd.stdout.contains("Updated by nepho"), "{}", motd.stdout);
+
+    vg.run(&["destroy", &name]).ok();
+    assert!(domains(&format!("{name}_")).is_empty());
+    assert!(volumes(&format!("{name}_")).is_empty());
+    assert!(!vg.project(&name).exists(), "project directory left behind");
+}
+
+/// A two-machine Vagrantfile (webapp: db + web-1), with the secret reaching the db
+/// provisioner through NEPHO_db_password and never the journal.
+#[test]
+fn vagrant_two_machines() {
+    let Some(mut vg) = Vg::new("multi") else {
+        return;
+    };
+    let name = vg.name("multi");
+    vg.run(&["cloudlet:install", "webapp"]).ok();
+    let mut args = vec![
+        "create",
+        "webapp/vagrant",
+        "--name",
+        &name,
+        "--set",
+        "web_count=1",
+        "--set",
+        "db_password=vg-s3cret-pw",
+    ];
+    let box_args = vg.box_args();
+    args.extend(box_args.iter().map(String::as_str));
+    let started = Instant::now();
+    vg.run(&args).ok();
+    eprintln!(
+        "vagrant create (2 machines): {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let mut found = domains(&format!("{name}_"));
+    found.sort();
+    assert_eq!(found, [format!("{name}_db"), format!("{name}_web-1")]);
+    // Without a machine, ssh goes to the primary one (web-1), as `vagrant ssh` does.
+    let web = vg.run(&["ssh", &name, "--", "hostname"]).ok();
+    assert!(web.stdout.contains("webapp-web-1"), "{}", web.stdout);
+    let db = vg
+        .run(&["ssh", &name, "db", "--", "cat", "/var/lib/webapp/db.conf"])
+        .ok();
+    assert!(db.stdout.contains("password set"), "{}", db.stdout);
+    let journal = std::fs::read_to_string(
+        vg.env
+            .home()
+            .join("state/formations")
+            .join(&name)
+            .join("journal.ndjson"),
+    )
+    .unwrap();
+    assert!(!journal.contains("vg-s3cret-pw"), "secret in the journal");
+    vg.run(&["destroy", &name]).ok();
+    assert!(domains(&format!("{name}_")).is_empty());
+}
+
+/// kill -9 of the nanny while `vagrant up` runs, then destroy: no domain, no volume, no
+/// vagrant left running.
+#[test]
+fn vagrant_killed_nanny_then_destroy_leaves_no_domain() {
+    let Some(mut vg) = Vg::new("kill") else {
+        return;
+    };
+    let name = vg.name("kill");
+    vg.run(&["cloudlet:install", "hello"]).ok();
+    let mut args = vec!["create", "hello/vagrant", "--name", &name, "--detach"];
+    let box_args = vg.box_args();
+    args.extend(box_args.iter().map(String::as_str));
+    vg.run(&args).ok();
+    wait_until(
+        "vagrant-libvirt to define the domain",
+        Duration::from_secs(120),
+        || !domains(&format!("{name}_")).is_empty(),
+    );
+    let lock = std::fs::read_to_string(
+        vg.env
+            .home()
+            .join("state/formations")
+            .join(&name)
+            .join("lock"),
+    )
+    .unwrap();
+    let pid: i32 = lock
+        .split("nanny pid ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .expect("nanny pid in the lock file");
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_until("the nanny to die", Duration::from_secs(10), || unsafe {
+        libc::kill(pid, 0) != 0
+    });
+    let destroyed = vg.run(&["destroy", &name]);
+    destroyed.ok();
+    // Give an orphaned vagrant time to (wrongly) recreate something.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        domains(&format!("{name}_")).is_empty(),
+        "domain left: {:?}",
+        domains(&format!("{name}_"))
+    );
+    assert!(volumes(&format!("{name}_")).is_empty());
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let project = vg.project(&name);
+    assert!(
+        !String::from_utf8_lossy(&ps.stdout).contains(project.to_str().unwrap()),
+        "a process still runs in the project"
+    );
+}
+
+/// A Nepho 1.x cloudlet: `blueprints/` + `resources/<name>/Vagrantfile` + `payload/`, with
+/// `VagrantBackend`, `BoxName`/`BoxUrl` and the parameters exported as NEPHO_<Key>.
+#[test]
+fn vagrant_v1_blueprint_with_payload_and_nepho_variables() {
+    let Some(mut vg) = Vg::new("legacy") else {
+        return;
+    };
+    let name = vg.name("legacy");
+    let work = vg.env.path("work/vglegacy");
+    let blueprint = format!(
+        "provider: vagrant\npattern: vgdev\nsummary: 1.x dev box\nparameters:\n  BoxName: {}\n  BoxUrl: {BOX_FILE}\n  Memory: 256\n",
+        vg.box_name
+    );
+    write_files(
+        &work,
+        &[
+            (
+                "cloudlet.yaml",
+                "name: vglegacy\nversion: 0.1.0\nformat: 1\nsummary: 1.x vagrant cloudlet\nparameters:\n  AppName: legacy\n  EnableBackups: yes\n",
+            ),
+            ("blueprints/vgdev.yaml", &blueprint),
+            (
+                "resources/vgdev/Vagrantfile",
+                r#"# {{ cloudlet.name }} ({{ blueprint.name }}), backups {{ parameters.EnableBackups }}
+Vagrant.configure("2") do |config|
+  config.vm.box = "{{ parameters.BoxName }}"
+  config.vm.synced_folder ".", "/vagrant", disabled: true
+  config.ssh.insert_key = false
+  config.vm.provider :{{ parameters.VagrantBackend }} do |p|
+    p.driver = ENV.fetch("NEPHO_LIBVIRT_DRIVER", "kvm")
+    p.memory = {{ parameters.Memory }}
+    p.graphics_type = "none"
+    p.video_type = "none"
+    p.management_network_keep = true
+  end
+  # 1.x: the payload sits next to the Vagrantfile and reaches the guest as /vagrant/payload.
+  config.vm.provision "file", source: "payload", destination: "/vagrant/payload"
+  config.vm.provision "shell", path: "payload/setup.sh",
+    env: ENV.to_h.select { |k, _| k.start_with?("NEPHO_") }
+end
+"#,
+            ),
+            ("payload/hello.txt", "payload from 1.x\n"),
+            (
+                "payload/setup.sh",
+                "#!/bin/sh\nset -eu\nmkdir -p /var/lib/legacy\n{\n  echo \"app=$NEPHO_AppName\"\n  echo \"backups=$NEPHO_EnableBackups\"\n  echo \"memory=$NEPHO_Memory\"\n  echo \"payload=$(cat /vagrant/payload/hello.txt)\"\n} > /var/lib/legacy/env.txt\necho legacy: provisioned\n",
+            ),
+        ],
+    );
+    git(&work, &["init", "-q"]);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-qm", "1.x cloudlet"]);
+    vg.run(&["cloudlet:install", work.to_str().unwrap()]).ok();
+    let rendered = vg.run(&["scenario:render", "vglegacy/vgdev"]).ok();
+    assert!(
+        rendered.stdout.contains("config.vm.provider :libvirt do"),
+        "VagrantBackend defaults to libvirt: {}",
+        rendered.stdout
+    );
+    vg.run(&["create", "vglegacy/vgdev", "--name", &name]).ok();
+    assert!(vg.project(&name).join("payload/setup.sh").is_file());
+    let env = vg
+        .run(&["ssh", &name, "--", "cat", "/var/lib/legacy/env.txt"])
+        .ok();
+    assert_eq!(
+        env.stdout.trim(),
+        "app=legacy\nbackups=True\nmemory=256\npayload=payload from 1.x",
+    );
+    vg.run(&["destroy", &name]).ok();
+    assert!(domains(&format!("{name}_")).is_empty());
+}
+
+/// Vagrant's own error text reaches the user with the failing step; nothing is left.
+#[test]
+fn vagrant_errors_are_vagrants_own_words() {
+    let Some(mut vg) = Vg::new("err") else {
+        return;
+    };
+    let name = vg.name("err");
+    vg.run(&["cloudlet:install", "hello"]).ok();
+    let failed = vg.run(&[
+        "create",
+        "hello/vagrant",
+        "--name",
+        &name,
+        "--set",
+        "box=vg-no-such-box",
+    ]);
+    assert_ne!(failed.code, 0);
+    let all = format!("{}{}", failed.stdout, failed.stderr);
+    assert!(
+        all.contains("vg-no-such-box") && all.contains("could not be found"),
+        "{all}"
+    );
+    assert!(all.contains("vagrant up"), "names the failing step: {all}");
+    assert!(domains(&format!("{name}_")).is_empty());
+
+    // No vagrant on PATH: a clear error naming the package.
+    let out = vg
+        .env
+        .nepho()
+        .env("PATH", "/usr/local/bin/nepho-none")
+        .args(["create", "hello/vagrant", "--name", "vgnovagrant"])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("apt-get install vagrant vagrant-libvirt"),
+        "{text}"
+    );
+}
