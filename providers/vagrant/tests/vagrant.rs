@@ -1,0 +1,201 @@
+//! The provider suite against the real vagrant + vagrant-libvirt + libvirtd (QEMU TCG): create,
+//! idempotent re-run, list, describe, endpoints (ssh with the system ssh), stop/start, update,
+//! destroy; and a cancelled `vagrant up` followed by destroy.
+
+mod support;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nepho_provider_api::{FormationState, PowerAction, Provider, StepContext};
+use support::{Recorder, World, domains, missing_prerequisite, run_plan, serial, volumes};
+
+fn ssh(endpoint: &nepho_provider_api::SshEndpoint, command: &str) -> String {
+    let mut c = Command::new("ssh");
+    c.args(["-p", &endpoint.port.to_string()]);
+    if let Some(k) = &endpoint.identity_file {
+        c.arg("-i").arg(k);
+    }
+    for o in &endpoint.options {
+        c.args(["-o", o]);
+    }
+    c.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=20"]);
+    c.arg(format!("{}@{}", endpoint.user, endpoint.host))
+        .arg(command);
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "ssh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_suite_on_real_vagrant() {
+    let _serial = serial().await;
+    if missing_prerequisite().is_some() {
+        return;
+    }
+    let mut world = World::new("suite");
+    let name = format!("vgsuite{}", std::process::id());
+    let spec = world.spec(&name);
+    let provider = world.provider();
+    let events = Arc::new(Recorder::default());
+
+    provider.validate(&spec).await.unwrap();
+    let preview = provider.preview(&spec).await.unwrap();
+    assert!(
+        preview.iter().any(|c| c.kind == "box" && c.action == "add"),
+        "{preview:?}"
+    );
+
+    let plan = provider.plan_create(&spec).await.unwrap();
+    let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.0.as_str()).collect();
+    assert_eq!(ids, ["project", "box", "up"]);
+    let started = Instant::now();
+    let first = run_plan(&provider, &spec, &plan, &events).await.unwrap();
+    eprintln!("create: {:.1} s", started.elapsed().as_secs_f64());
+    assert!(!first.values().any(|d| *d), "{first:?}");
+    let log = events.messages();
+    for expected in [
+        "machine default: up start",
+        "waiting for machine to boot",
+        "bootstrap: done",
+    ] {
+        assert!(
+            log.iter().any(|m| m.contains(expected)),
+            "{expected:?} not in {log:#?}"
+        );
+    }
+    assert_eq!(domains(&format!("{name}_")), [format!("{name}_default")]);
+
+    // Re-running the whole plan (resume after a crash) changes nothing and adds no box.
+    let started = Instant::now();
+    let again = run_plan(&provider, &spec, &plan, &events).await.unwrap();
+    eprintln!(
+        "idempotent re-run: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(again[&"box".into()], "box step: {again:?}");
+    assert_eq!(domains(&format!("{name}_")).len(), 1);
+
+    let list = provider.list().await.unwrap();
+    let row = list.iter().find(|s| s.name == name).expect("listed");
+    assert_eq!(row.state, FormationState::Running);
+    assert_eq!(row.cloudlet.as_deref(), Some("vgtest"));
+    let details = provider.describe(&name).await.unwrap();
+    assert_eq!(details.resources[0].resource, "default");
+    assert_eq!(details.resources[0].status, "running");
+
+    let endpoints = provider.endpoints(&name).await.unwrap();
+    assert_eq!(endpoints.ssh.len(), 1);
+    let out = ssh(&endpoints.ssh[0], "hostname; cat /tmp/marker");
+    assert!(
+        out.contains(&name) && out.contains("provisioned first"),
+        "{out}"
+    );
+
+    provider
+        .power(&name, None, PowerAction::Stop)
+        .await
+        .unwrap();
+    assert_eq!(
+        provider
+            .list()
+            .await
+            .unwrap()
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap()
+            .state,
+        FormationState::Stopped
+    );
+    provider
+        .power(&name, Some("default"), PowerAction::Start)
+        .await
+        .unwrap();
+    let endpoints = provider.endpoints(&name).await.unwrap();
+    ssh(&endpoints.ssh[0], "true");
+
+    // Update: re-render with a new value and `vagrant provision`.
+    let mut updated = spec.clone();
+    updated.parameters.insert("mark".into(), "second".into());
+    let plan = provider.plan_update(&updated).await.unwrap();
+    assert_eq!(plan.steps.last().unwrap().id.0, "provision");
+    run_plan(&provider, &updated, &plan, &events).await.unwrap();
+    let out = ssh(&endpoints.ssh[0], "cat /tmp/marker");
+    assert!(out.contains("provisioned second"), "{out}");
+
+    let plan = provider.plan_destroy(&name).await.unwrap();
+    let gone = run_plan(&provider, &spec, &plan, &events).await.unwrap();
+    assert!(!gone[&"destroy".into()]);
+    assert!(domains(&format!("{name}_")).is_empty());
+    assert!(volumes(&format!("{name}_")).is_empty());
+    assert!(!spec.work_dir.join(&name).exists());
+    // Destroying again finds nothing to do.
+    let again = run_plan(&provider, &spec, &plan, &events).await.unwrap();
+    assert!(again[&"destroy".into()]);
+    assert!(matches!(
+        provider.endpoints(&name).await,
+        Err(nepho_provider_api::ProviderError::NotFound(_))
+    ));
+}
+
+/// The engine cancels a step by dropping its future: the running `vagrant up` is stopped,
+/// and destroy then removes the half-built machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_up_then_destroy_leaves_nothing() {
+    let _serial = serial().await;
+    if missing_prerequisite().is_some() {
+        return;
+    }
+    let mut world = World::new("cancel");
+    let name = format!("vgcancel{}", std::process::id());
+    let spec = world.spec(&name);
+    let provider = world.provider();
+    let events = Arc::new(Recorder::default());
+    let plan = provider.plan_create(&spec).await.unwrap();
+    let (up, before): (Vec<_>, Vec<_>) = plan.steps.iter().cloned().partition(|s| s.id.0 == "up");
+    for step in &before {
+        let cx = StepContext {
+            spec: &spec,
+            outputs: Default::default(),
+            events: events.clone(),
+        };
+        provider.run_step(step, cx).await.unwrap();
+    }
+    let cx = StepContext {
+        spec: &spec,
+        outputs: Default::default(),
+        events: events.clone(),
+    };
+    let up_step = &up[0];
+    let domain_defined = async {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while domains(&format!("{name}_")).is_empty() {
+            assert!(Instant::now() < deadline, "no domain after 120 s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::select! {
+        r = provider.run_step(up_step, cx) => panic!("vagrant up finished before the cancel: {:?}", r.map(|_| ())),
+        _ = domain_defined => {}
+    }
+    // The step's future is dropped here, as on `formation:cancel`.
+    let plan = provider.plan_destroy(&name).await.unwrap();
+    let started = Instant::now();
+    run_plan(&provider, &spec, &plan, &events).await.unwrap();
+    eprintln!(
+        "destroy after cancel: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        domains(&format!("{name}_")).is_empty(),
+        "{:?}",
+        domains(&format!("{name}_"))
+    );
+    assert!(volumes(&format!("{name}_")).is_empty());
+}
