@@ -44,14 +44,21 @@ VIRTLOGD_PID=$RUN/virtlogd.pid
 
 answers() { timeout 10 virsh -c "$URI" version >/dev/null 2>&1; }
 
-ns_pids() { # every process in host2's mount namespace
-  local ns pid
-  [ -f "$NSFILE" ] || return 0
-  ns=$(cat "$NSFILE")
-  [ -n "$ns" ] || return 0
-  for pid in /proc/[0-9]*; do
-    pid=${pid#/proc/}
-    [ "$(readlink "/proc/$pid/ns/mnt" 2>/dev/null)" = "$ns" ] && echo "$pid"
+not_zombie() { [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+
+ns_pids() { # every process in host2's mount namespace, and host2's QEMUs (by pid file)
+  local ns pid f
+  if [ -f "$NSFILE" ] && ns=$(cat "$NSFILE") && [ -n "$ns" ]; then
+    for pid in /proc/[0-9]*; do
+      pid=${pid#/proc/}
+      [ "$(readlink "/proc/$pid/ns/mnt" 2>/dev/null)" = "$ns" ] && not_zombie "$pid" && echo "$pid"
+    done
+  fi
+  for f in "$RUN"/run/qemu/*.pid; do
+    [ -f "$f" ] || continue
+    pid=$(cat "$f" 2>/dev/null) || continue
+    [[ "$pid" =~ ^[0-9]+$ ]] || continue
+    [[ "$(cat /proc/"$pid"/comm 2>/dev/null)" == qemu-system* ]] && not_zombie "$pid" && echo "$pid"
   done
   return 0
 }
@@ -85,6 +92,12 @@ init_state() {
     mv "$STATE/etc.tmp" "$STATE/etc"
   fi
   mkdir -p "$STATE/lib/qemu" "$STATE/lib/dnsmasq" "$STATE/lib/images" "$STATE/log/qemu"
+  # libvirt puts each QEMU in a mount namespace of its own (private /dev) by default; keep
+  # them in host2's namespace instead, so `stop` finds and kills them with the rest.
+  if ! grep -q '^namespaces *=' "$STATE/etc/qemu.conf" 2>/dev/null; then
+    printf '\n# nepho host2: QEMU stays in host2'"'"'s mount namespace (host2.sh stop kills it)\nnamespaces = []\n' \
+      >>"$STATE/etc/qemu.conf"
+  fi
   # Without a capabilities cache libvirtd probes QEMU at its first start (~12 s).
   if [ -d /var/cache/libvirt/qemu ] && [ ! -d "$STATE/cache/qemu" ]; then
     cp -a /var/cache/libvirt/qemu "$STATE/cache/qemu" || true

@@ -334,7 +334,7 @@ impl KvmProvider {
                     "host {host} is reachable: failover only moves machines off a dead host"
                 ),
                 hint: Some(format!(
-                    "stop its machines with formation:stop, or stop libvirtd on {host} first"
+                    "failover is for a host that is down (powered off or fenced); while {host} answers, use formation:stop/start"
                 )),
             });
         }
@@ -457,6 +457,7 @@ impl KvmProvider {
         let iscsi = cluster.storage.iscsi.as_ref().expect("checked");
         let storage = Runner::for_iscsi(iscsi);
         let old = &shared.record;
+        wait_detached(iscsi, old).await?;
         let dir = steps::formation_dir(cluster, to, &old.formation);
         let mut record = old.clone();
         record.host = to.name.clone();
@@ -583,6 +584,82 @@ impl KvmProvider {
     }
 }
 
+/// Fencing check: a LUN that still has an iSCSI session is in use by some QEMU (the "dead"
+/// host may only have lost its libvirtd). Starting a second instance on it would corrupt the
+/// disk, so wait a little for the session to drop (a killed QEMU's TCP connection closes at
+/// once), then refuse.
+async fn wait_detached(iscsi: &IscsiConfig, record: &MachineRecord) -> Result<(), ProviderError> {
+    let iqns: Vec<&str> = record
+        .disks
+        .iter()
+        .filter_map(|d| match d {
+            DiskRecord::Lun { iqn, .. } => Some(iqn.as_str()),
+            DiskRecord::File { .. } => None,
+        })
+        .collect();
+    let runner = Runner::for_iscsi(iscsi);
+    let port = iscsi.control_port.to_string();
+    let started = Instant::now();
+    loop {
+        let out = runner
+            .check(
+                "tgtadm",
+                &[
+                    "-C", &port, "--lld", "iscsi", "--op", "show", "--mode", "target",
+                ],
+                SHORT,
+            )
+            .await?;
+        let sessions = sessions_by_target(&out);
+        let busy: Vec<String> = iqns
+            .iter()
+            .filter_map(|i| {
+                sessions
+                    .get(*i)
+                    .map(|s| format!("{i} from {}", s.join(", ")))
+            })
+            .collect();
+        if busy.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            return Err(ProviderError::Failed {
+                message: format!(
+                    "{}: its LUN still has an iSCSI session ({}): a QEMU on the old host may still be running it",
+                    record.machine,
+                    busy.join("; ")
+                ),
+                hint: Some(
+                    "power the old host off (fence it), then run cluster:failover again".into(),
+                ),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Target IQN -> initiators with a session (`I_T nexus`), from `tgtadm --op show`.
+fn sessions_by_target(show: &str) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in show.lines() {
+        if let Some(rest) = line.strip_prefix("Target ") {
+            current = rest.split_once(": ").map(|(_, iqn)| iqn.trim().to_string());
+            continue;
+        }
+        let t = line.trim();
+        if let (Some(iqn), Some(who)) = (&current, t.strip_prefix("Initiator: ")) {
+            let who = who.split(" alias:").next().unwrap_or(who).trim();
+            map.entry(iqn.clone()).or_default().push(who.to_string());
+        } else if let (Some(iqn), Some(ip)) = (&current, t.strip_prefix("IP Address: "))
+            && let Some(last) = map.get_mut(iqn).and_then(|v| v.last_mut())
+        {
+            last.push_str(&format!(" ({})", ip.trim()));
+        }
+    }
+    map
+}
+
 /// The seed ISO kept in the formation's work dir on the machine running nepho.
 fn local_seed(record: &MachineRecord) -> PathBuf {
     record
@@ -596,6 +673,17 @@ fn local_seed(record: &MachineRecord) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sessions_are_read_from_tgtadm_show() {
+        let show = "Target 1: iqn.a:f:db\n    System information:\n        Driver: iscsi\n        State: ready\n    I_T nexus information:\n        I_T nexus: 3\n            Initiator: iqn.a:f:db:initiator alias: none\n            Connection: 0\n                IP Address: 127.0.0.1\n    LUN information:\n        LUN: 0\nTarget 2: iqn.a:f:idle\n    System information:\n        Driver: iscsi\n    I_T nexus information:\n    LUN information:\n";
+        let s = sessions_by_target(show);
+        assert_eq!(
+            s.get("iqn.a:f:db").unwrap(),
+            &vec!["iqn.a:f:db:initiator (127.0.0.1)".to_string()]
+        );
+        assert!(!s.contains_key("iqn.a:f:idle"));
+    }
 
     #[test]
     fn shared_records_round_trip() {

@@ -285,7 +285,27 @@ async fn failover_moves_the_iscsi_machine_of_a_dead_host() {
     assert_eq!(f.h2_domains().len(), 2, "both on h2");
     assert!(f.h1_domains().is_empty());
 
-    // h2 dies (libvirtd and its QEMUs killed).
+    // h2's libvirtd dies but its QEMUs run on: the LUN is still in use, failover refuses.
+    let (ok, _) = sh("kill -9 $(cat /run/nepho-host2/libvirtd.pid)");
+    assert!(ok);
+    let t_refused = Instant::now();
+    let refused = provider.failover("h2").await.unwrap();
+    let db = refused.iter().find(|r| r.machine == "db").unwrap();
+    assert_eq!(db.status, "failed", "{db:?}");
+    assert!(
+        db.reason
+            .as_deref()
+            .unwrap()
+            .contains("still has an iSCSI session"),
+        "{db:?}"
+    );
+    assert!(f.h1_domains().is_empty(), "nothing started on h1");
+    eprintln!(
+        "failover refused (LUN in use) after {:.1} s",
+        t_refused.elapsed().as_secs_f64()
+    );
+
+    // h2 dies for good (everything in it killed, as at power loss).
     host2("stop");
     let t_fail = Instant::now();
     let results = provider.failover("h2").await.unwrap();
