@@ -299,6 +299,13 @@ impl VagrantProvider {
             }
             "up" => {
                 let dir = project::spec_project_dir(cx.spec);
+                // Resumed after the nanny died: let the vagrant it started finish first (it
+                // holds Vagrant's machine lock), and drop domains it created but never recorded.
+                self.wait_for_earlier_run(&dir, &cx.events).await;
+                if provider == "libvirt" {
+                    self.remove_leftover_domains(&cx.spec.name, &dir, &cx.events, true)
+                        .await?;
+                }
                 let args = [
                     "up",
                     &format!("--provider={provider}"),
@@ -412,6 +419,23 @@ impl VagrantProvider {
         }
     }
 
+    async fn wait_for_earlier_run(&self, dir: &Path, events: &Arc<dyn EventSink>) {
+        if !run_in_progress(dir) {
+            return;
+        }
+        events.emit(
+            EventKind::Step,
+            EventStatus::Waiting,
+            "waiting for the vagrant started before the interruption to finish",
+            None,
+        );
+        let started = std::time::Instant::now();
+        while run_in_progress(dir) && started.elapsed() < self.settings.up_timeout {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        run::stop_orphan(dir, Duration::from_secs(20)).await;
+    }
+
     async fn cache_ssh_config(&self, dir: &Path) {
         let vagrant = self.vagrant(dir);
         if let Ok(f) = vagrant.check(dir, &["ssh-config"], STATUS_TIMEOUT).await
@@ -456,7 +480,7 @@ impl VagrantProvider {
             }
         }
         if provider == "libvirt" {
-            self.remove_leftover_domains(formation, &dir, events)
+            self.remove_leftover_domains(formation, &dir, events, false)
                 .await?;
         }
         std::fs::remove_dir_all(&dir)
@@ -467,11 +491,14 @@ impl VagrantProvider {
     /// A `vagrant up` killed between creating a domain and recording its id leaves a domain
     /// Vagrant does not know. vagrant-libvirt names them `<project dir>_<machine>` and puts
     /// the Vagrantfile's path in the description: remove those (and their volumes).
+    /// With `only_unrecorded`, only machines Vagrant has no id for are touched (before
+    /// `vagrant up`, which would otherwise fail on the taken domain name).
     async fn remove_leftover_domains(
         &self,
         formation: &str,
         dir: &Path,
         events: &Arc<dyn EventSink>,
+        only_unrecorded: bool,
     ) -> Result<(), ProviderError> {
         let uri = self.settings.libvirt_uri.as_str();
         let Ok(list) = virsh(uri, &["list", "--all", "--name"]).await else {
@@ -479,10 +506,17 @@ impl VagrantProvider {
         };
         let prefix = format!("{formation}_");
         let source = format!("{}/Vagrantfile", dir.display());
+        let recorded = |machine: &str| {
+            dir.join(".vagrant/machines")
+                .join(machine)
+                .join("libvirt/id")
+                .is_file()
+        };
         for domain in list
             .lines()
             .map(str::trim)
             .filter(|d| d.starts_with(&prefix))
+            .filter(|d| !only_unrecorded || !recorded(&d[prefix.len()..]))
         {
             let desc = virsh(uri, &["desc", domain]).await.unwrap_or_default();
             if !desc.contains(&source) {
@@ -495,23 +529,25 @@ impl VagrantProvider {
                 None,
             );
             let _ = virsh(uri, &["destroy", domain]).await;
-            virsh(
-                uri,
-                &[
-                    "undefine",
-                    domain,
-                    "--remove-all-storage",
-                    "--managed-save",
-                    "--snapshots-metadata",
-                    "--nvram",
-                ],
-            )
-            .await
-            .or(virsh(uri, &["undefine", domain, "--remove-all-storage"]).await)
-            .map_err(|e| failed(format!("removing domain {domain}: {e}")))?;
+            let full = [
+                "undefine",
+                domain,
+                "--remove-all-storage",
+                "--managed-save",
+                "--snapshots-metadata",
+                "--nvram",
+            ];
+            if virsh(uri, &full).await.is_err() {
+                virsh(uri, &["undefine", domain, "--remove-all-storage"])
+                    .await
+                    .map_err(|e| failed(format!("removing domain {domain}: {e}")))?;
+            }
         }
         // Volumes created before their domain was defined.
-        for machine in project::known_machines(dir) {
+        for machine in project::known_machines(dir)
+            .into_iter()
+            .filter(|m| !only_unrecorded || !recorded(m))
+        {
             let volume = format!("{prefix}{machine}.img");
             if virsh(uri, &["vol-info", "--pool", "default", &volume])
                 .await
@@ -626,10 +662,7 @@ async fn virsh(uri: &str, args: &[&str]) -> Result<String, String> {
 
 /// Whether a vagrant started by nepho is still running in the project.
 fn run_in_progress(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join(run::PID_FILE))
-        .ok()
-        .and_then(|s| s.trim().parse::<i32>().ok())
-        .is_some_and(|pgid| pgid > 1 && unsafe { libc::kill(-pgid, 0) == 0 })
+    run::running_group(dir).is_some()
 }
 
 fn state_of(machines: &[(String, String)], busy: bool) -> (FormationState, Option<String>) {

@@ -239,6 +239,16 @@ pub async fn stop_orphan(dir: &Path, grace: Duration) {
     let _ = std::fs::remove_file(&pid_file);
 }
 
+/// The process group of a vagrant nepho started in `dir` that is still running, if any.
+pub fn running_group(dir: &Path) -> Option<i32> {
+    let pgid = std::fs::read_to_string(dir.join(PID_FILE))
+        .ok()?
+        .trim()
+        .parse::<i32>()
+        .ok()?;
+    (pgid > 1 && group_alive(pgid) && group_runs_in(pgid, dir)).then_some(pgid)
+}
+
 fn group_alive(pgid: i32) -> bool {
     // SAFETY: signal 0 only checks for existence.
     unsafe { libc::kill(-pgid, 0) == 0 }
