@@ -319,6 +319,10 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
             schema_for!(nepho_provider_kvm::MediaChange),
         ),
         (
+            "formation-drive.json",
+            schema_for!(nepho_provider_kvm::DriveChange),
+        ),
+        (
             "cluster-status.json",
             schema_for!(nepho_provider_kvm::ClusterStatus),
         ),

@@ -58,8 +58,36 @@ pub enum FormationCommand {
     AttachIso(AttachIsoArgs),
     /// Eject the ISO from a machine's spare CD-ROM drive — KVM
     DetachIso(DetachIsoArgs),
+    /// Add an empty data drive (qcow2 volume or iSCSI LUN) to a machine, live when running — KVM
+    AddDrive(AddDriveArgs),
+    /// Detach a data drive (`diskN` as describe lists it) and delete its volume or LUN — KVM
+    RemoveDrive(RemoveDriveArgs),
     /// Print (and open in a browser, when there is one) the formation's URL
     Open(OpenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AddDriveArgs {
+    pub name: String,
+    /// Size in GiB
+    #[arg(long, value_name = "GIB")]
+    pub size_gb: u64,
+    /// Where the drive lives: a qcow2 volume on the machine's host, or a LUN on the cluster's iSCSI target
+    #[arg(long, value_parser = ["qcow2", "iscsi"], default_value = "qcow2")]
+    pub storage: String,
+    /// Machine (default: the primary one)
+    #[arg(long, short = 'm')]
+    pub machine: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RemoveDriveArgs {
+    pub name: String,
+    /// The drive, as `formation:describe` lists it (disk1, disk2, ...)
+    pub drive: String,
+    /// Machine (default: the primary one)
+    #[arg(long, short = 'm')]
+    pub machine: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -179,6 +207,15 @@ pub fn run(cx: &Context, cmd: FormationCommand) -> Result<()> {
             change_media(cx, &a.name, a.machine.as_deref(), Some(&a.iso))
         }
         FormationCommand::DetachIso(a) => change_media(cx, &a.name, a.machine.as_deref(), None),
+        FormationCommand::AddDrive(a) => change_drives(
+            cx,
+            &a.name,
+            a.machine.as_deref(),
+            Ok((a.size_gb, a.storage.as_str())),
+        ),
+        FormationCommand::RemoveDrive(a) => {
+            change_drives(cx, &a.name, a.machine.as_deref(), Err(a.drive.as_str()))
+        }
     }
 }
 
@@ -929,14 +966,48 @@ fn lifecycle(cx: &Context, a: MachineArgs, action: PowerAction) -> Result<()> {
     Ok(())
 }
 
-/// `formation:attach-iso` / `formation:detach-iso` (no ISO).
-fn change_media(
+/// `formation:add-drive` (`Ok((size, storage))`) / `formation:remove-drive` (`Err(drive)`).
+fn change_drives(
     cx: &Context,
     name: &str,
     machine: Option<&str>,
-    iso: Option<&std::path::Path>,
+    change: std::result::Result<(u64, &str), &str>,
 ) -> Result<()> {
-    let verb = if iso.is_some() { "attach-iso" } else { "detach-iso" };
+    let verb = if change.is_ok() {
+        "add-drive"
+    } else {
+        "remove-drive"
+    };
+    let (fdir, _lock) = kvm_formation(cx, name, verb)?;
+    let done = runtime()?.block_on(async {
+        let kvm = providers::kvm(&cx.paths).await?;
+        let done = match change {
+            Ok((size_gb, storage)) => {
+                let storage = if storage == "iscsi" {
+                    nepho_provider_kvm::StorageKind::Iscsi
+                } else {
+                    nepho_provider_kvm::StorageKind::Qcow2
+                };
+                kvm.add_drive(fdir.name.as_str(), machine, size_gb, storage)
+                    .await
+            }
+            Err(drive) => kvm.remove_drive(fdir.name.as_str(), machine, drive).await,
+        };
+        done.map_err(providers::provider_error)
+    })?;
+    let value = serde_json::to_value(&done).map_err(|e| Error::Other(e.to_string()))?;
+    cx.out.data(&value, || {
+        let what = if change.is_ok() { "added" } else { "removed" };
+        format!(
+            "{}/{}: {} {what} ({} {}, guest device {})\n",
+            fdir.name, done.machine, done.drive, done.storage, done.id, done.device
+        )
+    });
+    Ok(())
+}
+
+/// A KVM formation, locked for a cluster operation.
+fn kvm_formation(cx: &Context, name: &str, verb: &str) -> Result<(FormationDir, FormationLock)> {
     let (fdir, record) = existing(cx, name)?;
     if record.provider != ProviderKind::Kvm {
         return Err(Error::usage(format!(
@@ -944,7 +1015,23 @@ fn change_media(
             fdir.name, record.provider
         )));
     }
-    let _lock = FormationLock::acquire(&fdir, verb)?;
+    let lock = FormationLock::acquire(&fdir, verb)?;
+    Ok((fdir, lock))
+}
+
+/// `formation:attach-iso` / `formation:detach-iso` (no ISO).
+fn change_media(
+    cx: &Context,
+    name: &str,
+    machine: Option<&str>,
+    iso: Option<&std::path::Path>,
+) -> Result<()> {
+    let verb = if iso.is_some() {
+        "attach-iso"
+    } else {
+        "detach-iso"
+    };
+    let (fdir, _lock) = kvm_formation(cx, name, verb)?;
     let change = runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
         let done = match iso {

@@ -6,6 +6,7 @@ mod cli;
 mod formations;
 mod generated;
 mod install;
+mod kvm;
 mod kvm_hosts;
 mod registry;
 mod scenarios;

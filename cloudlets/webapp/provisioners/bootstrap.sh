@@ -11,6 +11,7 @@ case "$role" in
     ;;
   web)
     printf '<h1>%s on %s</h1>\n' "${APP_NAME:-webapp}" "$(hostname)" > /var/www/index.html
+    printf 'db_host=%s\n' "${DB_HOST:-}" > /var/lib/webapp/web.conf
     if command -v busybox >/dev/null 2>&1 && busybox --list 2>/dev/null | grep -qx httpd; then
       busybox httpd -p 80 -h /var/www
     fi

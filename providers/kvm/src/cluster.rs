@@ -263,15 +263,18 @@ pub fn local_cluster_yaml() -> String {
         })
         .map(|kb| kb / 1024)
         .unwrap_or(1024);
+    let vcpus = cpus * 4;
     format!(
         r#"# nepho KVM cluster file (written by `nepho register kvm` for this machine).
 # hosts: every libvirt host nepho may place machines on, with the capacity it may use.
 #   Remote hosts: uri: qemu+ssh://root@host2/system (qemu-img/tgtadm run there over ssh).
 #   labels: {{rack: a}} lets a pattern's `labels:` pin machines to matching hosts.
+#   cpus: the vCPUs nepho may allocate on the host (here 4 per core: guests rarely keep every
+#   vCPU busy); memory_mb is never overcommitted.
 hosts:
   - name: local
     uri: qemu:///system
-    cpus: {cpus}
+    cpus: {vcpus}
     memory_mb: {memory_mb}
 # networks: libvirt networks (name) or host bridges (bridge: br0, optional vlan: 10).
 #   pool: 192.168.122.200-192.168.122.250 assigns static addresses (DHCP reservation +

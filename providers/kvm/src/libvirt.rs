@@ -231,28 +231,65 @@ pub struct DomainSpec<'a> {
     pub record: &'a MachineRecord,
 }
 
+/// The guest device of a machine's `i`th disk (vda is the boot disk).
+pub fn disk_dev(i: usize) -> String {
+    format!("vd{}", (b'a' + i as u8) as char)
+}
+
+/// One `<disk>` element: a qcow2 file or an iSCSI LUN through QEMU's own initiator.
+pub fn disk_xml(disk: &DiskRecord, dev: &str) -> String {
+    match disk {
+        DiskRecord::File { path } => format!(
+            "    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n      <source file='{}'/>\n      <target dev='{dev}' bus='virtio'/>\n    </disk>\n",
+            esc(&path.to_string_lossy())
+        ),
+        DiskRecord::Lun {
+            iqn, lun, portal, ..
+        } => {
+            let (host, port) = portal.rsplit_once(':').unwrap_or((portal, "3260"));
+            format!(
+                "    <disk type='network' device='disk'>\n      <driver name='qemu' type='raw' cache='none'/>\n      <source protocol='iscsi' name='{}/{lun}'>\n        <host name='{}' port='{}'/>\n        <initiator><iqn name='{}'/></initiator>\n      </source>\n      <target dev='{dev}' bus='virtio'/>\n    </disk>\n",
+                esc(iqn),
+                esc(host),
+                esc(port),
+                esc(&format!("{iqn}:initiator"))
+            )
+        }
+    }
+}
+
+/// Rewrites the nepho record in a domain's metadata (persistent definition, and the running
+/// domain when `live`), after its disks changed.
+pub async fn set_record(
+    uri: &str,
+    name: &str,
+    r: &MachineRecord,
+    live: bool,
+) -> Result<(), ProviderError> {
+    let record_json = serde_json::to_string(r).expect("records serialize");
+    let xml = format!(
+        "<instance><formation>{}</formation><cloudlet>{}</cloudlet><scenario>{}</scenario><machine>{}</machine><record>{}</record></instance>",
+        esc(&r.formation),
+        esc(&r.cloudlet),
+        esc(&r.scenario),
+        esc(&r.machine),
+        esc(&record_json)
+    );
+    let mut args = vec![
+        "metadata", name, NS, "--key", "nepho", "--set", &xml, "--config",
+    ];
+    if live {
+        args.push("--live");
+    }
+    virsh(uri, &args).await.map(|_| ())
+}
+
 pub fn domain_xml(d: &DomainSpec) -> String {
     let r = d.record;
     let record_json = serde_json::to_string(r).expect("records serialize");
     let mut disks = String::new();
     for (i, disk) in r.disks.iter().enumerate() {
-        let dev = format!("vd{}", (b'a' + i as u8) as char);
-        match disk {
-            DiskRecord::File { path } => disks.push_str(&format!(
-                "    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n      <source file='{}'/>\n      <target dev='{dev}' bus='virtio'/>\n    </disk>\n",
-                esc(&path.to_string_lossy())
-            )),
-            DiskRecord::Lun { iqn, lun, portal, .. } => {
-                let (host, port) = portal.rsplit_once(':').unwrap_or((portal, "3260"));
-                disks.push_str(&format!(
-                    "    <disk type='network' device='disk'>\n      <driver name='qemu' type='raw' cache='none'/>\n      <source protocol='iscsi' name='{}/{lun}'>\n        <host name='{}' port='{}'/>\n        <initiator><iqn name='{}'/></initiator>\n      </source>\n      <target dev='{dev}' bus='virtio'/>\n    </disk>\n",
-                    esc(iqn),
-                    esc(host),
-                    esc(port),
-                    esc(&format!("{iqn}:initiator"))
-                ));
-            }
-        }
+        disks.push_str(&disk_xml(disk, &disk_dev(i)));
     }
     let mut nics = String::new();
     for nic in &r.nics {
@@ -308,6 +345,11 @@ pub fn domain_xml(d: &DomainSpec) -> String {
       <driver name='qemu' type='raw'/>
       <source file='{seed}'/>
       <target dev='hdc' bus='ide'/>
+      <readonly/>
+    </disk>
+    <disk type='file' device='cdrom'>
+      <driver name='qemu' type='raw'/>
+      <target dev='hdd' bus='ide'/>
       <readonly/>
     </disk>
 {nics}    <serial type='pty'>

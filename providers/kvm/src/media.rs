@@ -165,7 +165,7 @@ impl KvmProvider {
     }
 
     /// `machine`, or the formation's primary machine.
-    async fn one_machine(
+    pub(crate) async fn one_machine(
         &self,
         formation: &str,
         machine: Option<&str>,

@@ -671,7 +671,10 @@ impl KvmProvider {
             DomainType::Kvm => "kvm".into(),
             DomainType::Qemu => "qemu".into(),
             DomainType::Auto => {
-                let kvm = *self.kvm_probe.get_or_init(crate::probe::kvm_works).await;
+                let kvm = *self
+                    .kvm_probe
+                    .get_or_init(|| crate::probe::kvm_works_cached(self.probe_cache.as_deref()))
+                    .await;
                 if !kvm && let Some(cx) = cx_events {
                     cx.events.emit(
                         EventKind::Log,
@@ -1093,7 +1096,22 @@ pub fn env_name(key: &str) -> String {
         .collect()
 }
 
+/// The formation's own known_hosts, beside its key: a machine's host key is learnt at its first
+/// ssh contact (while nepho waits for it) and checked from then on; destroy removes the file.
+pub fn known_hosts(key: &Path) -> PathBuf {
+    key.with_file_name("known_hosts")
+}
+
+/// ssh options that pin host keys in the formation's known_hosts.
+pub fn host_key_options(key: &Path) -> [String; 2] {
+    [
+        "StrictHostKeyChecking=accept-new".into(),
+        format!("UserKnownHostsFile={}", known_hosts(key).display()),
+    ]
+}
+
 pub fn ssh_args(key: &Path, user: &str, address: &str) -> Vec<String> {
+    let [strict, known] = host_key_options(key);
     vec![
         "-i".into(),
         key.to_string_lossy().into_owned(),
@@ -1102,9 +1120,9 @@ pub fn ssh_args(key: &Path, user: &str, address: &str) -> Vec<String> {
         "-o".into(),
         "IdentitiesOnly=yes".into(),
         "-o".into(),
-        "StrictHostKeyChecking=no".into(),
+        strict,
         "-o".into(),
-        "UserKnownHostsFile=/dev/null".into(),
+        known,
         "-o".into(),
         "LogLevel=ERROR".into(),
         "-o".into(),

@@ -414,6 +414,29 @@ impl Tgt<'_> {
         Ok(true)
     }
 
+    /// Removes one LUN from a target (a no-op when it is not there).
+    pub async fn delete_lun(&self, iqn: &str, lun: u32) -> Result<(), ProviderError> {
+        let targets = self.targets().await?;
+        let Some(t) = targets.iter().find(|t| t.iqn == iqn) else {
+            return Ok(());
+        };
+        if !t.luns.iter().any(|(n, _)| *n == lun) {
+            return Ok(());
+        }
+        self.tgtadm(&[
+            "--op",
+            "delete",
+            "--mode",
+            "logicalunit",
+            "--tid",
+            &t.tid.to_string(),
+            "--lun",
+            &lun.to_string(),
+        ])
+        .await
+        .map(|_| ())
+    }
+
     /// Deletes every target whose IQN matches; returns the backing files of their LUNs.
     pub async fn delete_targets(
         &self,

@@ -1,0 +1,628 @@
+//! The KVM provider end to end on this machine's libvirt + QEMU (TCG) + tgtd: the tiny guest
+//! the repo builds, the bundled `hello` and `webapp` cloudlets, checked with `virsh`, `tgtadm`
+//! and the file system — what a user would look at.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::Env;
+
+const URI: &str = "qemu:///system";
+const KVM_DIR: &str = "/var/lib/nepho/kvm";
+const ISCSI_DIR: &str = "/var/lib/nepho/iscsi";
+
+/// An Env registered on the local KVM cluster, or `None` (skip) outside CI without libvirtd.
+fn kvm_env() -> Option<Env> {
+    let up = Command::new("virsh")
+        .args(["-c", URI, "version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !up {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must start libvirtd (scripts/test does)"
+        );
+        eprintln!("SKIPPED: libvirtd is not running; run scripts/setup/daemons.sh");
+        return None;
+    }
+    let env = Env::new();
+    for c in ["hello", "webapp"] {
+        env.run(&["cloudlet:install", c]).ok();
+    }
+    env.run(&["register", "kvm"]).ok();
+    Some(env)
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", std::process::id())
+}
+
+fn sh(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().expect(program);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn domains() -> String {
+    sh("virsh", &["-c", URI, "list", "--all", "--name"])
+}
+
+fn domstate(domain: &str) -> String {
+    sh("virsh", &["-c", URI, "domstate", domain])
+        .trim()
+        .to_string()
+}
+
+fn tgt_targets() -> String {
+    sh(
+        "tgtadm",
+        &["--lld", "iscsi", "--op", "show", "--mode", "target"],
+    )
+}
+
+/// Nothing of formation `name` on the host: no domain, LUN, disk, seed or address reservation.
+fn assert_nothing_left(name: &str) {
+    let domains = domains();
+    assert!(
+        !domains.contains(&format!("nepho-{name}-")),
+        "domain left behind: {domains}"
+    );
+    let targets = tgt_targets();
+    assert!(
+        !targets.contains(&format!(":{name}:")),
+        "iSCSI target left behind: {targets}"
+    );
+    for dir in [KVM_DIR, ISCSI_DIR] {
+        let path = Path::new(dir).join(name);
+        assert!(!path.exists(), "{} left behind", path.display());
+    }
+    let net = sh("virsh", &["-c", URI, "net-dumpxml", "default"]);
+    assert!(
+        !net.contains(&format!("nepho-{name}")),
+        "DHCP reservation left behind"
+    );
+}
+
+fn journal(env: &Env, name: &str) -> Vec<serde_json::Value> {
+    let path = env
+        .home()
+        .join("state/formations")
+        .join(name)
+        .join("journal.ndjson");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn nanny_pid(env: &Env, name: &str) -> Option<i32> {
+    let text = std::fs::read_to_string(env.home().join("state/formations").join(name).join("lock"))
+        .ok()?;
+    text.split("nanny pid ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Destroys the formation when the test ends, also when it fails.
+struct Teardown<'a> {
+    env: &'a Env,
+    name: String,
+}
+
+impl Drop for Teardown<'_> {
+    fn drop(&mut self) {
+        let _ = self.env.nepho().args(["destroy", &self.name]).output();
+    }
+}
+
+/// A world-readable scratch directory (QEMU runs as libvirt-qemu and must reach the files).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = PathBuf::from(format!("/var/tmp/nepho-it-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An ISO image holding `marker.txt`.
+fn make_iso(dir: &Path, marker: &str) -> PathBuf {
+    let content = dir.join("content");
+    std::fs::create_dir_all(&content).unwrap();
+    std::fs::write(content.join("marker.txt"), marker).unwrap();
+    let iso = dir.join("tools.iso");
+    let ok = Command::new("genisoimage")
+        .args(["-quiet", "-r", "-J", "-V", "TOOLS", "-o"])
+        .arg(&iso)
+        .arg(&content)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "genisoimage");
+    iso
+}
+
+/// ssh into the formation, retrying while a rebooted machine comes back.
+fn ssh_until(env: &Env, name: &str, cmd: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let out = env.nepho().args(["ssh", name, "--", cmd]).output().unwrap();
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ssh {cmd:?} kept failing: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// A machine booted from an iSCSI LUN; an ISO attached live, read in the guest, ejected;
+/// stop/start/reset; destroy removes the LUN but never the user's ISO.
+#[test]
+fn kvm_iscsi_boot_disk_iso_and_power_cycle() {
+    let Some(env) = kvm_env() else { return };
+    let name = unique("iso");
+    let _teardown = Teardown {
+        env: &env,
+        name: name.clone(),
+    };
+    let scratch = Scratch::new("iso");
+    let marker = format!("nepho iso {}", std::process::id());
+    let iso = make_iso(&scratch.0, &marker);
+
+    let created = env
+        .run(&[
+            "-o",
+            "json",
+            "create",
+            "hello",
+            "--name",
+            &name,
+            "--set",
+            "disk_storage=iscsi",
+        ])
+        .ok()
+        .json();
+    assert_eq!(created["status"], "succeeded", "{created}");
+    assert!(
+        tgt_targets().contains(&format!(":{name}:hello")),
+        "the boot disk is a LUN on the target"
+    );
+    let described = env
+        .run(&["-o", "json", "formation:describe", &name])
+        .ok()
+        .json();
+    assert!(
+        described.to_string().contains("iscsi-lun"),
+        "describe shows the LUN: {described}"
+    );
+
+    let attached = env
+        .run(&[
+            "-o",
+            "json",
+            "formation:attach-iso",
+            &name,
+            iso.to_str().unwrap(),
+        ])
+        .ok()
+        .json();
+    assert_eq!(attached["machine"], "hello");
+    assert_eq!(attached["iso"], iso.to_str().unwrap());
+    let domain = format!("nepho-{name}-hello");
+    let blk = sh("virsh", &["-c", URI, "domblklist", &domain]);
+    assert!(blk.contains(iso.to_str().unwrap()), "{blk}");
+    let read = ssh_until(
+        &env,
+        &name,
+        "mkdir -p /mnt/iso && mount -t iso9660 -o ro /dev/sr1 /mnt/iso && cat /mnt/iso/marker.txt; umount /mnt/iso",
+        Duration::from_secs(60),
+    );
+    assert!(
+        read.contains(&marker),
+        "the guest reads the ISO live: {read}"
+    );
+    env.run(&["formation:detach-iso", &name]).ok();
+    let blk = sh("virsh", &["-c", URI, "domblklist", &domain]);
+    assert!(!blk.contains(iso.to_str().unwrap()), "ejected: {blk}");
+    // Detaching again is a no-op.
+    env.run(&["formation:detach-iso", &name]).ok();
+    // A machine that does not exist is a clear error.
+    let wrong = env
+        .run(&[
+            "formation:attach-iso",
+            &name,
+            iso.to_str().unwrap(),
+            "-m",
+            "nope",
+        ])
+        .code(3);
+    assert!(wrong.stderr.contains("no machine nope"), "{}", wrong.stderr);
+
+    env.run(&["formation:stop", &name]).ok();
+    assert_eq!(domstate(&domain), "shut off");
+    // Attaching to a stopped machine changes its definition; it is there at the next boot.
+    env.run(&["formation:attach-iso", &name, iso.to_str().unwrap()])
+        .ok();
+    env.run(&["formation:start", &name]).ok();
+    assert_eq!(domstate(&domain), "running");
+    let read = ssh_until(
+        &env,
+        &name,
+        "mkdir -p /mnt/iso && mount -t iso9660 -o ro /dev/sr1 /mnt/iso && cat /mnt/iso/marker.txt; umount /mnt/iso",
+        Duration::from_secs(120),
+    );
+    assert!(read.contains(&marker), "ISO kept across a stop: {read}");
+    // reset = hard reboot: what the running system kept in memory (/run) is gone.
+    ssh_until(
+        &env,
+        &name,
+        "touch /run/before-reset",
+        Duration::from_secs(30),
+    );
+    env.run(&["formation:reset", &name]).ok();
+    let after = ssh_until(
+        &env,
+        &name,
+        "test -e /run/before-reset && echo kept || echo rebooted",
+        Duration::from_secs(120),
+    );
+    assert_eq!(after.trim(), "rebooted");
+    env.run(&["destroy", &name]).ok();
+    assert_nothing_left(&name);
+    assert!(iso.is_file(), "destroy never removes the user's ISO");
+}
+
+/// kill -9 of the nanny while the machine is booting; `--resume` finishes the build and
+/// destroy leaves no domain, LUN, disk or seed.
+#[test]
+fn kvm_killing_the_nanny_mid_create_then_resume_and_destroy_leaves_nothing() {
+    let Some(env) = kvm_env() else { return };
+    let name = unique("crash");
+    let _teardown = Teardown {
+        env: &env,
+        name: name.clone(),
+    };
+    env.run(&[
+        "create",
+        "hello",
+        "--name",
+        &name,
+        "--set",
+        "disk_storage=iscsi",
+        "--detach",
+    ])
+    .ok();
+    wait_until("the domain step", Duration::from_secs(180), || {
+        journal(&env, &name).iter().any(|e| {
+            e["kind"] == "step" && e["step"] == "domain-hello" && e["status"] == "succeeded"
+        })
+    });
+    let pid = nanny_pid(&env, &name).expect("nanny pid in the lock file");
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_until("the nanny to die", Duration::from_secs(10), || unsafe {
+        libc::kill(pid, 0) != 0
+    });
+    assert!(
+        domains().contains(&format!("nepho-{name}-hello")),
+        "the machine was defined before the kill"
+    );
+    let refused = env.run(&["create", "hello", "--name", &name]).code(6);
+    assert!(refused.stderr.contains("--resume"), "{}", refused.stderr);
+    let resumed = env
+        .run(&[
+            "-o",
+            "json",
+            "formation:create",
+            "--resume",
+            "--name",
+            &name,
+        ])
+        .ok()
+        .json();
+    assert_eq!(resumed["status"], "succeeded", "{resumed}");
+    let motd = env.run(&["ssh", &name, "--", "cat", "/etc/motd"]).ok();
+    assert!(motd.stdout.contains("Hello from nepho"));
+    env.run(&["destroy", &name]).ok();
+    assert_nothing_left(&name);
+}
+
+/// Two machines of one formation are built in parallel: each one's boot overlaps the other's.
+#[test]
+fn kvm_two_machines_are_built_in_parallel() {
+    let Some(env) = kvm_env() else { return };
+    let name = unique("duo");
+    let _teardown = Teardown {
+        env: &env,
+        name: name.clone(),
+    };
+    let created = env
+        .run(&[
+            "-o", "json", "create", "hello", "--name", &name, "--set", "count=2",
+        ])
+        .ok()
+        .json();
+    assert_eq!(created["status"], "succeeded", "{created}");
+    let events = journal(&env, &name);
+    let when = |step: &str, status: &str| {
+        events
+            .iter()
+            .position(|e| e["kind"] == "step" && e["step"] == step && e["status"] == status)
+            .unwrap_or_else(|| panic!("no {status} event for {step}"))
+    };
+    let (one_started, one_ready) = (
+        when("ready-hello-1", "started"),
+        when("ready-hello-1", "succeeded"),
+    );
+    let (two_started, two_ready) = (
+        when("ready-hello-2", "started"),
+        when("ready-hello-2", "succeeded"),
+    );
+    assert!(
+        one_started < two_ready && two_started < one_ready,
+        "both machines were booting at the same time"
+    );
+    let list = env.run(&["-o", "json", "formation:list"]).ok().json();
+    assert!(list.to_string().contains(&name), "{list}");
+    for machine in ["hello-1", "hello-2"] {
+        let motd = env.run(&["ssh", &name, machine, "--", "hostname"]).ok();
+        assert_eq!(motd.stdout.trim(), machine);
+    }
+    env.run(&["destroy", &name]).ok();
+    assert_nothing_left(&name);
+}
+
+/// Two tiers: db (with a data disk on an iSCSI LUN) first, then web, which is handed db's
+/// address; the secret password never reaches the journal; destroy removes both.
+#[test]
+fn kvm_two_tiers_with_an_iscsi_data_disk() {
+    let Some(env) = kvm_env() else { return };
+    let name = unique("tier");
+    let _teardown = Teardown {
+        env: &env,
+        name: name.clone(),
+    };
+    let created = env
+        .run(&[
+            "-o",
+            "json",
+            "create",
+            "webapp",
+            "--name",
+            &name,
+            "--set",
+            "db_password=s3cret-pw",
+            "--set",
+            "db_disk.storage=iscsi",
+            "--set",
+            "db_disk.size_gb=1",
+            "--set",
+            "web_count=1",
+        ])
+        .ok()
+        .json();
+    assert_eq!(created["status"], "succeeded", "{created}");
+    let db = env
+        .run(&["ssh", &name, "db", "--", "cat", "/sys/block/vdb/size"])
+        .ok();
+    assert_eq!(db.stdout.trim(), "2097152", "a 1 GiB data disk on the LUN");
+    assert!(
+        tgt_targets().contains(&format!(":{name}:db")),
+        "the data disk is a LUN"
+    );
+    let db_ip = env
+        .run(&["ssh", &name, "db", "--", "cat", "/run/nepho/ip.eth0"])
+        .ok();
+    let described = env
+        .run(&["-o", "json", "formation:describe", &name])
+        .ok()
+        .json();
+    assert_eq!(
+        described["details"]["outputs"]["url"]
+            .as_str()
+            .map(|u| u.starts_with("http://192.168.122.")),
+        Some(true),
+        "{described}"
+    );
+    let journal_text = std::fs::read_to_string(
+        env.home()
+            .join("state/formations")
+            .join(&name)
+            .join("journal.ndjson"),
+    )
+    .unwrap();
+    assert!(
+        !journal_text.contains("s3cret-pw"),
+        "the secret is not journaled"
+    );
+    let web = env
+        .run(&["ssh", &name, "web", "--", "cat", "/var/lib/webapp/web.conf"])
+        .ok();
+    assert_eq!(
+        web.stdout.trim(),
+        format!("db_host={}", db_ip.stdout.trim()),
+        "web was handed db's address"
+    );
+    env.run(&["destroy", &name]).ok();
+    assert_nothing_left(&name);
+}
+
+/// Data drives added to a running machine (a qcow2 volume, then a LUN) appear in the guest,
+/// in describe, and go away with remove-drive; destroy removes the rest.
+#[test]
+fn kvm_add_and_remove_drives_live() {
+    let Some(env) = kvm_env() else { return };
+    let name = unique("drv");
+    let _teardown = Teardown {
+        env: &env,
+        name: name.clone(),
+    };
+    env.run(&["create", "hello", "--name", &name]).ok();
+    let added = env
+        .run(&["-o", "json", "formation:add-drive", &name, "--size-gb", "1"])
+        .ok()
+        .json();
+    assert_eq!(
+        (added["drive"].as_str(), added["device"].as_str()),
+        (Some("disk1"), Some("vdb")),
+        "{added}"
+    );
+    let lun = env
+        .run(&[
+            "-o",
+            "json",
+            "formation:add-drive",
+            &name,
+            "--size-gb",
+            "2",
+            "--storage",
+            "iscsi",
+        ])
+        .ok()
+        .json();
+    assert_eq!(lun["device"], "vdc", "{lun}");
+    assert!(
+        tgt_targets().contains(&format!(":{name}:hello")),
+        "the LUN is on the target"
+    );
+    let sizes = ssh_until(
+        &env,
+        &name,
+        "cat /sys/block/vdb/size /sys/block/vdc/size",
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        sizes.split_whitespace().collect::<Vec<_>>(),
+        ["2097152", "4194304"],
+        "the guest sees both drives"
+    );
+    let described = env
+        .run(&["-o", "json", "formation:describe", &name])
+        .ok()
+        .json()
+        .to_string();
+    assert!(
+        described.contains("hello/disk1") && described.contains("hello/disk2"),
+        "{described}"
+    );
+    env.run(&["formation:remove-drive", &name, "disk0"]).code(4);
+    env.run(&["formation:remove-drive", &name, "disk1"]).ok();
+    let volume = added["id"].as_str().unwrap();
+    assert!(!Path::new(volume).exists(), "the volume is deleted");
+    let described = env
+        .run(&["-o", "json", "formation:describe", &name])
+        .ok()
+        .json()
+        .to_string();
+    assert!(!described.contains("hello/disk2"), "{described}");
+    env.run(&["destroy", &name]).ok();
+    assert_nothing_left(&name);
+}
+
+/// A network with an address pool: the machine gets the first free address of the pool (a DHCP
+/// reservation), and libvirt's clean-traffic filter drops what it sends from any other address.
+#[test]
+fn kvm_static_address_from_the_pool_and_no_spoofing() {
+    let Some(env) = kvm_env() else { return };
+    let cluster = env.home().join("cluster.yaml");
+    let text = std::fs::read_to_string(&cluster).unwrap();
+    let text = text.replacen(
+        "networks:\n  - name: default\n",
+        "networks:\n  - name: default\n    pool: 192.168.122.240-192.168.122.249\n",
+        1,
+    );
+    assert!(text.contains("pool: 192.168.122.240"), "{text}");
+    std::fs::write(&cluster, text).unwrap();
+    let name = unique("pool");
+    let _teardown = Teardown {
+        env: &env,
+        name: name.clone(),
+    };
+    env.run(&["create", "hello", "--name", &name]).ok();
+    let address = env
+        .run(&["ssh", &name, "--", "cat", "/run/nepho/ip.eth0"])
+        .ok();
+    let address = address.stdout.trim().to_string();
+    let last: u32 = address
+        .strip_prefix("192.168.122.")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{address} is not on the default network"));
+    assert!((240..=249).contains(&last), "{address} is from the pool");
+    let net = sh("virsh", &["-c", URI, "net-dumpxml", "default"]);
+    assert!(net.contains(&format!("ip='{address}'")), "reserved: {net}");
+    let filter = sh(
+        "virsh",
+        &["-c", URI, "dumpxml", &format!("nepho-{name}-hello")],
+    );
+    assert!(filter.contains("clean-traffic"), "{filter}");
+
+    let own = env
+        .nepho()
+        .args([
+            "ssh",
+            &name,
+            "--",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "3",
+            "192.168.122.1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        own.status.success(),
+        "the machine reaches the host from its own address"
+    );
+    let spoofed = env
+        .nepho()
+        .args([
+            "ssh",
+            &name,
+            "--",
+            "ip addr add 192.168.122.77/24 dev eth0 && ping -c 2 -W 2 -I 192.168.122.77 192.168.122.1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !spoofed.status.success(),
+        "packets from a spoofed address must be dropped: {}",
+        String::from_utf8_lossy(&spoofed.stdout)
+    );
+    env.run(&["destroy", &name]).ok();
+    assert_nothing_left(&name);
+    let net = sh("virsh", &["-c", URI, "net-dumpxml", "default"]);
+    assert!(
+        !net.contains(&format!("ip='{address}'")),
+        "reservation released"
+    );
+}
