@@ -126,6 +126,8 @@ pub enum ClusterCommand {
         /// The unreachable host (its name in the cluster file)
         host: String,
     },
+    /// Watch the hosts and fail over every host that stays unreachable (runs until stopped)
+    Watch(cluster::WatchArgs),
 }
 
 /// Group names that accept the colon form.
@@ -311,6 +313,7 @@ fn run(cli: Cli, out: &mut Out) -> Result<()> {
         Command::Register(a) => register::run(&cx, a),
         Command::Cluster(ClusterCommand::Status) => formation::cluster_status(&cx),
         Command::Cluster(ClusterCommand::Failover { host }) => cluster::failover(&cx, &host),
+        Command::Cluster(ClusterCommand::Watch(a)) => cluster::watch(&cx, &a),
         Command::Create(a) => formation::run(&cx, formation::FormationCommand::Create(a)),
         Command::Destroy(a) => formation::run(&cx, formation::FormationCommand::Destroy(a)),
         Command::Ssh(a) => formation::run(&cx, formation::FormationCommand::Ssh(a)),

@@ -2,13 +2,17 @@
 //! libvirtd (`h1`) and a second libvirtd in its own mount namespace (`h2`,
 //! `scripts/setup/host2.sh`). The bundled `hello` cloudlet with its boot disk on an iSCSI LUN
 //! lands on h2; h2 dies; `cluster:failover h2` restarts it on h1, where it answers over ssh;
-//! destroy leaves no domain on either host, no LUN, no volume or seed.
+//! destroy leaves no domain on either host, no LUN, no volume or seed. And `cluster:watch`
+//! does the same by itself when h2 stays down.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
 use crate::support::{Env, repo_root};
+
+/// Both tests stop and start host2: one at a time.
+static HOST2: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn sh(script: &str) -> (bool, String) {
     let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
@@ -70,8 +74,15 @@ impl Drop for Cleanup<'_> {
     }
 }
 
-#[test]
-fn kvm_two_hosts_failover_of_an_iscsi_machine() {
+struct Setup {
+    env: Env,
+    h2: String,
+    storage: PathBuf,
+}
+
+/// An Env whose cluster file has h2 (first, first-fit: machines go there) and h1; `None` when
+/// the test must be skipped.
+fn two_hosts() -> Option<Setup> {
     let libvirt =
         sh("command -v virsh && command -v libvirtd && virsh -c qemu:///system version").0;
     if !libvirt {
@@ -80,13 +91,11 @@ fn kvm_two_hosts_failover_of_an_iscsi_machine() {
             "CI must install and start libvirtd (scripts/test does)"
         );
         eprintln!("SKIPPED: libvirt is not installed or libvirtd is not running");
-        return;
+        return None;
     }
     let (ok, _) = host2("start");
     assert!(ok, "scripts/setup/host2.sh start failed");
     let (_, h2) = host2("uri");
-    let t0 = Instant::now();
-
     let mut env = Env::new();
     env.run(&["cloudlet:install", "hello"]).ok();
     let dir = env.path("kvm");
@@ -102,7 +111,6 @@ fn kvm_two_hosts_failover_of_an_iscsi_machine() {
     )
     .unwrap();
     let s = storage.display();
-    // h2 first and first-fit: the machine goes to h2.
     let cluster = format!(
         "hosts:\n  - name: h2\n    uri: '{h2}'\n    cpus: 2\n    memory_mb: 1024\n    dir: {s}/h2\n  - name: h1\n    uri: qemu:///system\n    cpus: 2\n    memory_mb: 1024\n    dir: {s}/h1\nnetworks:\n  - name: default\nstorage:\n  dir: {s}/vols\n  iscsi:\n    portal: 127.0.0.1:3260\n    iqn_prefix: iqn.2024-01.test.nepho\n    tgtadm: local\n    dir: {s}/luns\n    allow: 127.0.0.1\nimages:\n  tiny: /var/cache/nepho-test/images/tiny-guest.qcow2\ndomain_type: qemu\nplacement: first-fit\nready_timeout_s: 180\nshutdown_timeout_s: 20\n"
     );
@@ -110,6 +118,35 @@ fn kvm_two_hosts_failover_of_an_iscsi_machine() {
     std::fs::write(&cluster_file, cluster).unwrap();
     env.vars
         .push(("NEPHO_CLUSTER".into(), cluster_file.display().to_string()));
+    Some(Setup { env, h2, storage })
+}
+
+fn create_on_h2(env: &Env, h2: &str, name: &str) {
+    let created = env.run(&[
+        "-o",
+        "json",
+        "create",
+        "hello",
+        "--name",
+        name,
+        "--set",
+        "disk_storage=iscsi",
+    ]);
+    let created = created.ok().json();
+    assert_eq!(created["status"], "succeeded", "{created}");
+    assert_eq!(domains(h2, name).len(), 1, "on h2");
+    assert!(domains("qemu:///system", name).is_empty());
+    assert_eq!(targets(name).len(), 1);
+}
+
+#[test]
+fn kvm_two_hosts_failover_of_an_iscsi_machine() {
+    let _lock = HOST2.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(Setup { env, h2, storage }) = two_hosts() else {
+        return;
+    };
+    let s = storage.display();
+    let t0 = Instant::now();
     let name = format!("foit{}", std::process::id());
     let _cleanup = Cleanup {
         env: &env,
@@ -126,22 +163,8 @@ fn kvm_two_hosts_failover_of_an_iscsi_machine() {
         refused.stderr
     );
 
-    let created = env.run(&[
-        "-o",
-        "json",
-        "create",
-        "hello",
-        "--name",
-        &name,
-        "--set",
-        "disk_storage=iscsi",
-    ]);
-    let created = created.ok().json();
-    assert_eq!(created["status"], "succeeded", "{created}");
+    create_on_h2(&env, &h2, &name);
     let t_created = t0.elapsed().as_secs_f64();
-    assert_eq!(domains(&h2, &name).len(), 1, "on h2");
-    assert!(domains("qemu:///system", &name).is_empty());
-    assert_eq!(targets(&name).len(), 1);
 
     let status = env.run(&["-o", "json", "cluster:status"]).ok().json();
     let hosts = status["hosts"].as_array().unwrap();
@@ -221,5 +244,87 @@ fn kvm_two_hosts_failover_of_an_iscsi_machine() {
     eprintln!(
         "kvm_hosts: create on h2 {t_created:.1} s, failover to h1 (until ssh-ready) {failover_s:.1} s, whole test {:.1} s",
         t0.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn kvm_cluster_watch_fails_over_a_host_that_stays_down() {
+    let _lock = HOST2.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(Setup { env, h2, storage }) = two_hosts() else {
+        return;
+    };
+    let name = format!("foitw{}", std::process::id());
+    let _cleanup = Cleanup {
+        env: &env,
+        name: name.clone(),
+        h2: h2.clone(),
+    };
+    create_on_h2(&env, &h2, &name);
+
+    let mut watcher = env
+        .nepho()
+        .args([
+            "-o",
+            "json",
+            "cluster:watch",
+            "--interval",
+            "1",
+            "--grace",
+            "3",
+            "--timeout",
+            "150",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = watcher.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let (ok, _) = host2("stop");
+    assert!(ok);
+    let t_down = Instant::now();
+    let mut seen = String::new();
+    while !seen.contains("\"status\": \"moved\"") {
+        match rx.recv_timeout(std::time::Duration::from_secs(150)) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            Err(_) => break,
+        }
+    }
+    let _ = watcher.kill();
+    let out = watcher.wait_with_output().unwrap();
+    let moved_after = t_down.elapsed().as_secs_f64();
+    assert!(
+        seen.contains("\"status\": \"moved\"") && seen.contains("\"to\": \"h1\""),
+        "watch output: {seen}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(domains("qemu:///system", &name).len(), 1, "now on h1");
+    let ssh = env.run(&["ssh", &name, "--", "cat", "/etc/motd"]).ok();
+    assert!(ssh.stdout.contains("Hello from nepho"), "{}", ssh.stdout);
+
+    let (ok, _) = host2("start");
+    assert!(ok);
+    env.run(&["destroy", &name]).ok();
+    assert!(domains("qemu:///system", &name).is_empty());
+    assert!(domains(&h2, &name).is_empty());
+    assert!(targets(&name).is_empty());
+    let _ = std::fs::remove_dir_all(&storage);
+    eprintln!(
+        "kvm_hosts: cluster:watch moved the machine {moved_after:.1} s after host2 died (grace 3 s)"
     );
 }

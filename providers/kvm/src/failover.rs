@@ -314,7 +314,60 @@ fn machine_for_placement(shared: &SharedRecord) -> Machine {
     }
 }
 
+/// State of `cluster:watch` between checks: since when each host has been down, and whether
+/// its outage was handled.
+#[derive(Debug, Default)]
+pub struct Watch {
+    down_since: BTreeMap<String, Instant>,
+    handled: std::collections::BTreeSet<String>,
+}
+
 impl KvmProvider {
+    /// One round of `cluster:watch`: every host that has not answered for `grace` is failed
+    /// over once per outage (again after another `grace` when a machine could not move yet:
+    /// LUN still in use, no room). A host that answers again starts a new outage next time.
+    pub async fn watch_round(
+        &self,
+        watch: &mut Watch,
+        grace: Duration,
+    ) -> Vec<Result<FailoverReport, ProviderError>> {
+        let mut reports = Vec::new();
+        for h in &self.cluster.hosts {
+            if libvirt::list_all(&h.uri, Duration::from_secs(10))
+                .await
+                .is_ok()
+            {
+                watch.down_since.remove(&h.name);
+                watch.handled.remove(&h.name);
+                continue;
+            }
+            let since = *watch
+                .down_since
+                .entry(h.name.clone())
+                .or_insert_with(Instant::now);
+            if since.elapsed() < grace || watch.handled.contains(&h.name) {
+                continue;
+            }
+            let result = self.failover_host(&h.name).await;
+            let retry = match &result {
+                Ok(machines) => machines
+                    .iter()
+                    .any(|m| m.status == "failed" || m.status == "no-room"),
+                Err(_) => true,
+            };
+            if retry {
+                watch.down_since.insert(h.name.clone(), Instant::now());
+            } else {
+                watch.handled.insert(h.name.clone());
+            }
+            reports.push(result.map(|machines| FailoverReport {
+                host: h.name.clone(),
+                machines,
+            }));
+        }
+        reports
+    }
+
     /// Restarts on other hosts the machines of the unreachable `host` whose disks are all on
     /// shared iSCSI storage; reports every machine that was on it.
     pub(crate) async fn failover_host(

@@ -27,7 +27,7 @@ use nepho_provider_api::{
 };
 
 pub use cluster::{ClusterFile, local_cluster_yaml};
-pub use failover::{FailoverReport, FailoverResult, SharedRecord};
+pub use failover::{FailoverReport, FailoverResult, SharedRecord, Watch};
 pub use place::{Capacity, ClusterStatus, HostMachine, HostStatus};
 
 use libvirt::{DiskRecord, FoundDomain};
