@@ -192,6 +192,25 @@ pub(crate) async fn save_record(
     }
 }
 
+/// After a machine's disks changed (add/remove drive): the shared copy follows, keeping the
+/// labels it was placed with.
+pub(crate) async fn refresh_record(
+    cluster: &ClusterFile,
+    domain: &str,
+    record: &MachineRecord,
+) -> Result<(), ProviderError> {
+    let Some(iscsi) = &cluster.storage.iscsi else {
+        return Ok(());
+    };
+    let runner = Runner::for_iscsi(iscsi);
+    let path = record_path(iscsi, &record.formation, &record.machine);
+    let labels = match read_shared(&runner, &path).await {
+        Ok(Some(old)) => old.labels,
+        _ => BTreeMap::new(),
+    };
+    save_record(cluster, domain, record, &labels).await
+}
+
 /// Removes a machine's shared record (destroy, undo of `domain`).
 pub(crate) async fn forget_record(cluster: &ClusterFile, formation: &str, machine: &str) {
     if let Some(iscsi) = &cluster.storage.iscsi {
