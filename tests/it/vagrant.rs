@@ -144,6 +144,43 @@ impl Vg {
     }
 }
 
+impl Vg {
+    /// Starts a detached create and kill -9s its nanny once vagrant-libvirt defined the domain.
+    fn create_and_kill_nanny_mid_up(&self, name: &str) {
+        let mut args = vec!["create", "hello/vagrant", "--name", name, "--detach"];
+        let box_args = self.box_args();
+        args.extend(box_args.iter().map(String::as_str));
+        self.run(&args).ok();
+        wait_until(
+            "vagrant-libvirt to define the domain",
+            Duration::from_secs(120),
+            || !domains(&format!("{name}_")).is_empty(),
+        );
+        self.kill_nanny(name);
+    }
+
+    fn kill_nanny(&self, name: &str) {
+        let lock = std::fs::read_to_string(
+            self.env
+                .home()
+                .join("state/formations")
+                .join(name)
+                .join("lock"),
+        )
+        .unwrap();
+        let pid: i32 = lock
+            .split("nanny pid ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse().ok())
+            .expect("nanny pid in the lock file");
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        wait_until("the nanny to die", Duration::from_secs(10), || unsafe {
+            libc::kill(pid, 0) != 0
+        });
+    }
+}
+
 impl Drop for Vg {
     fn drop(&mut self) {
         for name in self.formations.clone() {
@@ -339,33 +376,7 @@ fn vagrant_killed_nanny_then_destroy_leaves_no_domain() {
     };
     let name = vg.name("kill");
     vg.run(&["cloudlet:install", "hello"]).ok();
-    let mut args = vec!["create", "hello/vagrant", "--name", &name, "--detach"];
-    let box_args = vg.box_args();
-    args.extend(box_args.iter().map(String::as_str));
-    vg.run(&args).ok();
-    wait_until(
-        "vagrant-libvirt to define the domain",
-        Duration::from_secs(120),
-        || !domains(&format!("{name}_")).is_empty(),
-    );
-    let lock = std::fs::read_to_string(
-        vg.env
-            .home()
-            .join("state/formations")
-            .join(&name)
-            .join("lock"),
-    )
-    .unwrap();
-    let pid: i32 = lock
-        .split("nanny pid ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|s| s.parse().ok())
-        .expect("nanny pid in the lock file");
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    wait_until("the nanny to die", Duration::from_secs(10), || unsafe {
-        libc::kill(pid, 0) != 0
-    });
+    vg.create_and_kill_nanny_mid_up(&name);
     let destroyed = vg.run(&["destroy", &name]);
     destroyed.ok();
     // Give an orphaned vagrant time to (wrongly) recreate something.
@@ -382,6 +393,35 @@ fn vagrant_killed_nanny_then_destroy_leaves_no_domain() {
         !String::from_utf8_lossy(&ps.stdout).contains(project.to_str().unwrap()),
         "a process still runs in the project"
     );
+}
+
+/// kill -9 of the nanny while `vagrant up` runs, then `create --resume`: it waits for the
+/// vagrant the dead nanny started, finishes, and the formation works.
+#[test]
+fn vagrant_killed_nanny_then_resume_finishes() {
+    let Some(mut vg) = Vg::new("resume") else {
+        return;
+    };
+    let name = vg.name("resume");
+    vg.run(&["cloudlet:install", "hello"]).ok();
+    vg.create_and_kill_nanny_mid_up(&name);
+    let resumed = vg
+        .run(&[
+            "-o",
+            "json",
+            "formation:create",
+            "--resume",
+            "--name",
+            &name,
+        ])
+        .ok()
+        .json();
+    assert_eq!(resumed["status"], "succeeded", "{resumed}");
+    let ssh = vg.run(&["ssh", &name, "--", "hostname"]).ok();
+    assert!(ssh.stdout.contains(&name), "{}", ssh.stdout);
+    assert_eq!(domains(&format!("{name}_")), [format!("{name}_default")]);
+    vg.run(&["destroy", &name]).ok();
+    assert!(domains(&format!("{name}_")).is_empty());
 }
 
 /// A Nepho 1.x cloudlet: `blueprints/` + `resources/<name>/Vagrantfile` + `payload/`, with
