@@ -264,7 +264,7 @@ impl KvmProvider {
                     tgt.ensure_lun(tid, *lun, file).await
                 };
                 if let Err(e) = made.await {
-                    let _ = tgt.runner.remove(&[file.clone()]).await;
+                    let _ = tgt.runner.remove(std::slice::from_ref(file)).await;
                     return Err(e);
                 }
             }
@@ -278,14 +278,18 @@ impl KvmProvider {
         disk: &DiskRecord,
     ) -> Result<(), ProviderError> {
         match disk {
-            DiskRecord::File { path } => Runner::for_host(host).remove(&[path.clone()]).await,
+            DiskRecord::File { path } => {
+                Runner::for_host(host)
+                    .remove(std::slice::from_ref(path))
+                    .await
+            }
             DiskRecord::Lun { iqn, lun, file, .. } => {
                 let Some(iscsi) = self.cluster().storage.iscsi.as_ref() else {
                     return Ok(());
                 };
                 let tgt = Tgt::new(iscsi);
                 tgt.delete_lun(iqn, *lun).await?;
-                tgt.runner.remove(&[file.clone()]).await
+                tgt.runner.remove(std::slice::from_ref(file)).await
             }
         }
     }

@@ -154,7 +154,9 @@ impl KvmProvider {
                 && !host.is_local()
                 && old.starts_with(formation_dir(self.cluster(), host, formation))
             {
-                Runner::for_host(host).remove(&[old.clone()]).await?;
+                Runner::for_host(host)
+                    .remove(std::slice::from_ref(old))
+                    .await?;
             }
         }
         Ok(MediaChange {
