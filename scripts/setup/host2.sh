@@ -51,7 +51,10 @@ ns_pids() { # every process in host2's mount namespace, and host2's QEMUs (by pi
   if [ -f "$NSFILE" ] && ns=$(cat "$NSFILE") && [ -n "$ns" ]; then
     for pid in /proc/[0-9]*; do
       pid=${pid#/proc/}
-      [ "$(readlink "/proc/$pid/ns/mnt" 2>/dev/null)" = "$ns" ] && not_zombie "$pid" && echo "$pid"
+      [ "$(readlink "/proc/$pid/ns/mnt" 2>/dev/null)" = "$ns" ] && not_zombie "$pid" || continue
+      # Only host2's namespace has libvirt's config bind-mounted from $STATE (guards against
+      # a stale $NSFILE whose inode a new, unrelated namespace reuses).
+      [[ "$(cat "/proc/$pid/mountinfo" 2>/dev/null)" == *" $STATE/etc /etc/libvirt "* ]] && echo "$pid"
     done
   fi
   for f in "$RUN"/run/qemu/*.pid; do

@@ -269,7 +269,17 @@ pub(crate) async fn drop_stale(cluster: &ClusterFile, found: Vec<FoundDomain>) -
             kept.push(d);
             continue;
         }
-        let path = record_path(iscsi, &d.record.formation, &d.record.machine);
+        // Next to its own LUNs (the domain may come from another cluster file's storage dir).
+        let path = d
+            .record
+            .disks
+            .iter()
+            .find_map(|disk| match disk {
+                DiskRecord::Lun { file, .. } => file.parent(),
+                DiskRecord::File { .. } => None,
+            })
+            .map(|dir| dir.join(format!("{}{SUFFIX}", d.record.machine)))
+            .unwrap_or_else(|| record_path(iscsi, &d.record.formation, &d.record.machine));
         let stale = match read_shared(&runner, &path).await {
             Ok(Some(owner)) => (owner.host != d.host).then_some(Some(owner)),
             Ok(None) => {
