@@ -311,8 +311,10 @@ impl VagrantProvider {
                     &format!("--provider={provider}"),
                     "--machine-readable",
                 ];
+                // Addresses may change: `endpoints` asks `vagrant ssh-config` again when needed
+                // (not here, so a create pays no extra Ruby start-up).
+                let _ = std::fs::remove_file(dir.join(project::SSH_CACHE_FILE));
                 self.stream(&dir, &args, &cx.events, "vagrant up").await?;
-                self.cache_ssh_config(&dir).await;
                 Ok(StepOutcome::default())
             }
             "provision" => {
@@ -436,16 +438,42 @@ impl VagrantProvider {
         run::stop_orphan(dir, Duration::from_secs(20)).await;
     }
 
-    async fn cache_ssh_config(&self, dir: &Path) {
+    /// `vagrant ssh-config` of every machine, cached in the project until the machines' power
+    /// changes. When some machine is not running (ssh-config fails for all), the running ones
+    /// are asked one by one, and that partial answer is not cached.
+    async fn ssh_config(&self, dir: &Path) -> Result<String, ProviderError> {
+        let cache = dir.join(project::SSH_CACHE_FILE);
+        if let Ok(text) = std::fs::read_to_string(&cache) {
+            return Ok(text);
+        }
         let vagrant = self.vagrant(dir);
-        if let Ok(f) = vagrant.check(dir, &["ssh-config"], STATUS_TIMEOUT).await
-            && !ssh_config::parse(&f.stdout).is_empty()
-        {
-            let _ = project::write_atomic(
-                &dir.join(project::SSH_CACHE_FILE),
-                f.stdout.as_bytes(),
-                0o644,
-            );
+        match vagrant.check(dir, &["ssh-config"], STATUS_TIMEOUT).await {
+            Ok(f) => {
+                if !ssh_config::parse(&f.stdout).is_empty() {
+                    let _ = project::write_atomic(&cache, f.stdout.as_bytes(), 0o644);
+                }
+                Ok(f.stdout)
+            }
+            Err(e) => {
+                let running: Vec<String> = self
+                    .status(dir)
+                    .await?
+                    .into_iter()
+                    .filter(|(_, state)| state == "running")
+                    .map(|(m, _)| m)
+                    .collect();
+                if running.is_empty() {
+                    return Err(e);
+                }
+                let mut text = String::new();
+                for m in &running {
+                    let f = vagrant
+                        .check(dir, &["ssh-config", m], STATUS_TIMEOUT)
+                        .await?;
+                    text.push_str(&f.stdout);
+                }
+                Ok(text)
+            }
         }
     }
 
@@ -636,9 +664,6 @@ impl VagrantProvider {
             .await?;
         if !f.success {
             return Err(run::failure(&format!("vagrant {}", args.join(" ")), &f));
-        }
-        if action != PowerAction::Stop {
-            self.cache_ssh_config(&dir).await;
         }
         Ok(())
     }
@@ -922,18 +947,7 @@ impl Provider for VagrantProvider {
     ) -> BoxFuture<'a, Result<Endpoints, ProviderError>> {
         Box::pin(async move {
             let dir = self.existing_dir(formation)?;
-            let cache = dir.join(project::SSH_CACHE_FILE);
-            let text = match std::fs::read_to_string(&cache) {
-                Ok(t) => t,
-                Err(_) => {
-                    let f = self
-                        .vagrant(&dir)
-                        .check(&dir, &["ssh-config"], STATUS_TIMEOUT)
-                        .await?;
-                    let _ = project::write_atomic(&cache, f.stdout.as_bytes(), 0o644);
-                    f.stdout
-                }
-            };
+            let text = self.ssh_config(&dir).await?;
             let mut ssh = ssh_config::parse(&text);
             // `formation:ssh` without a machine goes to the primary one, as `vagrant ssh` does.
             if let Some(primary) = std::fs::read_to_string(dir.join("Vagrantfile"))
