@@ -199,3 +199,52 @@ async fn cancelled_up_then_destroy_leaves_nothing() {
     );
     assert!(volumes(&format!("{name}_")).is_empty());
 }
+
+/// A box the scenario names but VAGRANT_HOME lacks is added from a URL first, with progress;
+/// a second run finds it installed. (No machine is booted.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_box_is_added_from_a_url() {
+    let _serial = serial().await;
+    if missing_prerequisite().is_some() {
+        return;
+    }
+    let server = support::FileServer::start(std::path::Path::new(support::BOX_FILE));
+    let mut world = World::new("url");
+    let name = format!("vgurl{}", std::process::id());
+    let mut spec = world.spec(&name);
+    let url = format!("http://127.0.0.1:{}/boxes/tiny.box", server.port);
+    spec.parameters.insert("box_url".into(), url.clone().into());
+    let provider = world.provider();
+    let events = Arc::new(Recorder::default());
+    let plan = provider.plan_create(&spec).await.unwrap();
+    let step = plan.steps.iter().find(|s| s.id.0 == "box").unwrap();
+    assert!(step.description.contains(&url), "{}", step.description);
+    let cx = StepContext {
+        spec: &spec,
+        outputs: Default::default(),
+        events: events.clone(),
+    };
+    let outcome = provider.run_step(step, cx).await.unwrap();
+    assert!(!outcome.already_done);
+    let boxes = world
+        .dir
+        .path()
+        .join("vagrant.d/boxes")
+        .join(&world.box_name);
+    assert!(
+        boxes.is_dir(),
+        "box not installed under {}",
+        boxes.display()
+    );
+    let log = events.messages();
+    assert!(
+        log.iter().any(|m| m.contains("Downloading")),
+        "no download event in {log:#?}"
+    );
+    let cx = StepContext {
+        spec: &spec,
+        outputs: Default::default(),
+        events: events.clone(),
+    };
+    assert!(provider.run_step(step, cx).await.unwrap().already_done);
+}

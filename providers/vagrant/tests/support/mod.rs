@@ -245,3 +245,55 @@ pub async fn run_plan(
     }
     Ok(already)
 }
+
+/// Serves one file over HTTP on 127.0.0.1 (any path), for box downloads; stops on drop.
+pub struct FileServer {
+    pub port: u16,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FileServer {
+    pub fn start(file: &Path) -> FileServer {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let body = std::fs::read(file).unwrap();
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    continue;
+                };
+                stream.set_nonblocking(false).unwrap();
+                // Read the request head; only the method matters.
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut head = None;
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                    head.get_or_insert(line.starts_with("HEAD "));
+                    line.clear();
+                }
+                let head = head.unwrap_or(false);
+                let mut stream = stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                if !head {
+                    let _ = stream.write_all(&body);
+                }
+            }
+        });
+        FileServer { port, stop }
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
