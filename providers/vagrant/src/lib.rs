@@ -504,7 +504,21 @@ impl VagrantProvider {
                 )
                 .await?;
             if !f.success {
-                return Err(run::failure("vagrant destroy -f", &f));
+                // With libvirt nepho can finish the job itself (the Vagrantfile may no longer
+                // load, say): the machines' ids are in the project.
+                if provider != "libvirt" {
+                    return Err(run::failure("vagrant destroy -f", &f));
+                }
+                events.emit(
+                    EventKind::Log,
+                    EventStatus::Info,
+                    &format!(
+                        "vagrant destroy -f failed ({}); removing the domains through libvirt",
+                        f.error_text().lines().next().unwrap_or_default()
+                    ),
+                    None,
+                );
+                self.remove_recorded_domains(&dir, events).await?;
             }
         }
         if provider == "libvirt" {
@@ -514,6 +528,36 @@ impl VagrantProvider {
         std::fs::remove_dir_all(&dir)
             .map_err(|e| failed(format!("removing the project {}: {e}", dir.display())))?;
         Ok(true)
+    }
+
+    /// The domains whose ids vagrant-libvirt recorded in the project.
+    async fn remove_recorded_domains(
+        &self,
+        dir: &Path,
+        events: &Arc<dyn EventSink>,
+    ) -> Result<(), ProviderError> {
+        let uri = self.settings.libvirt_uri.as_str();
+        for machine in project::known_machines(dir) {
+            let Ok(id) = std::fs::read_to_string(
+                dir.join(".vagrant/machines")
+                    .join(&machine)
+                    .join("libvirt/id"),
+            ) else {
+                continue;
+            };
+            let id = id.trim();
+            if virsh(uri, &["domname", id]).await.is_err() {
+                continue;
+            }
+            events.emit(
+                EventKind::Resource,
+                EventStatus::InProgress,
+                &format!("removing machine {machine} (domain {id})"),
+                None,
+            );
+            remove_domain(uri, id).await?;
+        }
+        Ok(())
     }
 
     /// A `vagrant up` killed between creating a domain and recording its id leaves a domain
@@ -556,20 +600,7 @@ impl VagrantProvider {
                 &format!("removing domain {domain}, left behind by an interrupted vagrant"),
                 None,
             );
-            let _ = virsh(uri, &["destroy", domain]).await;
-            let full = [
-                "undefine",
-                domain,
-                "--remove-all-storage",
-                "--managed-save",
-                "--snapshots-metadata",
-                "--nvram",
-            ];
-            if virsh(uri, &full).await.is_err() {
-                virsh(uri, &["undefine", domain, "--remove-all-storage"])
-                    .await
-                    .map_err(|e| failed(format!("removing domain {domain}: {e}")))?;
-            }
+            remove_domain(uri, domain).await?;
         }
         // Volumes created before their domain was defined.
         for machine in project::known_machines(dir)
@@ -667,6 +698,25 @@ impl VagrantProvider {
         }
         Ok(())
     }
+}
+
+/// Stops and undefines a domain (by name or UUID) with its storage.
+async fn remove_domain(uri: &str, domain: &str) -> Result<(), ProviderError> {
+    let _ = virsh(uri, &["destroy", domain]).await;
+    let full = [
+        "undefine",
+        domain,
+        "--remove-all-storage",
+        "--managed-save",
+        "--snapshots-metadata",
+        "--nvram",
+    ];
+    if virsh(uri, &full).await.is_err() {
+        virsh(uri, &["undefine", domain, "--remove-all-storage"])
+            .await
+            .map_err(|e| failed(format!("removing domain {domain}: {e}")))?;
+    }
+    Ok(())
 }
 
 async fn virsh(uri: &str, args: &[&str]) -> Result<String, String> {
