@@ -798,6 +798,24 @@ fn report(events: &dyn EventSink, r: &Record) {
             &format!("machine {machine}: waiting for machine to boot"),
             None,
         ),
+        Meaning::BoxImport { machine, text } => {
+            let what = if machine.is_empty() {
+                "box".to_string()
+            } else {
+                format!("machine {machine}: box")
+            };
+            events.emit(
+                EventKind::Resource,
+                EventStatus::InProgress,
+                &format!(
+                    "{what}: {}",
+                    text.trim_start_matches("==> ")
+                        .trim_start_matches(&format!("{machine}: "))
+                        .trim()
+                ),
+                None,
+            )
+        }
         Meaning::Progress { percent, text } => events.emit(
             EventKind::Log,
             EventStatus::InProgress,

@@ -86,6 +86,11 @@ pub enum Meaning {
     WaitingForBoot {
         machine: String,
     },
+    /// A box being added or imported into the provider's storage.
+    BoxImport {
+        machine: String,
+        text: String,
+    },
     /// A percentage (box download/import).
     Progress {
         percent: u64,
@@ -132,6 +137,12 @@ pub fn meaning(r: &Record) -> Meaning {
                     machine: r.target.clone(),
                 };
             }
+            if BOX_IMPORT.iter().any(|p| text.contains(p)) {
+                return Meaning::BoxImport {
+                    machine: r.target.clone(),
+                    text: text.trim().to_string(),
+                };
+            }
             if let Some(percent) = progress_percent(&text) {
                 return Meaning::Progress {
                     percent,
@@ -147,6 +158,14 @@ pub fn meaning(r: &Record) -> Meaning {
         _ => Meaning::Ignore,
     }
 }
+
+/// What Vagrant and vagrant-libvirt print while adding or importing a box.
+const BOX_IMPORT: [&str; 4] = [
+    "Adding box '",
+    "Successfully added box",
+    "Uploading base box image as volume",
+    "Box file was not detected as metadata",
+];
 
 /// `Progress: 45% (Rate: ...)` as printed by `vagrant box add`.
 fn progress_percent(text: &str) -> Option<u64> {
@@ -222,6 +241,12 @@ mod tests {
                 message: "SSH server on the guest doesn't support SCP.\nInstall it.".into()
             }
         );
+        assert!(matches!(
+            m(
+                "1,default,ui,info,==> default: Uploading base box image as volume into Libvirt storage..."
+            ),
+            Meaning::BoxImport { .. }
+        ));
         assert_eq!(m("1,default,metadata,provider,libvirt"), Meaning::Ignore);
     }
 
