@@ -14,6 +14,18 @@ use crate::support::{Env, repo_root};
 /// Both tests stop and start host2: one at a time.
 static HOST2: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Also across processes (providers/kvm/tests/hosts.rs uses host2 too).
+fn host2_lock() -> std::fs::File {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/run/nepho-host2.lock")
+        .unwrap();
+    f.lock().unwrap();
+    f
+}
+
 fn sh(script: &str) -> (bool, String) {
     let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
     (
@@ -142,6 +154,7 @@ fn create_on_h2(env: &Env, h2: &str, name: &str) {
 #[test]
 fn kvm_two_hosts_failover_of_an_iscsi_machine() {
     let _lock = HOST2.lock().unwrap_or_else(|e| e.into_inner());
+    let _host2 = host2_lock();
     let Some(Setup { env, h2, storage }) = two_hosts() else {
         return;
     };
@@ -250,6 +263,7 @@ fn kvm_two_hosts_failover_of_an_iscsi_machine() {
 #[test]
 fn kvm_cluster_watch_fails_over_a_host_that_stays_down() {
     let _lock = HOST2.lock().unwrap_or_else(|e| e.into_inner());
+    let _host2 = host2_lock();
     let Some(Setup { env, h2, storage }) = two_hosts() else {
         return;
     };

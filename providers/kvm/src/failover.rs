@@ -23,18 +23,22 @@
 //! generation) **before** the domain is defined there, the seed ISO (the copy in the formation's work
 //! dir on this machine) is uploaded to the new host, the domain is defined and started from
 //! the record (same name, MACs, LUNs) and nepho waits for address + ssh + provisioner like
-//! create does. It assumes HOST is really down (fenced): nepho only checks that its libvirtd
-//! does not answer.
+//! create does. The new domain gets a UUID chosen by nepho and written into the record first.
+//! HOST must really be down: nepho checks that its libvirtd does not answer and, as a fencing
+//! check, that no LUN of the machine still has an iSCSI session (a QEMU still running it);
+//! such a machine is refused until the host is powered off.
 //!
 //! ## Stale copies when the dead host comes back
 //!
 //! The old host still has the domain defined (and, if it only lost its libvirtd, maybe
 //! running). Every read of the hosts (`find_domains`, `host_loads`: list, describe, status,
-//! placement, destroy) passes the domains through [`drop_stale`]: a domain with iSCSI disks
-//! whose shared record names another owner — or that has no shared record while its LUN
-//! file is gone (formation destroyed meanwhile) — is a stale copy. It is destroyed (so it can
-//! never run a second instance on the same LUN) and undefined, its seed and console log on
-//! that host are removed, and it is left out of the result. Its disks are never touched.
+//! placement, destroy) passes the domains through [`drop_stale`]: a domain whose shared
+//! record (read next to its own LUNs) carries another domain UUID — or that has no shared
+//! record while all its disks are gone (formation destroyed while the host was down) — is a
+//! stale copy. It is destroyed (so it can never run a second instance on the same LUN) and
+//! undefined, its seed and console log on that host are removed, and it is left out of the
+//! result. Its disks are never touched. UUIDs, not host names, identify the owner: another
+//! cluster file may call the same libvirt host by another name.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -62,6 +66,11 @@ pub struct SharedRecord {
     pub host: String,
     /// Bumped at every move.
     pub generation: u64,
+    /// libvirt UUID of the owning domain, set when failover defines it: a domain of the same
+    /// name with another UUID is a stale copy. Host names are not compared: two cluster files
+    /// may name the same libvirt host differently.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     pub record: MachineRecord,
@@ -171,15 +180,17 @@ pub(crate) async fn save_record(
     let runner = Runner::for_iscsi(iscsi);
     let path = record_path(iscsi, &record.formation, &record.machine);
     let result = async {
-        let generation = match read_shared(&runner, &path).await? {
+        let (generation, uuid) = match read_shared(&runner, &path).await? {
             Some(old) if old.host == record.host && old.record == *record => return Ok(()),
-            Some(old) => old.generation + u64::from(old.host != record.host),
-            None => 1,
+            Some(old) if old.host == record.host => (old.generation, old.uuid),
+            Some(old) => (old.generation + 1, None),
+            None => (1, None),
         };
         let shared = SharedRecord {
             domain: domain.to_string(),
             host: record.host.clone(),
             generation,
+            uuid,
             labels: labels.clone(),
             record: record.clone(),
         };
@@ -265,10 +276,6 @@ pub(crate) async fn drop_stale(cluster: &ClusterFile, found: Vec<FoundDomain>) -
     let runner = Runner::for_iscsi(iscsi);
     let mut kept = Vec::with_capacity(found.len());
     for d in found {
-        if !has_lun(&d.record) {
-            kept.push(d);
-            continue;
-        }
         // Next to its own LUNs (the domain may come from another cluster file's storage dir).
         let path = d
             .record
@@ -281,24 +288,17 @@ pub(crate) async fn drop_stale(cluster: &ClusterFile, found: Vec<FoundDomain>) -
             .map(|dir| dir.join(format!("{}{SUFFIX}", d.record.machine)))
             .unwrap_or_else(|| record_path(iscsi, &d.record.formation, &d.record.machine));
         let stale = match read_shared(&runner, &path).await {
-            Ok(Some(owner)) => (owner.host != d.host).then_some(Some(owner)),
-            Ok(None) => {
-                // No record: stale only when its disk is gone too (destroyed meanwhile);
-                // machines made before records existed keep working.
-                let mut gone = true;
-                for disk in &d.record.disks {
-                    if let DiskRecord::Lun { file, .. } = disk {
-                        let out = runner
-                            .run("test", &["-e", &file.to_string_lossy()], SHORT)
-                            .await;
-                        // 1 = missing; anything else (ssh trouble) counts as "there".
-                        if !matches!(&out, Ok(o) if !o.success && o.stderr.is_empty()) {
-                            gone = false;
-                        }
-                    }
-                }
-                gone.then_some(None)
-            }
+            Ok(Some(owner)) => match &owner.uuid {
+                Some(u) => match domain_uuid(&d.uri, &d.name).await {
+                    Some(mine) if mine != *u => Some(Some(owner)),
+                    _ => None,
+                },
+                None => None,
+            },
+            // No record: stale only when all its disks are gone too (its formation was
+            // destroyed while this host was down); machines made before records existed, or
+            // on storage this cluster file does not know, keep working.
+            Ok(None) => disks_gone(cluster, &runner, &d).await.then_some(None),
             Err(_) => None, // cannot tell: keep it
         };
         match stale {
@@ -307,6 +307,44 @@ pub(crate) async fn drop_stale(cluster: &ClusterFile, found: Vec<FoundDomain>) -
         }
     }
     kept
+}
+
+async fn domain_uuid(uri: &str, name: &str) -> Option<String> {
+    let out = libvirt::virsh_output(uri, &["domuuid", name]).await.ok()?;
+    let uuid = out.stdout.trim().to_string();
+    (out.success && !uuid.is_empty()).then_some(uuid)
+}
+
+async fn new_uuid() -> Result<String, ProviderError> {
+    let path = Path::new("/proc/sys/kernel/random/uuid");
+    tokio::fs::read_to_string(path)
+        .await
+        .map(|u| u.trim().to_string())
+        .map_err(|e| crate::storage::io_failed(path, e))
+}
+
+/// Every disk of the domain is missing (`test -e` exits 1; ssh trouble counts as present).
+async fn disks_gone(cluster: &ClusterFile, storage: &Runner, d: &FoundDomain) -> bool {
+    let Some(host) = cluster.host(&d.host) else {
+        return false;
+    };
+    let on_host = Runner::for_host(host);
+    if d.record.disks.is_empty() {
+        return false;
+    }
+    for disk in &d.record.disks {
+        let (runner, file) = match disk {
+            DiskRecord::Lun { file, .. } => (storage, file),
+            DiskRecord::File { path } => (&on_host, path),
+        };
+        let out = runner
+            .run("test", &["-e", &file.to_string_lossy()], SHORT)
+            .await;
+        if !matches!(&out, Ok(o) if !o.success && o.stderr.is_empty()) {
+            return false;
+        }
+    }
+    true
 }
 
 async fn remove_stale(cluster: &ClusterFile, d: &FoundDomain, owner: Option<&SharedRecord>) {
@@ -551,14 +589,23 @@ impl KvmProvider {
             .upload_private(&local_seed(old), &record.seed)
             .await?;
         let path = record_path(iscsi, &old.formation, &old.machine);
+        // The new domain's UUID is chosen here and recorded before it exists, so every copy
+        // elsewhere is stale from then on.
+        let uuid = match domain_uuid(&to.uri, &shared.domain).await {
+            Some(u) => u,
+            None => new_uuid().await?,
+        };
         let moved = SharedRecord {
             host: to.name.clone(),
             generation: shared.generation + 1,
+            uuid: Some(uuid.clone()),
             record: record.clone(),
             ..shared.clone()
         };
         write_shared(&storage, &path, &moved).await?;
-        let defined = self.define_and_start(&shared.domain, &record, to).await;
+        let defined = self
+            .define_and_start(&shared.domain, &record, to, &uuid)
+            .await;
         if let Err(e) = defined {
             // Give the machine back to the dead host, so a later failover can try again.
             let _ = write_shared(&storage, &path, shared).await;
@@ -572,6 +619,7 @@ impl KvmProvider {
         domain: &str,
         record: &MachineRecord,
         to: &HostConfig,
+        uuid: &str,
     ) -> Result<(), ProviderError> {
         if !libvirt::domain_exists(&to.uri, domain).await {
             for nic in &record.nics {
@@ -584,7 +632,12 @@ impl KvmProvider {
                 name: domain,
                 domain_type: &dtype,
                 record,
-            });
+            })
+            .replacen(
+                "</name>\n",
+                &format!("</name>\n  <uuid>{}</uuid>\n", libvirt::esc(uuid)),
+                1,
+            );
             let work = record
                 .key
                 .parent()
@@ -773,6 +826,7 @@ mod tests {
             domain: "nepho-f-db".into(),
             host: "h1".into(),
             generation: 2,
+            uuid: Some("8f0c2a4e-0000-4000-8000-000000000001".into()),
             labels: BTreeMap::from([("rack".into(), "a".into())]),
             record: MachineRecord {
                 formation: "f".into(),
