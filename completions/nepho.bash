@@ -109,17 +109,29 @@ _nepho() {
             nepho__subcmd__cloudlet__subcmd__help,validate)
                 cmd="nepho__subcmd__cloudlet__subcmd__help__subcmd__validate"
                 ;;
+            nepho__subcmd__cluster,failover)
+                cmd="nepho__subcmd__cluster__subcmd__failover"
+                ;;
             nepho__subcmd__cluster,help)
                 cmd="nepho__subcmd__cluster__subcmd__help"
                 ;;
             nepho__subcmd__cluster,status)
                 cmd="nepho__subcmd__cluster__subcmd__status"
                 ;;
+            nepho__subcmd__cluster__subcmd__help,failover)
+                cmd="nepho__subcmd__cluster__subcmd__help__subcmd__failover"
+                ;;
             nepho__subcmd__cluster__subcmd__help,help)
                 cmd="nepho__subcmd__cluster__subcmd__help__subcmd__help"
                 ;;
             nepho__subcmd__cluster__subcmd__help,status)
                 cmd="nepho__subcmd__cluster__subcmd__help__subcmd__status"
+                ;;
+            nepho__subcmd__formation,add-drive)
+                cmd="nepho__subcmd__formation__subcmd__add__subcmd__drive"
+                ;;
+            nepho__subcmd__formation,attach-iso)
+                cmd="nepho__subcmd__formation__subcmd__attach__subcmd__iso"
                 ;;
             nepho__subcmd__formation,cancel)
                 cmd="nepho__subcmd__formation__subcmd__cancel"
@@ -133,6 +145,9 @@ _nepho() {
             nepho__subcmd__formation,destroy)
                 cmd="nepho__subcmd__formation__subcmd__destroy"
                 ;;
+            nepho__subcmd__formation,detach-iso)
+                cmd="nepho__subcmd__formation__subcmd__detach__subcmd__iso"
+                ;;
             nepho__subcmd__formation,events)
                 cmd="nepho__subcmd__formation__subcmd__events"
                 ;;
@@ -144,6 +159,9 @@ _nepho() {
                 ;;
             nepho__subcmd__formation,open)
                 cmd="nepho__subcmd__formation__subcmd__open"
+                ;;
+            nepho__subcmd__formation,remove-drive)
+                cmd="nepho__subcmd__formation__subcmd__remove__subcmd__drive"
                 ;;
             nepho__subcmd__formation,reset)
                 cmd="nepho__subcmd__formation__subcmd__reset"
@@ -163,6 +181,12 @@ _nepho() {
             nepho__subcmd__formation,watch)
                 cmd="nepho__subcmd__formation__subcmd__watch"
                 ;;
+            nepho__subcmd__formation__subcmd__help,add-drive)
+                cmd="nepho__subcmd__formation__subcmd__help__subcmd__add__subcmd__drive"
+                ;;
+            nepho__subcmd__formation__subcmd__help,attach-iso)
+                cmd="nepho__subcmd__formation__subcmd__help__subcmd__attach__subcmd__iso"
+                ;;
             nepho__subcmd__formation__subcmd__help,cancel)
                 cmd="nepho__subcmd__formation__subcmd__help__subcmd__cancel"
                 ;;
@@ -175,6 +199,9 @@ _nepho() {
             nepho__subcmd__formation__subcmd__help,destroy)
                 cmd="nepho__subcmd__formation__subcmd__help__subcmd__destroy"
                 ;;
+            nepho__subcmd__formation__subcmd__help,detach-iso)
+                cmd="nepho__subcmd__formation__subcmd__help__subcmd__detach__subcmd__iso"
+                ;;
             nepho__subcmd__formation__subcmd__help,events)
                 cmd="nepho__subcmd__formation__subcmd__help__subcmd__events"
                 ;;
@@ -186,6 +213,9 @@ _nepho() {
                 ;;
             nepho__subcmd__formation__subcmd__help,open)
                 cmd="nepho__subcmd__formation__subcmd__help__subcmd__open"
+                ;;
+            nepho__subcmd__formation__subcmd__help,remove-drive)
+                cmd="nepho__subcmd__formation__subcmd__help__subcmd__remove__subcmd__drive"
                 ;;
             nepho__subcmd__formation__subcmd__help,reset)
                 cmd="nepho__subcmd__formation__subcmd__help__subcmd__reset"
@@ -268,8 +298,17 @@ _nepho() {
             nepho__subcmd__help__subcmd__cloudlet,validate)
                 cmd="nepho__subcmd__help__subcmd__cloudlet__subcmd__validate"
                 ;;
+            nepho__subcmd__help__subcmd__cluster,failover)
+                cmd="nepho__subcmd__help__subcmd__cluster__subcmd__failover"
+                ;;
             nepho__subcmd__help__subcmd__cluster,status)
                 cmd="nepho__subcmd__help__subcmd__cluster__subcmd__status"
+                ;;
+            nepho__subcmd__help__subcmd__formation,add-drive)
+                cmd="nepho__subcmd__help__subcmd__formation__subcmd__add__subcmd__drive"
+                ;;
+            nepho__subcmd__help__subcmd__formation,attach-iso)
+                cmd="nepho__subcmd__help__subcmd__formation__subcmd__attach__subcmd__iso"
                 ;;
             nepho__subcmd__help__subcmd__formation,cancel)
                 cmd="nepho__subcmd__help__subcmd__formation__subcmd__cancel"
@@ -283,6 +322,9 @@ _nepho() {
             nepho__subcmd__help__subcmd__formation,destroy)
                 cmd="nepho__subcmd__help__subcmd__formation__subcmd__destroy"
                 ;;
+            nepho__subcmd__help__subcmd__formation,detach-iso)
+                cmd="nepho__subcmd__help__subcmd__formation__subcmd__detach__subcmd__iso"
+                ;;
             nepho__subcmd__help__subcmd__formation,events)
                 cmd="nepho__subcmd__help__subcmd__formation__subcmd__events"
                 ;;
@@ -291,6 +333,9 @@ _nepho() {
                 ;;
             nepho__subcmd__help__subcmd__formation,open)
                 cmd="nepho__subcmd__help__subcmd__formation__subcmd__open"
+                ;;
+            nepho__subcmd__help__subcmd__formation,remove-drive)
+                cmd="nepho__subcmd__help__subcmd__formation__subcmd__remove__subcmd__drive"
                 ;;
             nepho__subcmd__help__subcmd__formation,reset)
                 cmd="nepho__subcmd__help__subcmd__formation__subcmd__reset"
@@ -803,7 +848,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__cluster)
-            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version status help"
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version status failover help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -828,9 +873,49 @@ _nepho() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        nepho__subcmd__cluster__subcmd__help)
-            opts="status help"
+        nepho__subcmd__cluster__subcmd__failover)
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__cluster__subcmd__help)
+            opts="status failover help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__cluster__subcmd__help__subcmd__failover)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -995,12 +1080,88 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__formation)
-            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version create list describe watch events update destroy cancel ssh stop start reset open help"
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__formation__subcmd__add__subcmd__drive)
+            opts="-m -o -q -v -h -V --size-gb --storage --machine --output --no-input --quiet --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --size-gb)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --storage)
+                    COMPREPLY=($(compgen -W "qcow2 iscsi" -- "${cur}"))
+                    return 0
+                    ;;
+                --machine)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__formation__subcmd__attach__subcmd__iso)
+            opts="-m -o -q -v -h -V --machine --output --no-input --quiet --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --machine)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
                     return 0
@@ -1144,6 +1305,40 @@ _nepho() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nepho__subcmd__formation__subcmd__detach__subcmd__iso)
+            opts="-m -o -q -v -h -V --machine --output --no-input --quiet --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --machine)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nepho__subcmd__formation__subcmd__events)
             opts="-o -q -v -h -V --follow --since --output --no-input --quiet --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1175,8 +1370,36 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__formation__subcmd__help)
-            opts="create list describe watch events update destroy cancel ssh stop start reset open help"
+            opts="create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__formation__subcmd__help__subcmd__add__subcmd__drive)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__formation__subcmd__help__subcmd__attach__subcmd__iso)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1244,6 +1467,20 @@ _nepho() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nepho__subcmd__formation__subcmd__help__subcmd__detach__subcmd__iso)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nepho__subcmd__formation__subcmd__help__subcmd__events)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -1287,6 +1524,20 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__formation__subcmd__help__subcmd__open)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__formation__subcmd__help__subcmd__remove__subcmd__drive)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1417,6 +1668,40 @@ _nepho() {
                 return 0
             fi
             case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__formation__subcmd__remove__subcmd__drive)
+            opts="-m -o -q -v -h -V --machine --output --no-input --quiet --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --machine)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
                     return 0
@@ -1759,8 +2044,22 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__help__subcmd__cluster)
-            opts="status"
+            opts="status failover"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__help__subcmd__cluster__subcmd__failover)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1829,8 +2128,36 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__help__subcmd__formation)
-            opts="create list describe watch events update destroy cancel ssh stop start reset open"
+            opts="create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__help__subcmd__formation__subcmd__add__subcmd__drive)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__help__subcmd__formation__subcmd__attach__subcmd__iso)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1898,6 +2225,20 @@ _nepho() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nepho__subcmd__help__subcmd__formation__subcmd__detach__subcmd__iso)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nepho__subcmd__help__subcmd__formation__subcmd__events)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -1927,6 +2268,20 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__help__subcmd__formation__subcmd__open)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__help__subcmd__formation__subcmd__remove__subcmd__drive)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2191,7 +2546,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__register)
-            opts="-o -q -v -h -V --region --profile --access-key-id --endpoint-url --template-bucket --output --no-input --quiet --verbose --config --help --version aws kvm vagrant"
+            opts="-o -q -v -h -V --region --profile --access-key-id --endpoint-url --template-bucket --vagrant-home --default-provider --libvirt-driver --output --no-input --quiet --verbose --config --help --version aws kvm vagrant"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2215,6 +2570,18 @@ _nepho() {
                     ;;
                 --template-bucket)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --vagrant-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --default-provider)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --libvirt-driver)
+                    COMPREPLY=($(compgen -W "auto kvm qemu" -- "${cur}"))
                     return 0
                     ;;
                 --output)

@@ -201,29 +201,33 @@ complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_su
 complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from help" -f -a "describe" -d 'Show a scenario and every merged parameter value with the layer and file it came from'
 complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from help" -f -a "render" -d 'Print the scenario\'s rendered pattern'
 complete -c nepho -n "__fish_nepho_using_subcommand scenario; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset open help" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
 json\t''
 yaml\t''"
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset open help" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset open help" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset open help" -s q -l quiet -d 'Print only results and errors'
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset open help" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset open help" -s h -l help -d 'Print help'
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset open help" -s V -l version -d 'Print version'
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset open help" -f -a "create" -d 'Create a formation from CLOUDLET[/SCENARIO] (no scenario means `default`)'
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset open help" -f -a "list" -d 'List formations (from the providers, plus local records of builds in flight)'
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset open help" -f -a "describe" -d 'Show a formation: status, resources, outputs and recent events'
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset open help" -f -a "watch" -d 'Re-attach to a formation\'s build (or replay the last one)'
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset open help" -f -a "events" -d 'Print a formation\'s event journal (`-o json`: the versioned NDJSON stream)'
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset open help" -f -a "update" -d 'Re-render a formation from its cloudlet and apply the changes'
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset open help" -f -a "destroy" -d 'Destroy a formation and everything nepho built for it'
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset open help" -f -a "cancel" -d 'Stop a running build (it can be resumed with `create --resume`)'
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset open help" -f -a "ssh" -d 'Open an ssh session to a formation (or run CMD there)'
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset open help" -f -a "stop" -d 'Shut machines down cleanly (ACPI, then forced after a timeout) — KVM'
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset open help" -f -a "start" -d 'Start stopped machines — KVM'
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset open help" -f -a "reset" -d 'Reset (hard reboot) machines — KVM'
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset open help" -f -a "open" -d 'Print (and open in a browser, when there is one) the formation\'s URL'
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset open help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -f -a "create" -d 'Create a formation from CLOUDLET[/SCENARIO] (no scenario means `default`)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -f -a "list" -d 'List formations (from the providers, plus local records of builds in flight)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -f -a "describe" -d 'Show a formation: status, resources, outputs and recent events'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -f -a "watch" -d 'Re-attach to a formation\'s build (or replay the last one)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -f -a "events" -d 'Print a formation\'s event journal (`-o json`: the versioned NDJSON stream)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -f -a "update" -d 'Re-render a formation from its cloudlet and apply the changes'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -f -a "destroy" -d 'Destroy a formation and everything nepho built for it'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -f -a "cancel" -d 'Stop a running build (it can be resumed with `create --resume`)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -f -a "ssh" -d 'Open an ssh session to a formation (or run CMD there)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -f -a "stop" -d 'Shut machines down cleanly (ACPI, then forced after a timeout) — KVM, Vagrant'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -f -a "start" -d 'Start stopped machines — KVM, Vagrant'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -f -a "reset" -d 'Reset (hard reboot) machines — KVM, Vagrant'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -f -a "attach-iso" -d 'Put an ISO image in a machine\'s spare CD-ROM drive (live when running) — KVM'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -f -a "detach-iso" -d 'Eject the ISO from a machine\'s spare CD-ROM drive — KVM'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -f -a "add-drive" -d 'Add an empty data drive (qcow2 volume or iSCSI LUN) to a machine, live when running — KVM'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -f -a "remove-drive" -d 'Detach a data drive (`diskN` as describe lists it) and delete its volume or LUN — KVM'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -f -a "open" -d 'Print (and open in a browser, when there is one) the formation\'s URL'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and not __fish_seen_subcommand_from create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from create" -s n -l name -d 'Formation name' -r
 complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from create" -s f -l values -d 'Values file (YAML mapping); repeat to layer several, later files win' -r -F
 complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from create" -l set -d 'Set one value: KEY=VALUE (dotted keys for nested maps; typed like YAML); repeatable' -r
@@ -349,6 +353,49 @@ complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_s
 complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from reset" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
 complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from reset" -s h -l help -d 'Print help'
 complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from reset" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from attach-iso" -s m -l machine -d 'Machine (default: the primary one)' -r
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from attach-iso" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from attach-iso" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from attach-iso" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from attach-iso" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from attach-iso" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from attach-iso" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from attach-iso" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from detach-iso" -s m -l machine -d 'Machine (default: the primary one)' -r
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from detach-iso" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from detach-iso" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from detach-iso" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from detach-iso" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from detach-iso" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from detach-iso" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from detach-iso" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from add-drive" -l size-gb -d 'Size in GiB' -r
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from add-drive" -l storage -d 'Where the drive lives: a qcow2 volume on the machine\'s host, or a LUN on the cluster\'s iSCSI target' -r -f -a "qcow2\t''
+iscsi\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from add-drive" -s m -l machine -d 'Machine (default: the primary one)' -r
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from add-drive" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from add-drive" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from add-drive" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from add-drive" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from add-drive" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from add-drive" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from add-drive" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from remove-drive" -s m -l machine -d 'Machine (default: the primary one)' -r
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from remove-drive" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from remove-drive" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from remove-drive" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from remove-drive" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from remove-drive" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from remove-drive" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from remove-drive" -s V -l version -d 'Print version'
 complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from open" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
 json\t''
 yaml\t''"
@@ -368,9 +415,13 @@ complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_s
 complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "destroy" -d 'Destroy a formation and everything nepho built for it'
 complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "cancel" -d 'Stop a running build (it can be resumed with `create --resume`)'
 complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "ssh" -d 'Open an ssh session to a formation (or run CMD there)'
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "stop" -d 'Shut machines down cleanly (ACPI, then forced after a timeout) — KVM'
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "start" -d 'Start stopped machines — KVM'
-complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "reset" -d 'Reset (hard reboot) machines — KVM'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "stop" -d 'Shut machines down cleanly (ACPI, then forced after a timeout) — KVM, Vagrant'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "start" -d 'Start stopped machines — KVM, Vagrant'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "reset" -d 'Reset (hard reboot) machines — KVM, Vagrant'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "attach-iso" -d 'Put an ISO image in a machine\'s spare CD-ROM drive (live when running) — KVM'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "detach-iso" -d 'Eject the ISO from a machine\'s spare CD-ROM drive — KVM'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "add-drive" -d 'Add an empty data drive (qcow2 volume or iSCSI LUN) to a machine, live when running — KVM'
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "remove-drive" -d 'Detach a data drive (`diskN` as describe lists it) and delete its volume or LUN — KVM'
 complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "open" -d 'Print (and open in a browser, when there is one) the formation\'s URL'
 complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update help" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
@@ -395,17 +446,18 @@ complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_su
 complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from update" -s V -l version -d 'Print version'
 complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from help" -f -a "update" -d 'Fetch the registry index now (conditional request; the cache is used when unchanged)'
 complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status help" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover help" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
 json\t''
 yaml\t''"
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status help" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status help" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status help" -s q -l quiet -d 'Print only results and errors'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status help" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status help" -s h -l help -d 'Print help'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status help" -s V -l version -d 'Print version'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status help" -f -a "status" -d 'Hosts, capacity, usage and the machines on each (read from the hosts)'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover help" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover help" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover help" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover help" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover help" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover help" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover help" -f -a "status" -d 'Hosts, capacity, usage and the machines on each (read from the hosts)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover help" -f -a "failover" -d 'Restart a dead host\'s machines (disks all on iSCSI) on other hosts with room'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from status" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
 json\t''
 yaml\t''"
@@ -415,13 +467,28 @@ complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_sub
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from status" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from failover" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from failover" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from failover" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from failover" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from failover" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from failover" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from failover" -s V -l version -d 'Print version'
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "status" -d 'Hosts, capacity, usage and the machines on each (read from the hosts)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "failover" -d 'Restart a dead host\'s machines (disks all on iSCSI) on other hosts with room'
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nepho -n "__fish_nepho_using_subcommand register" -l region -d 'AWS region (e.g. us-east-1)' -r
 complete -c nepho -n "__fish_nepho_using_subcommand register" -l profile -d 'Use this AWS profile from ~/.aws/config instead of keys' -r
 complete -c nepho -n "__fish_nepho_using_subcommand register" -l access-key-id -d 'AWS access key id (the secret key is read from AWS_SECRET_ACCESS_KEY or prompted)' -r
 complete -c nepho -n "__fish_nepho_using_subcommand register" -l endpoint-url -d 'AWS API endpoint (for AWS-compatible services and local mocks)' -r
 complete -c nepho -n "__fish_nepho_using_subcommand register" -l template-bucket -d 'S3 bucket for large templates and Nepho 1.x payloads' -r
+complete -c nepho -n "__fish_nepho_using_subcommand register" -l vagrant-home -d 'Vagrant: VAGRANT_HOME for nepho\'s vagrant calls (boxes, plugins); default: the environment\'s' -r
+complete -c nepho -n "__fish_nepho_using_subcommand register" -l default-provider -d 'Vagrant: provider passed as --provider when the scenario names none (default libvirt)' -r
+complete -c nepho -n "__fish_nepho_using_subcommand register" -l libvirt-driver -d 'Vagrant: NEPHO_LIBVIRT_DRIVER for Vagrantfiles: kvm, qemu, or auto (probe for KVM)' -r -f -a "auto\t''
+kvm\t''
+qemu\t''"
 complete -c nepho -n "__fish_nepho_using_subcommand register" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
 json\t''
 yaml\t''"
@@ -533,9 +600,14 @@ complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcom
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "destroy" -d 'Destroy a formation and everything nepho built for it'
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "cancel" -d 'Stop a running build (it can be resumed with `create --resume`)'
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "ssh" -d 'Open an ssh session to a formation (or run CMD there)'
-complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "stop" -d 'Shut machines down cleanly (ACPI, then forced after a timeout) — KVM'
-complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "start" -d 'Start stopped machines — KVM'
-complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "reset" -d 'Reset (hard reboot) machines — KVM'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "stop" -d 'Shut machines down cleanly (ACPI, then forced after a timeout) — KVM, Vagrant'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "start" -d 'Start stopped machines — KVM, Vagrant'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "reset" -d 'Reset (hard reboot) machines — KVM, Vagrant'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "attach-iso" -d 'Put an ISO image in a machine\'s spare CD-ROM drive (live when running) — KVM'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "detach-iso" -d 'Eject the ISO from a machine\'s spare CD-ROM drive — KVM'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "add-drive" -d 'Add an empty data drive (qcow2 volume or iSCSI LUN) to a machine, live when running — KVM'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "remove-drive" -d 'Detach a data drive (`diskN` as describe lists it) and delete its volume or LUN — KVM'
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "open" -d 'Print (and open in a browser, when there is one) the formation\'s URL'
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from registry" -f -a "update" -d 'Fetch the registry index now (conditional request; the cache is used when unchanged)'
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "status" -d 'Hosts, capacity, usage and the machines on each (read from the hosts)'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "failover" -d 'Restart a dead host\'s machines (disks all on iSCSI) on other hosts with room'

@@ -36,8 +36,8 @@ PKGS=(
   fdisk e2fsprogs grub-pc-bin grub-common
   # NoCloud seed ISOs
   genisoimage cloud-image-utils
-  # host side of the smoke tests
-  openssh-client procps iproute2 coreutils util-linux
+  # host side of the smoke tests; sshd on loopback for the qemu+ssh:// remote-host test
+  openssh-client openssh-server procps iproute2 coreutils util-linux
 )
 OPTIONAL_PKGS=(libvirt-daemon-driver-storage-iscsi-direct)
 if [ "$with_vagrant" = 1 ]; then

@@ -626,3 +626,61 @@ fn kvm_static_address_from_the_pool_and_no_spoofing() {
         "reservation released"
     );
 }
+
+/// A cluster host reached over ssh (`qemu+ssh://root@127.0.0.1:2222/system?keyfile=…`, a real
+/// sshd on loopback): libvirt, qemu-img, the seed and an ISO upload all go through ssh; destroy
+/// removes everything there.
+#[test]
+fn kvm_remote_host_over_qemu_ssh() {
+    let Some(env) = kvm_env() else { return };
+    let started = Command::new(crate::support::repo_root().join("scripts/setup/sshd.sh"))
+        .args(["start", "2222"])
+        .status()
+        .unwrap();
+    assert!(started.success(), "scripts/setup/sshd.sh start");
+    let key = "/var/lib/nepho-test/sshd/client_key";
+    let uri = format!("qemu+ssh://root@127.0.0.1:2222/system?keyfile={key}&no_verify=1");
+    let cluster = env.home().join("cluster.yaml");
+    let text = std::fs::read_to_string(&cluster).unwrap();
+    let text = text.replacen(
+        "  - name: local\n    uri: qemu:///system\n",
+        &format!("  - name: remote\n    uri: \"{uri}\"\n"),
+        1,
+    );
+    assert!(text.contains("name: remote"), "{text}");
+    std::fs::write(&cluster, text).unwrap();
+    let name = unique("rmt");
+    let _teardown = Teardown {
+        env: &env,
+        name: name.clone(),
+    };
+    let scratch = Scratch::new("rmt");
+    let iso = make_iso(&scratch.0, "over ssh");
+
+    env.run(&["create", "hello", "--name", &name]).ok();
+    let status = env.run(&["-o", "json", "cluster:status"]).ok().json();
+    assert_eq!(status["hosts"][0]["name"], "remote");
+    assert_eq!(status["hosts"][0]["reachable"], true, "{status}");
+    assert!(status.to_string().contains(&name), "{status}");
+    let motd = env.run(&["ssh", &name, "--", "cat", "/etc/motd"]).ok();
+    assert!(motd.stdout.contains("Hello from nepho"));
+    let attached = env
+        .run(&[
+            "-o",
+            "json",
+            "formation:attach-iso",
+            &name,
+            iso.to_str().unwrap(),
+        ])
+        .ok()
+        .json();
+    let copy = PathBuf::from(attached["iso"].as_str().unwrap());
+    assert!(
+        copy.starts_with(Path::new(KVM_DIR).join(&name)),
+        "a remote host gets its own copy: {attached}"
+    );
+    assert!(copy.is_file());
+    env.run(&["destroy", &name]).ok();
+    assert_nothing_left(&name);
+    assert!(iso.is_file(), "the user's ISO stays");
+}

@@ -61,10 +61,9 @@ impl HostConfig {
         self.uri.starts_with("qemu:///")
     }
 
-    /// `user@host` of a `qemu+ssh://user@host/system` URI.
-    pub fn ssh_target(&self) -> Option<String> {
-        let rest = self.uri.strip_prefix("qemu+ssh://")?;
-        Some(rest.split('/').next().unwrap_or(rest).to_string())
+    /// The ssh destination (and port, key, host-key policy) of a `qemu+ssh://` URI.
+    pub fn ssh_target(&self) -> Option<crate::remote::SshTarget> {
+        crate::remote::SshTarget::from_uri(&self.uri)
     }
 }
 
@@ -339,7 +338,10 @@ mod tests {
             labels: BTreeMap::new(),
             dir: None,
         };
-        assert_eq!(h.ssh_target().as_deref(), Some("root@h2"));
+        assert_eq!(
+            h.ssh_target().map(|t| t.destination).as_deref(),
+            Some("root@h2")
+        );
         assert!(!h.is_local());
     }
 }

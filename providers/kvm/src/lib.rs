@@ -6,12 +6,15 @@
 
 mod cluster;
 mod cmd;
+mod drives;
 mod failover;
 mod libvirt;
+mod media;
 mod net;
 mod pattern;
 mod place;
 mod probe;
+mod remote;
 mod steps;
 mod storage;
 mod yaml;
@@ -22,27 +25,34 @@ use std::time::{Duration, Instant};
 
 use nepho_provider_api::{
     BoxFuture, Endpoints, FormationDetails, FormationSpec, FormationState, FormationSummary, Plan,
-    PlannedChange, Provider, ProviderError, ProviderKind, ResourceStatus, SshEndpoint, Step,
-    StepContext, StepOutcome,
+    PlannedChange, PowerAction, Provider, ProviderError, ProviderKind, ResourceStatus, SshEndpoint,
+    Step, StepContext, StepOutcome,
 };
 
 pub use cluster::{ClusterFile, local_cluster_yaml};
+pub use drives::DriveChange;
 pub use failover::{FailoverReport, FailoverResult, SharedRecord, Watch};
+pub use media::MediaChange;
+pub use pattern::StorageKind;
 pub use place::{Capacity, ClusterStatus, HostMachine, HostStatus};
 
 use libvirt::{DiskRecord, FoundDomain};
-use pattern::{Pattern, StorageKind, substitute};
+use pattern::{Pattern, substitute};
 
 /// Where the provider's settings live (written by `nepho register kvm`).
 #[derive(Debug, Clone)]
 pub struct KvmSettings {
     pub cluster_file: PathBuf,
+    /// Where the result of the KVM probe is kept between runs (it boots a guest: ~20 s where
+    /// KVM hangs). `None` probes once per process.
+    pub probe_cache: Option<PathBuf>,
 }
 
 pub struct KvmProvider {
     cluster: ClusterFile,
     tgt_lock: tokio::sync::Mutex<()>,
     kvm_probe: tokio::sync::OnceCell<bool>,
+    probe_cache: Option<PathBuf>,
 }
 
 /// Reads and validates the cluster file and checks the tools are installed.
@@ -57,7 +67,9 @@ pub async fn connect(settings: &KvmSettings) -> Result<KvmProvider, ProviderErro
         });
     }
     let cluster = ClusterFile::load(&settings.cluster_file)?;
-    KvmProvider::new(cluster)
+    let mut provider = KvmProvider::new(cluster)?;
+    provider.probe_cache = settings.probe_cache.clone();
+    Ok(provider)
 }
 
 impl KvmProvider {
@@ -74,6 +86,7 @@ impl KvmProvider {
             cluster,
             tgt_lock: tokio::sync::Mutex::new(()),
             kvm_probe: tokio::sync::OnceCell::new(),
+            probe_cache: None,
         })
     }
 
@@ -99,6 +112,15 @@ impl KvmProvider {
             (!a.record.primary, &a.record.machine).cmp(&(!b.record.primary, &b.record.machine))
         });
         Ok(found)
+    }
+
+    /// The formation's machines (or one of them), primary first.
+    pub(crate) async fn formation_machines(
+        &self,
+        formation: &str,
+        machine: Option<&str>,
+    ) -> Result<Vec<FoundDomain>, ProviderError> {
+        self.machines(formation, machine).await
     }
 
     async fn machines(
@@ -565,12 +587,10 @@ impl Provider for KvmProvider {
                         port: 22,
                         user: d.record.ssh_user.clone(),
                         identity_file: Some(d.record.key.clone()),
-                        options: vec![
-                            "StrictHostKeyChecking=no".into(),
-                            "UserKnownHostsFile=/dev/null".into(),
-                            "LogLevel=ERROR".into(),
-                            "IdentitiesOnly=yes".into(),
-                        ],
+                        options: steps::host_key_options(&d.record.key)
+                            .into_iter()
+                            .chain(["LogLevel=ERROR".into(), "IdentitiesOnly=yes".into()])
+                            .collect(),
                     })
                 })
                 .collect();
@@ -580,6 +600,21 @@ impl Provider for KvmProvider {
                 url: outputs.get("url").filter(|u| !u.contains("${")).cloned(),
                 outputs,
             })
+        })
+    }
+
+    fn power<'a>(
+        &'a self,
+        formation: &'a str,
+        machine: Option<&'a str>,
+        action: PowerAction,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            match action {
+                PowerAction::Stop => self.stop(formation, machine).await,
+                PowerAction::Start => self.start(formation, machine).await,
+                PowerAction::Reset => self.reset(formation, machine).await,
+            }
         })
     }
 }

@@ -9,6 +9,7 @@ use nepho_provider_api::ProviderError;
 
 use crate::cluster::{HostConfig, IscsiConfig};
 use crate::cmd::{self, shell_quote};
+use crate::remote::SshTarget;
 
 const IMG_TIMEOUT: Duration = Duration::from_secs(600);
 const SHORT: Duration = Duration::from_secs(60);
@@ -17,7 +18,7 @@ const SHORT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub enum Runner {
     Local,
-    Ssh(String),
+    Ssh(SshTarget),
 }
 
 impl Runner {
@@ -30,7 +31,7 @@ impl Runner {
 
     pub fn for_iscsi(iscsi: &IscsiConfig) -> Runner {
         match iscsi.tgtadm.strip_prefix("ssh:") {
-            Some(t) => Runner::Ssh(t.to_string()),
+            Some(t) => Runner::Ssh(SshTarget::plain(t)),
             None => Runner::Local,
         }
     }
@@ -48,19 +49,10 @@ impl Runner {
                     .chain(args.iter().map(|a| shell_quote(a)))
                     .collect::<Vec<_>>()
                     .join(" ");
-                cmd::run(
-                    "ssh",
-                    &[
-                        "-o",
-                        "BatchMode=yes",
-                        "-o",
-                        "ConnectTimeout=10",
-                        target,
-                        &line,
-                    ],
-                    timeout,
-                )
-                .await
+                let mut ssh = target.ssh_args();
+                ssh.push(line);
+                let ssh: Vec<&str> = ssh.iter().map(String::as_str).collect();
+                cmd::run("ssh", &ssh, timeout).await
             }
         }
     }
@@ -136,19 +128,12 @@ impl Runner {
                     .map_err(|e| io_failed(&tmp, e))?;
             }
             Runner::Ssh(target) => {
-                cmd::check(
-                    "scp",
-                    &[
-                        "-q",
-                        "-p",
-                        "-o",
-                        "BatchMode=yes",
-                        &local.to_string_lossy(),
-                        &format!("{target}:{}", tmp.display()),
-                    ],
-                    SHORT,
-                )
-                .await?;
+                let mut scp = vec!["-q".to_string(), "-p".to_string()];
+                scp.extend(target.scp_args());
+                scp.push(local.to_string_lossy().into_owned());
+                scp.push(target.scp_path(&tmp));
+                let scp: Vec<&str> = scp.iter().map(String::as_str).collect();
+                cmd::check("scp", &scp, SHORT).await?;
                 self.check("chmod", &["0600", &tmp.to_string_lossy()], SHORT)
                     .await?;
             }
