@@ -118,6 +118,9 @@ _nepho() {
             nepho__subcmd__cluster,status)
                 cmd="nepho__subcmd__cluster__subcmd__status"
                 ;;
+            nepho__subcmd__cluster,watch)
+                cmd="nepho__subcmd__cluster__subcmd__watch"
+                ;;
             nepho__subcmd__cluster__subcmd__help,failover)
                 cmd="nepho__subcmd__cluster__subcmd__help__subcmd__failover"
                 ;;
@@ -126,6 +129,9 @@ _nepho() {
                 ;;
             nepho__subcmd__cluster__subcmd__help,status)
                 cmd="nepho__subcmd__cluster__subcmd__help__subcmd__status"
+                ;;
+            nepho__subcmd__cluster__subcmd__help,watch)
+                cmd="nepho__subcmd__cluster__subcmd__help__subcmd__watch"
                 ;;
             nepho__subcmd__formation,add-drive)
                 cmd="nepho__subcmd__formation__subcmd__add__subcmd__drive"
@@ -303,6 +309,9 @@ _nepho() {
                 ;;
             nepho__subcmd__help__subcmd__cluster,status)
                 cmd="nepho__subcmd__help__subcmd__cluster__subcmd__status"
+                ;;
+            nepho__subcmd__help__subcmd__cluster,watch)
+                cmd="nepho__subcmd__help__subcmd__cluster__subcmd__watch"
                 ;;
             nepho__subcmd__help__subcmd__formation,add-drive)
                 cmd="nepho__subcmd__help__subcmd__formation__subcmd__add__subcmd__drive"
@@ -848,7 +857,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__cluster)
-            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version status failover help"
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version status failover watch help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -900,7 +909,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__cluster__subcmd__help)
-            opts="status failover help"
+            opts="status failover watch help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -955,6 +964,20 @@ _nepho() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nepho__subcmd__cluster__subcmd__help__subcmd__watch)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nepho__subcmd__cluster__subcmd__status)
             opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -962,6 +985,44 @@ _nepho() {
                 return 0
             fi
             case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__cluster__subcmd__watch)
+            opts="-o -q -v -h -V --interval --grace --timeout --output --no-input --quiet --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --grace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
                     return 0
@@ -2044,7 +2105,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__help__subcmd__cluster)
-            opts="status failover"
+            opts="status failover watch"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2072,6 +2133,20 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__help__subcmd__cluster__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__help__subcmd__cluster__subcmd__watch)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -446,18 +446,19 @@ complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_su
 complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from update" -s V -l version -d 'Print version'
 complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from help" -f -a "update" -d 'Fetch the registry index now (conditional request; the cache is used when unchanged)'
 complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover help" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch help" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
 json\t''
 yaml\t''"
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover help" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover help" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover help" -s q -l quiet -d 'Print only results and errors'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover help" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover help" -s h -l help -d 'Print help'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover help" -s V -l version -d 'Print version'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover help" -f -a "status" -d 'Hosts, capacity, usage and the machines on each (read from the hosts)'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover help" -f -a "failover" -d 'Restart a dead host\'s machines (disks all on iSCSI) on other hosts with room'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch help" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch help" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch help" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch help" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch help" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch help" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch help" -f -a "status" -d 'Hosts, capacity, usage and the machines on each (read from the hosts)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch help" -f -a "failover" -d 'Restart a dead host\'s machines (disks all on iSCSI) on other hosts with room'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch help" -f -a "watch" -d 'Watch the hosts and fail over every host that stays unreachable (runs until stopped)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from status" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
 json\t''
 yaml\t''"
@@ -476,8 +477,21 @@ complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_sub
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from failover" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from failover" -s h -l help -d 'Print help'
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from failover" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -l interval -d 'Seconds between two checks of every host' -r
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -l grace -d 'Seconds a host must stay unreachable before its machines are moved' -r
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -l timeout -d 'Stop after this many seconds (default: run until interrupted)' -r
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -s V -l version -d 'Print version'
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "status" -d 'Hosts, capacity, usage and the machines on each (read from the hosts)'
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "failover" -d 'Restart a dead host\'s machines (disks all on iSCSI) on other hosts with room'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "watch" -d 'Watch the hosts and fail over every host that stays unreachable (runs until stopped)'
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nepho -n "__fish_nepho_using_subcommand register" -l region -d 'AWS region (e.g. us-east-1)' -r
 complete -c nepho -n "__fish_nepho_using_subcommand register" -l profile -d 'Use this AWS profile from ~/.aws/config instead of keys' -r
@@ -611,3 +625,4 @@ complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcom
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from registry" -f -a "update" -d 'Fetch the registry index now (conditional request; the cache is used when unchanged)'
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "status" -d 'Hosts, capacity, usage and the machines on each (read from the hosts)'
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "failover" -d 'Restart a dead host\'s machines (disks all on iSCSI) on other hosts with room'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "watch" -d 'Watch the hosts and fail over every host that stays unreachable (runs until stopped)'
