@@ -4,9 +4,9 @@
 //! resume after a crash) that the KVM and Vagrant providers run too.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::{Env, Moto};
+use crate::support::{Env, Moto, wait_until};
 
 struct Aws {
     env: Env,
@@ -21,41 +21,6 @@ fn aws_env() -> Aws {
         env.run(&["cloudlet:install", c]).ok();
     }
     Aws { env, moto }
-}
-
-fn journal(env: &Env, name: &str) -> Vec<serde_json::Value> {
-    let path = env
-        .home()
-        .join("state/formations")
-        .join(name)
-        .join("journal.ndjson");
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
-
-fn nanny_pid(env: &Env, name: &str) -> Option<i32> {
-    let text = std::fs::read_to_string(env.home().join("state/formations").join(name).join("lock"))
-        .ok()?;
-    text.split("nanny pid ")
-        .nth(1)?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 #[test]
@@ -175,7 +140,8 @@ fn suite_create_list_describe_endpoints_destroy() {
     // Re-running a finished create is idempotent: every step finds its work done.
     env.run(&["formation:create", "--resume", "--name", "agmedia"])
         .ok();
-    let steps: Vec<serde_json::Value> = journal(&env, "agmedia")
+    let steps: Vec<serde_json::Value> = env
+        .journal("agmedia")
         .into_iter()
         .rev()
         .take_while(|e| e["status"] != "started" || e["kind"] != "formation")
@@ -343,7 +309,7 @@ fn killing_the_cli_does_not_stop_the_build() {
         .spawn()
         .unwrap();
     wait_until("the nanny to start", Duration::from_secs(20), || {
-        nanny_pid(&env, "survivor").is_some()
+        env.nanny_pid("survivor").is_some()
     });
     unsafe { libc::kill(cli.id() as i32, libc::SIGKILL) };
     let _ = cli.wait();
@@ -368,11 +334,11 @@ fn killing_the_nanny_then_resume_and_destroy_leaves_nothing() {
     ])
     .ok();
     wait_until("a step to finish", Duration::from_secs(30), || {
-        journal(&env, "crashy").iter().any(|e| {
+        env.journal("crashy").iter().any(|e| {
             e["kind"] == "step" && (e["status"] == "succeeded" || e["status"] == "skipped")
         })
     });
-    let pid = nanny_pid(&env, "crashy").expect("nanny pid in the lock file");
+    let pid = env.nanny_pid("crashy").expect("nanny pid in the lock file");
     unsafe { libc::kill(pid, libc::SIGKILL) };
     wait_until(
         "the nanny to die",
@@ -397,7 +363,7 @@ fn killing_the_nanny_then_resume_and_destroy_leaves_nothing() {
         .run(&["formation:create", "--resume", "--name", "crashy"])
         .ok();
     assert!(resumed.stdout.contains("succeeded"), "{}", resumed.stdout);
-    let events = journal(&env, "crashy");
+    let events = env.journal("crashy");
     assert!(
         events.iter().any(|e| e["message"]
             .as_str()
@@ -499,74 +465,4 @@ fn a_template_error_names_the_resource_and_reason_and_leaves_nothing() {
         .unwrap_or_default();
     assert_eq!(row["state"], "failed", "{list}");
     env.run(&["destroy", "broken"]).ok();
-}
-
-/// The main job on the local KVM provider: create `hello`, ssh in, destroy; nothing left.
-#[test]
-fn kvm_main_job_create_ssh_destroy() {
-    if std::process::Command::new("virsh")
-        .args(["-c", "qemu:///system", "version"])
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must start libvirtd (scripts/test does)"
-        );
-        eprintln!("SKIPPED: libvirtd is not running; run scripts/setup/daemons.sh");
-        return;
-    }
-    let env = Env::new();
-    env.run(&["cloudlet:install", "hello"]).ok();
-    env.run(&["register", "kvm"]).ok();
-    let name = format!("it{}", std::process::id());
-    let created = env.run(&["-o", "json", "create", "hello", "--name", &name]);
-    let ssh = env.run(&["ssh", &name, "--", "cat", "/etc/motd"]);
-    let status = env.run(&["-o", "json", "cluster:status"]);
-    let domstate = |env: &Env| {
-        let out = std::process::Command::new("virsh")
-            .args([
-                "-c",
-                "qemu:///system",
-                "domstate",
-                &format!("nepho-{name}-hello"),
-            ])
-            .output()
-            .unwrap();
-        let _ = env;
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    let stopped = env.run(&["formation:stop", &name]);
-    let state_after_stop = domstate(&env);
-    let started = env.run(&["formation:start", &name]);
-    let state_after_start = domstate(&env);
-    let destroyed = env.run(&["destroy", &name]);
-    let status = status.ok().json();
-    assert!(
-        status["hosts"][0]["machines"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|m| m["formation"] == name.as_str()),
-        "{status}"
-    );
-    stopped.ok();
-    started.ok();
-    assert_eq!(
-        (state_after_stop.as_str(), state_after_start.as_str()),
-        ("shut off", "running")
-    );
-    let created = created.ok().json();
-    assert_eq!(created["status"], "succeeded");
-    assert!(ssh.ok().stdout.contains("Hello from nepho"));
-    destroyed.ok();
-    let domains = std::process::Command::new("virsh")
-        .args(["-c", "qemu:///system", "list", "--all", "--name"])
-        .output()
-        .unwrap();
-    assert!(
-        !String::from_utf8_lossy(&domains.stdout).contains(&name),
-        "domain left behind"
-    );
 }

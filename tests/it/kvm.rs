@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::Env;
+use crate::support::{Env, wait_until};
 
 const URI: &str = "qemu:///system";
 const KVM_DIR: &str = "/var/lib/nepho/kvm";
@@ -84,45 +84,20 @@ fn assert_nothing_left(name: &str) {
     );
 }
 
-fn journal(env: &Env, name: &str) -> Vec<serde_json::Value> {
-    let path = env
-        .home()
-        .join("state/formations")
-        .join(name)
-        .join("journal.ndjson");
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-fn nanny_pid(env: &Env, name: &str) -> Option<i32> {
-    let text = std::fs::read_to_string(env.home().join("state/formations").join(name).join("lock"))
-        .ok()?;
-    text.split("nanny pid ")
-        .nth(1)?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("timed out waiting for {what}");
-}
-
 /// Destroys the formation when the test ends, also when it fails.
 struct Teardown<'a> {
     env: &'a Env,
     name: String,
+}
+
+/// A unique formation name for this test, destroyed when the test ends.
+fn formation<'a>(env: &'a Env, prefix: &str) -> (String, Teardown<'a>) {
+    let name = unique(prefix);
+    let teardown = Teardown {
+        env,
+        name: name.clone(),
+    };
+    (name, teardown)
 }
 
 impl Drop for Teardown<'_> {
@@ -184,16 +159,43 @@ fn ssh_until(env: &Env, name: &str, cmd: &str, timeout: Duration) -> String {
     }
 }
 
+/// The main job on the local KVM provider: create `hello`, ssh in, stop/start, destroy;
+/// nothing left.
+#[test]
+fn kvm_main_job_create_ssh_destroy() {
+    let Some(env) = kvm_env() else { return };
+    let (name, _teardown) = formation(&env, "it");
+    let created = env
+        .run(&["-o", "json", "create", "hello", "--name", &name])
+        .ok()
+        .json();
+    assert_eq!(created["status"], "succeeded");
+    let ssh = env.run(&["ssh", &name, "--", "cat", "/etc/motd"]).ok();
+    assert!(ssh.stdout.contains("Hello from nepho"));
+    let status = env.run(&["-o", "json", "cluster:status"]).ok().json();
+    assert!(
+        status["hosts"][0]["machines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["formation"] == name.as_str()),
+        "{status}"
+    );
+    let domain = format!("nepho-{name}-hello");
+    env.run(&["formation:stop", &name]).ok();
+    assert_eq!(domstate(&domain), "shut off");
+    env.run(&["formation:start", &name]).ok();
+    assert_eq!(domstate(&domain), "running");
+    env.run(&["destroy", &name]).ok();
+    assert_nothing_left(&name);
+}
+
 /// A machine booted from an iSCSI LUN; an ISO attached live, read in the guest, ejected;
 /// stop/start/reset; destroy removes the LUN but never the user's ISO.
 #[test]
 fn kvm_iscsi_boot_disk_iso_and_power_cycle() {
     let Some(env) = kvm_env() else { return };
-    let name = unique("iso");
-    let _teardown = Teardown {
-        env: &env,
-        name: name.clone(),
-    };
+    let (name, _teardown) = formation(&env, "iso");
     let scratch = Scratch::new("iso");
     let marker = format!("nepho iso {}", std::process::id());
     let iso = make_iso(&scratch.0, &marker);
@@ -306,11 +308,7 @@ fn kvm_iscsi_boot_disk_iso_and_power_cycle() {
 #[test]
 fn kvm_killing_the_nanny_mid_create_then_resume_and_destroy_leaves_nothing() {
     let Some(env) = kvm_env() else { return };
-    let name = unique("crash");
-    let _teardown = Teardown {
-        env: &env,
-        name: name.clone(),
-    };
+    let (name, _teardown) = formation(&env, "crash");
     env.run(&[
         "create",
         "hello",
@@ -322,15 +320,11 @@ fn kvm_killing_the_nanny_mid_create_then_resume_and_destroy_leaves_nothing() {
     ])
     .ok();
     wait_until("the domain step", Duration::from_secs(180), || {
-        journal(&env, &name).iter().any(|e| {
+        env.journal(&name).iter().any(|e| {
             e["kind"] == "step" && e["step"] == "domain-hello" && e["status"] == "succeeded"
         })
     });
-    let pid = nanny_pid(&env, &name).expect("nanny pid in the lock file");
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    wait_until("the nanny to die", Duration::from_secs(10), || unsafe {
-        libc::kill(pid, 0) != 0
-    });
+    env.kill_nanny(&name);
     assert!(
         domains().contains(&format!("nepho-{name}-hello")),
         "the machine was defined before the kill"
@@ -359,11 +353,7 @@ fn kvm_killing_the_nanny_mid_create_then_resume_and_destroy_leaves_nothing() {
 #[test]
 fn kvm_two_machines_are_built_in_parallel() {
     let Some(env) = kvm_env() else { return };
-    let name = unique("duo");
-    let _teardown = Teardown {
-        env: &env,
-        name: name.clone(),
-    };
+    let (name, _teardown) = formation(&env, "duo");
     let created = env
         .run(&[
             "-o", "json", "create", "hello", "--name", &name, "--set", "count=2",
@@ -371,7 +361,7 @@ fn kvm_two_machines_are_built_in_parallel() {
         .ok()
         .json();
     assert_eq!(created["status"], "succeeded", "{created}");
-    let events = journal(&env, &name);
+    let events = env.journal(&name);
     let when = |step: &str, status: &str| {
         events
             .iter()
@@ -405,11 +395,7 @@ fn kvm_two_machines_are_built_in_parallel() {
 #[test]
 fn kvm_two_tiers_with_an_iscsi_data_disk() {
     let Some(env) = kvm_env() else { return };
-    let name = unique("tier");
-    let _teardown = Teardown {
-        env: &env,
-        name: name.clone(),
-    };
+    let (name, _teardown) = formation(&env, "tier");
     let created = env
         .run(&[
             "-o",
@@ -480,11 +466,7 @@ fn kvm_two_tiers_with_an_iscsi_data_disk() {
 #[test]
 fn kvm_add_and_remove_drives_live() {
     let Some(env) = kvm_env() else { return };
-    let name = unique("drv");
-    let _teardown = Teardown {
-        env: &env,
-        name: name.clone(),
-    };
+    let (name, _teardown) = formation(&env, "drv");
     env.run(&["create", "hello", "--name", &name]).ok();
     let added = env
         .run(&["-o", "json", "formation:add-drive", &name, "--size-gb", "1"])
@@ -561,11 +543,7 @@ fn kvm_static_address_from_the_pool_and_no_spoofing() {
     );
     assert!(text.contains("pool: 192.168.122.240"), "{text}");
     std::fs::write(&cluster, text).unwrap();
-    let name = unique("pool");
-    let _teardown = Teardown {
-        env: &env,
-        name: name.clone(),
-    };
+    let (name, _teardown) = formation(&env, "pool");
     env.run(&["create", "hello", "--name", &name]).ok();
     let address = env
         .run(&["ssh", &name, "--", "cat", "/run/nepho/ip.eth0"])
@@ -649,11 +627,7 @@ fn kvm_remote_host_over_qemu_ssh() {
     );
     assert!(text.contains("name: remote"), "{text}");
     std::fs::write(&cluster, text).unwrap();
-    let name = unique("rmt");
-    let _teardown = Teardown {
-        env: &env,
-        name: name.clone(),
-    };
+    let (name, _teardown) = formation(&env, "rmt");
     let scratch = Scratch::new("rmt");
     let iso = make_iso(&scratch.0, "over ssh");
 

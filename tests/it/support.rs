@@ -57,6 +57,42 @@ impl Env {
         Run::from(self.nepho().args(args).output().expect("run nepho"))
     }
 
+    /// The formation's event journal, as written so far.
+    pub fn journal(&self, name: &str) -> Vec<serde_json::Value> {
+        let path = self
+            .home()
+            .join("state/formations")
+            .join(name)
+            .join("journal.ndjson");
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The pid of the nanny building `name`, from its lock file.
+    pub fn nanny_pid(&self, name: &str) -> Option<i32> {
+        let text =
+            std::fs::read_to_string(self.home().join("state/formations").join(name).join("lock"))
+                .ok()?;
+        text.split("nanny pid ")
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// kill -9 of the nanny building `name`; returns once it is gone.
+    pub fn kill_nanny(&self, name: &str) {
+        let pid = self.nanny_pid(name).expect("nanny pid in the lock file");
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        wait_until("the nanny to die", Duration::from_secs(10), || unsafe {
+            libc::kill(pid, 0) != 0
+        });
+    }
+
     pub fn write_config(&self, yaml: &str) {
         std::fs::create_dir_all(self.home()).unwrap();
         std::fs::write(self.home().join("config.yaml"), yaml).unwrap();
@@ -125,6 +161,18 @@ impl Run {
 }
 
 /// Runs git in `dir` and panics with its output on failure.
+/// Polls `ok` until it holds; panics naming `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .current_dir(dir)

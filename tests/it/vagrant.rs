@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::support::{Env, Run, git, write_files};
+use crate::support::{Env, Run, git, wait_until, write_files};
 
 const URI: &str = "qemu:///system";
 const BOX_FILE: &str = "/var/cache/nepho-test/images/nepho-tiny-libvirt.box";
@@ -130,17 +130,7 @@ impl Vg {
     }
 
     fn journal(&self, name: &str) -> Vec<serde_json::Value> {
-        let path = self
-            .env
-            .home()
-            .join("state/formations")
-            .join(name)
-            .join("journal.ndjson");
-        std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        self.env.journal(name)
     }
 }
 
@@ -160,24 +150,7 @@ impl Vg {
     }
 
     fn kill_nanny(&self, name: &str) {
-        let lock = std::fs::read_to_string(
-            self.env
-                .home()
-                .join("state/formations")
-                .join(name)
-                .join("lock"),
-        )
-        .unwrap();
-        let pid: i32 = lock
-            .split("nanny pid ")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .and_then(|s| s.parse().ok())
-            .expect("nanny pid in the lock file");
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        wait_until("the nanny to die", Duration::from_secs(10), || unsafe {
-            libc::kill(pid, 0) != 0
-        });
+        self.env.kill_nanny(name);
     }
 }
 
@@ -200,17 +173,6 @@ impl Drop for Vg {
             virsh(&["vol-delete", "--pool", "default", &v]);
         }
     }
-}
-
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("timed out after {timeout:?} waiting for {what}");
 }
 
 fn messages(journal: &[serde_json::Value]) -> Vec<String> {
