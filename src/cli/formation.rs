@@ -335,8 +335,13 @@ fn create(cx: &Context, a: CreateArgs) -> Result<()> {
     }
     // The provider is the source of truth: refuse a name that already exists there (made on
     // another machine, or a local record lost), and fail fast on missing credentials.
+    // Bad input is refused here, with exit 4, before a record or a nanny exists.
     let exists = runtime()?.block_on(async {
         let provider = providers::connect(spec.provider, &cx.paths, true).await?;
+        provider
+            .validate(&spec)
+            .await
+            .map_err(providers::provider_error)?;
         match provider.describe(name.as_str()).await {
             Ok(d) => Ok(Some(d)),
             Err(nepho_provider_api::ProviderError::NotFound(_)) => Ok(None),
@@ -604,6 +609,14 @@ fn update(cx: &Context, a: UpdateArgs) -> Result<()> {
     }
     let reference = format!("{}/{}", record.cloudlet, record.scenario);
     let spec = build_spec(cx, &reference, &fdir.name, &a.values, Some(&fdir))?;
+    // Refused before the formation's spec is replaced: a bad update changes nothing.
+    runtime()?.block_on(async {
+        let provider = providers::connect(spec.provider, &cx.paths, true).await?;
+        provider
+            .validate(&spec)
+            .await
+            .map_err(providers::provider_error)
+    })?;
     let lock = FormationLock::acquire(&fdir, "update")?;
     fdir.write_spec(&spec)?;
     launch(

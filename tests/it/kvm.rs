@@ -658,3 +658,27 @@ fn kvm_remote_host_over_qemu_ssh() {
     assert_nothing_left(&name);
     assert!(iso.is_file(), "the user's ISO stays");
 }
+
+/// A network whose bridge is missing, or a VLAN on a Linux bridge (libvirt tags VLANs only on
+/// Open vSwitch), is refused before anything is built.
+#[test]
+fn kvm_bridges_that_cannot_work_are_refused_up_front() {
+    let Some(env) = kvm_env() else { return };
+    let cluster = env.home().join("cluster.yaml");
+    let original = std::fs::read_to_string(&cluster).unwrap();
+    for (network, expected) in [
+        ("    bridge: virbr0\n    vlan: 10\n", "Open vSwitch"),
+        ("    bridge: nepho-nobr0\n", "does not exist"),
+    ] {
+        let text = original.replacen(
+            "networks:\n  - name: default\n",
+            &format!("networks:\n  - name: default\n{network}"),
+            1,
+        );
+        std::fs::write(&cluster, text).unwrap();
+        let name = unique("br");
+        let refused = env.run(&["create", "hello", "--name", &name]).code(4);
+        assert!(refused.stderr.contains(expected), "{}", refused.stderr);
+        assert_nothing_left(&name);
+    }
+}
