@@ -13,7 +13,6 @@ mod media;
 mod net;
 mod pattern;
 mod place;
-mod probe;
 mod remote;
 mod steps;
 mod storage;
@@ -28,6 +27,9 @@ use nepho_provider_api::{
     PlannedChange, PowerAction, Provider, ProviderError, ProviderKind, ResourceStatus, SshEndpoint,
     Step, StepContext, StepOutcome,
 };
+
+// `crate::join_all` for the modules that wait on several machines at once.
+use nepho_provider_api::join_all;
 
 pub use cluster::{ClusterFile, local_cluster_yaml};
 pub use drives::DriveChange;
@@ -259,37 +261,6 @@ impl KvmProvider {
             .map(|(k, v)| (k.clone(), substitute(v, &address_of)))
             .collect()
     }
-}
-
-/// Runs futures concurrently on the current task (no spawning: they borrow the provider).
-async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut results: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    let mut futures: Vec<Option<_>> = futures.into_iter().map(Some).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, slot) in futures.iter_mut().enumerate() {
-            if let Some(f) = slot {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => {
-                        results[i] = Some(v);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    results
-        .into_iter()
-        .map(|r| r.expect("every future finished"))
-        .collect()
 }
 
 fn state_of(found: &[FoundDomain]) -> (FormationState, Option<String>) {

@@ -673,7 +673,7 @@ impl KvmProvider {
             DomainType::Auto => {
                 let kvm = *self
                     .kvm_probe
-                    .get_or_init(|| crate::probe::kvm_works_cached(self.probe_cache.as_deref()))
+                    .get_or_init(|| nepho_kvm_probe::kvm_works_cached(self.probe_cache.as_deref()))
                     .await;
                 if !kvm && let Some(cx) = cx_events {
                     cx.events.emit(

@@ -22,7 +22,7 @@ use std::time::Duration;
 use nepho_provider_api::{
     BoxFuture, Endpoints, EventKind, EventSink, EventStatus, FormationDetails, FormationSpec,
     FormationState, FormationSummary, Plan, PlannedChange, PowerAction, Progress, Provider,
-    ProviderError, ProviderKind, ResourceStatus, Step, StepContext, StepId, StepOutcome,
+    ProviderError, ProviderKind, ResourceStatus, Step, StepContext, StepId, StepOutcome, join_all,
 };
 use serde_json::json;
 
@@ -1049,36 +1049,6 @@ impl Provider for VagrantProvider {
     ) -> BoxFuture<'a, Result<(), ProviderError>> {
         Box::pin(self.power_impl(formation, machine, action))
     }
-}
-
-/// Runs futures concurrently on the current task (they borrow the provider).
-async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut futures: Vec<_> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
-    let mut results: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, slot) in futures.iter_mut().enumerate() {
-            if let Some(f) = slot {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => {
-                        results[i] = Some(v);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    results
-        .into_iter()
-        .map(|r| r.expect("every future finished"))
-        .collect()
 }
 
 #[cfg(test)]

@@ -1,10 +1,15 @@
-//! `domain_type: auto`: use KVM only when a guest actually runs under it. `/dev/kvm` existing
-//! is not enough (nested setups hang), so boot a 512-byte boot sector that writes "OK" to the
-//! serial port, with a short timeout.
+//! Whether to use KVM: only when a guest actually runs under it. `/dev/kvm` existing is not
+//! enough (nested setups hang in protected/long mode), so boot something under `-accel kvm`
+//! with a short timeout and look at the serial console. Shared by the KVM provider
+//! (`domain_type: auto`) and the Vagrant provider (the libvirt driver).
 
+use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
-use crate::cmd;
+use tokio::process::Command;
+
+const QEMU: &str = "qemu-system-x86_64";
 
 /// The boot sector: mov dx,0x3f8; mov al,'O'; out dx,al; mov al,'K'; out dx,al;
 /// mov al,10; out dx,al; mov al,1; out 0xf4,al (isa-debug-exit: QEMU exits); cli; hlt; jmp.
@@ -18,45 +23,57 @@ fn boot_sector() -> Vec<u8> {
     code
 }
 
-/// Whether a KVM guest boots on this machine within a few seconds.
+/// Whether a KVM guest boots on this machine within a few seconds: the host's kernel when
+/// there is one ([`kernel_boots_under_kvm`]), else a real-mode boot sector.
 pub async fn kvm_works() -> bool {
-    if !std::path::Path::new("/dev/kvm").exists() || !cmd::on_path("qemu-system-x86_64") {
+    if !Path::new("/dev/kvm").exists() || which(QEMU).is_none() {
         return false;
     }
-    // A real-mode boot sector runs even where KVM hangs in protected/long mode (nested PVM),
-    // so when the host has a kernel, boot it without a root fs: "Kernel panic" on the serial
-    // console proves the whole path works (QEMU exits thanks to panic=-1 + -no-reboot).
-    if let Some(kernel) = host_kernel() {
-        let out = cmd::run(
-            "qemu-system-x86_64",
-            &[
-                "-accel",
-                "kvm",
-                "-nodefaults",
-                "-display",
-                "none",
-                "-m",
-                "256",
-                "-no-reboot",
-                "-serial",
-                "stdio",
-                "-kernel",
-                &kernel,
-                "-append",
-                "console=ttyS0 panic=-1",
-            ],
-            Duration::from_secs(20),
-        )
-        .await;
-        return matches!(out, Ok(o) if o.stdout.contains("Kernel panic"));
+    if let Some(booted) = kernel_boots_under_kvm().await {
+        return booted;
     }
+    boot_sector_runs_under_kvm().await
+}
+
+/// Boots the host's newest kernel under `-accel kvm` without a root fs: "Kernel panic" on the
+/// serial console proves the whole path works (QEMU exits thanks to `panic=-1 -no-reboot`).
+/// `None` when there is no kernel under /boot to try. The strict test: a real-mode boot
+/// sector runs even where KVM hangs in protected/long mode (nested PVM).
+pub async fn kernel_boots_under_kvm() -> Option<bool> {
+    if !Path::new("/dev/kvm").exists() {
+        return Some(false);
+    }
+    let kernel = host_kernel()?;
+    let stdout = qemu(
+        &[
+            "-accel",
+            "kvm",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-m",
+            "256",
+            "-no-reboot",
+            "-serial",
+            "stdio",
+            "-kernel",
+            &kernel,
+            "-append",
+            "console=ttyS0 panic=-1",
+        ],
+        Duration::from_secs(20),
+    )
+    .await;
+    Some(stdout.is_some_and(|s| s.contains("Kernel panic")))
+}
+
+async fn boot_sector_runs_under_kvm() -> bool {
     let path = std::env::temp_dir().join(format!("nepho-kvm-probe-{}.img", std::process::id()));
     if std::fs::write(&path, boot_sector()).is_err() {
         return false;
     }
     let drive = format!("file={},format=raw,if=ide", path.display());
-    let out = cmd::run(
-        "qemu-system-x86_64",
+    let stdout = qemu(
         &[
             "-accel",
             "kvm",
@@ -78,7 +95,24 @@ pub async fn kvm_works() -> bool {
     .await;
     let _ = std::fs::remove_file(&path);
     // isa-debug-exit makes QEMU exit with status 3 once the guest ran; a hang times out.
-    matches!(out, Ok(o) if o.stdout.contains("OK"))
+    stdout.is_some_and(|s| s.contains("OK"))
+}
+
+/// QEMU's stdout, or `None` when it could not run or did not exit within `timeout` (it is
+/// killed then).
+async fn qemu(args: &[&str], timeout: Duration) -> Option<String> {
+    let child = Command::new(QEMU)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .ok()?;
+    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(Ok(out)) => Some(String::from_utf8_lossy(&out.stdout).into_owned()),
+        _ => None,
+    }
 }
 
 fn host_kernel() -> Option<String> {
@@ -92,10 +126,17 @@ fn host_kernel() -> Option<String> {
     kernels.pop()
 }
 
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|p| p.join(program))
+        .find(|p| p.is_file())
+}
+
 /// [`kvm_works`], remembered in `cache` (JSON) while what decides the answer is unchanged: the
 /// host kernel, the QEMU binary and `/dev/kvm`'s owner and mode. A week at most, so a host
-/// whose KVM was fixed some other way is re-probed eventually.
-pub async fn kvm_works_cached(cache: Option<&std::path::Path>) -> bool {
+/// whose KVM was fixed some other way is re-probed eventually. `None` probes every call.
+pub async fn kvm_works_cached(cache: Option<&Path>) -> bool {
     let Some(cache) = cache else {
         return kvm_works().await;
     };
@@ -113,7 +154,7 @@ const CACHE_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 fn probe_key() -> String {
     use std::os::unix::fs::MetadataExt;
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let qemu = cmd::which("qemu-system-x86_64")
+    let qemu = which(QEMU)
         .and_then(|p| std::fs::metadata(p).ok())
         .map(|m| format!("{}:{}", m.size(), m.mtime()))
         .unwrap_or_default();
@@ -123,7 +164,7 @@ fn probe_key() -> String {
     format!("{}|{qemu}|{dev}", kernel.trim())
 }
 
-fn read_cache(cache: &std::path::Path, key: &str) -> Option<bool> {
+fn read_cache(cache: &Path, key: &str) -> Option<bool> {
     let age = std::fs::metadata(cache)
         .ok()?
         .modified()
@@ -138,7 +179,7 @@ fn read_cache(cache: &std::path::Path, key: &str) -> Option<bool> {
     v["kvm"].as_bool()
 }
 
-fn write_cache(cache: &std::path::Path, key: &str, kvm: bool) {
+fn write_cache(cache: &Path, key: &str, kvm: bool) {
     let Some(dir) = cache.parent() else { return };
     if std::fs::create_dir_all(dir).is_err() {
         return;
@@ -165,5 +206,12 @@ mod tests {
         write_cache(&cache, &key, true);
         assert_eq!(read_cache(&cache, &key), Some(true));
         assert_eq!(read_cache(&cache, "another kernel"), None);
+    }
+
+    #[test]
+    fn the_boot_sector_is_one_bootable_sector() {
+        let sector = boot_sector();
+        assert_eq!(sector.len(), 512);
+        assert_eq!(&sector[510..], &[0x55, 0xAA]);
     }
 }
