@@ -7,7 +7,12 @@
 //! - update: `project` → `box`? → `provision`
 //! - destroy: `destroy` (stop an orphaned vagrant, `destroy -f`, remove leftover domains,
 //!   remove the project)
+//!
+//! State (`list`, `describe`, the ssh-config fallback) is read without Ruby for libvirt
+//! projects: the domain UUIDs vagrant-libvirt records in `.vagrant/machines/*/libvirt/id`, asked
+//! of libvirt in one `virsh` batch (`domain_state`); `vagrant status` answers the rest.
 
+mod domain_state;
 mod machine_readable;
 mod probe;
 mod project;
@@ -456,8 +461,10 @@ impl VagrantProvider {
             }
             Err(e) => {
                 let running: Vec<String> = self
-                    .status(dir)
-                    .await?
+                    .machine_states(&[dir])
+                    .await
+                    .pop()
+                    .expect("one answer per project")?
                     .into_iter()
                     .filter(|(_, state)| state == "running")
                     .map(|(m, _)| m)
@@ -634,9 +641,83 @@ impl VagrantProvider {
             .collect())
     }
 
-    async fn summary(&self, formation: &str, dir: &Path) -> FormationSummary {
+    /// Whether a project's states can be read from libvirt (see `domain_state`).
+    fn libvirt_probe(&self, dir: &Path) -> Result<domain_state::Probe, String> {
+        if std::env::var("NEPHO_VAGRANT_STATE").is_ok_and(|v| v == "vagrant") {
+            return Err("NEPHO_VAGRANT_STATE=vagrant".into());
+        }
+        let meta = project::read_meta(dir).ok_or("no project metadata")?;
+        let mut env = BTreeMap::new();
+        if let Ok(uri) = std::env::var("LIBVIRT_DEFAULT_URI") {
+            env.insert("LIBVIRT_DEFAULT_URI".to_string(), uri);
+        }
+        env.extend(project::read_env(dir));
+        domain_state::probe(dir, &meta.vagrant_provider, &env, &self.vagrant_home())
+    }
+
+    /// Machine states of several projects as `vagrant status` reports them: from libvirt
+    /// where the project allows it (one virsh batch per connection for all of them), else
+    /// (or when virsh fails) from `vagrant status`, run concurrently.
+    async fn machine_states(
+        &self,
+        dirs: &[&Path],
+    ) -> Vec<Result<Vec<(String, String)>, ProviderError>> {
+        let fast = self.libvirt_states(dirs).await;
+        let answers = dirs.iter().zip(fast).map(|(dir, fast)| async move {
+            match fast {
+                Ok(states) => Ok(states),
+                Err(_) => self.status(dir).await,
+            }
+        });
+        join_all(answers).await
+    }
+
+    /// The libvirt half of `machine_states`: `Err` (with why) for every project it cannot
+    /// answer for.
+    async fn libvirt_states(&self, dirs: &[&Path]) -> Vec<Result<Vec<(String, String)>, String>> {
+        let probes: Vec<Result<domain_state::Probe, String>> =
+            dirs.iter().map(|d| self.libvirt_probe(d)).collect();
+        let mut by_uri: BTreeMap<&str, Vec<&domain_state::Probe>> = BTreeMap::new();
+        for p in probes.iter().flatten() {
+            by_uri.entry(p.uri.as_str()).or_default().push(p);
+        }
+        let reads = by_uri.into_iter().map(|(uri, probes)| async move {
+            (uri.to_string(), read_libvirt(uri, &probes).await)
+        });
+        let snapshots: BTreeMap<String, Result<domain_state::Snapshot, String>> =
+            join_all(reads).await.into_iter().collect();
+        probes
+            .into_iter()
+            .map(|p| {
+                let p = p?;
+                match &snapshots[&p.uri] {
+                    Ok(snap) => domain_state::resolve(&p, snap),
+                    Err(e) => Err(e.clone()),
+                }
+            })
+            .collect()
+    }
+
+    /// One formation's machine states, from libvirt where possible (for tests and tools
+    /// that want to know the fast path answered): `Err` says why it could not.
+    pub async fn libvirt_machine_states(
+        &self,
+        formation: &str,
+    ) -> Result<Vec<(String, String)>, String> {
+        let dir = self.existing_dir(formation).map_err(|e| e.to_string())?;
+        self.libvirt_states(&[dir.as_path()])
+            .await
+            .pop()
+            .expect("one answer per project")
+    }
+
+    fn summary(
+        formation: &str,
+        dir: &Path,
+        machines: Result<Vec<(String, String)>, ProviderError>,
+    ) -> FormationSummary {
         let meta = project::read_meta(dir);
-        let (state, status_reason) = match self.status(dir).await {
+        let (state, status_reason) = match machines {
             Ok(machines) => state_of(&machines, run_in_progress(dir)),
             Err(e) => (FormationState::Unknown, Some(e.to_string())),
         };
@@ -720,19 +801,65 @@ async fn remove_domain(uri: &str, domain: &str) -> Result<(), ProviderError> {
 }
 
 async fn virsh(uri: &str, args: &[&str]) -> Result<String, String> {
+    virsh_within(uri, args, Duration::from_secs(60)).await
+}
+
+/// `virsh -c URI args…` in the C locale (state words are parsed), within `limit`.
+async fn virsh_within(uri: &str, args: &[&str], limit: Duration) -> Result<String, String> {
     let out = tokio::process::Command::new("virsh")
         .arg("-c")
         .arg(uri)
         .args(args)
+        .env("LC_ALL", "C")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
         .output();
-    match tokio::time::timeout(Duration::from_secs(60), out).await {
+    match tokio::time::timeout(limit, out).await {
         Ok(Ok(o)) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).into_owned()),
         Ok(Ok(o)) => Err(String::from_utf8_lossy(&o.stderr).trim().to_string()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("virsh {} timed out", args.join(" "))),
     }
+}
+
+/// How long the state batch may take before `vagrant status` is asked instead.
+const VIRSH_STATE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Every recorded domain's state on one libvirt connection: one virsh batch, plus one for
+/// the leases of the running ones.
+async fn read_libvirt(
+    uri: &str,
+    probes: &[&domain_state::Probe],
+) -> Result<domain_state::Snapshot, String> {
+    let ids: std::collections::BTreeSet<String> = probes
+        .iter()
+        .flat_map(|p| p.machines.iter())
+        .filter_map(|(_, r)| match r {
+            domain_state::Recorded::Domain(id) => Some(id.clone()),
+            _ => None,
+        })
+        .collect();
+    if ids.is_empty() {
+        return Ok(domain_state::Snapshot::default());
+    }
+    let out = virsh_within(
+        uri,
+        &[&domain_state::state_script(&ids)],
+        VIRSH_STATE_TIMEOUT,
+    )
+    .await?;
+    let mut snap = domain_state::parse_states(&out)?;
+    let running = domain_state::running_ids(probes, &snap);
+    if !running.is_empty() {
+        let out = virsh_within(
+            uri,
+            &[&domain_state::address_script(&running)],
+            VIRSH_STATE_TIMEOUT,
+        )
+        .await?;
+        domain_state::parse_addresses(&out, &mut snap)?;
+    }
+    Ok(snap)
 }
 
 /// Whether a vagrant started by nepho is still running in the project.
@@ -757,7 +884,18 @@ fn state_of(machines: &[(String, String)], busy: bool) -> (FormationState, Optio
             FormationState::Unknown,
             Some("no machine is created".into()),
         ),
-        (0, _) => (FormationState::Stopped, None),
+        (0, _) => {
+            // Paused, inaccessible (running without an address), crashed…: say which.
+            let other: Vec<String> = machines
+                .iter()
+                .filter(|(_, s)| s != "shutoff" && s != "not_created")
+                .map(|(m, s)| format!("{m}: {s}"))
+                .collect();
+            (
+                FormationState::Stopped,
+                (!other.is_empty()).then(|| other.join(", ")),
+            )
+        }
         (r, _) if r == total => (FormationState::Running, None),
         (r, _) => (
             FormationState::Running,
@@ -904,12 +1042,16 @@ impl Provider for VagrantProvider {
 
     fn list<'a>(&'a self) -> BoxFuture<'a, Result<Vec<FormationSummary>, ProviderError>> {
         Box::pin(async move {
-            // One Ruby start-up per project, all at once.
-            let summaries = self
-                .projects()
-                .into_iter()
-                .map(|(name, dir)| async move { self.summary(&name, &dir).await });
-            Ok(join_all(summaries).await)
+            // libvirt projects: one virsh batch for all; others: `vagrant status` each, all
+            // at once.
+            let projects = self.projects();
+            let dirs: Vec<&Path> = projects.iter().map(|(_, d)| d.as_path()).collect();
+            let states = self.machine_states(&dirs).await;
+            Ok(projects
+                .iter()
+                .zip(states)
+                .map(|((name, dir), machines)| Self::summary(name, dir, machines))
+                .collect())
         })
     }
 
@@ -920,7 +1062,11 @@ impl Provider for VagrantProvider {
         Box::pin(async move {
             let dir = self.existing_dir(formation)?;
             let meta = project::read_meta(&dir);
-            let machines = self.status(&dir).await?;
+            let machines = self
+                .machine_states(&[dir.as_path()])
+                .await
+                .pop()
+                .expect("one answer per project")?;
             let (state, status_reason) = state_of(&machines, run_in_progress(&dir));
             let cached = std::fs::read_to_string(dir.join(project::SSH_CACHE_FILE))
                 .map(|s| ssh_config::parse(&s))
@@ -1084,6 +1230,18 @@ mod tests {
         assert_eq!(
             state_of(&m(&[("a", "not_created")]), true).0,
             FormationState::Creating
+        );
+        // A domain removed behind nepho's back reads as not_created.
+        assert_eq!(
+            state_of(&m(&[("a", "not_created"), ("b", "not_created")]), false),
+            (
+                FormationState::Unknown,
+                Some("no machine is created".into())
+            )
+        );
+        assert_eq!(
+            state_of(&m(&[("a", "paused"), ("b", "shutoff")]), false),
+            (FormationState::Stopped, Some("a: paused".into()))
         );
     }
 }

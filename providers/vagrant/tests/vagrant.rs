@@ -261,3 +261,132 @@ async fn missing_box_is_added_from_a_url() {
     };
     assert!(provider.run_step(step, cx).await.unwrap().already_done);
 }
+
+/// `vagrant status --machine-readable` run by hand in a project: machine → state.
+fn vagrant_status(world: &World, project: &std::path::Path) -> Vec<(String, String)> {
+    let out = Command::new("vagrant")
+        .args(["status", "--machine-readable"])
+        .current_dir(project)
+        .env("VAGRANT_HOME", world.dir.path().join("vagrant.d"))
+        .env("NEPHO_LIBVIRT_DRIVER", "qemu")
+        .env("VAGRANT_CHECKPOINT_DISABLE", "1")
+        .env("VAGRANT_BOX_UPDATE_CHECK_DISABLE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "vagrant status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(nepho_provider_vagrant::parse_line)
+        .filter(|r| r.kind == "state" && !r.target.is_empty())
+        .map(|r| (r.target.clone(), r.data(0).to_string()))
+        .collect()
+}
+
+/// list/describe read libvirt-backed machines' states from libvirt (the domain UUIDs
+/// vagrant-libvirt records in the project), not from `vagrant status`: the answer must be
+/// the one `vagrant status` gives, after create, stop, start, and once the domain was
+/// removed behind nepho's back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn states_from_libvirt_match_vagrant_status() {
+    let _serial = serial().await;
+    if missing_prerequisite().is_some() {
+        return;
+    }
+    let mut world = World::new("state");
+    let name = format!("vqstate{}", std::process::id());
+    let spec = world.spec(&name);
+    let provider = world.provider();
+    let events = Arc::new(Recorder::default());
+    let project = spec.work_dir.join(&name);
+
+    // Before `vagrant up` (no id recorded yet): not created, from the files alone.
+    let plan = provider.plan_create(&spec).await.unwrap();
+    for step in plan.steps.iter().filter(|s| s.id.0 != "up") {
+        let cx = StepContext {
+            spec: &spec,
+            outputs: Default::default(),
+            events: events.clone(),
+        };
+        provider.run_step(step, cx).await.unwrap();
+    }
+    assert_eq!(
+        provider.libvirt_machine_states(&name).await.unwrap(),
+        [("default".to_string(), "not_created".to_string())]
+    );
+    let row = provider.list().await.unwrap();
+    let row = row.iter().find(|s| s.name == name).expect("listed");
+    assert_eq!(row.state, FormationState::Unknown, "{row:?}");
+
+    run_plan(&provider, &spec, &plan, &events).await.unwrap();
+    let check = |expected: &'static str, formation_state: FormationState| {
+        let provider = &provider;
+        let world = &world;
+        let project = &project;
+        let name = &name;
+        async move {
+            let started = Instant::now();
+            let fast = provider.libvirt_machine_states(name).await;
+            let fast_took = started.elapsed();
+            let started = Instant::now();
+            let slow = vagrant_status(world, project);
+            let slow_took = started.elapsed();
+            eprintln!(
+                "{expected}: libvirt {:.3} s, vagrant status {:.3} s",
+                fast_took.as_secs_f64(),
+                slow_took.as_secs_f64()
+            );
+            assert_eq!(fast.as_ref().unwrap(), &slow, "libvirt vs vagrant status");
+            assert_eq!(
+                slow,
+                [("default".to_string(), expected.to_string())],
+                "vagrant status"
+            );
+            let details = provider.describe(name).await.unwrap();
+            assert_eq!(details.resources.len(), 1, "{details:?}");
+            assert_eq!(details.resources[0].resource, "default");
+            assert_eq!(details.resources[0].status, expected);
+            assert_eq!(details.summary.state, formation_state, "{details:?}");
+            let list = provider.list().await.unwrap();
+            let row = list.iter().find(|s| &s.name == name).expect("listed");
+            assert_eq!(row.state, formation_state, "{row:?}");
+        }
+    };
+    check("running", FormationState::Running).await;
+    provider
+        .power(&name, None, PowerAction::Stop)
+        .await
+        .unwrap();
+    check("shutoff", FormationState::Stopped).await;
+    provider
+        .power(&name, None, PowerAction::Start)
+        .await
+        .unwrap();
+    check("running", FormationState::Running).await;
+
+    // The domain removed behind nepho's back: not created (the id is still recorded).
+    let domain = format!("{name}_default");
+    support::virsh(&["destroy", &domain]);
+    support::virsh(&["undefine", &domain, "--remove-all-storage"]);
+    assert!(domains(&format!("{name}_")).is_empty());
+    assert!(
+        project
+            .join(".vagrant/machines/default/libvirt/id")
+            .is_file()
+    );
+    check("not_created", FormationState::Unknown).await;
+    let details = provider.describe(&name).await.unwrap();
+    assert_eq!(
+        details.summary.status_reason.as_deref(),
+        Some("no machine is created")
+    );
+
+    let plan = provider.plan_destroy(&name).await.unwrap();
+    run_plan(&provider, &spec, &plan, &events).await.unwrap();
+    assert!(domains(&format!("{name}_")).is_empty());
+    assert!(volumes(&format!("{name}_")).is_empty());
+    assert!(!project.exists());
+}
