@@ -133,6 +133,11 @@ start() {
     # the namespace lives on with them.
     unshare -m --propagation private -- /bin/bash -euo pipefail -c '
       RUN=$1; STATE=$2
+      # The daemons must not inherit the caller'"'"'s descriptors (e.g. a test'"'"'s lock file).
+      for fd in /proc/self/fd/*; do
+        fd=${fd##*/}
+        if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
+      done
       mount --bind "$RUN/run" /run/libvirt
       mount --bind "$STATE/etc" /etc/libvirt
       mount --bind "$STATE/lib" /var/lib/libvirt
