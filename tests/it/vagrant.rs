@@ -154,6 +154,56 @@ impl Vg {
     }
 }
 
+impl Vg {
+    /// The formation's state in `formation:list` and its first machine's status in
+    /// `formation:describe`.
+    fn states(&self, name: &str) -> (String, String) {
+        let started = Instant::now();
+        let list = self.run(&["-o", "json", "formation:list"]).ok().json();
+        eprintln!("formation:list: {:.2} s", started.elapsed().as_secs_f64());
+        let row = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned()
+            .unwrap_or_default();
+        let described = self
+            .run(&["-o", "json", "formation:describe", name])
+            .ok()
+            .json();
+        let status = &described["details"]["resources"][0]["status"];
+        (
+            row["state"].as_str().unwrap_or_default().to_string(),
+            status.as_str().unwrap_or_default().to_string(),
+        )
+    }
+
+    /// `vagrant status --machine-readable` in the formation's project, run by hand.
+    fn vagrant_status(&self, name: &str) -> Vec<(String, String)> {
+        let out = Command::new("vagrant")
+            .args(["status", "--machine-readable"])
+            .current_dir(self.project(name))
+            .envs(self.env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("VAGRANT_CHECKPOINT_DISABLE", "1")
+            .output()
+            .expect("vagrant status");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (f.len() >= 4 && f[2] == "state" && !f[1].is_empty())
+                    .then(|| (f[1].to_string(), f[3].to_string()))
+            })
+            .collect()
+    }
+}
+
 impl Drop for Vg {
     fn drop(&mut self) {
         for name in self.formations.clone() {
@@ -251,17 +301,29 @@ fn vagrant_hello_create_ssh_update_destroy() {
         described["details"]["resources"][0]["resource"], "default",
         "{described}"
     );
+    // list/describe read the state from libvirt, not `vagrant status`: the same answer.
+    assert_eq!(vg.states(&name), ("running".into(), "running".into()));
+    assert_eq!(
+        vg.vagrant_status(&name),
+        [("default".into(), "running".into())]
+    );
 
     vg.run(&["formation:stop", &name]).ok();
     assert_eq!(
         virsh(&["domstate", &format!("{name}_default")]).trim(),
         "shut off"
     );
+    assert_eq!(vg.states(&name), ("stopped".into(), "shutoff".into()));
+    assert_eq!(
+        vg.vagrant_status(&name),
+        [("default".into(), "shutoff".into())]
+    );
     vg.run(&["formation:start", &name]).ok();
     assert_eq!(
         virsh(&["domstate", &format!("{name}_default")]).trim(),
         "running"
     );
+    assert_eq!(vg.states(&name), ("running".into(), "running".into()));
 
     vg.run(&[
         "formation:update",
