@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use nepho_provider_api::{EventKind, FormationState, Provider, ProviderError, StepId};
+use nepho_provider_testkit::{Conformance, Expect, Steps, destroy_missing, undo_steps};
 use serde_json::json;
 use support::{Moto, Recorder, fixture, run_plan, spec};
 
@@ -36,12 +37,13 @@ fn step_ids(plan: &nepho_provider_api::Plan) -> Vec<String> {
     plan.steps.iter().map(|s| s.id.0.clone()).collect()
 }
 
+/// The conformance suite: the stack is created through a crash after its change set and a
+/// resume, then read back, re-run and destroyed; CloudFormation specifics are checked between.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_list_describe_endpoints_destroy() {
     let moto = Moto::start();
     let provider = moto.provider().await;
     let spec = hello_spec("hello-one");
-    let events = Arc::new(Recorder::default());
 
     let plan = provider.plan_create(&spec).await.unwrap();
     assert_eq!(
@@ -49,9 +51,18 @@ async fn create_list_describe_endpoints_destroy() {
         ["change-set", "execute"],
         "a small template needs no S3 step"
     );
-    let outcomes = run_plan(&provider, &plan, &spec, events.clone())
-        .await
-        .unwrap();
+    let mut suite = Conformance::new(
+        &provider,
+        &moto,
+        spec,
+        Expect {
+            crash_after: 1,
+            rerun_already_done: Steps::All,
+            destroy_rerun_already_done: Steps::Only(&["delete-stack"]),
+        },
+    );
+    let outcomes = suite.create().await;
+    let events = suite.events.clone();
     let execute = &outcomes[&StepId::from("execute")];
     assert!(!execute.already_done);
     assert_eq!(execute.outputs["status"], "CREATE_COMPLETE");
@@ -111,13 +122,13 @@ async fn create_list_describe_endpoints_destroy() {
         );
     }
 
-    let listed = provider.list().await.unwrap();
-    assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].name, "hello-one");
-    assert_eq!(listed[0].cloudlet.as_deref(), Some("test-cloudlet"));
-    assert_eq!(listed[0].state, FormationState::Running);
+    let listed = suite.list().await;
+    assert_eq!(provider.list().await.unwrap().len(), 1);
+    assert_eq!(listed.name, "hello-one");
+    assert_eq!(listed.cloudlet.as_deref(), Some("test-cloudlet"));
+    assert_eq!(listed.state, FormationState::Running);
 
-    let details = provider.describe("hello-one").await.unwrap();
+    let details = suite.describe().await;
     assert_eq!(details.summary.state, FormationState::Running);
     let resources: BTreeSet<&str> = details
         .resources
@@ -138,13 +149,16 @@ async fn create_list_describe_endpoints_destroy() {
 
     // moto gap: a stack created through a change set has no Outputs in moto, so endpoints()
     // is exercised on an output-bearing stack below; here it must at least answer.
-    provider.endpoints("hello-one").await.unwrap();
+    suite.endpoints().await;
+
+    // Every step of the finished create runs again without harm (also run twice in
+    // every_step_of_a_finished_create_can_run_again).
+    suite.rerun().await;
+    assert_eq!(provider.list().await.unwrap().len(), 1, "no second stack");
 
     let destroy = provider.plan_destroy("hello-one").await.unwrap();
     assert_eq!(step_ids(&destroy), ["delete-stack", "delete-objects"]);
-    let outcomes = run_plan(&provider, &destroy, &spec, events.clone())
-        .await
-        .unwrap();
+    let outcomes = suite.destroy().await;
     assert!(!outcomes[&StepId::from("delete-stack")].already_done);
     assert!(
         !moto.stack_exists("hello-one").await,
@@ -234,10 +248,7 @@ async fn destroying_a_missing_formation_succeeds() {
     let moto = Moto::start();
     let provider = moto.provider().await;
     let spec = hello_spec("never-created");
-    let plan = provider.plan_destroy("never-created").await.unwrap();
-    let outcomes = run_plan(&provider, &plan, &spec, Arc::new(Recorder::default()))
-        .await
-        .unwrap();
+    let outcomes = destroy_missing(&provider, &moto, &spec).await;
     assert!(outcomes.values().all(|o| o.already_done));
 }
 
@@ -342,16 +353,11 @@ Resources:
         "{message}"
     );
 
-    // Undo (rollback) removes what the failed create left.
-    let events = Arc::new(Recorder::default());
-    for s in plan.steps.iter().rev() {
-        let cx = nepho_provider_api::StepContext {
-            spec: &spec,
-            outputs: Default::default(),
-            events: events.clone(),
-        };
-        provider.undo_step(s, cx).await.unwrap();
-    }
+    // Undo (rollback) removes what the failed create left: every step, dependents first.
+    let all = plan.steps.iter().map(|s| s.id.clone()).collect();
+    undo_steps(&provider, &plan, &spec, Arc::new(Recorder::default()), &all)
+        .await
+        .unwrap();
     assert!(!moto.stack_exists("broken").await);
 }
 

@@ -89,7 +89,8 @@ impl Memory {
                     .entry(name.clone())
                     .or_default()
                     .insert(resource.to_string());
-                !fresh && !(self.forgetful && resource == "machine")
+                let noticed = !(self.forgetful && resource == "machine");
+                !fresh && noticed
             }
         };
         Ok(StepOutcome {

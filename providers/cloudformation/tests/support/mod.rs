@@ -1,19 +1,17 @@
-//! Test support: a real `moto_server` per test (killed on drop, also on panic), settings that
-//! point the provider at it, a recording event sink, and a small plan driver that runs steps
-//! in dependency order the way the engine does.
+//! Test support: a real `moto_server` per test (killed on drop, also on panic) and settings
+//! that point the provider at it. The step driver and the recording event sink come from
+//! `nepho-provider-testkit`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use nepho_provider_api::{
-    EventKind, EventSink, EventStatus, FormationSpec, Plan, Progress, Provider, ProviderError,
-    ProviderKind, RenderedFile, StepContext, StepId, StepOutcome,
-};
+use nepho_provider_api::{BoxFuture, FormationSpec, ProviderKind, RenderedFile};
 use nepho_provider_cloudformation::{AwsSettings, CloudFormationProvider};
+pub use nepho_provider_testkit::{Outcomes, Recorder, run_plan};
 
 pub const REGION: &str = "us-east-1";
 
@@ -136,38 +134,10 @@ impl Drop for Moto {
     }
 }
 
-/// One emitted event: kind, status, message, progress.
-pub type Recorded = (EventKind, EventStatus, String, Option<Progress>);
-
-/// Every event a provider emitted.
-#[derive(Default)]
-pub struct Recorder {
-    pub events: Mutex<Vec<Recorded>>,
-}
-
-impl EventSink for Recorder {
-    fn emit(
-        &self,
-        kind: EventKind,
-        status: EventStatus,
-        message: &str,
-        progress: Option<Progress>,
-    ) {
-        self.events
-            .lock()
-            .unwrap()
-            .push((kind, status, message.to_string(), progress));
-    }
-}
-
-impl Recorder {
-    pub fn messages(&self) -> Vec<String> {
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|e| e.2.clone())
-            .collect()
+/// A stack in DescribeStacks is what exists of a formation.
+impl nepho_provider_testkit::Backend for Moto {
+    fn exists<'a>(&'a self, formation: &'a str) -> BoxFuture<'a, bool> {
+        Box::pin(self.stack_exists(formation))
     }
 }
 
@@ -201,46 +171,5 @@ pub fn spec(
         payload_dir: None,
         v1: false,
         work_dir: std::env::temp_dir(),
-    }
-}
-
-pub type Outcomes = BTreeMap<StepId, StepOutcome>;
-
-/// Runs a plan's steps in dependency order, as the engine does (one at a time here). On a
-/// failure, returns the failing step and its error.
-pub async fn run_plan(
-    provider: &dyn Provider,
-    plan: &Plan,
-    spec: &FormationSpec,
-    events: Arc<Recorder>,
-) -> Result<Outcomes, (StepId, ProviderError)> {
-    plan.validate().expect("a valid plan");
-    let mut done: BTreeSet<StepId> = BTreeSet::new();
-    let mut outcomes: Outcomes = BTreeMap::new();
-    loop {
-        let ready: Vec<_> = plan
-            .ready_steps(&done, &BTreeSet::new())
-            .into_iter()
-            .cloned()
-            .collect();
-        if ready.is_empty() {
-            return Ok(outcomes);
-        }
-        for step in ready {
-            let cx = StepContext {
-                spec,
-                outputs: outcomes
-                    .iter()
-                    .map(|(id, o)| (id.clone(), o.outputs.clone()))
-                    .collect(),
-                events: events.clone(),
-            };
-            let outcome = provider
-                .run_step(&step, cx)
-                .await
-                .map_err(|e| (step.id.clone(), e))?;
-            done.insert(step.id.clone());
-            outcomes.insert(step.id.clone(), outcome);
-        }
     }
 }
