@@ -296,7 +296,7 @@ impl Provider for KvmProvider {
                     });
                 }
                 for n in &m.networks {
-                    if self.cluster.network(n).is_none() {
+                    let Some(network) = self.cluster.network(n) else {
                         return Err(ProviderError::Invalid {
                             message: format!(
                                 "machine {}: network `{n}` is not in the cluster file",
@@ -304,6 +304,13 @@ impl Provider for KvmProvider {
                             ),
                             hint: None,
                         });
+                    };
+                    if local {
+                        net::check_bridge(&network, std::path::Path::new("/sys/class/net"))
+                            .map_err(|message| ProviderError::Invalid {
+                                message,
+                                hint: Some("fix `networks:` in the cluster file".into()),
+                            })?;
                     }
                 }
             }
