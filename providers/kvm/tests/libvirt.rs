@@ -9,13 +9,16 @@ mod support;
 use std::sync::Arc;
 use std::time::Instant;
 
-use nepho_provider_api::{EventStatus, FormationState, Provider, ProviderError, StepContext};
+use nepho_provider_api::{EventStatus, FormationState, Provider, ProviderError};
+use nepho_provider_testkit::{Conformance, Expect, Steps, destroy_missing, undo_steps};
 use support::{Cluster, Formation, Recorder, destroy, run_plan, serial, ssh};
 
 const HELLO: &str = "machines:\n  - name: hello\n    cpus: 1\n    memory_mb: 256\n    image: tiny\n    disks: [{size_gb: 1, storage: qcow2}]\n    networks: [default]\n    primary: true\n    env: {GREETING: hi there}\n    secret_env: [db_password]\noutputs:\n  ssh_user: root\n  url: http://${hello.address}/\n";
 
 const PROVISION: &str = "#!/bin/sh\necho \"provisioned $GREETING\" > /root/marker\necho \"$DB_PASSWORD\" > /root/secret\n";
 
+/// The conformance suite on one machine (created through a crash after its first disk and a
+/// resume), with ssh, seeds and cluster status checked between its phases.
 #[tokio::test(flavor = "multi_thread")]
 async fn create_ssh_list_describe_rerun_destroy() {
     let _lock = serial();
@@ -52,13 +55,20 @@ async fn create_ssh_list_describe_rerun_destroy() {
         "secrets must not be in step actions"
     );
 
-    let events = Arc::new(Recorder::default());
-    let outcomes = run_plan(&provider, &plan, &spec, events.clone())
-        .await
-        .map_err(|(id, e)| format!("{id}: {e}"))
-        .unwrap();
+    let mut suite = Conformance::new(
+        &provider,
+        &f,
+        spec.clone(),
+        Expect {
+            // keypair and place, then the crash right after disk-hello finished.
+            crash_after: 3,
+            rerun_already_done: Steps::Only(&["keypair", "disk-hello", "domain-hello", "place"]),
+            destroy_rerun_already_done: Steps::Only(&["destroy-hello"]),
+        },
+    );
+    let outcomes = suite.create().await;
     eprintln!("create took {:.1} s", t0.elapsed().as_secs_f64());
-    let msgs = events.messages();
+    let msgs = suite.events.messages();
     assert!(
         msgs.iter()
             .any(|m| m.contains("using QEMU software emulation")),
@@ -85,7 +95,7 @@ async fn create_ssh_list_describe_rerun_destroy() {
         assert_eq!(mode & 0o077, 0, "{seed} is readable by others");
     }
 
-    let endpoints = provider.endpoints(&spec.name).await.unwrap();
+    let endpoints = suite.endpoints().await;
     assert_eq!(endpoints.ssh.len(), 1);
     assert_eq!(endpoints.ssh[0].host, address);
     assert_eq!(
@@ -96,11 +106,10 @@ async fn create_ssh_list_describe_rerun_destroy() {
     assert!(ok, "ssh failed");
     assert_eq!(out, "hello\nprovisioned hi there\ns3cret-value\n");
 
-    let list = provider.list().await.unwrap();
-    let mine = list.iter().find(|s| s.name == spec.name).expect("listed");
+    let mine = suite.list().await;
     assert_eq!(mine.state, FormationState::Running);
     assert_eq!(mine.cloudlet.as_deref(), Some("test"));
-    let details = provider.describe(&spec.name).await.unwrap();
+    let details = suite.describe().await;
     let machine = details
         .resources
         .iter()
@@ -120,10 +129,7 @@ async fn create_ssh_list_describe_rerun_destroy() {
 
     // Crash recovery: every step of a finished create runs again without harm.
     let t1 = Instant::now();
-    let again = run_plan(&provider, &plan, &spec, Arc::new(Recorder::default()))
-        .await
-        .map_err(|(id, e)| format!("{id}: {e}"))
-        .unwrap();
+    let again = suite.rerun().await;
     for id in ["keypair", "disk-hello", "domain-hello", "place"] {
         assert!(
             again[&id.into()].already_done,
@@ -137,7 +143,7 @@ async fn create_ssh_list_describe_rerun_destroy() {
     assert_eq!(f.domains().len(), 1);
     eprintln!("re-run took {:.1} s", t1.elapsed().as_secs_f64());
 
-    destroy(&provider, &spec).await;
+    suite.destroy().await;
     assert!(f.domains().is_empty(), "domains left: {:?}", f.domains());
     assert!(f.files().is_empty(), "files left: {:?}", f.files());
     assert!(
@@ -290,14 +296,16 @@ async fn a_failing_provisioner_fails_ready_with_its_log_and_undo_removes_everyth
         .filter(|s| s.id.0 != "ready-hello" && s.id.0 != "outputs")
         .map(|s| s.id.clone())
         .collect();
-    for step in plan.unwind_order(&done) {
-        let cx = StepContext {
-            spec: &spec,
-            outputs: Default::default(),
-            events: Arc::new(Recorder::default()),
-        };
-        provider.undo_step(step, cx).await.unwrap();
-    }
+    undo_steps(
+        &provider,
+        &plan,
+        &spec,
+        Arc::new(Recorder::default()),
+        &done,
+    )
+    .await
+    .map_err(|(id, e)| format!("undo {id}: {e}"))
+    .unwrap();
     assert!(f.domains().is_empty(), "domains left: {:?}", f.domains());
     assert!(f.files().is_empty(), "files left: {:?}", f.files());
 }
@@ -311,7 +319,7 @@ async fn destroying_a_missing_formation_succeeds() {
     let spec = f.spec(HELLO, None);
     let plan = provider.plan_destroy(&spec.name).await.unwrap();
     assert_eq!(plan.steps.len(), 1);
-    destroy(&provider, &spec).await;
+    destroy_missing(&provider, &f, &spec).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

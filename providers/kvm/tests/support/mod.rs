@@ -1,20 +1,18 @@
 //! Test support for the KVM provider against the real libvirtd, QEMU (TCG) and tgtd: a cluster
-//! file in a private storage directory, a formation guard that removes everything the
-//! formation made when dropped (also when the test fails), a recording event sink, and a plan
-//! driver that runs ready steps in parallel like the engine.
+//! file in a private storage directory and a formation guard that removes everything the
+//! formation made when dropped (also when the test fails). The step driver (ready steps in
+//! parallel, like the engine) and the recording event sink come from `nepho-provider-testkit`.
 
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use nepho_provider_api::{
-    EventKind, EventSink, EventStatus, FormationSpec, Plan, Progress, Provider, ProviderError,
-    ProviderKind, RenderedFile, StepContext, StepId, StepOutcome,
-};
+use nepho_provider_api::{BoxFuture, FormationSpec, Provider, ProviderKind, RenderedFile};
 use nepho_provider_kvm::{KvmProvider, KvmSettings};
+pub use nepho_provider_testkit::{Recorder, run_plan};
 
 pub const IMAGE: &str = "/var/cache/nepho-test/images/tiny-guest.qcow2";
 
@@ -201,78 +199,11 @@ impl Drop for Formation {
     }
 }
 
-pub type Recorded = (EventKind, EventStatus, String, Option<Progress>);
-
-#[derive(Default)]
-pub struct Recorder {
-    pub events: Mutex<Vec<Recorded>>,
-}
-
-impl EventSink for Recorder {
-    fn emit(
-        &self,
-        kind: EventKind,
-        status: EventStatus,
-        message: &str,
-        progress: Option<Progress>,
-    ) {
-        eprintln!("  event {kind:?} {status:?}: {message}");
-        self.events
-            .lock()
-            .unwrap()
-            .push((kind, status, message.to_string(), progress));
-    }
-}
-
-impl Recorder {
-    pub fn messages(&self) -> Vec<String> {
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|e| e.2.clone())
-            .collect()
-    }
-}
-
-pub type Outcomes = BTreeMap<StepId, StepOutcome>;
-
-/// Runs a plan like the engine: every ready step at once, in dependency order.
-pub async fn run_plan(
-    provider: &dyn Provider,
-    plan: &Plan,
-    spec: &FormationSpec,
-    events: Arc<Recorder>,
-) -> Result<Outcomes, (StepId, ProviderError)> {
-    plan.validate().expect("a valid plan");
-    let mut done: BTreeSet<StepId> = BTreeSet::new();
-    let mut outcomes: Outcomes = BTreeMap::new();
-    loop {
-        let ready: Vec<_> = plan
-            .ready_steps(&done, &BTreeSet::new())
-            .into_iter()
-            .cloned()
-            .collect();
-        if ready.is_empty() {
-            return Ok(outcomes);
-        }
-        let snapshot: BTreeMap<StepId, BTreeMap<String, serde_json::Value>> = outcomes
-            .iter()
-            .map(|(id, o)| (id.clone(), o.outputs.clone()))
-            .collect();
-        let runs = ready.iter().map(|step| {
-            let cx = StepContext {
-                spec,
-                outputs: snapshot.clone(),
-                events: events.clone(),
-            };
-            async move { (step.id.clone(), provider.run_step(step, cx).await) }
-        });
-        for (id, result) in futures_util::future::join_all(runs).await {
-            let outcome = result.map_err(|e| (id.clone(), e))?;
-            done.insert(id.clone());
-            outcomes.insert(id, outcome);
-        }
+/// A domain in `virsh list` is what exists of a formation.
+impl nepho_provider_testkit::Backend for Formation {
+    fn exists<'a>(&'a self, formation: &'a str) -> BoxFuture<'a, bool> {
+        assert_eq!(formation, self.name);
+        Box::pin(async move { !self.domains().is_empty() })
     }
 }
 
