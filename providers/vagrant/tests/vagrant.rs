@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nepho_provider_api::{FormationState, PowerAction, Provider, StepContext};
+use nepho_provider_testkit::{Conformance, Expect, Steps};
 use support::{Recorder, World, domains, missing_prerequisite, run_plan, serial, volumes};
 
 fn ssh(endpoint: &nepho_provider_api::SshEndpoint, command: &str) -> String {
@@ -42,7 +43,6 @@ async fn provider_suite_on_real_vagrant() {
     let name = format!("vgsuite{}", std::process::id());
     let spec = world.spec(&name);
     let provider = world.provider();
-    let events = Arc::new(Recorder::default());
 
     provider.validate(&spec).await.unwrap();
     let preview = provider.preview(&spec).await.unwrap();
@@ -54,10 +54,22 @@ async fn provider_suite_on_real_vagrant() {
     let plan = provider.plan_create(&spec).await.unwrap();
     let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.0.as_str()).collect();
     assert_eq!(ids, ["project", "box", "up"]);
+    let mut suite = Conformance::new(
+        &provider,
+        &world,
+        spec.clone(),
+        Expect {
+            // The crash comes right after the box was added: the resume adds no box again.
+            crash_after: 2,
+            rerun_already_done: Steps::Only(&["box"]),
+            destroy_rerun_already_done: Steps::Only(&["destroy"]),
+        },
+    );
+    let events = suite.events.clone();
     let started = Instant::now();
-    let first = run_plan(&provider, &spec, &plan, &events).await.unwrap();
+    // The suite checks that no step found a fresh formation done.
+    suite.create().await;
     eprintln!("create: {:.1} s", started.elapsed().as_secs_f64());
-    assert!(!first.values().any(|d| *d), "{first:?}");
     let log = events.messages();
     for expected in [
         "machine default: up start",
@@ -73,23 +85,22 @@ async fn provider_suite_on_real_vagrant() {
 
     // Re-running the whole plan (resume after a crash) changes nothing and adds no box.
     let started = Instant::now();
-    let again = run_plan(&provider, &spec, &plan, &events).await.unwrap();
+    let again = suite.rerun().await;
     eprintln!(
         "idempotent re-run: {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    assert!(again[&"box".into()], "box step: {again:?}");
+    assert!(again[&"box".into()].already_done, "box step: {again:?}");
     assert_eq!(domains(&format!("{name}_")).len(), 1);
 
-    let list = provider.list().await.unwrap();
-    let row = list.iter().find(|s| s.name == name).expect("listed");
+    let row = suite.list().await;
     assert_eq!(row.state, FormationState::Running);
     assert_eq!(row.cloudlet.as_deref(), Some("vgtest"));
-    let details = provider.describe(&name).await.unwrap();
+    let details = suite.describe().await;
     assert_eq!(details.resources[0].resource, "default");
     assert_eq!(details.resources[0].status, "running");
 
-    let endpoints = provider.endpoints(&name).await.unwrap();
+    let endpoints = suite.endpoints().await;
     assert_eq!(endpoints.ssh.len(), 1);
     let out = ssh(&endpoints.ssh[0], "hostname; cat /tmp/marker");
     assert!(
@@ -133,8 +144,8 @@ async fn provider_suite_on_real_vagrant() {
     // plain `vagrant destroy -f` path.)
     let vagrantfile = spec.work_dir.join(&name).join("Vagrantfile");
     std::fs::write(&vagrantfile, "raise 'this Vagrantfile is broken'\n").unwrap();
-    let plan = provider.plan_destroy(&name).await.unwrap();
-    let gone = run_plan(&provider, &spec, &plan, &events).await.unwrap();
+    // The suite destroys twice: the second finds nothing to do.
+    let gone = suite.destroy().await;
     assert!(
         events
             .messages()
@@ -143,13 +154,10 @@ async fn provider_suite_on_real_vagrant() {
         "{:#?}",
         events.messages()
     );
-    assert!(!gone[&"destroy".into()]);
+    assert!(!gone[&"destroy".into()].already_done);
     assert!(domains(&format!("{name}_")).is_empty());
     assert!(volumes(&format!("{name}_")).is_empty());
     assert!(!spec.work_dir.join(&name).exists());
-    // Destroying again finds nothing to do.
-    let again = run_plan(&provider, &spec, &plan, &events).await.unwrap();
-    assert!(again[&"destroy".into()]);
     assert!(matches!(
         provider.endpoints(&name).await,
         Err(nepho_provider_api::ProviderError::NotFound(_))

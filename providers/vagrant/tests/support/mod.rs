@@ -1,19 +1,19 @@
 //! Test support for the Vagrant provider against real vagrant + vagrant-libvirt + libvirtd:
-//! a private formations directory and VAGRANT_HOME, a recording event sink, a plan driver,
-//! and a guard that removes the formation's domains and the uploaded box volume on drop
-//! (also when the test fails).
+//! a private formations directory and VAGRANT_HOME, and a guard that removes the formation's
+//! domains and the uploaded box volume on drop (also when the test fails). The step driver and
+//! the recording event sink come from `nepho-provider-testkit`.
 
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use nepho_provider_api::{
-    EventKind, EventSink, EventStatus, FormationSpec, Plan, Progress, Provider, ProviderError,
-    ProviderKind, RenderedFile, StepContext, StepId,
+    BoxFuture, FormationSpec, Plan, ProviderError, ProviderKind, RenderedFile, StepId,
 };
+pub use nepho_provider_testkit::Recorder;
 use nepho_provider_vagrant::{VagrantProvider, VagrantSettings};
 
 pub const BOX_FILE: &str = "/var/cache/nepho-test/images/nepho-tiny-libvirt.box";
@@ -76,39 +76,6 @@ pub fn volumes(prefix: &str) -> Vec<String> {
         .filter(|v| v.starts_with(prefix))
         .map(String::from)
         .collect()
-}
-
-pub type Recorded = (EventKind, EventStatus, String, Option<Progress>);
-
-#[derive(Default)]
-pub struct Recorder {
-    pub events: Mutex<Vec<Recorded>>,
-}
-
-impl EventSink for Recorder {
-    fn emit(
-        &self,
-        kind: EventKind,
-        status: EventStatus,
-        message: &str,
-        progress: Option<Progress>,
-    ) {
-        self.events
-            .lock()
-            .unwrap()
-            .push((kind, status, message.to_string(), progress));
-    }
-}
-
-impl Recorder {
-    pub fn messages(&self) -> Vec<String> {
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|e| e.2.clone())
-            .collect()
-    }
 }
 
 /// A private world: formations directory, VAGRANT_HOME, box name; cleans libvirt on drop.
@@ -212,38 +179,28 @@ impl Drop for World {
     }
 }
 
-/// Runs a plan's steps in dependency order, like the engine (one at a time); returns which
-/// steps reported `already_done`.
+/// A domain in `virsh list` is what exists of a formation.
+impl nepho_provider_testkit::Backend for World {
+    fn exists<'a>(&'a self, formation: &'a str) -> BoxFuture<'a, bool> {
+        Box::pin(async move { !domains(&format!("{formation}_")).is_empty() })
+    }
+}
+
+/// Runs a plan's steps in dependency order, like the engine (the testkit's driver); returns
+/// which steps reported `already_done`.
 pub async fn run_plan(
     provider: &VagrantProvider,
     spec: &FormationSpec,
     plan: &Plan,
     events: &Arc<Recorder>,
 ) -> Result<BTreeMap<StepId, bool>, ProviderError> {
-    plan.validate().unwrap();
-    let mut done = BTreeSet::new();
-    let mut already = BTreeMap::new();
-    loop {
-        let ready: Vec<_> = plan
-            .ready_steps(&done, &BTreeSet::new())
-            .into_iter()
-            .cloned()
-            .collect();
-        if ready.is_empty() {
-            break;
-        }
-        for step in ready {
-            let cx = StepContext {
-                spec,
-                outputs: BTreeMap::new(),
-                events: events.clone(),
-            };
-            let outcome = provider.run_step(&step, cx).await?;
-            already.insert(step.id.clone(), outcome.already_done);
-            done.insert(step.id.clone());
-        }
-    }
-    Ok(already)
+    let outcomes = nepho_provider_testkit::run_plan(provider, plan, spec, events.clone())
+        .await
+        .map_err(|(_, e)| e)?;
+    Ok(outcomes
+        .into_iter()
+        .map(|(id, o)| (id, o.already_done))
+        .collect())
 }
 
 /// Serves one file over HTTP on 127.0.0.1 (any path), for box downloads; stops on drop.
