@@ -371,6 +371,30 @@ fn vagrant_two_machines() {
     let mut found = domains(&format!("{name}_"));
     found.sort();
     assert_eq!(found, [format!("{name}_db"), format!("{name}_web-1")]);
+    // describe lists the machines as `vagrant status` does: same order, same states.
+    let described = vg
+        .run(&["-o", "json", "formation:describe", &name])
+        .ok()
+        .json();
+    let machines: Vec<(String, String)> = described["details"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["resource"].as_str().unwrap_or_default().to_string(),
+                r["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(machines, vg.vagrant_status(&name), "{described}");
+    assert_eq!(
+        machines,
+        [
+            ("db".to_string(), "running".to_string()),
+            ("web-1".to_string(), "running".to_string())
+        ]
+    );
     // Without a machine, ssh goes to the primary one (web-1), as `vagrant ssh` does.
     let web = vg.run(&["ssh", &name, "--", "hostname"]).ok();
     assert!(web.stdout.contains("webapp-web-1"), "{}", web.stdout);
