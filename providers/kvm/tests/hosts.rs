@@ -75,15 +75,7 @@ fn host2_uri() -> String {
 fn two_hosts(hosts_first: &[&str], placement: &str, cpus: u32, memory_mb: u64) -> Cluster {
     support::ensure_infra();
     host2("start");
-    let dir = tempfile::Builder::new()
-        .prefix("nepho-kvm-hosts.")
-        .tempdir_in("/var/tmp")
-        .unwrap();
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let dir = support::storage_dir("nepho-kvm-hosts.");
     let d = dir.path().display();
     let host = |name: &str| match name {
         "h1" => format!(

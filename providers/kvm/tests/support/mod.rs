@@ -67,18 +67,24 @@ pub struct Cluster {
     pub file: PathBuf,
 }
 
+/// A private storage directory under /var/tmp that QEMU (another user) can traverse.
+pub fn storage_dir(prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    dir
+}
+
 impl Cluster {
     pub fn new(domain_type: &str, memory_mb: u64) -> Cluster {
         ensure_infra();
-        let dir = tempfile::Builder::new()
-            .prefix("nepho-kvm-test.")
-            .tempdir_in("/var/tmp")
-            .unwrap();
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        let dir = storage_dir("nepho-kvm-test.");
         let file = dir.path().join("cluster.yaml");
         std::fs::write(
             &file,
