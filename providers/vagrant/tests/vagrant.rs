@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nepho_provider_api::{FormationState, PowerAction, Provider, StepContext};
-use nepho_provider_testkit::{Conformance, Expect, Steps};
+use nepho_provider_testkit::{Conformance, Expect, Steps, destroy_missing};
 use support::{Recorder, World, domains, missing_prerequisite, run_plan, serial, volumes};
 
 fn ssh(endpoint: &nepho_provider_api::SshEndpoint, command: &str) -> String {
@@ -162,6 +162,20 @@ async fn provider_suite_on_real_vagrant() {
         provider.endpoints(&name).await,
         Err(nepho_provider_api::ProviderError::NotFound(_))
     ));
+}
+
+/// Destroying a formation that was never created succeeds with nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroying_a_missing_formation_succeeds() {
+    let _serial = serial().await;
+    if missing_prerequisite().is_some() {
+        return;
+    }
+    let mut world = World::new("missing");
+    let spec = world.spec(&format!("vgmissing{}", std::process::id()));
+    let provider = world.provider();
+    let outcomes = destroy_missing(&provider, &world, &spec).await;
+    assert!(outcomes.values().all(|o| o.already_done), "{outcomes:?}");
 }
 
 /// The engine cancels a step by dropping its future: the running `vagrant up` is stopped,
