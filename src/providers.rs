@@ -182,7 +182,13 @@ pub async fn kvm(paths: &Paths) -> Result<nepho_provider_kvm::KvmProvider> {
     }
     let settings = nepho_provider_kvm::KvmSettings {
         cluster_file,
-        probe_cache: Some(paths.cache_dir.join("kvm-probe.json")),
+        // NEPHO_KVM_PROBE_CACHE shares one answer between homes (the tests' many NEPHO_HOMEs).
+        probe_cache: Some(
+            std::env::var_os("NEPHO_KVM_PROBE_CACHE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| paths.cache_dir.join("kvm-probe.json")),
+        ),
     };
     nepho_provider_kvm::connect(&settings)
         .await

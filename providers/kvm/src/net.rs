@@ -71,8 +71,42 @@ pub fn check_bridge(network: &NetworkConfig, sys_class_net: &Path) -> Result<(),
     Ok(())
 }
 
+/// `virsh net-dhcp-leases` output → (MAC, IPv4 address) of each lease.
+pub fn parse_leases(out: &str) -> Vec<(String, String)> {
+    out.lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let i = words.iter().position(|w| *w == "ipv4")?;
+            let mac = words.get(i.checked_sub(1)?)?;
+            let ip = words.get(i + 1)?.split('/').next()?;
+            Some((mac.to_string(), ip.to_string()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn leases_are_read_from_virsh() {
+        let out = " Expiry Time           MAC address         Protocol   IP address           Hostname   Client ID or DUID\n\
+                   ------------------------------------------------------------------------------------------------------------\n\
+                   2026-11-23 00:55:15   52:54:00:04:78:af   ipv4       192.168.122.158/24   web-2      01:52:54:00:04:78:af\n\
+                   2026-11-23 00:28:41   52:54:00:0b:97:e4   ipv4       192.168.122.214/24   -          -\n";
+        assert_eq!(
+            super::parse_leases(out),
+            [
+                (
+                    "52:54:00:04:78:af".to_string(),
+                    "192.168.122.158".to_string()
+                ),
+                (
+                    "52:54:00:0b:97:e4".to_string(),
+                    "192.168.122.214".to_string()
+                )
+            ]
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -411,7 +411,8 @@ impl KvmProvider {
                 ),
             },
         )?;
-        let ips = self.assign_ips(spec, pattern, &loads)?;
+        let leased = self.leased_addresses(spec, pattern, &hosts).await;
+        let ips = self.assign_ips(spec, pattern, &loads, &leased)?;
         let existing = loads
             .iter()
             .flat_map(|l| &l.domains)
@@ -422,12 +423,55 @@ impl KvmProvider {
         ))
     }
 
-    /// Static addresses from the first network's pool, skipping addresses in use.
+    /// Addresses of the pool networks that dnsmasq has leased to other MACs than the machine's
+    /// own: a lease outlives its domain (up to an hour), and dnsmasq will not hand a leased
+    /// address to a new MAC even when it is reserved for it.
+    async fn leased_addresses(
+        &self,
+        spec: &FormationSpec,
+        pattern: &Pattern,
+        hosts: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, Vec<String>> {
+        let mut leased: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut asked: BTreeMap<(String, String), Vec<(String, String)>> = BTreeMap::new();
+        for m in &pattern.machines {
+            let Some(network) = m.networks.first().and_then(|n| self.cluster.network(n)) else {
+                continue;
+            };
+            let (Some(_), None) = (&network.pool, &network.bridge) else {
+                continue;
+            };
+            let Some(host) = hosts.get(&m.name).and_then(|h| self.cluster.host(h)) else {
+                continue;
+            };
+            let key = (host.uri.clone(), network.name.clone());
+            if !asked.contains_key(&key) {
+                let out = libvirt::virsh(&host.uri, &["net-dhcp-leases", &network.name])
+                    .await
+                    .unwrap_or_default();
+                asked.insert(key.clone(), net::parse_leases(&out));
+            }
+            let own_mac = net::mac_for(&spec.name, &m.name, 0);
+            leased.insert(
+                m.name.clone(),
+                asked[&key]
+                    .iter()
+                    .filter(|(mac, _)| !mac.eq_ignore_ascii_case(&own_mac))
+                    .map(|(_, ip)| ip.clone())
+                    .collect(),
+            );
+        }
+        leased
+    }
+
+    /// Static addresses from the first network's pool, skipping addresses in use (by nepho's
+    /// machines, or leased to another MAC).
     fn assign_ips(
         &self,
         spec: &FormationSpec,
         pattern: &Pattern,
         loads: &[place::HostLoad],
+        leased: &BTreeMap<String, Vec<String>>,
     ) -> Result<BTreeMap<String, String>, ProviderError> {
         let mut ips = BTreeMap::new();
         let mut used: Vec<String> = Vec::new();
@@ -457,7 +501,7 @@ impl KvmProvider {
                 .unwrap_or_default()
                 .into_iter()
                 .map(|a| a.to_string())
-                .find(|a| !used.contains(a))
+                .find(|a| !used.contains(a) && !leased.get(&m.name).is_some_and(|l| l.contains(a)))
                 .ok_or_else(|| ProviderError::Invalid {
                     message: format!("address pool {pool} is exhausted (machine {})", m.name),
                     hint: None,
