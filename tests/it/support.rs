@@ -46,7 +46,10 @@ impl Env {
             .env("NO_COLOR", "1")
             .env("LC_ALL", "C")
             // One KVM probe (a ~20 s boot where KVM hangs) for the whole run, not one per home.
-            .env("NEPHO_KVM_PROBE_CACHE", "/var/cache/nepho-test/kvm-probe.json")
+            .env(
+                "NEPHO_KVM_PROBE_CACHE",
+                "/var/cache/nepho-test/kvm-probe.json",
+            )
             .current_dir(self.dir.path())
             .stdin(Stdio::null());
         for (k, v) in &self.vars {
