@@ -82,13 +82,7 @@ impl KvmProvider {
             });
         }
         let d = self.one_machine(formation, machine).await?;
-        let host = self
-            .cluster()
-            .host(&d.host)
-            .ok_or_else(|| {
-                ProviderError::NotFound(format!("host {} is not in the cluster file", d.host))
-            })?
-            .clone();
+        let host = self.machine_host(&d)?;
         let live_xml = libvirt::virsh(&d.uri, &["dumpxml", &d.name]).await?;
         let device = free_device(&live_xml).ok_or_else(|| ProviderError::Invalid {
             message: format!("{} has no free virtio disk slot", d.record.machine),
@@ -194,13 +188,7 @@ impl KvmProvider {
                 hint: Some("destroy the formation to remove it".into()),
             });
         }
-        let host = self
-            .cluster()
-            .host(&d.host)
-            .ok_or_else(|| {
-                ProviderError::NotFound(format!("host {} is not in the cluster file", d.host))
-            })?
-            .clone();
+        let host = self.machine_host(&d)?;
         let disk = d.record.disks[index].clone();
         let running = d.state == "running";
         let live_xml = libvirt::virsh(&d.uri, &["dumpxml", &d.name]).await?;

@@ -384,7 +384,7 @@ pub fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn unescape(s: &str) -> String {
+pub fn unescape(s: &str) -> String {
     s.replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&apos;", "'")

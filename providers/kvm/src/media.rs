@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use nepho_provider_api::ProviderError;
 
 use crate::KvmProvider;
+use crate::cluster::HostConfig;
 use crate::libvirt::{self, FoundDomain};
 use crate::steps::formation_dir;
 use crate::storage::Runner;
@@ -30,18 +31,10 @@ pub fn attached_iso(xml: &str) -> Option<PathBuf> {
         if disk.contains(&format!("dev='{ISO_TARGET}'")) {
             let start = disk.find("<source file='")? + "<source file='".len();
             let end = start + disk[start..].find('\'')?;
-            return Some(PathBuf::from(unescape_attr(&disk[start..end])));
+            return Some(PathBuf::from(libvirt::unescape(&disk[start..end])));
         }
     }
     None
-}
-
-fn unescape_attr(s: &str) -> String {
-    s.replace("&apos;", "'")
-        .replace("&quot;", "\"")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
 }
 
 impl KvmProvider {
@@ -65,9 +58,7 @@ impl KvmProvider {
             });
         }
         let d = self.one_machine(formation, machine).await?;
-        let host = self.cluster().host(&d.host).ok_or_else(|| {
-            ProviderError::NotFound(format!("host {} is not in the cluster file", d.host))
-        })?;
+        let host = &self.machine_host(&d)?;
         let on_host = if host.is_local() {
             iso.clone()
         } else {
@@ -163,6 +154,13 @@ impl KvmProvider {
             machine: d.record.machine.clone(),
             host: d.host.clone(),
             iso: None,
+        })
+    }
+
+    /// The cluster-file entry of the host a machine is on.
+    pub(crate) fn machine_host(&self, d: &FoundDomain) -> Result<HostConfig, ProviderError> {
+        self.cluster().host(&d.host).cloned().ok_or_else(|| {
+            ProviderError::NotFound(format!("host {} is not in the cluster file", d.host))
         })
     }
 
