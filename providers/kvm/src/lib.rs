@@ -117,14 +117,6 @@ impl KvmProvider {
     }
 
     /// The formation's machines (or one of them), primary first.
-    pub(crate) async fn formation_machines(
-        &self,
-        formation: &str,
-        machine: Option<&str>,
-    ) -> Result<Vec<FoundDomain>, ProviderError> {
-        self.machines(formation, machine).await
-    }
-
     async fn machines(
         &self,
         formation: &str,

@@ -170,8 +170,7 @@ impl KvmProvider {
         formation: &str,
         machine: Option<&str>,
     ) -> Result<FoundDomain, ProviderError> {
-        let mut found = self.formation_machines(formation, machine).await?;
-        // Primary first (see find_domains).
+        let mut found = self.machines(formation, machine).await?;
         Ok(found.remove(0))
     }
 }
