@@ -178,6 +178,10 @@ XML
     rm -f "$x"
   fi
   if [ "$(virsh -c "$URI" net-info default | awk '/^Active:/{print $2}')" != yes ]; then
+    if ip link show "$BRIDGE" >/dev/null 2>&1; then
+      log "bridge $BRIDGE is left from a previous host2 (network inactive): removing it"
+      clear_bridge
+    fi
     log "starting network default ($BRIDGE)"
     virsh -c "$URI" net-start default >/dev/null
   fi
@@ -202,6 +206,15 @@ stop_() {
     log "not running"
   fi
   # What a reboot clears: the bridge and the rules libvirt added for it, the runtime dir.
+  clear_bridge
+  rm -rf "$RUN/run" "$NSFILE" "$LIBVIRTD_PID" "$VIRTLOGD_PID"
+}
+
+# The bridge and its iptables rules. Also cleared before the network starts: a machine
+# restored without its processes (or a host2 killed some other way) keeps the bridge, and
+# libvirt then refuses to start the network ("Network is already in use by interface
+# virbr-n2"). Only host2's network uses this bridge, so an inactive network means a stale one.
+clear_bridge() {
   if ip link show "$BRIDGE" >/dev/null 2>&1; then
     ip link del "$BRIDGE" 2>/dev/null || true
   fi
@@ -213,7 +226,6 @@ stop_() {
       eval "iptables -t $table ${rule/-A /-D }" 2>/dev/null || true
     done < <(iptables -t "$table" -S 2>/dev/null | awk -v b="$BRIDGE" -v s="$SUBNET." 'index($0, b) || index($0, s)')
   done
-  rm -rf "$RUN/run" "$NSFILE" "$LIBVIRTD_PID" "$VIRTLOGD_PID"
 }
 
 case "${1:-}" in
