@@ -131,6 +131,7 @@ pub fn vagrant(paths: &Paths) -> Result<nepho_provider_vagrant::VagrantProvider>
     if let Some(secs) = take("up_timeout").and_then(|v| v.parse::<u64>().ok()) {
         settings.up_timeout = std::time::Duration::from_secs(secs);
     }
+    settings.probe_cache = Some(probe_cache(paths));
     nepho_provider_vagrant::connect(settings).map_err(provider_error)
 }
 
@@ -173,6 +174,15 @@ async fn connect_aws(paths: &Paths, rollback: bool) -> Result<Box<dyn Provider>>
     Ok(Box::new(provider))
 }
 
+/// Where the KVM and Vagrant providers keep the KVM probe's answers.
+/// NEPHO_KVM_PROBE_CACHE shares them between homes (the tests' many NEPHO_HOMEs).
+fn probe_cache(paths: &Paths) -> PathBuf {
+    std::env::var_os("NEPHO_KVM_PROBE_CACHE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| paths.cache_dir.join("kvm-probe.json"))
+}
+
 /// The KVM provider itself, for its cluster operations (stop/start/reset, cluster status).
 pub async fn kvm(paths: &Paths) -> Result<nepho_provider_kvm::KvmProvider> {
     let cluster_file = cluster_file(paths);
@@ -182,13 +192,7 @@ pub async fn kvm(paths: &Paths) -> Result<nepho_provider_kvm::KvmProvider> {
     }
     let settings = nepho_provider_kvm::KvmSettings {
         cluster_file,
-        // NEPHO_KVM_PROBE_CACHE shares one answer between homes (the tests' many NEPHO_HOMEs).
-        probe_cache: Some(
-            std::env::var_os("NEPHO_KVM_PROBE_CACHE")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-                .unwrap_or_else(|| paths.cache_dir.join("kvm-probe.json")),
-        ),
+        probe_cache: Some(probe_cache(paths)),
     };
     nepho_provider_kvm::connect(&settings)
         .await

@@ -137,15 +137,44 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
 /// host kernel, the QEMU binary and `/dev/kvm`'s owner and mode. A week at most, so a host
 /// whose KVM was fixed some other way is re-probed eventually. `None` probes every call.
 pub async fn kvm_works_cached(cache: Option<&Path>) -> bool {
+    cached(cache, Test::Any, kvm_works()).await
+}
+
+/// [`kernel_boots_under_kvm`] (no kernel to try counts as no KVM), remembered in `cache` like
+/// [`kvm_works_cached`]. Where KVM hangs, the uncached test costs its whole 20 s timeout.
+pub async fn kernel_boots_under_kvm_cached(cache: Option<&Path>) -> bool {
+    cached(cache, Test::Kernel, async {
+        kernel_boots_under_kvm().await == Some(true)
+    })
+    .await
+}
+
+/// The two tests keep separate answers in one cache file.
+#[derive(Clone, Copy)]
+enum Test {
+    Any,
+    Kernel,
+}
+
+impl Test {
+    fn field(self) -> &'static str {
+        match self {
+            Test::Any => "kvm",
+            Test::Kernel => "kernel_kvm",
+        }
+    }
+}
+
+async fn cached(cache: Option<&Path>, test: Test, probe: impl Future<Output = bool>) -> bool {
     let Some(cache) = cache else {
-        return kvm_works().await;
+        return probe.await;
     };
     let key = probe_key();
-    if let Some(kvm) = read_cache(cache, &key) {
+    if let Some(kvm) = read_cache(cache, &key, test) {
         return kvm;
     }
-    let kvm = kvm_works().await;
-    write_cache(cache, &key, kvm);
+    let kvm = probe.await;
+    write_cache(cache, &key, test, kvm);
     kvm
 }
 
@@ -164,7 +193,7 @@ fn probe_key() -> String {
     format!("{}|{qemu}|{dev}", kernel.trim())
 }
 
-fn read_cache(cache: &Path, key: &str) -> Option<bool> {
+fn read_cache(cache: &Path, key: &str, test: Test) -> Option<bool> {
     let age = std::fs::metadata(cache)
         .ok()?
         .modified()
@@ -176,16 +205,23 @@ fn read_cache(cache: &Path, key: &str) -> Option<bool> {
     }
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(cache).ok()?).ok()?;
     (v["key"].as_str() == Some(key)).then_some(())?;
-    v["kvm"].as_bool()
+    v[test.field()].as_bool()
 }
 
-fn write_cache(cache: &Path, key: &str, kvm: bool) {
+/// Adds `test`'s answer to what the file holds for the same `key` (a new key starts afresh).
+/// Written to a temporary file and renamed, so a reader never sees half a file.
+fn write_cache(cache: &Path, key: &str, test: Test, kvm: bool) {
     let Some(dir) = cache.parent() else { return };
     if std::fs::create_dir_all(dir).is_err() {
         return;
     }
+    let mut body = std::fs::read(cache)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .filter(|v| v["key"].as_str() == Some(key) && v.is_object())
+        .unwrap_or_else(|| serde_json::json!({ "key": key }));
+    body[test.field()] = serde_json::Value::Bool(kvm);
     let tmp = cache.with_extension(format!("tmp{}", std::process::id()));
-    let body = serde_json::json!({ "key": key, "kvm": kvm });
     if std::fs::write(&tmp, body.to_string()).is_ok() {
         let _ = std::fs::rename(&tmp, cache);
     }
@@ -200,12 +236,43 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = dir.path().join("probe.json");
         let key = probe_key();
-        assert_eq!(read_cache(&cache, &key), None);
-        write_cache(&cache, &key, false);
-        assert_eq!(read_cache(&cache, &key), Some(false));
-        write_cache(&cache, &key, true);
-        assert_eq!(read_cache(&cache, &key), Some(true));
-        assert_eq!(read_cache(&cache, "another kernel"), None);
+        assert_eq!(read_cache(&cache, &key, Test::Any), None);
+        write_cache(&cache, &key, Test::Any, false);
+        assert_eq!(read_cache(&cache, &key, Test::Any), Some(false));
+        write_cache(&cache, &key, Test::Any, true);
+        assert_eq!(read_cache(&cache, &key, Test::Any), Some(true));
+        assert_eq!(read_cache(&cache, "another kernel", Test::Any), None);
+    }
+
+    #[test]
+    fn the_two_tests_keep_their_own_answers_in_one_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("probe.json");
+        let key = probe_key();
+        write_cache(&cache, &key, Test::Any, true);
+        assert_eq!(read_cache(&cache, &key, Test::Kernel), None);
+        write_cache(&cache, &key, Test::Kernel, false);
+        assert_eq!(read_cache(&cache, &key, Test::Any), Some(true));
+        assert_eq!(read_cache(&cache, &key, Test::Kernel), Some(false));
+        // Another host state drops both answers.
+        write_cache(&cache, "another kernel", Test::Kernel, true);
+        assert_eq!(read_cache(&cache, "another kernel", Test::Any), None);
+        assert_eq!(
+            read_cache(&cache, "another kernel", Test::Kernel),
+            Some(true)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cached_answer_skips_the_probe() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("probe.json");
+        write_cache(&cache, &probe_key(), Test::Kernel, true);
+        let probed = cached(Some(&cache), Test::Kernel, async { panic!("probed again") }).await;
+        assert!(probed);
+        let probed = cached(Some(&cache), Test::Any, async { false }).await;
+        assert!(!probed);
+        assert_eq!(read_cache(&cache, &probe_key(), Test::Any), Some(false));
     }
 
     #[test]

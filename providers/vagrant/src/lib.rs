@@ -55,6 +55,8 @@ pub struct VagrantSettings {
     pub libvirt_uri: String,
     /// Limit for `vagrant up` / `provision` / `destroy`.
     pub up_timeout: Duration,
+    /// Where the KVM probe's answer is kept (`None`: probe once per process).
+    pub probe_cache: Option<PathBuf>,
 }
 
 impl VagrantSettings {
@@ -67,6 +69,7 @@ impl VagrantSettings {
             libvirt_driver: None,
             libvirt_uri: "qemu:///system".into(),
             up_timeout: Duration::from_secs(1800),
+            probe_cache: None,
         }
     }
 }
@@ -158,7 +161,10 @@ impl VagrantProvider {
         {
             return d.to_string();
         }
-        let kvm = *self.kvm_probe.get_or_init(probe::kvm_works).await;
+        let kvm = *self
+            .kvm_probe
+            .get_or_init(|| probe::kvm_works(self.settings.probe_cache.as_deref()))
+            .await;
         if kvm { "kvm" } else { "qemu" }.to_string()
     }
 
