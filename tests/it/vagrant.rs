@@ -584,4 +584,60 @@ fn vagrant_errors_are_vagrants_own_words() {
         text.contains("apt-get install vagrant vagrant-libvirt"),
         "{text}"
     );
+
+    // vagrant installed but not its libvirt plugin: nepho runs in a mount namespace where
+    // Debian's vagrant-libvirt is hidden (the plugin registry and its gem), as on a machine
+    // with only `apt-get install vagrant`.
+    let plugin_name = vg.name("noplugin");
+    let out = without_vagrant_libvirt(&vg, &["create", "hello/vagrant", "--name", &plugin_name]);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "unavailable: {text}");
+    assert!(
+        text.contains("vagrant-libvirt plugin is not installed")
+            && text.contains("apt-get install vagrant vagrant-libvirt"),
+        "{text}"
+    );
+    assert!(
+        !vg.env
+            .home()
+            .join("state/formations")
+            .join(&plugin_name)
+            .exists(),
+        "nothing recorded for a formation that could not start"
+    );
+    assert!(domains(&format!("{plugin_name}_")).is_empty());
+}
+
+/// Runs nepho with `args` where Debian's vagrant-libvirt plugin cannot be seen: a private
+/// mount namespace with an empty /usr/share/vagrant-plugins and a gems directory without it.
+fn without_vagrant_libvirt(vg: &Vg, args: &[&str]) -> std::process::Output {
+    const HIDE: &str = r#"set -e
+gems=$1; shift
+mount -t tmpfs tmpfs /usr/share/vagrant-plugins
+mkdir -p "$gems"
+for g in /usr/share/rubygems-integration/all/gems/*; do
+  case ${g##*/} in vagrant-libvirt*) ;; *) ln -s "$g" "$gems/" ;; esac
+done
+mount --bind "$gems" /usr/share/rubygems-integration/all/gems
+exec "$@""#;
+    let nepho = vg.env.nepho();
+    let mut cmd = Command::new("unshare");
+    cmd.env_clear();
+    for (k, v) in nepho.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    if let Some(dir) = nepho.get_current_dir() {
+        cmd.current_dir(dir);
+    }
+    let gems = vg.env.path("gems-without-vagrant-libvirt");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c", HIDE, "sh"])
+        .arg(gems)
+        .arg(nepho.get_program())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run nepho under unshare")
 }
