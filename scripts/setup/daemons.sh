@@ -29,7 +29,14 @@ running() { # name pidfile
      && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = "$1" ]; then
     return 0
   fi
-  pgrep -x "$1" >/dev/null 2>&1
+  # Started some other way: any such process in this mount namespace (host2.sh runs its own
+  # libvirtd and virtlogd in another one; they do not count).
+  local ns
+  ns=$(readlink /proc/self/ns/mnt)
+  for pid in $(pgrep -x "$1" 2>/dev/null); do
+    [ "$(readlink "/proc/$pid/ns/mnt" 2>/dev/null)" = "$ns" ] && return 0
+  done
+  return 1
 }
 
 mkdir -p /run/libvirt /var/log/libvirt

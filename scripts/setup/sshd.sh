@@ -25,7 +25,8 @@ pid_alive() {
   local pid
   [ -f "$PIDFILE" ] || return 1
   pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+  # A pid file that survived its process (a restored machine) may name another program now.
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = sshd ]
 }
 listening() { [[ "$(ss -Hltn "sport = :$PORT" 2>/dev/null)" == *"$ADDR:$PORT"* ]]; }
 answers() {
