@@ -172,6 +172,9 @@ _nepho() {
             nepho__subcmd__formation,reset)
                 cmd="nepho__subcmd__formation__subcmd__reset"
                 ;;
+            nepho__subcmd__formation,resize-drive)
+                cmd="nepho__subcmd__formation__subcmd__resize__subcmd__drive"
+                ;;
             nepho__subcmd__formation,ssh)
                 cmd="nepho__subcmd__formation__subcmd__ssh"
                 ;;
@@ -225,6 +228,9 @@ _nepho() {
                 ;;
             nepho__subcmd__formation__subcmd__help,reset)
                 cmd="nepho__subcmd__formation__subcmd__help__subcmd__reset"
+                ;;
+            nepho__subcmd__formation__subcmd__help,resize-drive)
+                cmd="nepho__subcmd__formation__subcmd__help__subcmd__resize__subcmd__drive"
                 ;;
             nepho__subcmd__formation__subcmd__help,ssh)
                 cmd="nepho__subcmd__formation__subcmd__help__subcmd__ssh"
@@ -348,6 +354,9 @@ _nepho() {
                 ;;
             nepho__subcmd__help__subcmd__formation,reset)
                 cmd="nepho__subcmd__help__subcmd__formation__subcmd__reset"
+                ;;
+            nepho__subcmd__help__subcmd__formation,resize-drive)
+                cmd="nepho__subcmd__help__subcmd__formation__subcmd__resize__subcmd__drive"
                 ;;
             nepho__subcmd__help__subcmd__formation,ssh)
                 cmd="nepho__subcmd__help__subcmd__formation__subcmd__ssh"
@@ -1141,7 +1150,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__formation)
-            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help"
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive resize-drive open help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1431,7 +1440,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__formation__subcmd__help)
-            opts="create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open help"
+            opts="create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive resize-drive open help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1626,6 +1635,20 @@ _nepho() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nepho__subcmd__formation__subcmd__help__subcmd__resize__subcmd__drive)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nepho__subcmd__formation__subcmd__help__subcmd__ssh)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -1789,6 +1812,36 @@ _nepho() {
                 return 0
             fi
             case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__formation__subcmd__resize__subcmd__drive)
+            opts="-o -q -v -h -V --size-gb --output --no-input --quiet --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --size-gb)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
                     return 0
@@ -2203,7 +2256,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__help__subcmd__formation)
-            opts="create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive open"
+            opts="create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive resize-drive open"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2371,6 +2424,20 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__help__subcmd__formation__subcmd__reset)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__help__subcmd__formation__subcmd__resize__subcmd__drive)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -323,6 +323,10 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
             schema_for!(nepho_provider_kvm::DriveChange),
         ),
         (
+            "formation-resize.json",
+            schema_for!(nepho_provider_kvm::DriveResize),
+        ),
+        (
             "cluster-status.json",
             schema_for!(nepho_provider_kvm::ClusterStatus),
         ),

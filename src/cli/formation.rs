@@ -62,6 +62,8 @@ pub enum FormationCommand {
     AddDrive(AddDriveArgs),
     /// Detach a data drive (`diskN` as describe lists it) and delete its volume or LUN — KVM
     RemoveDrive(RemoveDriveArgs),
+    /// Grow a drive of a shut-off machine (qcow2 volume or iSCSI LUN) — KVM
+    ResizeDrive(ResizeDriveArgs),
     /// Print (and open in a browser, when there is one) the formation's URL
     Open(OpenArgs),
 }
@@ -88,6 +90,18 @@ pub struct RemoveDriveArgs {
     /// Machine (default: the primary one)
     #[arg(long, short = 'm')]
     pub machine: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ResizeDriveArgs {
+    pub name: String,
+    /// The machine, as `formation:describe` lists it
+    pub machine: String,
+    /// The drive, as `formation:describe` lists it (disk0 is the boot disk)
+    pub drive: String,
+    /// New size in GiB (only growing is supported)
+    #[arg(long, value_name = "GIB")]
+    pub size_gb: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -216,6 +230,7 @@ pub fn run(cx: &Context, cmd: FormationCommand) -> Result<()> {
         FormationCommand::RemoveDrive(a) => {
             change_drives(cx, &a.name, a.machine.as_deref(), Err(a.drive.as_str()))
         }
+        FormationCommand::ResizeDrive(a) => resize_drive(cx, a),
     }
 }
 
@@ -1015,6 +1030,50 @@ fn change_drives(
             "{}/{}: {} {what} ({} {}, guest device {})\n",
             fdir.name, done.machine, done.drive, done.storage, done.id, done.device
         )
+    });
+    Ok(())
+}
+
+/// `formation:resize-drive`: offline growth of one drive.
+fn resize_drive(cx: &Context, a: ResizeDriveArgs) -> Result<()> {
+    let (fdir, _lock) = kvm_formation(cx, &a.name, "resize-drive")?;
+    let done = runtime()?.block_on(async {
+        let kvm = providers::kvm(&cx.paths).await?;
+        kvm.resize_drive(fdir.name.as_str(), Some(&a.machine), &a.drive, a.size_gb)
+            .await
+            .map_err(|e| match e {
+                nepho_provider_kvm::ResizeError::Running {
+                    formation,
+                    machine,
+                    state,
+                } => Error::conflict(format!(
+                    "{formation}/{machine} is {state}: drives are resized while the machine is shut off"
+                ))
+                .with_hint(format!(
+                    "nepho formation:stop {formation} {machine}, resize, then formation:start"
+                )),
+                nepho_provider_kvm::ResizeError::Provider(e) => providers::provider_error(e),
+            })
+    })?;
+    let value = serde_json::to_value(&done).map_err(|e| Error::Other(e.to_string()))?;
+    cx.out.data(&value, || {
+        if done.changed {
+            format!(
+                "{}/{}: {} grown from {:.1} to {} GiB ({} {})\n",
+                fdir.name,
+                done.machine,
+                done.drive,
+                done.previous_bytes as f64 / f64::from(1u32 << 30),
+                done.size_gb,
+                done.storage,
+                done.id
+            )
+        } else {
+            format!(
+                "{}/{}: {} already has {} GiB\n",
+                fdir.name, done.machine, done.drive, done.size_gb
+            )
+        }
     });
     Ok(())
 }

@@ -7,6 +7,7 @@ mod formations;
 mod generated;
 mod install;
 mod kvm;
+mod kvm_formation_ops;
 mod kvm_hosts;
 mod registry;
 mod scenarios;

@@ -29,7 +29,25 @@ pub struct DriveChange {
     pub size_gb: Option<u64>,
 }
 
-fn drive_id(disk: &DiskRecord) -> (String, String) {
+/// The index of drive `diskN` (as `formation:describe` lists it) in the machine's record.
+pub(crate) fn drive_index(d: &FoundDomain, drive: &str) -> Result<usize, ProviderError> {
+    drive
+        .strip_prefix("disk")
+        .and_then(|n| n.parse().ok())
+        .filter(|i| *i < d.record.disks.len())
+        .ok_or_else(|| {
+            ProviderError::NotFound(format!(
+                "{} has no drive {drive} (drives: {})",
+                d.record.machine,
+                (0..d.record.disks.len())
+                    .map(|i| format!("disk{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+}
+
+pub(crate) fn drive_id(disk: &DiskRecord) -> (String, String) {
     match disk {
         DiskRecord::File { path } => ("qcow2".into(), path.display().to_string()),
         DiskRecord::Lun { iqn, lun, .. } => ("iscsi".into(), format!("{iqn}/{lun}")),
@@ -37,7 +55,7 @@ fn drive_id(disk: &DiskRecord) -> (String, String) {
 }
 
 /// The guest device that `disk` is attached as, from the domain XML.
-fn device_of(xml: &str, disk: &DiskRecord) -> Option<String> {
+pub(crate) fn device_of(xml: &str, disk: &DiskRecord) -> Option<String> {
     let needle = match disk {
         DiskRecord::File { path } => {
             format!("<source file='{}'", libvirt::esc(&path.to_string_lossy()))
@@ -168,20 +186,7 @@ impl KvmProvider {
         drive: &str,
     ) -> Result<DriveChange, ProviderError> {
         let d = self.one_machine(formation, machine).await?;
-        let index: usize = drive
-            .strip_prefix("disk")
-            .and_then(|n| n.parse().ok())
-            .filter(|i| *i < d.record.disks.len())
-            .ok_or_else(|| {
-                ProviderError::NotFound(format!(
-                    "{} has no drive {drive} (drives: {})",
-                    d.record.machine,
-                    (0..d.record.disks.len())
-                        .map(|i| format!("disk{i}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
+        let index = drive_index(&d, drive)?;
         if index == 0 {
             return Err(ProviderError::Invalid {
                 message: format!("disk0 is the boot disk of {}", d.record.machine),

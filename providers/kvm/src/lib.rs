@@ -14,6 +14,7 @@ mod net;
 mod pattern;
 mod place;
 mod remote;
+mod resize;
 mod steps;
 mod storage;
 mod yaml;
@@ -37,6 +38,7 @@ pub use failover::{FailoverReport, FailoverResult, SharedRecord, Watch};
 pub use media::MediaChange;
 pub use pattern::StorageKind;
 pub use place::{Capacity, ClusterStatus, HostMachine, HostStatus};
+pub use resize::{DriveResize, ResizeError};
 
 use libvirt::{DiskRecord, FoundDomain};
 use pattern::{Pattern, substitute};
