@@ -187,6 +187,9 @@ _nepho() {
             nepho__subcmd__formation,update)
                 cmd="nepho__subcmd__formation__subcmd__update"
                 ;;
+            nepho__subcmd__formation,vnc)
+                cmd="nepho__subcmd__formation__subcmd__vnc"
+                ;;
             nepho__subcmd__formation,watch)
                 cmd="nepho__subcmd__formation__subcmd__watch"
                 ;;
@@ -243,6 +246,9 @@ _nepho() {
                 ;;
             nepho__subcmd__formation__subcmd__help,update)
                 cmd="nepho__subcmd__formation__subcmd__help__subcmd__update"
+                ;;
+            nepho__subcmd__formation__subcmd__help,vnc)
+                cmd="nepho__subcmd__formation__subcmd__help__subcmd__vnc"
                 ;;
             nepho__subcmd__formation__subcmd__help,watch)
                 cmd="nepho__subcmd__formation__subcmd__help__subcmd__watch"
@@ -369,6 +375,9 @@ _nepho() {
                 ;;
             nepho__subcmd__help__subcmd__formation,update)
                 cmd="nepho__subcmd__help__subcmd__formation__subcmd__update"
+                ;;
+            nepho__subcmd__help__subcmd__formation,vnc)
+                cmd="nepho__subcmd__help__subcmd__formation__subcmd__vnc"
                 ;;
             nepho__subcmd__help__subcmd__formation,watch)
                 cmd="nepho__subcmd__help__subcmd__formation__subcmd__watch"
@@ -1150,7 +1159,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__formation)
-            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive resize-drive open help"
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive resize-drive vnc open help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1440,7 +1449,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__formation__subcmd__help)
-            opts="create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive resize-drive open help"
+            opts="create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive resize-drive vnc open help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1705,6 +1714,20 @@ _nepho() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nepho__subcmd__formation__subcmd__help__subcmd__vnc)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nepho__subcmd__formation__subcmd__help__subcmd__watch)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -1955,6 +1978,36 @@ _nepho() {
                     return 0
                     ;;
                 --set)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__formation__subcmd__vnc)
+            opts="-o -q -v -h -V --local-port --output --no-input --quiet --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --local-port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2256,7 +2309,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__help__subcmd__formation)
-            opts="create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive resize-drive open"
+            opts="create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive resize-drive vnc open"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2494,6 +2547,20 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__help__subcmd__formation__subcmd__update)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__help__subcmd__formation__subcmd__vnc)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -327,6 +327,10 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
             schema_for!(nepho_provider_kvm::DriveResize),
         ),
         (
+            "formation-vnc.json",
+            schema_for!(nepho_provider_kvm::VncDisplay),
+        ),
+        (
             "cluster-status.json",
             schema_for!(nepho_provider_kvm::ClusterStatus),
         ),

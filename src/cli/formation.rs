@@ -64,6 +64,8 @@ pub enum FormationCommand {
     RemoveDrive(RemoveDriveArgs),
     /// Grow a drive of a shut-off machine (qcow2 volume or iSCSI LUN) — KVM
     ResizeDrive(ResizeDriveArgs),
+    /// Print a running machine's VNC address (remote hosts: an ssh forward, until Ctrl-C) — KVM
+    Vnc(VncArgs),
     /// Print (and open in a browser, when there is one) the formation's URL
     Open(OpenArgs),
 }
@@ -102,6 +104,16 @@ pub struct ResizeDriveArgs {
     /// New size in GiB (only growing is supported)
     #[arg(long, value_name = "GIB")]
     pub size_gb: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VncArgs {
+    pub name: String,
+    /// Machine (default: the primary one)
+    pub machine: Option<String>,
+    /// Local port of the ssh forward for a remote host (default: any free port)
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    pub local_port: u16,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -231,6 +243,7 @@ pub fn run(cx: &Context, cmd: FormationCommand) -> Result<()> {
             change_drives(cx, &a.name, a.machine.as_deref(), Err(a.drive.as_str()))
         }
         FormationCommand::ResizeDrive(a) => resize_drive(cx, a),
+        FormationCommand::Vnc(a) => vnc(cx, a),
     }
 }
 
@@ -1041,19 +1054,7 @@ fn resize_drive(cx: &Context, a: ResizeDriveArgs) -> Result<()> {
         let kvm = providers::kvm(&cx.paths).await?;
         kvm.resize_drive(fdir.name.as_str(), Some(&a.machine), &a.drive, a.size_gb)
             .await
-            .map_err(|e| match e {
-                nepho_provider_kvm::ResizeError::Running {
-                    formation,
-                    machine,
-                    state,
-                } => Error::conflict(format!(
-                    "{formation}/{machine} is {state}: drives are resized while the machine is shut off"
-                ))
-                .with_hint(format!(
-                    "nepho formation:stop {formation} {machine}, resize, then formation:start"
-                )),
-                nepho_provider_kvm::ResizeError::Provider(e) => providers::provider_error(e),
-            })
+            .map_err(machine_op_error)
     })?;
     let value = serde_json::to_value(&done).map_err(|e| Error::Other(e.to_string()))?;
     cx.out.data(&value, || {
@@ -1076,6 +1077,83 @@ fn resize_drive(cx: &Context, a: ResizeDriveArgs) -> Result<()> {
         }
     });
     Ok(())
+}
+
+/// An operation that needs the machine in another power state says which command gets it there.
+fn machine_op_error(e: nepho_provider_kvm::MachineOpError) -> Error {
+    match e {
+        nepho_provider_kvm::MachineOpError::WrongState {
+            formation,
+            machine,
+            state,
+            needed,
+        } => {
+            let (verb, fix) = if needed == "running" {
+                ("start", "formation:start")
+            } else {
+                ("stop", "formation:stop")
+            };
+            Error::conflict(format!(
+                "{formation}/{machine} is {state}; this needs it {needed}"
+            ))
+            .with_hint(format!(
+                "{verb} it first: nepho {fix} {formation} {machine}"
+            ))
+        }
+        nepho_provider_kvm::MachineOpError::Provider(e) => providers::provider_error(e),
+    }
+}
+
+/// `formation:vnc`: where to point a VNC viewer; for a remote host, an ssh forward that runs
+/// until Ctrl-C (or SIGTERM/SIGHUP).
+fn vnc(cx: &Context, a: VncArgs) -> Result<()> {
+    let (fdir, record) = existing(cx, &a.name)?;
+    if record.provider != ProviderKind::Kvm {
+        return Err(Error::usage(format!(
+            "formation:vnc works on KVM formations; {} runs on {}",
+            fdir.name, record.provider
+        )));
+    }
+    runtime()?.block_on(async {
+        let kvm = providers::kvm(&cx.paths).await?;
+        let console = kvm
+            .vnc(fdir.name.as_str(), a.machine.as_deref(), a.local_port)
+            .await
+            .map_err(machine_op_error)?;
+        // Handlers first: the address is printed for someone who may interrupt right away.
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers = console.forward.is_some().then(|| {
+            (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            )
+        });
+        let display = &console.display;
+        cx.out.data(display, || match &display.ssh {
+            None => format!("{}\n", display.address),
+            Some(dest) => format!(
+                "{} (forwarded over ssh {dest} to port {} on host {})\n",
+                display.address, display.host_port, display.host
+            ),
+        });
+        let Some(mut forward) = console.forward else {
+            return Ok(());
+        };
+        let Some((Ok(mut int), Ok(mut term), Ok(mut hup))) = handlers else {
+            return Err(Error::Other("cannot install signal handlers".into()));
+        };
+        cx.out
+            .notice("keep this running while the viewer is connected; Ctrl-C ends the forward");
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+            ended = forward.wait() => return Err(providers::provider_error(ended)),
+        }
+        forward.stop().await;
+        Ok(())
+    })
 }
 
 /// A KVM formation, locked for a cluster operation.

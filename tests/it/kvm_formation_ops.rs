@@ -213,3 +213,149 @@ fn kvm_resize_drives_offline() {
     );
     assert!(!targets.contains(&format!(":{name}:")), "{targets}");
 }
+
+/// Reads the RFB protocol banner a VNC server sends first.
+fn rfb_banner(address: &str) -> String {
+    let addr: std::net::SocketAddr = address.parse().expect(address);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect {address}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut banner = [0u8; 12];
+    std::io::Read::read_exact(&mut stream, &mut banner)
+        .unwrap_or_else(|e| panic!("no RFB banner from {address}: {e}"));
+    String::from_utf8_lossy(&banner).into_owned()
+}
+
+/// A machine's VNC display on this host: `formation:vnc` prints a loopback-only address that
+/// speaks RFB; a stopped machine has no display and the error says how to start it.
+#[test]
+fn kvm_vnc_display_on_the_local_host() {
+    let Some(env) = kvm_env() else { return };
+    let (name, _teardown) = formation(&env, "vnc");
+    env.run(&["create", "hello", "--name", &name]).ok();
+    let display = env.run(&["-o", "json", "formation:vnc", &name]).ok().json();
+    assert_eq!(display["machine"], "hello", "{display}");
+    assert_eq!(display["ssh"], serde_json::Value::Null, "{display}");
+    let address = display["address"].as_str().unwrap().to_string();
+    assert!(address.starts_with("127.0.0.1:59"), "{display}");
+    assert_eq!(rfb_banner(&address), "RFB 003.008\n");
+    let port = address.rsplit(':').next().unwrap();
+    let listening = sh("ss", &["-Hltn", &format!("sport = :{port}")]);
+    assert!(
+        listening.contains(&format!("127.0.0.1:{port}"))
+            && !listening.contains(&format!("0.0.0.0:{port}"))
+            && !listening.contains(&format!("*:{port}")),
+        "the display listens on the loopback only: {listening}"
+    );
+    let human = env.run(&["formation:vnc", &name, "hello"]).ok();
+    assert_eq!(human.stdout.trim(), address);
+
+    env.run(&["formation:stop", &name]).ok();
+    let stopped = env.run(&["formation:vnc", &name]).code(6);
+    assert!(
+        stopped.stderr.contains("formation:start"),
+        "{}",
+        stopped.stderr
+    );
+}
+
+/// `nepho formation:vnc` running in the foreground, killed with `signal` when dropped.
+struct Foreground(std::process::Child);
+
+impl Drop for Foreground {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A machine on a host reached over ssh (the loopback sshd): `formation:vnc` forwards a local
+/// port to the display on the host's loopback, which speaks RFB, until it is interrupted.
+#[test]
+fn kvm_vnc_display_through_an_ssh_forward() {
+    use std::io::BufRead;
+    let Some(env) = kvm_env() else { return };
+    let started = Command::new(crate::support::repo_root().join("scripts/setup/sshd.sh"))
+        .args(["start", "2222"])
+        .status()
+        .unwrap();
+    assert!(started.success(), "scripts/setup/sshd.sh start");
+    let key = "/var/lib/nepho-test/sshd/client_key";
+    let uri = format!("qemu+ssh://root@127.0.0.1:2222/system?keyfile={key}&no_verify=1");
+    let cluster = env.home().join("cluster.yaml");
+    let text = std::fs::read_to_string(&cluster).unwrap();
+    let text = text.replacen(
+        "  - name: local\n    uri: qemu:///system\n",
+        &format!("  - name: remote\n    uri: \"{uri}\"\n"),
+        1,
+    );
+    assert!(text.contains("name: remote"), "{text}");
+    std::fs::write(&cluster, text).unwrap();
+    let (name, _teardown) = formation(&env, "vncr");
+    env.run(&["create", "hello", "--name", &name]).ok();
+
+    let mut child = Foreground(
+        env.nepho()
+            .args(["-o", "json", "formation:vnc", &name])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let mut text = String::new();
+    loop {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut stderr).ok();
+            panic!("formation:vnc ended before printing the address: {text}\n{stderr}");
+        }
+        text.push_str(&line);
+        if line == "}\n" {
+            break;
+        }
+    }
+    let display: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (display["host"].as_str(), display["ssh"].as_str()),
+        (Some("remote"), Some("root@127.0.0.1")),
+        "{display}"
+    );
+    assert_ne!(display["port"], display["host_port"], "{display}");
+    let address = display["address"].as_str().unwrap().to_string();
+    assert_eq!(
+        rfb_banner(&address),
+        "RFB 003.008\n",
+        "the forwarded port reaches the display"
+    );
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "the forward stays in the foreground"
+    );
+
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "formation:vnc ignored Ctrl-C");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        status.success(),
+        "Ctrl-C ends the forward cleanly: {status}"
+    );
+    let addr: std::net::SocketAddr = address.parse().unwrap();
+    assert!(
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err(),
+        "the forward is gone"
+    );
+}

@@ -17,6 +17,7 @@ mod remote;
 mod resize;
 mod steps;
 mod storage;
+mod vnc;
 mod yaml;
 
 use std::collections::BTreeMap;
@@ -38,7 +39,8 @@ pub use failover::{FailoverReport, FailoverResult, SharedRecord, Watch};
 pub use media::MediaChange;
 pub use pattern::StorageKind;
 pub use place::{Capacity, ClusterStatus, HostMachine, HostStatus};
-pub use resize::{DriveResize, ResizeError};
+pub use resize::DriveResize;
+pub use vnc::{VncConsole, VncDisplay, VncForward};
 
 use libvirt::{DiskRecord, FoundDomain};
 use pattern::{Pattern, substitute};
@@ -50,6 +52,25 @@ pub struct KvmSettings {
     /// Where the result of the KVM probe is kept between runs (it boots a guest: ~20 s where
     /// KVM hangs). `None` probes once per process.
     pub probe_cache: Option<PathBuf>,
+}
+
+/// An operation on one machine that needs it in another power state, or failed.
+#[derive(Debug)]
+pub enum MachineOpError {
+    /// The machine is `state` and the operation needs it `needed` (`running`, `shut off`).
+    WrongState {
+        formation: String,
+        machine: String,
+        state: String,
+        needed: &'static str,
+    },
+    Provider(ProviderError),
+}
+
+impl From<ProviderError> for MachineOpError {
+    fn from(e: ProviderError) -> MachineOpError {
+        MachineOpError::Provider(e)
+    }
 }
 
 pub struct KvmProvider {

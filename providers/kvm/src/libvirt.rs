@@ -357,6 +357,10 @@ pub fn domain_xml(d: &DomainSpec) -> String {
       <target port='0'/>
     </serial>
     <console type='pty'><target type='serial' port='0'/></console>
+    <graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'>
+      <listen type='address' address='127.0.0.1'/>
+    </graphics>
+    <video><model type='vga' heads='1'/></video>
     <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
     <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>
   </devices>

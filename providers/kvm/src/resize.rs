@@ -5,10 +5,10 @@
 
 use nepho_provider_api::ProviderError;
 
-use crate::KvmProvider;
 use crate::drives::{drive_id, drive_index};
 use crate::libvirt::{self, DiskRecord};
 use crate::storage::{self, Runner, Tgt};
+use crate::{KvmProvider, MachineOpError};
 
 const RESIZE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
@@ -32,24 +32,6 @@ pub struct DriveResize {
     pub changed: bool,
 }
 
-/// Why a resize did not happen.
-#[derive(Debug)]
-pub enum ResizeError {
-    /// The resize is offline and the machine is not shut off.
-    Running {
-        formation: String,
-        machine: String,
-        state: String,
-    },
-    Provider(ProviderError),
-}
-
-impl From<ProviderError> for ResizeError {
-    fn from(e: ProviderError) -> ResizeError {
-        ResizeError::Provider(e)
-    }
-}
-
 impl KvmProvider {
     /// Grows drive `diskN` of a shut-off `machine` (default: the primary one) to `size_gb` GiB.
     pub async fn resize_drive(
@@ -58,17 +40,18 @@ impl KvmProvider {
         machine: Option<&str>,
         drive: &str,
         size_gb: u64,
-    ) -> Result<DriveResize, ResizeError> {
+    ) -> Result<DriveResize, MachineOpError> {
         let d = self.one_machine(formation, machine).await?;
         let index = drive_index(&d, drive)?;
         let state = libvirt::domain_state(&d.uri, &d.name)
             .await
             .unwrap_or_else(|| d.state.clone());
         if state != "shut off" {
-            return Err(ResizeError::Running {
+            return Err(MachineOpError::WrongState {
                 formation: formation.to_string(),
                 machine: d.record.machine.clone(),
                 state,
+                needed: "shut off",
             });
         }
         let disk = d.record.disks[index].clone();
