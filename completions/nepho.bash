@@ -139,6 +139,9 @@ _nepho() {
             nepho__subcmd__formation,attach-iso)
                 cmd="nepho__subcmd__formation__subcmd__attach__subcmd__iso"
                 ;;
+            nepho__subcmd__formation,attach-nic)
+                cmd="nepho__subcmd__formation__subcmd__attach__subcmd__nic"
+                ;;
             nepho__subcmd__formation,cancel)
                 cmd="nepho__subcmd__formation__subcmd__cancel"
                 ;;
@@ -153,6 +156,9 @@ _nepho() {
                 ;;
             nepho__subcmd__formation,detach-iso)
                 cmd="nepho__subcmd__formation__subcmd__detach__subcmd__iso"
+                ;;
+            nepho__subcmd__formation,detach-nic)
+                cmd="nepho__subcmd__formation__subcmd__detach__subcmd__nic"
                 ;;
             nepho__subcmd__formation,events)
                 cmd="nepho__subcmd__formation__subcmd__events"
@@ -199,6 +205,9 @@ _nepho() {
             nepho__subcmd__formation__subcmd__help,attach-iso)
                 cmd="nepho__subcmd__formation__subcmd__help__subcmd__attach__subcmd__iso"
                 ;;
+            nepho__subcmd__formation__subcmd__help,attach-nic)
+                cmd="nepho__subcmd__formation__subcmd__help__subcmd__attach__subcmd__nic"
+                ;;
             nepho__subcmd__formation__subcmd__help,cancel)
                 cmd="nepho__subcmd__formation__subcmd__help__subcmd__cancel"
                 ;;
@@ -213,6 +222,9 @@ _nepho() {
                 ;;
             nepho__subcmd__formation__subcmd__help,detach-iso)
                 cmd="nepho__subcmd__formation__subcmd__help__subcmd__detach__subcmd__iso"
+                ;;
+            nepho__subcmd__formation__subcmd__help,detach-nic)
+                cmd="nepho__subcmd__formation__subcmd__help__subcmd__detach__subcmd__nic"
                 ;;
             nepho__subcmd__formation__subcmd__help,events)
                 cmd="nepho__subcmd__formation__subcmd__help__subcmd__events"
@@ -331,6 +343,9 @@ _nepho() {
             nepho__subcmd__help__subcmd__formation,attach-iso)
                 cmd="nepho__subcmd__help__subcmd__formation__subcmd__attach__subcmd__iso"
                 ;;
+            nepho__subcmd__help__subcmd__formation,attach-nic)
+                cmd="nepho__subcmd__help__subcmd__formation__subcmd__attach__subcmd__nic"
+                ;;
             nepho__subcmd__help__subcmd__formation,cancel)
                 cmd="nepho__subcmd__help__subcmd__formation__subcmd__cancel"
                 ;;
@@ -345,6 +360,9 @@ _nepho() {
                 ;;
             nepho__subcmd__help__subcmd__formation,detach-iso)
                 cmd="nepho__subcmd__help__subcmd__formation__subcmd__detach__subcmd__iso"
+                ;;
+            nepho__subcmd__help__subcmd__formation,detach-nic)
+                cmd="nepho__subcmd__help__subcmd__formation__subcmd__detach__subcmd__nic"
                 ;;
             nepho__subcmd__help__subcmd__formation,events)
                 cmd="nepho__subcmd__help__subcmd__formation__subcmd__events"
@@ -1159,7 +1177,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__formation)
-            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive resize-drive vnc open help"
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive resize-drive vnc attach-nic detach-nic open help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1241,6 +1259,32 @@ _nepho() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__formation__subcmd__attach__subcmd__nic)
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --output)
                     COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
                     return 0
@@ -1418,6 +1462,32 @@ _nepho() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nepho__subcmd__formation__subcmd__detach__subcmd__nic)
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nepho__subcmd__formation__subcmd__events)
             opts="-o -q -v -h -V --follow --since --output --no-input --quiet --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1449,7 +1519,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__formation__subcmd__help)
-            opts="create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive resize-drive vnc open help"
+            opts="create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive resize-drive vnc attach-nic detach-nic open help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1477,6 +1547,20 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__formation__subcmd__help__subcmd__attach__subcmd__iso)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__formation__subcmd__help__subcmd__attach__subcmd__nic)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1547,6 +1631,20 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__formation__subcmd__help__subcmd__detach__subcmd__iso)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__formation__subcmd__help__subcmd__detach__subcmd__nic)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2309,7 +2407,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__help__subcmd__formation)
-            opts="create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive resize-drive vnc open"
+            opts="create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive resize-drive vnc attach-nic detach-nic open"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2337,6 +2435,20 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__help__subcmd__formation__subcmd__attach__subcmd__iso)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__help__subcmd__formation__subcmd__attach__subcmd__nic)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2407,6 +2519,20 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__help__subcmd__formation__subcmd__detach__subcmd__iso)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__help__subcmd__formation__subcmd__detach__subcmd__nic)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -66,6 +66,10 @@ pub enum FormationCommand {
     ResizeDrive(ResizeDriveArgs),
     /// Print a running machine's VNC address (remote hosts: an ssh forward, until Ctrl-C) — KVM
     Vnc(VncArgs),
+    /// Plug a machine into one more network (live when running; pool networks: fixed address + clean-traffic) — KVM
+    AttachNic(AttachNicArgs),
+    /// Unplug a machine's NIC (`netN` or its network) and release its address — KVM
+    DetachNic(DetachNicArgs),
     /// Print (and open in a browser, when there is one) the formation's URL
     Open(OpenArgs),
 }
@@ -114,6 +118,24 @@ pub struct VncArgs {
     /// Local port of the ssh forward for a remote host (default: any free port)
     #[arg(long, value_name = "PORT", default_value_t = 0)]
     pub local_port: u16,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AttachNicArgs {
+    pub name: String,
+    /// The machine, as `formation:describe` lists it
+    pub machine: String,
+    /// A network of the cluster file
+    pub network: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DetachNicArgs {
+    pub name: String,
+    /// The machine, as `formation:describe` lists it
+    pub machine: String,
+    /// The NIC: `netN` (net1, net2, ...), or the network of the machine's only NIC on it
+    pub nic: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -244,6 +266,8 @@ pub fn run(cx: &Context, cmd: FormationCommand) -> Result<()> {
         }
         FormationCommand::ResizeDrive(a) => resize_drive(cx, a),
         FormationCommand::Vnc(a) => vnc(cx, a),
+        FormationCommand::AttachNic(a) => change_nics(cx, &a.name, &a.machine, Ok(&a.network)),
+        FormationCommand::DetachNic(a) => change_nics(cx, &a.name, &a.machine, Err(&a.nic)),
     }
 }
 
@@ -1154,6 +1178,58 @@ fn vnc(cx: &Context, a: VncArgs) -> Result<()> {
         forward.stop().await;
         Ok(())
     })
+}
+
+/// `formation:attach-nic` (`Ok(network)`) / `formation:detach-nic` (`Err(nic)`).
+fn change_nics(
+    cx: &Context,
+    name: &str,
+    machine: &str,
+    change: std::result::Result<&str, &str>,
+) -> Result<()> {
+    let verb = if change.is_ok() {
+        "attach-nic"
+    } else {
+        "detach-nic"
+    };
+    let (fdir, _lock) = kvm_formation(cx, name, verb)?;
+    let done = runtime()?.block_on(async {
+        let kvm = providers::kvm(&cx.paths).await?;
+        let done = match change {
+            Ok(network) => {
+                kvm.attach_nic(fdir.name.as_str(), Some(machine), network)
+                    .await
+            }
+            Err(nic) => kvm.detach_nic(fdir.name.as_str(), Some(machine), nic).await,
+        };
+        done.map_err(machine_op_error)
+    })?;
+    let value = serde_json::to_value(&done).map_err(|e| Error::Other(e.to_string()))?;
+    cx.out.data(&value, || {
+        let what = if change.is_ok() {
+            "attached to"
+        } else {
+            "detached from"
+        };
+        format!(
+            "{}/{}: {} ({}) {what} network {}{}{}\n",
+            fdir.name,
+            done.machine,
+            done.nic,
+            done.mac,
+            done.network,
+            done.ip
+                .as_ref()
+                .map(|ip| format!(", address {ip}"))
+                .unwrap_or_default(),
+            if done.live {
+                ""
+            } else {
+                " (from the next start)"
+            }
+        )
+    });
+    Ok(())
 }
 
 /// A KVM formation, locked for a cluster operation.

@@ -284,6 +284,34 @@ pub async fn set_record(
     virsh(uri, &args).await.map(|_| ())
 }
 
+/// One `<interface>`: a libvirt network or a host bridge (with its VLAN), virtio, and
+/// libvirt's `clean-traffic` filter when the NIC has a fixed address.
+pub fn interface_xml(nic: &NicRecord) -> String {
+    let source = match (&nic.bridge, &nic.libvirt_network) {
+        (Some(br), _) => format!("type='bridge'>\n      <source bridge='{}'/>", esc(br)),
+        (None, Some(net)) => format!("type='network'>\n      <source network='{}'/>", esc(net)),
+        (None, None) => "type='network'>\n      <source network='default'/>".to_string(),
+    };
+    let vlan = nic
+        .vlan
+        .map(|v| format!("      <vlan><tag id='{v}'/></vlan>\n"))
+        .unwrap_or_default();
+    let filter = nic
+        .ip
+        .as_ref()
+        .map(|ip| {
+            format!(
+                "      <filterref filter='clean-traffic'><parameter name='IP' value='{}'/></filterref>\n",
+                esc(ip)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "    <interface {source}\n      <mac address='{}'/>\n{vlan}      <model type='virtio'/>\n{filter}      <rom enabled='no'/>\n    </interface>\n",
+        nic.mac
+    )
+}
+
 pub fn domain_xml(d: &DomainSpec) -> String {
     let r = d.record;
     let record_json = serde_json::to_string(r).expect("records serialize");
@@ -291,32 +319,7 @@ pub fn domain_xml(d: &DomainSpec) -> String {
     for (i, disk) in r.disks.iter().enumerate() {
         disks.push_str(&disk_xml(disk, &disk_dev(i)));
     }
-    let mut nics = String::new();
-    for nic in &r.nics {
-        let source = match (&nic.bridge, &nic.libvirt_network) {
-            (Some(br), _) => format!("type='bridge'>\n      <source bridge='{}'/>", esc(br)),
-            (None, Some(net)) => format!("type='network'>\n      <source network='{}'/>", esc(net)),
-            (None, None) => "type='network'>\n      <source network='default'/>".to_string(),
-        };
-        let vlan = nic
-            .vlan
-            .map(|v| format!("      <vlan><tag id='{v}'/></vlan>\n"))
-            .unwrap_or_default();
-        let filter = nic
-            .ip
-            .as_ref()
-            .map(|ip| {
-                format!(
-                    "      <filterref filter='clean-traffic'><parameter name='IP' value='{}'/></filterref>\n",
-                    esc(ip)
-                )
-            })
-            .unwrap_or_default();
-        nics.push_str(&format!(
-            "    <interface {source}\n      <mac address='{}'/>\n{vlan}      <model type='virtio'/>\n{filter}      <rom enabled='no'/>\n    </interface>\n",
-            nic.mac
-        ));
-    }
+    let nics: String = r.nics.iter().map(interface_xml).collect();
     format!(
         r#"<domain type='{dtype}'>
   <name>{name}</name>
