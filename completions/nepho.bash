@@ -115,8 +115,17 @@ _nepho() {
             nepho__subcmd__cluster,help)
                 cmd="nepho__subcmd__cluster__subcmd__help"
                 ;;
+            nepho__subcmd__cluster,migrate)
+                cmd="nepho__subcmd__cluster__subcmd__migrate"
+                ;;
+            nepho__subcmd__cluster,rebalance)
+                cmd="nepho__subcmd__cluster__subcmd__rebalance"
+                ;;
             nepho__subcmd__cluster,status)
                 cmd="nepho__subcmd__cluster__subcmd__status"
+                ;;
+            nepho__subcmd__cluster,usage)
+                cmd="nepho__subcmd__cluster__subcmd__usage"
                 ;;
             nepho__subcmd__cluster,watch)
                 cmd="nepho__subcmd__cluster__subcmd__watch"
@@ -127,8 +136,17 @@ _nepho() {
             nepho__subcmd__cluster__subcmd__help,help)
                 cmd="nepho__subcmd__cluster__subcmd__help__subcmd__help"
                 ;;
+            nepho__subcmd__cluster__subcmd__help,migrate)
+                cmd="nepho__subcmd__cluster__subcmd__help__subcmd__migrate"
+                ;;
+            nepho__subcmd__cluster__subcmd__help,rebalance)
+                cmd="nepho__subcmd__cluster__subcmd__help__subcmd__rebalance"
+                ;;
             nepho__subcmd__cluster__subcmd__help,status)
                 cmd="nepho__subcmd__cluster__subcmd__help__subcmd__status"
+                ;;
+            nepho__subcmd__cluster__subcmd__help,usage)
+                cmd="nepho__subcmd__cluster__subcmd__help__subcmd__usage"
                 ;;
             nepho__subcmd__cluster__subcmd__help,watch)
                 cmd="nepho__subcmd__cluster__subcmd__help__subcmd__watch"
@@ -331,8 +349,17 @@ _nepho() {
             nepho__subcmd__help__subcmd__cluster,failover)
                 cmd="nepho__subcmd__help__subcmd__cluster__subcmd__failover"
                 ;;
+            nepho__subcmd__help__subcmd__cluster,migrate)
+                cmd="nepho__subcmd__help__subcmd__cluster__subcmd__migrate"
+                ;;
+            nepho__subcmd__help__subcmd__cluster,rebalance)
+                cmd="nepho__subcmd__help__subcmd__cluster__subcmd__rebalance"
+                ;;
             nepho__subcmd__help__subcmd__cluster,status)
                 cmd="nepho__subcmd__help__subcmd__cluster__subcmd__status"
+                ;;
+            nepho__subcmd__help__subcmd__cluster,usage)
+                cmd="nepho__subcmd__help__subcmd__cluster__subcmd__usage"
                 ;;
             nepho__subcmd__help__subcmd__cluster,watch)
                 cmd="nepho__subcmd__help__subcmd__cluster__subcmd__watch"
@@ -893,7 +920,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__cluster)
-            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version status failover watch help"
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version status failover watch migrate rebalance usage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -945,7 +972,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__cluster__subcmd__help)
-            opts="status failover watch help"
+            opts="status failover watch migrate rebalance usage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -986,7 +1013,49 @@ _nepho() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nepho__subcmd__cluster__subcmd__help__subcmd__migrate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__cluster__subcmd__help__subcmd__rebalance)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nepho__subcmd__cluster__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__cluster__subcmd__help__subcmd__usage)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1014,6 +1083,66 @@ _nepho() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nepho__subcmd__cluster__subcmd__migrate)
+            opts="-o -q -v -h -V --to --output --no-input --quiet --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__cluster__subcmd__rebalance)
+            opts="-o -q -v -h -V --dry-run --max-moves --output --no-input --quiet --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --max-moves)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nepho__subcmd__cluster__subcmd__status)
             opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1021,6 +1150,36 @@ _nepho() {
                 return 0
             fi
             case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__cluster__subcmd__usage)
+            opts="-o -q -v -h -V --formation --output --no-input --quiet --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --formation)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
                     return 0
@@ -2309,7 +2468,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__help__subcmd__cluster)
-            opts="status failover watch"
+            opts="status failover watch migrate rebalance usage"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2336,7 +2495,49 @@ _nepho() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nepho__subcmd__help__subcmd__cluster__subcmd__migrate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__help__subcmd__cluster__subcmd__rebalance)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nepho__subcmd__help__subcmd__cluster__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__help__subcmd__cluster__subcmd__usage)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

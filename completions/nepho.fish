@@ -492,19 +492,22 @@ complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_su
 complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from update" -s V -l version -d 'Print version'
 complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from help" -f -a "update" -d 'Fetch the registry index now (conditional request; the cache is used when unchanged)'
 complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch help" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch migrate rebalance usage help" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
 json\t''
 yaml\t''"
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch help" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch help" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch help" -s q -l quiet -d 'Print only results and errors'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch help" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch help" -s h -l help -d 'Print help'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch help" -s V -l version -d 'Print version'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch help" -f -a "status" -d 'Hosts, capacity, usage and the machines on each (read from the hosts)'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch help" -f -a "failover" -d 'Restart a dead host\'s machines (disks all on iSCSI) on other hosts with room'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch help" -f -a "watch" -d 'Watch the hosts and fail over every host that stays unreachable (runs until stopped)'
-complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch migrate rebalance usage help" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch migrate rebalance usage help" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch migrate rebalance usage help" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch migrate rebalance usage help" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch migrate rebalance usage help" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch migrate rebalance usage help" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch migrate rebalance usage help" -f -a "status" -d 'Hosts, capacity, usage and the machines on each (read from the hosts)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch migrate rebalance usage help" -f -a "failover" -d 'Restart a dead host\'s machines (disks all on iSCSI) on other hosts with room'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch migrate rebalance usage help" -f -a "watch" -d 'Watch the hosts and fail over every host that stays unreachable (runs until stopped)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch migrate rebalance usage help" -f -a "migrate" -d 'Move a machine to another host, offline: clean shutdown, local disks copied, started again there if it was running'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch migrate rebalance usage help" -f -a "rebalance" -d 'Even out memory use across the hosts by migrating machines (offline, one at a time)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch migrate rebalance usage help" -f -a "usage" -d 'What each machine uses: per disk / iSCSI export (space, I/O, sessions) and per address (traffic)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch migrate rebalance usage help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from status" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
 json\t''
 yaml\t''"
@@ -535,9 +538,43 @@ complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_sub
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -s h -l help -d 'Print help'
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from migrate" -l to -d 'The destination host (default: the allocator picks one of the other hosts)' -r
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from migrate" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from migrate" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from migrate" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from migrate" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from migrate" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from migrate" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from migrate" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from rebalance" -l max-moves -d 'Make at most this many moves' -r
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from rebalance" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from rebalance" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from rebalance" -l dry-run -d 'Print the moves without making them'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from rebalance" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from rebalance" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from rebalance" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from rebalance" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from rebalance" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from usage" -l formation -d 'Only this formation\'s machines' -r
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from usage" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from usage" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from usage" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from usage" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from usage" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from usage" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from usage" -s V -l version -d 'Print version'
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "status" -d 'Hosts, capacity, usage and the machines on each (read from the hosts)'
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "failover" -d 'Restart a dead host\'s machines (disks all on iSCSI) on other hosts with room'
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "watch" -d 'Watch the hosts and fail over every host that stays unreachable (runs until stopped)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "migrate" -d 'Move a machine to another host, offline: clean shutdown, local disks copied, started again there if it was running'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "rebalance" -d 'Even out memory use across the hosts by migrating machines (offline, one at a time)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "usage" -d 'What each machine uses: per disk / iSCSI export (space, I/O, sessions) and per address (traffic)'
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nepho -n "__fish_nepho_using_subcommand register" -l region -d 'AWS region (e.g. us-east-1)' -r
 complete -c nepho -n "__fish_nepho_using_subcommand register" -l profile -d 'Use this AWS profile from ~/.aws/config instead of keys' -r
@@ -676,3 +713,6 @@ complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcom
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "status" -d 'Hosts, capacity, usage and the machines on each (read from the hosts)'
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "failover" -d 'Restart a dead host\'s machines (disks all on iSCSI) on other hosts with room'
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "watch" -d 'Watch the hosts and fail over every host that stays unreachable (runs until stopped)'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "migrate" -d 'Move a machine to another host, offline: clean shutdown, local disks copied, started again there if it was running'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "rebalance" -d 'Even out memory use across the hosts by migrating machines (offline, one at a time)'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "usage" -d 'What each machine uses: per disk / iSCSI export (space, I/O, sessions) and per address (traffic)'

@@ -339,6 +339,18 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
             "cluster-failover.json",
             schema_for!(nepho_provider_kvm::FailoverReport),
         ),
+        (
+            "cluster-migrate.json",
+            schema_for!(nepho_provider_kvm::MigrateResult),
+        ),
+        (
+            "cluster-rebalance.json",
+            schema_for!(nepho_provider_kvm::RebalanceReport),
+        ),
+        (
+            "cluster-usage.json",
+            schema_for!(nepho_provider_kvm::ClusterUsage),
+        ),
         ("formation-describe.json", schema_for!(FormationDescription)),
         (
             "formation-dry-run.json",

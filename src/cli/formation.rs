@@ -927,9 +927,13 @@ fn ssh(cx: &Context, a: SshArgs) -> Result<()> {
             .ok_or_else(|| {
                 let known: Vec<&str> = endpoints.ssh.iter().map(|e| e.machine.as_str()).collect();
                 Error::not_found(format!(
-                    "{} has no machine {m} (machines: {})",
+                    "{} has no machine {m} with an ssh address (machines with one: {})",
                     fdir.name,
-                    known.join(", ")
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ))
+                .with_hint(format!(
+                    "a stopped or still booting machine has no address yet: `nepho formation:describe {}` shows each machine's state",
+                    fdir.name
                 ))
             })?,
         None => endpoints.ssh.first().ok_or_else(|| {

@@ -128,6 +128,14 @@ pub enum ClusterCommand {
     },
     /// Watch the hosts and fail over every host that stays unreachable (runs until stopped)
     Watch(cluster::WatchArgs),
+    /// Move a machine to another host, offline: clean shutdown, local disks copied, started
+    /// again there if it was running
+    Migrate(cluster::MigrateArgs),
+    /// Even out memory use across the hosts by migrating machines (offline, one at a time)
+    Rebalance(cluster::RebalanceArgs),
+    /// What each machine uses: per disk / iSCSI export (space, I/O, sessions) and per address
+    /// (traffic)
+    Usage(cluster::UsageArgs),
 }
 
 /// Group names that accept the colon form.
@@ -314,6 +322,9 @@ fn run(cli: Cli, out: &mut Out) -> Result<()> {
         Command::Cluster(ClusterCommand::Status) => formation::cluster_status(&cx),
         Command::Cluster(ClusterCommand::Failover { host }) => cluster::failover(&cx, &host),
         Command::Cluster(ClusterCommand::Watch(a)) => cluster::watch(&cx, &a),
+        Command::Cluster(ClusterCommand::Migrate(a)) => cluster::migrate(&cx, &a),
+        Command::Cluster(ClusterCommand::Rebalance(a)) => cluster::rebalance(&cx, &a),
+        Command::Cluster(ClusterCommand::Usage(a)) => cluster::usage(&cx, &a),
         Command::Create(a) => formation::run(&cx, formation::FormationCommand::Create(a)),
         Command::Destroy(a) => formation::run(&cx, formation::FormationCommand::Destroy(a)),
         Command::Ssh(a) => formation::run(&cx, formation::FormationCommand::Ssh(a)),

@@ -7,9 +7,9 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::support::{Env, repo_root};
+use crate::support::{Env, repo_root, wait_until};
 
 /// Both tests stop and start host2: one at a time.
 static HOST2: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -93,7 +93,8 @@ struct Setup {
 }
 
 /// An Env whose cluster file has h2 (first, first-fit: machines go there) and h1; `None` when
-/// the test must be skipped.
+/// the test must be skipped. h1 is this machine's libvirtd, where other tests run machines at
+/// the same time: it is made big, so that their load hardly counts against it.
 fn two_hosts() -> Option<Setup> {
     let libvirt =
         sh("command -v virsh && command -v libvirtd && virsh -c qemu:///system version").0;
@@ -124,7 +125,7 @@ fn two_hosts() -> Option<Setup> {
     .unwrap();
     let s = storage.display();
     let cluster = format!(
-        "hosts:\n  - name: h2\n    uri: '{h2}'\n    cpus: 2\n    memory_mb: 1024\n    dir: {s}/h2\n  - name: h1\n    uri: qemu:///system\n    cpus: 2\n    memory_mb: 1024\n    dir: {s}/h1\nnetworks:\n  - name: default\nstorage:\n  dir: {s}/vols\n  iscsi:\n    portal: 127.0.0.1:3260\n    iqn_prefix: iqn.2024-01.test.nepho\n    tgtadm: local\n    dir: {s}/luns\n    allow: 127.0.0.1\nimages:\n  tiny: /var/cache/nepho-test/images/tiny-guest.qcow2\ndomain_type: qemu\nplacement: first-fit\nready_timeout_s: 180\nshutdown_timeout_s: 20\n"
+        "hosts:\n  - name: h2\n    uri: '{h2}'\n    cpus: 2\n    memory_mb: 1024\n    dir: {s}/h2\n  - name: h1\n    uri: qemu:///system\n    cpus: 64\n    memory_mb: 65536\n    dir: {s}/h1\nnetworks:\n  - name: default\nstorage:\n  dir: {s}/vols\n  iscsi:\n    portal: 127.0.0.1:3260\n    iqn_prefix: iqn.2024-01.test.nepho\n    tgtadm: local\n    dir: {s}/luns\n    allow: 127.0.0.1\nimages:\n  tiny: /var/cache/nepho-test/images/tiny-guest.qcow2\ndomain_type: qemu\nplacement: first-fit\nready_timeout_s: 180\nshutdown_timeout_s: 20\n"
     );
     let cluster_file = dir.join("cluster.yaml");
     std::fs::write(&cluster_file, cluster).unwrap();
@@ -178,6 +179,46 @@ fn kvm_two_hosts_failover_of_an_iscsi_machine() {
 
     create_on_h2(&env, &h2, &name);
     let t_created = t0.elapsed().as_secs_f64();
+
+    // Usage per iSCSI export and per address, read from tgtd and the running QEMU.
+    let usage = env
+        .run(&["-o", "json", "cluster:usage", "--formation", &name])
+        .ok()
+        .json();
+    let disks = usage["disks"].as_array().unwrap();
+    assert_eq!(disks.len(), 1, "{usage}");
+    let d = &disks[0];
+    assert_eq!(
+        (d["kind"].as_str(), d["host"].as_str()),
+        (Some("iscsi"), Some("h2"))
+    );
+    assert!(
+        d["export"].as_str().unwrap().ends_with(":hello/1"),
+        "{usage}"
+    );
+    assert_eq!(d["capacity_bytes"], 1u64 << 30, "{usage}");
+    assert!(d["allocated_bytes"].as_u64().unwrap() > 0, "{usage}");
+    assert!(
+        d["read_bytes"].as_u64().unwrap() > 0,
+        "it booted from it: {usage}"
+    );
+    assert_eq!(d["sessions"].as_array().unwrap().len(), 1, "{usage}");
+    let a = &usage["addresses"][0];
+    assert!(
+        a["ip"]
+            .as_str()
+            .is_some_and(|ip| ip.starts_with("192.168.124.")),
+        "{usage}"
+    );
+    assert!(
+        a["rx_bytes"].as_u64().unwrap() > 0 && a["tx_bytes"].as_u64().unwrap() > 0,
+        "{usage}"
+    );
+    let table = env.run(&["cluster:usage"]).ok().stdout;
+    assert!(
+        table.contains("SESSIONS") && table.contains(&name),
+        "{table}"
+    );
 
     let status = env.run(&["-o", "json", "cluster:status"]).ok().json();
     let hosts = status["hosts"].as_array().unwrap();
@@ -341,4 +382,208 @@ fn kvm_cluster_watch_fails_over_a_host_that_stays_down() {
     eprintln!(
         "kvm_hosts: cluster:watch moved the machine {moved_after:.1} s after host2 died (grace 3 s)"
     );
+}
+
+/// Reads the marker written at 600 MiB into a machine's boot disk (past the tiny guest's
+/// partition, so it survives reboots): it proves the disk itself travelled.
+fn disk_marker(env: &Env, name: &str, machine: &str) -> String {
+    env.run(&[
+        "ssh",
+        name,
+        machine,
+        "--",
+        "dd if=/dev/vda bs=1M skip=600 count=1 2>/dev/null | head -c 32",
+    ])
+    .ok()
+    .stdout
+    .trim_end_matches('\0')
+    .to_string()
+}
+
+#[test]
+fn kvm_offline_migration_and_rebalance_between_two_hosts() {
+    let _lock = HOST2.lock().unwrap_or_else(|e| e.into_inner());
+    let _host2 = host2_lock();
+    let Some(Setup { env, h2, storage }) = two_hosts() else {
+        return;
+    };
+    let s = storage.display();
+    let name = format!("mgit{}", std::process::id());
+    let _cleanup = Cleanup {
+        env: &env,
+        name: name.clone(),
+        h2: h2.clone(),
+    };
+    let h1 = "qemu:///system";
+    let dom = |m: &str| format!("nepho-{name}-{m}");
+    let on = |uri: &str, m: &str| domains(uri, &name).contains(&dom(m));
+    let alive = |m: &str| {
+        let ssh = env.run(&["ssh", &name, m, "--", "echo", "alive"]).ok();
+        assert_eq!(ssh.stdout.trim(), "alive", "{m}");
+    };
+
+    // Two qcow2 machines, both on the small h2 (first-fit): half of its memory.
+    let created = env
+        .run(&[
+            "-o", "json", "create", "hello", "--name", &name, "--set", "count=2",
+        ])
+        .ok()
+        .json();
+    assert_eq!(created["status"], "succeeded", "{created}");
+    assert!(on(&h2, "hello-1") && on(&h2, "hello-2"));
+    let usage = env
+        .run(&["-o", "json", "cluster:usage", "--formation", &name])
+        .ok()
+        .json();
+    for d in usage["disks"].as_array().unwrap() {
+        assert_eq!(d["kind"], "qcow2", "{usage}");
+        assert_eq!(d["capacity_bytes"], 1u64 << 30, "{usage}");
+        assert!(d["allocated_bytes"].as_u64().unwrap() > 0, "{usage}");
+    }
+    let marker = format!("nepho-marker-{name}");
+    env.run(&[
+        "ssh",
+        &name,
+        "hello-1",
+        "--",
+        &format!(
+            "printf '%s' {marker} | dd of=/dev/vda bs=1M seek=600 conv=notrunc,fsync 2>/dev/null && sync"
+        ),
+    ])
+    .ok();
+    assert_eq!(disk_marker(&env, &name, "hello-1"), marker);
+
+    // The plan only: both would go to the big, nearly empty h1; nothing moves.
+    let plan = env
+        .run(&["-o", "json", "cluster:rebalance", "--dry-run"])
+        .ok()
+        .json();
+    let moves = plan["moves"].as_array().unwrap();
+    assert_eq!(moves.len(), 2, "{plan}");
+    for m in moves {
+        assert_eq!(
+            (m["from"].as_str(), m["to"].as_str(), m["status"].as_str()),
+            (Some("h2"), Some("h1"), Some("planned")),
+            "{plan}"
+        );
+    }
+    assert_eq!(plan["before"]["h2"], 0.5, "{plan}");
+    assert_eq!(plan["after"]["h2"], 0.0, "{plan}");
+    assert!(on(&h2, "hello-1") && on(&h2, "hello-2"));
+
+    // Bad destinations: refused before anything stops.
+    let same = env.run(&["cluster:migrate", &name, "hello-1", "--to", "h2"]);
+    assert_eq!(same.code, 4, "{}", same.stderr);
+    assert!(
+        same.stderr.contains("already runs on host h2"),
+        "{}",
+        same.stderr
+    );
+    let unknown = env.run(&["cluster:migrate", &name, "hello-1", "--to", "nosuch"]);
+    assert_eq!(unknown.code, 4, "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("hosts: h2, h1"),
+        "{}",
+        unknown.stderr
+    );
+
+    // A move that fails half-way (h1's formation directory cannot be made) puts it all back,
+    // running and reachable.
+    let blocker = storage.join("h1").join(&name);
+    std::fs::create_dir_all(storage.join("h1")).unwrap();
+    let _ = std::fs::remove_dir_all(&blocker);
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let failed = env.run(&["cluster:migrate", &name, "hello-1", "--to", "h1"]);
+    assert_eq!(failed.code, 5, "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains("nothing changed"),
+        "{}",
+        failed.stderr
+    );
+    std::fs::remove_file(&blocker).unwrap();
+    assert!(on(&h2, "hello-1") && !on(h1, "hello-1"));
+    assert_eq!(disk_marker(&env, &name, "hello-1"), marker, "back on h2");
+
+    // Rebalancing for real, one move: a running machine goes to h1 and runs there.
+    let done = env
+        .run(&["-o", "json", "cluster:rebalance", "--max-moves", "1"])
+        .ok()
+        .json();
+    let moves = done["moves"].as_array().unwrap();
+    assert_eq!(moves.len(), 1, "{done}");
+    let m = &moves[0];
+    assert_eq!(
+        (m["status"].as_str(), m["from"].as_str(), m["to"].as_str()),
+        (Some("moved"), Some("h2"), Some("h1")),
+        "{done}"
+    );
+    assert_eq!(m["was_running"], true);
+    assert!(m["copied_bytes"].as_u64().unwrap() > 0, "{done}");
+    assert!(
+        m["address"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("192.168.122.")),
+        "{done}"
+    );
+    let first = m["machine"].as_str().unwrap().to_string();
+    let other = if first == "hello-1" {
+        "hello-2"
+    } else {
+        "hello-1"
+    };
+    assert!(on(h1, &first) && !on(&h2, &first) && on(&h2, other));
+    alive(&first);
+    let (_, left) = sh(&format!("find {s}/h2 -name '{first}*'"));
+    assert!(left.trim().is_empty(), "h2 keeps no copy: {left}");
+
+    // A stopped machine moves stopped (the allocator picks the only other host) and starts
+    // there later.
+    env.run(&["formation:stop", &name, other]).ok();
+    let moved = env
+        .run(&["-o", "json", "cluster:migrate", &name, other])
+        .ok()
+        .json();
+    assert_eq!(
+        (moved["to"].as_str(), moved["was_running"].as_bool()),
+        (Some("h1"), Some(false)),
+        "{moved}"
+    );
+    assert!(on(h1, other) && !on(&h2, other));
+    let (_, state) = sh(&format!("virsh -c {h1} domstate {}", dom(other)));
+    assert_eq!(state.trim(), "shut off");
+    env.run(&["formation:start", &name, other]).ok();
+    // start returns once the domain runs; ssh answers when the guest has booted.
+    wait_until("ssh after start", Duration::from_secs(180), || {
+        env.run(&["ssh", &name, other, "--", "true"]).code == 0
+    });
+    alive(other);
+
+    // And back to h2 by name: the disk travelled both ways.
+    let back = env
+        .run(&[
+            "-o",
+            "json",
+            "cluster:migrate",
+            &name,
+            "hello-1",
+            "--to",
+            "h2",
+        ])
+        .ok()
+        .json();
+    assert_eq!(back["status"], "moved", "{back}");
+    assert!(on(&h2, "hello-1") && !on(h1, "hello-1"));
+    assert_eq!(
+        disk_marker(&env, &name, "hello-1"),
+        marker,
+        "the disk moved"
+    );
+    let describe = env.run(&["formation:describe", &name]).ok().stdout;
+    assert!(describe.contains("host h2"), "{describe}");
+
+    env.run(&["destroy", &name]).ok();
+    assert!(domains(h1, &name).is_empty() && domains(&h2, &name).is_empty());
+    let (_, left) = sh(&format!("find {s} -path '*{name}*'"));
+    assert!(left.trim().is_empty(), "left behind: {left}");
+    let _ = std::fs::remove_dir_all(&storage);
 }

@@ -103,7 +103,7 @@ pub struct FailoverResult {
     pub seconds: f64,
 }
 
-fn record_path(iscsi: &IscsiConfig, formation: &str, machine: &str) -> PathBuf {
+pub(crate) fn record_path(iscsi: &IscsiConfig, formation: &str, machine: &str) -> PathBuf {
     iscsi.dir.join(formation).join(format!("{machine}{SUFFIX}"))
 }
 
@@ -119,7 +119,7 @@ fn failed(message: impl Into<String>) -> ProviderError {
 }
 
 /// `Ok(None)`: no such file; `Err`: the storage host cannot tell.
-async fn read_shared(runner: &Runner, path: &Path) -> Result<Option<SharedRecord>, ProviderError> {
+pub(crate) async fn read_shared(runner: &Runner, path: &Path) -> Result<Option<SharedRecord>, ProviderError> {
     let out = runner
         .run("cat", &["--", &path.to_string_lossy()], SHORT)
         .await?;
@@ -138,7 +138,7 @@ async fn read_shared(runner: &Runner, path: &Path) -> Result<Option<SharedRecord
     )))
 }
 
-async fn write_shared(
+pub(crate) async fn write_shared(
     runner: &Runner,
     path: &Path,
     shared: &SharedRecord,
@@ -232,7 +232,7 @@ pub(crate) async fn forget_record(cluster: &ClusterFile, formation: &str, machin
 }
 
 /// Every shared record on the storage side.
-async fn list_records(iscsi: &IscsiConfig) -> Result<Vec<SharedRecord>, ProviderError> {
+pub(crate) async fn list_records(iscsi: &IscsiConfig) -> Result<Vec<SharedRecord>, ProviderError> {
     let runner = Runner::for_iscsi(iscsi);
     let dir = iscsi.dir.to_string_lossy().into_owned();
     let out = runner
@@ -309,13 +309,13 @@ pub(crate) async fn drop_stale(cluster: &ClusterFile, found: Vec<FoundDomain>) -
     kept
 }
 
-async fn domain_uuid(uri: &str, name: &str) -> Option<String> {
+pub(crate) async fn domain_uuid(uri: &str, name: &str) -> Option<String> {
     let out = libvirt::virsh_output(uri, &["domuuid", name]).await.ok()?;
     let uuid = out.stdout.trim().to_string();
     (out.success && !uuid.is_empty()).then_some(uuid)
 }
 
-async fn new_uuid() -> Result<String, ProviderError> {
+pub(crate) async fn new_uuid() -> Result<String, ProviderError> {
     let path = Path::new("/proc/sys/kernel/random/uuid");
     tokio::fs::read_to_string(path)
         .await
@@ -365,7 +365,7 @@ async fn remove_stale(cluster: &ClusterFile, d: &FoundDomain, owner: Option<&Sha
     let _ = runner.run("rmdir", &[&dir.to_string_lossy()], SHORT).await;
 }
 
-fn machine_for_placement(shared: &SharedRecord) -> Machine {
+pub(crate) fn machine_for_placement(shared: &SharedRecord) -> Machine {
     let r = &shared.record;
     Machine {
         name: r.machine.clone(),
@@ -604,7 +604,7 @@ impl KvmProvider {
         };
         write_shared(&storage, &path, &moved).await?;
         let defined = self
-            .define_and_start(&shared.domain, &record, to, &uuid)
+            .define_and_start(&shared.domain, &record, to, &uuid, true)
             .await;
         if let Err(e) = defined {
             // Give the machine back to the dead host, so a later failover can try again.
@@ -614,12 +614,13 @@ impl KvmProvider {
         self.wait_ready(&shared.domain, &record, to).await
     }
 
-    async fn define_and_start(
+    pub(crate) async fn define_and_start(
         &self,
         domain: &str,
         record: &MachineRecord,
         to: &HostConfig,
         uuid: &str,
+        start: bool,
     ) -> Result<(), ProviderError> {
         if !libvirt::domain_exists(&to.uri, domain).await {
             for nic in &record.nics {
@@ -651,14 +652,14 @@ impl KvmProvider {
             let _ = tokio::fs::remove_file(&file).await;
             out?;
         }
-        if libvirt::domain_state(&to.uri, domain).await.as_deref() != Some("running") {
+        if start && libvirt::domain_state(&to.uri, domain).await.as_deref() != Some("running") {
             libvirt::virsh(&to.uri, &["start", domain]).await?;
         }
         Ok(())
     }
 
     /// Address + ssh + provisioner finished, like the `ready` step.
-    async fn wait_ready(
+    pub(crate) async fn wait_ready(
         &self,
         domain: &str,
         record: &MachineRecord,
@@ -774,7 +775,7 @@ async fn wait_detached(iscsi: &IscsiConfig, record: &MachineRecord) -> Result<()
 }
 
 /// Target IQN -> initiators with a session (`I_T nexus`), from `tgtadm --op show`.
-fn sessions_by_target(show: &str) -> BTreeMap<String, Vec<String>> {
+pub(crate) fn sessions_by_target(show: &str) -> BTreeMap<String, Vec<String>> {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut current: Option<String> = None;
     for line in show.lines() {

@@ -1218,7 +1218,7 @@ pub(crate) async fn reserve_address(
     Ok(())
 }
 
-async fn release_address(uri: &str, network: &str, mac: &str, ip: &str) {
+pub(crate) async fn release_address(uri: &str, network: &str, mac: &str, ip: &str) {
     let entry = format!("<host mac='{mac}' ip='{ip}'/>");
     let _ = libvirt::virsh_output(
         uri,

@@ -1,0 +1,776 @@
+//! Offline migration (`cluster:migrate`) and rebalancing (`cluster:rebalance`).
+//!
+//! ## Migrating one machine
+//!
+//! The machine is shut down cleanly (forced after `shutdown_timeout_s`), its local qcow2
+//! disks and its seed are copied to the destination host's formation directory (host to host
+//! through this machine: `cp` when both are local, `ssh … cat | ssh … cat` otherwise; a
+//! directory both hosts share is not copied at all), LUN disks stay where they are. The
+//! source domain is undefined (its disks kept), the machine is defined on the destination
+//! from its record with a new UUID (recorded first in the shared record, as failover does,
+//! so a copy that reappears on the old host is known to be stale) and started again if it was
+//! running, and nepho waits until it is ready. Only then are the old files removed.
+//!
+//! Any failure after the shutdown puts everything back: the destination domain and the
+//! copies are removed, the source domain is defined again from its saved XML, the shared
+//! record is restored and the machine is started again if it was running.
+//!
+//! ## Rebalancing
+//!
+//! Greedy, on memory (the scarce resource on a KVM host): while the spread between the most
+//! and the least loaded reachable host (used / capacity) can be narrowed by moving one
+//! machine from the first to the second (with room and matching labels), the machine that
+//! narrows it most moves. The plan is computed first (`--dry-run` prints it), then each move
+//! is a migration as above, one at a time.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nepho_provider_api::ProviderError;
+use serde::Serialize;
+
+use crate::KvmProvider;
+use crate::cluster::HostConfig;
+use crate::cmd::{self, shell_quote};
+use crate::failover::{self, SharedRecord};
+use crate::libvirt::{self, DiskRecord, FoundDomain, MachineRecord};
+use crate::place::{self, HostLoad};
+use crate::steps;
+use crate::storage::Runner;
+
+const COPY_TIMEOUT: Duration = Duration::from_secs(1800);
+const SHORT: Duration = Duration::from_secs(60);
+
+/// What `cluster:migrate` prints (`-o json`), and one move of `cluster:rebalance`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct MigrateResult {
+    pub formation: String,
+    pub machine: String,
+    pub domain: String,
+    pub from: String,
+    pub to: String,
+    /// `moved`, `planned` (`--dry-run`) or `failed` (everything was put back).
+    pub status: String,
+    /// Whether it was running (it runs again after the move).
+    pub was_running: bool,
+    /// Its address on the new host, once ready (running machines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Bytes of local disks and seed copied between the hosts.
+    pub copied_bytes: u64,
+    pub memory_mb: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub seconds: f64,
+}
+
+/// What `cluster:rebalance` prints (`-o json`).
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct RebalanceReport {
+    /// Memory used / capacity per reachable host, before and after (as planned).
+    pub before: BTreeMap<String, f64>,
+    pub after: BTreeMap<String, f64>,
+    pub moves: Vec<MigrateResult>,
+}
+
+fn failed(message: impl Into<String>) -> ProviderError {
+    ProviderError::Failed {
+        message: message.into(),
+        hint: None,
+    }
+}
+
+fn invalid(message: impl Into<String>, hint: Option<String>) -> ProviderError {
+    ProviderError::Invalid {
+        message: message.into(),
+        hint,
+    }
+}
+
+/// A file's size on a host (0 when it cannot be read).
+async fn file_size(runner: &Runner, path: &Path) -> u64 {
+    runner
+        .run("stat", &["-c", "%s", "--", &path.to_string_lossy()], SHORT)
+        .await
+        .ok()
+        .filter(|o| o.success)
+        .and_then(|o| o.stdout.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The shell words that run `line` on `runner`'s host.
+fn shell_on(runner: &Runner, line: &str) -> String {
+    match runner {
+        Runner::Local => line.to_string(),
+        Runner::Ssh(target) => {
+            let mut words: Vec<String> = std::iter::once("ssh".to_string())
+                .chain(target.ssh_args())
+                .map(|w| shell_quote(&w))
+                .collect();
+            words.push(shell_quote(line));
+            words.join(" ")
+        }
+    }
+}
+
+/// Copies `src` on one host to `dest` on another (written as `dest.tmp`, then renamed).
+async fn copy_between(
+    from: &Runner,
+    src: &Path,
+    to: &Runner,
+    dest: &Path,
+) -> Result<(), ProviderError> {
+    let tmp = PathBuf::from(format!("{}.tmp", dest.display()));
+    let (s, t) = (src.to_string_lossy(), tmp.to_string_lossy());
+    if matches!((from, to), (Runner::Local, Runner::Local)) {
+        cmd::check("cp", &["--sparse=always", "--", &s, &t], COPY_TIMEOUT).await?;
+    } else {
+        let read = shell_on(from, &format!("cat -- {}", shell_quote(&s)));
+        let write = shell_on(to, &format!("cat > {}", shell_quote(&t)));
+        let line = format!("set -o pipefail; {read} | {write}");
+        cmd::check("bash", &["-c", &line], COPY_TIMEOUT).await?;
+    }
+    to.rename(&tmp, dest).await
+}
+
+/// Same host-visible file on both sides (two local hosts sharing a directory).
+fn same_file(from: &Runner, to: &Runner, a: &Path, b: &Path) -> bool {
+    matches!((from, to), (Runner::Local, Runner::Local)) && a == b
+}
+
+/// The record as it will be on `to`: local files in `to`'s formation directory.
+fn record_on(cluster: &crate::ClusterFile, old: &MachineRecord, to: &HostConfig) -> MachineRecord {
+    let dir = steps::formation_dir(cluster, to, &old.formation);
+    let moved = |p: &Path| dir.join(p.file_name().unwrap_or_default());
+    let mut record = old.clone();
+    record.host = to.name.clone();
+    record.seed = moved(&old.seed);
+    record.console_log = moved(&old.console_log);
+    record.disks = old
+        .disks
+        .iter()
+        .map(|d| match d {
+            DiskRecord::File { path } => DiskRecord::File { path: moved(path) },
+            lun => lun.clone(),
+        })
+        .collect();
+    record
+}
+
+/// Memory used / capacity per reachable host.
+fn spread_of(loads: &[HostLoad]) -> BTreeMap<String, f64> {
+    loads
+        .iter()
+        .filter(|l| l.reachable() && l.host.memory_mb > 0)
+        .map(|l| {
+            (
+                l.host.name.clone(),
+                l.used_memory_mb as f64 / l.host.memory_mb as f64,
+            )
+        })
+        .collect()
+}
+
+/// The greedy rebalancing plan: (formation, machine, from, to) moves, at most `max_moves`.
+pub(crate) fn plan_rebalance(
+    loads: &[HostLoad],
+    labels: &BTreeMap<(String, String), BTreeMap<String, String>>,
+    max_moves: usize,
+) -> Vec<(FoundDomain, String)> {
+    let mut loads: Vec<HostLoad> = loads
+        .iter()
+        .filter(|l| l.reachable() && l.host.memory_mb > 0)
+        .cloned()
+        .collect();
+    let frac = |l: &HostLoad| l.used_memory_mb as f64 / l.host.memory_mb as f64;
+    let mut moves = Vec::new();
+    while moves.len() < max_moves && loads.len() > 1 {
+        let (hi, lo) = {
+            let mut order: Vec<usize> = (0..loads.len()).collect();
+            order.sort_by(|a, b| frac(&loads[*a]).partial_cmp(&frac(&loads[*b])).unwrap());
+            (*order.last().unwrap(), order[0])
+        };
+        let gap = frac(&loads[hi]) - frac(&loads[lo]);
+        let (cap_hi, cap_lo) = (
+            loads[hi].host.memory_mb as f64,
+            loads[lo].host.memory_mb as f64,
+        );
+        let best = loads[hi]
+            .domains
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| {
+                let l = &loads[lo];
+                let wanted = labels
+                    .get(&(d.record.formation.clone(), d.record.machine.clone()))
+                    .cloned()
+                    .unwrap_or_default();
+                wanted.iter().all(|(k, v)| l.host.labels.get(k) == Some(v))
+                    && l.host.cpus as i64 - l.used_cpus as i64 >= d.record.cpus as i64
+                    && l.host.memory_mb as i64 - l.used_memory_mb as i64
+                        >= d.record.memory_mb as i64
+            })
+            .map(|(i, d)| {
+                let m = d.record.memory_mb as f64;
+                let new_gap =
+                    ((frac(&loads[hi]) - m / cap_hi) - (frac(&loads[lo]) + m / cap_lo)).abs();
+                (i, new_gap)
+            })
+            .filter(|(_, new_gap)| *new_gap + 1e-9 < gap)
+            .min_by(|a, b| a.1.partial_cmp(&b.1).unwrap());
+        let Some((i, _)) = best else {
+            break;
+        };
+        let d = loads[hi].domains.remove(i);
+        loads[hi].used_cpus -= d.record.cpus;
+        loads[hi].used_memory_mb -= d.record.memory_mb;
+        loads[lo].used_cpus += d.record.cpus;
+        loads[lo].used_memory_mb += d.record.memory_mb;
+        let to = loads[lo].host.name.clone();
+        loads[lo].domains.push(d.clone());
+        moves.push((d, to));
+    }
+    moves
+}
+
+impl KvmProvider {
+    /// `cluster:migrate FORMATION MACHINE [--to HOST]`: see the module doc. Without `to`, the
+    /// allocator picks among the other hosts.
+    pub async fn migrate(
+        &self,
+        formation: &str,
+        machine: &str,
+        to: Option<&str>,
+    ) -> Result<MigrateResult, ProviderError> {
+        let d = self
+            .machines(formation, Some(machine))
+            .await?
+            .into_iter()
+            .next()
+            .expect("machines() returns at least one");
+        let loads = place::host_loads(&self.cluster).await;
+        let labels = self.labels_of(&d).await;
+        let to = self.destination(&d, &loads, &labels, to)?;
+        let started = Instant::now();
+        let mut result = MigrateResult {
+            formation: formation.to_string(),
+            machine: machine.to_string(),
+            domain: d.name.clone(),
+            from: d.host.clone(),
+            to: to.name.clone(),
+            status: "moved".into(),
+            was_running: d.state == "running",
+            address: None,
+            copied_bytes: 0,
+            memory_mb: d.record.memory_mb,
+            reason: None,
+            seconds: 0.0,
+        };
+        let outcome = self.move_offline(&d, &to).await;
+        result.seconds = started.elapsed().as_secs_f64();
+        match outcome {
+            Ok((address, copied)) => {
+                result.address = address;
+                result.copied_bytes = copied;
+                Ok(result)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `cluster:rebalance`: plans moves (see the module doc) and, unless `dry_run`, makes them
+    /// one at a time. A failed move is reported and the rest go on.
+    pub async fn rebalance(
+        &self,
+        dry_run: bool,
+        max_moves: usize,
+    ) -> Result<RebalanceReport, ProviderError> {
+        let loads = place::host_loads(&self.cluster).await;
+        if loads.iter().filter(|l| l.reachable()).count() < 2 {
+            return Err(invalid(
+                "rebalancing needs at least two reachable hosts",
+                Some("cluster:status shows which hosts answer".into()),
+            ));
+        }
+        let mut labels = BTreeMap::new();
+        for d in loads.iter().flat_map(|l| &l.domains) {
+            labels.insert(
+                (d.record.formation.clone(), d.record.machine.clone()),
+                self.labels_of(d).await,
+            );
+        }
+        let plan = plan_rebalance(&loads, &labels, max_moves);
+        let before = spread_of(&loads);
+        let mut after_loads = loads.clone();
+        for (d, to) in &plan {
+            for l in after_loads.iter_mut() {
+                if l.host.name == d.host {
+                    l.used_memory_mb -= d.record.memory_mb;
+                } else if l.host.name == *to {
+                    l.used_memory_mb += d.record.memory_mb;
+                }
+            }
+        }
+        let after = spread_of(&after_loads);
+        let mut moves = Vec::new();
+        for (d, to) in plan {
+            let mut r = MigrateResult {
+                formation: d.record.formation.clone(),
+                machine: d.record.machine.clone(),
+                domain: d.name.clone(),
+                from: d.host.clone(),
+                to: to.clone(),
+                status: "planned".into(),
+                was_running: d.state == "running",
+                address: None,
+                copied_bytes: 0,
+                memory_mb: d.record.memory_mb,
+                reason: None,
+                seconds: 0.0,
+            };
+            if !dry_run {
+                match self
+                    .migrate(&d.record.formation, &d.record.machine, Some(&to))
+                    .await
+                {
+                    Ok(done) => r = done,
+                    Err(e) => {
+                        r.status = "failed".into();
+                        r.reason = Some(e.to_string());
+                    }
+                }
+            }
+            moves.push(r);
+        }
+        Ok(RebalanceReport {
+            before,
+            after,
+            moves,
+        })
+    }
+
+    /// The labels the machine was placed with (kept in its shared record).
+    async fn labels_of(&self, d: &FoundDomain) -> BTreeMap<String, String> {
+        let Some(iscsi) = &self.cluster.storage.iscsi else {
+            return BTreeMap::new();
+        };
+        let path = failover::record_path(iscsi, &d.record.formation, &d.record.machine);
+        match failover::read_shared(&Runner::for_iscsi(iscsi), &path).await {
+            Ok(Some(shared)) => shared.labels,
+            _ => BTreeMap::new(),
+        }
+    }
+
+    fn destination(
+        &self,
+        d: &FoundDomain,
+        loads: &[HostLoad],
+        labels: &BTreeMap<String, String>,
+        to: Option<&str>,
+    ) -> Result<HostConfig, ProviderError> {
+        let r = &d.record;
+        if let Some(to) = to {
+            let host = self.cluster.host(to).ok_or_else(|| {
+                invalid(
+                    format!("host {to} is not in the cluster file"),
+                    Some(format!(
+                        "hosts: {}",
+                        self.cluster
+                            .hosts
+                            .iter()
+                            .map(|h| h.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                )
+            })?;
+            if host.name == d.host {
+                return Err(invalid(
+                    format!("{} of {} already runs on host {to}", r.machine, r.formation),
+                    None,
+                ));
+            }
+        }
+        let candidates: Vec<HostLoad> = loads
+            .iter()
+            .filter(|l| l.host.name != d.host && to.is_none_or(|t| l.host.name == t))
+            .cloned()
+            .collect();
+        let shared = SharedRecord {
+            domain: d.name.clone(),
+            host: d.host.clone(),
+            generation: 0,
+            uuid: None,
+            labels: labels.clone(),
+            record: r.clone(),
+        };
+        let machine = failover::machine_for_placement(&shared);
+        let placed = place::place(
+            &self.cluster,
+            &candidates,
+            &r.formation,
+            std::slice::from_ref(&machine),
+        )
+        .map_err(|why| ProviderError::Failed {
+            message: format!("{} cannot move: {why}", r.machine),
+            hint: Some("cluster:status shows each host's free capacity and labels".into()),
+        })?;
+        let name = &placed[&r.machine];
+        Ok(self
+            .cluster
+            .host(name)
+            .cloned()
+            .expect("placed on a known host"))
+    }
+
+    /// Stops, copies, re-defines and restarts the machine on `to`; puts everything back on
+    /// failure. Returns its new address (when it was running) and the bytes copied.
+    async fn move_offline(
+        &self,
+        d: &FoundDomain,
+        to: &HostConfig,
+    ) -> Result<(Option<String>, u64), ProviderError> {
+        let from = self
+            .cluster
+            .host(&d.host)
+            .cloned()
+            .ok_or_else(|| failed(format!("host {} is not in the cluster file", d.host)))?;
+        let was_running = d.state == "running";
+        let saved_xml = libvirt::virsh(&d.uri, &["dumpxml", "--inactive", &d.name]).await?;
+        if d.state != "shut off" {
+            self.stop(&d.record.formation, Some(&d.record.machine))
+                .await?;
+        }
+        let src = Runner::for_host(&from);
+        let dst = Runner::for_host(to);
+        let old = &d.record;
+        let new = record_on(&self.cluster, old, to);
+        let mut copies: Vec<PathBuf> = Vec::new();
+        let mut undo = Undo {
+            provider: self,
+            d,
+            from: &from,
+            to,
+            saved_xml: &saved_xml,
+            was_running,
+            shared_before: None,
+            copies: &mut copies,
+            undefined_source: false,
+        };
+        let outcome: Result<(Option<String>, u64), ProviderError> = async {
+            dst.mkdir(&steps::formation_dir(&self.cluster, to, &old.formation))
+                .await?;
+            let mut copied = 0;
+            let pairs = old
+                .disks
+                .iter()
+                .zip(&new.disks)
+                .filter_map(|pair| match pair {
+                    (DiskRecord::File { path: a }, DiskRecord::File { path: b }) => {
+                        Some((a.clone(), b.clone()))
+                    }
+                    _ => None,
+                })
+                .chain([(old.seed.clone(), new.seed.clone())]);
+            for (a, b) in pairs {
+                if same_file(&src, &dst, &a, &b) {
+                    continue;
+                }
+                copied += file_size(&src, &a).await;
+                copy_between(&src, &a, &dst, &b).await?;
+                undo.copies.push(b);
+            }
+            // The shared record names the new owner (and its UUID) before the domain exists.
+            let uuid = failover::new_uuid().await?;
+            if let Some(iscsi) = &self.cluster.storage.iscsi {
+                let storage = Runner::for_iscsi(iscsi);
+                let path = failover::record_path(iscsi, &old.formation, &old.machine);
+                let before = failover::read_shared(&storage, &path).await.ok().flatten();
+                let moved = SharedRecord {
+                    domain: d.name.clone(),
+                    host: to.name.clone(),
+                    generation: before.as_ref().map_or(1, |b| b.generation + 1),
+                    uuid: Some(uuid.clone()),
+                    labels: before
+                        .as_ref()
+                        .map(|b| b.labels.clone())
+                        .unwrap_or_default(),
+                    record: new.clone(),
+                };
+                undo.shared_before = before;
+                let written = failover::write_shared(&storage, &path, &moved).await;
+                if written.is_err()
+                    && old
+                        .disks
+                        .iter()
+                        .any(|x| matches!(x, DiskRecord::Lun { .. }))
+                {
+                    written?;
+                }
+            }
+            libvirt::virsh(&d.uri, &["undefine", &d.name]).await?;
+            undo.undefined_source = true;
+            self.define_and_start(&d.name, &new, to, &uuid, was_running)
+                .await?;
+            let address = if was_running {
+                Some(self.wait_ready(&d.name, &new, to).await?)
+            } else {
+                None
+            };
+            Ok((address, copied))
+        }
+        .await;
+        match outcome {
+            Ok(done) => {
+                // The old host's files; LUNs and shared files stay.
+                let mut stale: Vec<PathBuf> = Vec::new();
+                for (a, b) in old
+                    .disks
+                    .iter()
+                    .zip(&new.disks)
+                    .filter_map(|pair| match pair {
+                        (DiskRecord::File { path: a }, DiskRecord::File { path: b }) => {
+                            Some((a.clone(), b.clone()))
+                        }
+                        _ => None,
+                    })
+                    .chain([
+                        (old.seed.clone(), new.seed.clone()),
+                        (old.console_log.clone(), new.console_log.clone()),
+                    ])
+                {
+                    if !same_file(&src, &dst, &a, &b) {
+                        stale.push(a);
+                    }
+                }
+                let _ = src.remove(&stale).await;
+                let dir = steps::formation_dir(&self.cluster, &from, &old.formation);
+                let _ = src.run("rmdir", &[&dir.to_string_lossy()], SHORT).await;
+                if from.uri != to.uri {
+                    for nic in &old.nics {
+                        if let (Some(ip), Some(net)) = (&nic.ip, &nic.libvirt_network) {
+                            steps::release_address(&from.uri, net, &nic.mac, ip).await;
+                        }
+                    }
+                }
+                Ok(done)
+            }
+            Err(e) => {
+                let restored = undo.run().await;
+                Err(match restored {
+                    Ok(()) => ProviderError::Failed {
+                        message: format!("moving {} to {} failed: {e}", old.machine, to.name),
+                        hint: Some(format!(
+                            "nothing changed: {} is back on {}{}",
+                            old.machine,
+                            from.name,
+                            if was_running { " and running" } else { "" }
+                        )),
+                    },
+                    Err(u) => ProviderError::Failed {
+                        message: format!(
+                            "moving {} to {} failed: {e}; putting it back failed too: {u}",
+                            old.machine, to.name
+                        ),
+                        hint: Some(format!(
+                            "its source definition was saved by libvirt as dumped; check `virsh -c {} list --all`",
+                            from.uri
+                        )),
+                    },
+                })
+            }
+        }
+    }
+}
+
+/// What a failed move puts back.
+struct Undo<'a> {
+    provider: &'a KvmProvider,
+    d: &'a FoundDomain,
+    from: &'a HostConfig,
+    to: &'a HostConfig,
+    saved_xml: &'a str,
+    was_running: bool,
+    shared_before: Option<SharedRecord>,
+    copies: &'a mut Vec<PathBuf>,
+    undefined_source: bool,
+}
+
+impl Undo<'_> {
+    async fn run(self) -> Result<(), ProviderError> {
+        let cluster = &self.provider.cluster;
+        let d = self.d;
+        // The destination's domain (only if it is ours: the source's UUID differs).
+        if self.from.uri != self.to.uri && libvirt::domain_exists(&self.to.uri, &d.name).await {
+            let _ = libvirt::remove_domain(&self.to.uri, &d.name).await;
+        }
+        let _ = Runner::for_host(self.to).remove(self.copies).await;
+        if let (Some(iscsi), Some(before)) = (&cluster.storage.iscsi, &self.shared_before) {
+            let path = failover::record_path(iscsi, &d.record.formation, &d.record.machine);
+            let _ = failover::write_shared(&Runner::for_iscsi(iscsi), &path, before).await;
+        }
+        if self.undefined_source || !libvirt::domain_exists(&d.uri, &d.name).await {
+            let dir = d
+                .record
+                .key
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(std::env::temp_dir);
+            let file = dir.join(format!("{}.restore.xml", d.name));
+            tokio::fs::write(&file, self.saved_xml)
+                .await
+                .map_err(|e| crate::storage::io_failed(&file, e))?;
+            let out = libvirt::virsh(&d.uri, &["define", &file.to_string_lossy()]).await;
+            let _ = tokio::fs::remove_file(&file).await;
+            out?;
+        }
+        if self.was_running {
+            if libvirt::domain_state(&d.uri, &d.name).await.as_deref() != Some("running") {
+                libvirt::virsh(&d.uri, &["start", &d.name]).await?;
+            }
+            // "Nothing changed" includes being reachable again.
+            self.provider
+                .wait_ready(&d.name, &d.record, self.from)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::ClusterFile;
+
+    fn cluster() -> ClusterFile {
+        ClusterFile::parse(
+            "hosts:\n  - {name: a, uri: 'qemu:///system', cpus: 8, memory_mb: 4096, dir: /a}\n  - {name: b, uri: 'qemu+ssh://root@b/system', cpus: 8, memory_mb: 4096, dir: /b, labels: {rack: r2}}\nnetworks:\n  - name: default\nstorage:\n  dir: /v\nimages:\n  tiny: /i/tiny.qcow2\n",
+            "cluster.yaml",
+        )
+        .unwrap()
+    }
+
+    fn domain(host: &str, machine: &str, memory_mb: u64) -> FoundDomain {
+        FoundDomain {
+            host: host.into(),
+            uri: String::new(),
+            name: format!("nepho-f-{machine}"),
+            state: "running".into(),
+            record: MachineRecord {
+                formation: "f".into(),
+                cloudlet: "c".into(),
+                scenario: "s".into(),
+                machine: machine.into(),
+                primary: false,
+                host: host.into(),
+                cpus: 1,
+                memory_mb,
+                disks: vec![
+                    DiskRecord::File {
+                        path: format!("/{host}/f/{machine}-disk0.qcow2").into(),
+                    },
+                    DiskRecord::Lun {
+                        iqn: "iqn.x:f:m".into(),
+                        lun: 1,
+                        portal: "127.0.0.1:3260".into(),
+                        file: "/l/f/m-disk1.raw".into(),
+                    },
+                ],
+                seed: format!("/{host}/f/{machine}-seed.iso").into(),
+                console_log: format!("/{host}/f/{machine}-console.log").into(),
+                key: "/w/id_ed25519".into(),
+                ssh_user: "root".into(),
+                outputs: BTreeMap::new(),
+                nics: vec![],
+            },
+        }
+    }
+
+    fn load(c: &ClusterFile, host: &str, domains: Vec<FoundDomain>) -> HostLoad {
+        HostLoad {
+            host: c.host(host).unwrap().clone(),
+            error: None,
+            used_cpus: domains.iter().map(|d| d.record.cpus).sum(),
+            used_memory_mb: domains.iter().map(|d| d.record.memory_mb).sum(),
+            domains,
+        }
+    }
+
+    #[test]
+    fn local_files_move_to_the_destination_directory_and_luns_stay() {
+        let c = cluster();
+        let d = domain("a", "web", 512);
+        let r = record_on(&c, &d.record, c.host("b").unwrap());
+        assert_eq!(r.host, "b");
+        assert_eq!(r.seed, PathBuf::from("/b/f/web-seed.iso"));
+        assert_eq!(r.console_log, PathBuf::from("/b/f/web-console.log"));
+        assert_eq!(
+            r.disks[0],
+            DiskRecord::File {
+                path: "/b/f/web-disk0.qcow2".into()
+            }
+        );
+        assert_eq!(r.disks[1], d.record.disks[1]);
+    }
+
+    #[test]
+    fn rebalance_moves_from_the_fullest_host_until_the_gap_stops_narrowing() {
+        let c = cluster();
+        let loads = vec![
+            load(
+                &c,
+                "a",
+                vec![
+                    domain("a", "m1", 1024),
+                    domain("a", "m2", 1024),
+                    domain("a", "m3", 512),
+                ],
+            ),
+            load(&c, "b", vec![]),
+        ];
+        let plan = plan_rebalance(&loads, &BTreeMap::new(), 10);
+        let moved: Vec<(&str, &str)> = plan
+            .iter()
+            .map(|(d, to)| (d.record.machine.as_str(), to.as_str()))
+            .collect();
+        // 2560 MiB on a, none on b: moving m1 (1024) gives 1536/1024, then nothing narrows
+        // the gap further (m3 would give 1024/1536).
+        assert_eq!(moved, vec![("m1", "b")]);
+        // Balanced already: nothing to do.
+        let even = vec![
+            load(&c, "a", vec![domain("a", "m1", 512)]),
+            load(&c, "b", vec![domain("b", "m2", 512)]),
+        ];
+        assert!(plan_rebalance(&even, &BTreeMap::new(), 10).is_empty());
+    }
+
+    #[test]
+    fn rebalance_honours_labels_and_room() {
+        let c = cluster();
+        let loads = vec![
+            load(
+                &c,
+                "a",
+                vec![domain("a", "m1", 1024), domain("a", "m2", 1024)],
+            ),
+            load(&c, "b", vec![]),
+        ];
+        let labels = BTreeMap::from([
+            (
+                ("f".to_string(), "m1".to_string()),
+                BTreeMap::from([("rack".to_string(), "r1".to_string())]),
+            ),
+            (
+                ("f".to_string(), "m2".to_string()),
+                BTreeMap::from([("rack".to_string(), "r1".to_string())]),
+            ),
+        ]);
+        assert!(plan_rebalance(&loads, &labels, 10).is_empty());
+        let big = vec![
+            load(&c, "a", vec![domain("a", "m1", 6000)]),
+            load(&c, "b", vec![]),
+        ];
+        assert!(plan_rebalance(&big, &BTreeMap::new(), 10).is_empty());
+    }
+}
