@@ -119,7 +119,10 @@ fn failed(message: impl Into<String>) -> ProviderError {
 }
 
 /// `Ok(None)`: no such file; `Err`: the storage host cannot tell.
-pub(crate) async fn read_shared(runner: &Runner, path: &Path) -> Result<Option<SharedRecord>, ProviderError> {
+pub(crate) async fn read_shared(
+    runner: &Runner,
+    path: &Path,
+) -> Result<Option<SharedRecord>, ProviderError> {
     let out = runner
         .run("cat", &["--", &path.to_string_lossy()], SHORT)
         .await?;

@@ -40,12 +40,12 @@ pub use cluster::{ClusterFile, local_cluster_yaml};
 pub use drives::DriveChange;
 pub use failover::{FailoverReport, FailoverResult, SharedRecord, Watch};
 pub use media::MediaChange;
-pub use nic::NicChange;
 pub use migrate::{MigrateResult, RebalanceReport};
-pub use usage::{AddressUsage, ClusterUsage, DiskUsage};
+pub use nic::NicChange;
 pub use pattern::StorageKind;
 pub use place::{Capacity, ClusterStatus, HostMachine, HostStatus};
 pub use resize::DriveResize;
+pub use usage::{AddressUsage, ClusterUsage, DiskUsage};
 pub use vnc::{VncConsole, VncDisplay, VncForward};
 
 use libvirt::{DiskRecord, FoundDomain};
