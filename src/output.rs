@@ -330,7 +330,10 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
             "formation-vnc.json",
             schema_for!(nepho_provider_kvm::VncDisplay),
         ),
-        ("formation-nic.json", schema_for!(nepho_provider_kvm::NicChange)),
+        (
+            "formation-nic.json",
+            schema_for!(nepho_provider_kvm::NicChange),
+        ),
         (
             "cluster-status.json",
             schema_for!(nepho_provider_kvm::ClusterStatus),
