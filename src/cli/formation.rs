@@ -1294,7 +1294,16 @@ pub fn cluster_status(cx: &Context) -> Result<()> {
     })?;
     let value = serde_json::to_value(&status).map_err(|e| Error::Other(e.to_string()))?;
     cx.out.data(&value, || {
-        let mut t = output::table(&["HOST", "URI", "UP", "VCPUS USED", "MEMORY USED", "MACHINES"]);
+        let mut t = output::table(&[
+            "HOST",
+            "URI",
+            "UP",
+            "VCPUS USED",
+            "MEMORY USED",
+            "MEMORY IN USE",
+            "CPU BUSY",
+            "MACHINES",
+        ]);
         for h in value["hosts"].as_array().into_iter().flatten() {
             let machines: Vec<String> = h["machines"]
                 .as_array()
@@ -1322,6 +1331,18 @@ pub fn cluster_status(cx: &Context) -> Result<()> {
                     "{}/{} MiB",
                     h["used"]["memory_mb"], h["capacity"]["memory_mb"]
                 ),
+                // Measured on the host, every process counted (`-` when it cannot be read).
+                match (
+                    h["measured"]["memory_used_mb"].as_u64(),
+                    h["measured"]["memory_total_mb"].as_u64(),
+                ) {
+                    (Some(used), Some(total)) => format!("{used}/{total} MiB"),
+                    _ => "-".into(),
+                },
+                h["measured"]["cpu_busy_percent"]
+                    .as_f64()
+                    .map(|p| format!("{p:.0}%"))
+                    .unwrap_or_else(|| "-".into()),
                 machines.join(", "),
             ]);
         }

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use crate::support::{Env, repo_root, wait_until};
 
 /// Both tests stop and start host2: one at a time.
-static HOST2: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static HOST2: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Also across processes (providers/kvm/tests/hosts.rs uses host2 too).
-fn host2_lock() -> std::fs::File {
+pub(crate) fn host2_lock() -> std::fs::File {
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

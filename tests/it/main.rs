@@ -9,6 +9,7 @@ mod install;
 mod kvm;
 mod kvm_formation_ops;
 mod kvm_hosts;
+mod kvm_placement;
 mod registry;
 mod scenarios;
 mod support;

@@ -22,7 +22,9 @@ pub struct ClusterFile {
     pub images: BTreeMap<String, PathBuf>,
     #[serde(default)]
     pub domain_type: DomainType,
-    /// How `place` picks among hosts that fit: least-loaded (default) or first-fit.
+    /// How `place` picks among hosts that fit (by capacity and labels): `least-loaded`
+    /// (default: most free allocatable memory), `first-fit` (the first in the file) or
+    /// `least-used` (lowest measured + allocated usage, see `place::usage_score`).
     #[serde(default)]
     pub placement: Placement,
     /// Seconds a machine may take from start to "provisioned" (TCG guests are slow).
@@ -155,6 +157,7 @@ pub enum Placement {
     #[default]
     LeastLoaded,
     FirstFit,
+    LeastUsed,
 }
 
 impl ClusterFile {
@@ -295,6 +298,12 @@ images:
   tiny: /var/cache/nepho-test/images/tiny-guest.qcow2
 # auto: use KVM when a short probe boot works, else QEMU/TCG (with a warning).
 domain_type: auto
+# placement: which host gets a machine, among those with the vCPUs, memory and labels it needs:
+#   least-loaded  the most free memory (of memory_mb) left after nepho's machines (default)
+#   first-fit     the first host in the list
+#   least-used    the lowest measured usage (virsh nodememstats/nodecpustats: memory really in
+#                 use and CPU busy, every process counted) averaged with nepho's allocation
+placement: least-loaded
 ready_timeout_s: 300
 shutdown_timeout_s: 60
 "#
@@ -326,6 +335,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("foo"), "{err}");
+    }
+
+    #[test]
+    fn placement_values() {
+        let parse = |p: &str| {
+            ClusterFile::parse(
+                &format!(
+                    "hosts: [{{name: a, uri: 'qemu:///system', cpus: 1, memory_mb: 1}}]\nplacement: {p}\n"
+                ),
+                "t",
+            )
+        };
+        assert_eq!(parse("least-used").unwrap().placement, Placement::LeastUsed);
+        assert_eq!(parse("first-fit").unwrap().placement, Placement::FirstFit);
+        assert_eq!(
+            parse("least-loaded").unwrap().placement,
+            Placement::LeastLoaded
+        );
+        let err = parse("most-free").unwrap_err().to_string();
+        for value in ["most-free", "least-loaded", "first-fit", "least-used"] {
+            assert!(err.contains(value), "{err}");
+        }
     }
 
     #[test]

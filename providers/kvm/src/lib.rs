@@ -43,7 +43,7 @@ pub use media::MediaChange;
 pub use migrate::{MigrateResult, RebalanceReport};
 pub use nic::NicChange;
 pub use pattern::StorageKind;
-pub use place::{Capacity, ClusterStatus, HostMachine, HostStatus};
+pub use place::{Capacity, ClusterStatus, HostMachine, HostStatus, MeasuredUsage};
 pub use resize::DriveResize;
 pub use usage::{AddressUsage, ClusterUsage, DiskUsage};
 pub use vnc::{VncConsole, VncDisplay, VncForward};
@@ -226,7 +226,7 @@ impl KvmProvider {
     }
 
     pub async fn cluster_status(&self) -> Result<ClusterStatus, ProviderError> {
-        let loads = place::host_loads(&self.cluster).await;
+        let loads = place::measured_host_loads(&self.cluster).await;
         Ok(ClusterStatus {
             hosts: loads.iter().map(HostStatus::from).collect(),
         })

@@ -694,6 +694,7 @@ mod tests {
             used_cpus: domains.iter().map(|d| d.record.cpus).sum(),
             used_memory_mb: domains.iter().map(|d| d.record.memory_mb).sum(),
             domains,
+            measured: None,
         }
     }
 
