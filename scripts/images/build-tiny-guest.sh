@@ -336,6 +336,19 @@ fi
 h=$(hostname)
 grep -q " $h\$" /etc/hosts || echo "127.0.1.1 $h" >>/etc/hosts
 
+# ---- swap -----------------------------------------------------------------------------------
+# nepho gives a machine swap as a virtio disk with serial nepho-swap (a file on the host's own
+# storage, blank after a move to another host): made into swap at every boot.
+for b in /sys/block/vd*; do
+  [ "$(cat "$b/serial" 2>/dev/null)" = nepho-swap ] || continue
+  d=/dev/${b##*/}
+  if swapon "$d" 2>/dev/null || { mkswap "$d" >/dev/null 2>&1 && swapon "$d"; }; then
+    say "swap on $d"
+  else
+    say "swap on $d failed"
+  fi
+done
+
 # ---- network ------------------------------------------------------------------------------
 ip link set lo up
 for n in /sys/class/net/eth*; do

@@ -144,6 +144,8 @@ fn create_on_h2(env: &Env, h2: &str, name: &str) {
         name,
         "--set",
         "disk_storage=iscsi",
+        "--set",
+        "swap_mb=64",
     ]);
     let created = created.ok().json();
     assert_eq!(created["status"], "succeeded", "{created}");
@@ -186,8 +188,12 @@ fn kvm_two_hosts_failover_of_an_iscsi_machine() {
         .ok()
         .json();
     let disks = usage["disks"].as_array().unwrap();
-    assert_eq!(disks.len(), 1, "{usage}");
-    let d = &disks[0];
+    assert_eq!(disks.len(), 2, "{usage}");
+    let swap = disks.iter().find(|d| d["kind"] == "swap").unwrap();
+    assert_eq!(swap["capacity_bytes"], 64u64 << 20, "{usage}");
+    assert!(swap["file"].as_str().unwrap().contains("/h2/"), "{usage}");
+    assert_eq!(swap_kib(&env, &name, "hello"), 65532, "swap in the guest");
+    let d = disks.iter().find(|d| d["kind"] == "iscsi").unwrap();
     assert_eq!(
         (d["kind"].as_str(), d["host"].as_str()),
         (Some("iscsi"), Some("h2"))
@@ -258,6 +264,10 @@ fn kvm_two_hosts_failover_of_an_iscsi_machine() {
     assert_eq!(domains("qemu:///system", &name).len(), 1, "now on h1");
     let ssh = env.run(&["ssh", &name, "--", "cat", "/etc/motd"]).ok();
     assert!(ssh.stdout.contains("Hello from nepho"), "{}", ssh.stdout);
+    // Local swap did not keep it from moving: a blank one on h1, swap again in the guest.
+    assert_eq!(swap_kib(&env, &name, "hello"), 65532);
+    let (_, swap_files) = sh(&format!("find {s}/h1 -name 'hello-swap.raw'"));
+    assert_eq!(swap_files.lines().count(), 1, "{swap_files}");
 
     let status = env.run(&["-o", "json", "cluster:status"]).ok().json();
     assert!(on("h1", &status), "{status}");
@@ -384,6 +394,18 @@ fn kvm_cluster_watch_fails_over_a_host_that_stays_down() {
     );
 }
 
+/// The size of the machine's swap (KiB in `/proc/swaps`) on the disk with serial nepho-swap
+/// (the guest's own name for it depends on PCI order, not on libvirt's `vdz`).
+fn swap_kib(env: &Env, name: &str, machine: &str) -> u64 {
+    let script = "for b in /sys/block/vd*; do [ \"$(cat $b/serial 2>/dev/null)\" = nepho-swap ] && grep \"^/dev/${b##*/} \" /proc/swaps; done; true";
+    let out = env.run(&["ssh", name, machine, "--", script]).ok().stdout;
+    out.lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|k| k.parse().ok())
+        .unwrap_or_else(|| panic!("no swap on the nepho-swap disk: {out}"))
+}
+
 /// Reads the marker written at 600 MiB into a machine's boot disk (past the tiny guest's
 /// partition, so it survives reboots): it proves the disk itself travelled.
 fn disk_marker(env: &Env, name: &str, machine: &str) -> String {
@@ -425,7 +447,16 @@ fn kvm_offline_migration_and_rebalance_between_two_hosts() {
     // Two qcow2 machines, both on the small h2 (first-fit): half of its memory.
     let created = env
         .run(&[
-            "-o", "json", "create", "hello", "--name", &name, "--set", "count=2",
+            "-o",
+            "json",
+            "create",
+            "hello",
+            "--name",
+            &name,
+            "--set",
+            "count=2",
+            "--set",
+            "swap_mb=32",
         ])
         .ok()
         .json();
@@ -435,7 +466,12 @@ fn kvm_offline_migration_and_rebalance_between_two_hosts() {
         .run(&["-o", "json", "cluster:usage", "--formation", &name])
         .ok()
         .json();
-    for d in usage["disks"].as_array().unwrap() {
+    for d in usage["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"] != "swap")
+    {
         assert_eq!(d["kind"], "qcow2", "{usage}");
         assert_eq!(d["capacity_bytes"], 1u64 << 30, "{usage}");
         assert!(d["allocated_bytes"].as_u64().unwrap() > 0, "{usage}");
@@ -533,6 +569,7 @@ fn kvm_offline_migration_and_rebalance_between_two_hosts() {
     };
     assert!(on(h1, &first) && !on(&h2, &first) && on(&h2, other));
     alive(&first);
+    assert_eq!(swap_kib(&env, &name, &first), 32764, "a blank swap on h1");
     let (_, left) = sh(&format!("find {s}/h2 -name '{first}*'"));
     assert!(left.trim().is_empty(), "h2 keeps no copy: {left}");
 

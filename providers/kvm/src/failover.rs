@@ -355,12 +355,20 @@ async fn remove_stale(cluster: &ClusterFile, d: &FoundDomain, owner: Option<&Sha
     let Some(host) = cluster.host(&d.host) else {
         return;
     };
-    // Its seed and console log, unless the owner uses the very same files (hosts sharing a
-    // directory).
+    // Its seed, console log and swap, unless the owner uses the very same files (hosts
+    // sharing a directory).
+    let owner_files = |o: &SharedRecord| -> Vec<PathBuf> {
+        [&o.record.seed, &o.record.console_log]
+            .into_iter()
+            .cloned()
+            .chain(o.record.swap.iter().map(|s| s.path.clone()))
+            .collect()
+    };
     let files: Vec<PathBuf> = [&d.record.seed, &d.record.console_log]
         .into_iter()
-        .filter(|p| owner.is_none_or(|o| **p != o.record.seed && **p != o.record.console_log))
         .cloned()
+        .chain(d.record.swap.iter().map(|s| s.path.clone()))
+        .filter(|p| owner.is_none_or(|o| !owner_files(o).contains(p)))
         .collect();
     let runner = Runner::for_host(host);
     let _ = runner.remove(&files).await;
@@ -381,6 +389,7 @@ pub(crate) fn machine_for_placement(shared: &SharedRecord) -> Machine {
         labels: shared.labels.clone(),
         env: BTreeMap::new(),
         secret_env: Vec::new(),
+        swap_mb: r.swap.as_ref().map_or(0, |s| s.size_mb),
     }
 }
 
@@ -588,6 +597,11 @@ impl KvmProvider {
         record.console_log = dir.join(format!("{}-console.log", old.machine));
         let runner = Runner::for_host(to);
         runner.mkdir(&dir).await?;
+        // Swap lived on the dead host's own storage: a blank one on the new host.
+        if let Some(swap) = &mut record.swap {
+            swap.path = dir.join(format!("{}-swap.raw", old.machine));
+            crate::storage::create_swap(&runner, swap).await?;
+        }
         runner
             .upload_private(&local_seed(old), &record.seed)
             .await?;
@@ -612,6 +626,9 @@ impl KvmProvider {
         if let Err(e) = defined {
             // Give the machine back to the dead host, so a later failover can try again.
             let _ = write_shared(&storage, &path, shared).await;
+            if let Some(swap) = &record.swap {
+                let _ = runner.remove(std::slice::from_ref(&swap.path)).await;
+            }
             return Err(e);
         }
         self.wait_ready(&shared.domain, &record, to).await
@@ -853,6 +870,7 @@ mod tests {
                 ssh_user: "root".into(),
                 outputs: BTreeMap::new(),
                 nics: vec![],
+                swap: None,
             },
         };
         let json = serde_json::to_string(&shared).unwrap();

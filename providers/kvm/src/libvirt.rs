@@ -34,6 +34,31 @@ pub struct MachineRecord {
     /// Output templates (with `${m.address}`), so describe/endpoints need no local state.
     pub outputs: BTreeMap<String, String>,
     pub nics: Vec<NicRecord>,
+    /// Swap on the host's own (local, fast) storage: disposable, so it never keeps a machine
+    /// from moving: failover and migration make a fresh one on the new host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap: Option<SwapRecord>,
+}
+
+/// A raw sparse file on the machine's host, seen by the guest as a virtio disk with serial
+/// [`SWAP_SERIAL`] (`/dev/disk/by-id/virtio-nepho-swap`), made into swap at every boot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SwapRecord {
+    pub path: PathBuf,
+    pub size_mb: u64,
+}
+
+pub const SWAP_SERIAL: &str = "nepho-swap";
+
+/// Far from the data disks `vda`, `vdb`… that add-drive hands out.
+pub const SWAP_DEV: &str = "vdz";
+
+fn swap_xml(swap: &SwapRecord) -> String {
+    // cache='unsafe': swap is thrown away at every boot, its writes never need to be durable.
+    format!(
+        "    <disk type='file' device='disk'>\n      <driver name='qemu' type='raw' cache='unsafe' discard='unmap'/>\n      <source file='{}'/>\n      <target dev='{SWAP_DEV}' bus='virtio'/>\n      <serial>{SWAP_SERIAL}</serial>\n    </disk>\n",
+        esc(&swap.path.to_string_lossy())
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -319,6 +344,9 @@ pub fn domain_xml(d: &DomainSpec) -> String {
     for (i, disk) in r.disks.iter().enumerate() {
         disks.push_str(&disk_xml(disk, &disk_dev(i)));
     }
+    if let Some(swap) = &r.swap {
+        disks.push_str(&swap_xml(swap));
+    }
     let nics: String = r.nics.iter().map(interface_xml).collect();
     format!(
         r#"<domain type='{dtype}'>
@@ -431,6 +459,10 @@ mod tests {
             ssh_user: "root".into(),
             outputs: BTreeMap::from([("url".into(), "http://${web-1.address}/'\"".into())]),
             nics: vec![],
+            swap: Some(SwapRecord {
+                path: "/d/web-1-swap.raw".into(),
+                size_mb: 64,
+            }),
         };
         let xml = domain_xml(&DomainSpec {
             name: "nepho-f-web-1",
@@ -440,5 +472,15 @@ mod tests {
         assert_eq!(record_from_xml(&xml).unwrap(), record);
         assert_eq!(size_from_xml(&xml), (2, 300));
         assert!(xml.contains("name='iqn.x:f:web-1/2'"));
+        assert!(xml.contains("<source file='/d/web-1-swap.raw'/>"));
+        assert!(
+            xml.contains("<target dev='vdz' bus='virtio'/>\n      <serial>nepho-swap</serial>")
+        );
+        // Records written before swap existed still read.
+        let old = serde_json::to_value(&record).unwrap();
+        let mut old = old.as_object().unwrap().clone();
+        old.remove("swap");
+        let back: MachineRecord = serde_json::from_value(old.into()).unwrap();
+        assert_eq!(back.swap, None);
     }
 }

@@ -147,6 +147,9 @@ fn record_on(cluster: &crate::ClusterFile, old: &MachineRecord, to: &HostConfig)
     record.host = to.name.clone();
     record.seed = moved(&old.seed);
     record.console_log = moved(&old.console_log);
+    if let Some(swap) = &mut record.swap {
+        swap.path = moved(&swap.path);
+    }
     record.disks = old
         .disks
         .iter()
@@ -481,6 +484,14 @@ impl KvmProvider {
                 copy_between(&src, &a, &dst, &b).await?;
                 undo.copies.push(b);
             }
+            // Swap is not copied: the guest makes a blank one into swap at boot.
+            if let (Some(a), Some(b)) = (&old.swap, &new.swap)
+                && !same_file(&src, &dst, &a.path, &b.path)
+            {
+                let _ = dst.remove(std::slice::from_ref(&b.path)).await;
+                crate::storage::create_swap(&dst, b).await?;
+                undo.copies.push(b.path.clone());
+            }
             // The shared record names the new owner (and its UUID) before the domain exists.
             let uuid = failover::new_uuid().await?;
             if let Some(iscsi) = &self.cluster.storage.iscsi {
@@ -539,6 +550,12 @@ impl KvmProvider {
                         (old.seed.clone(), new.seed.clone()),
                         (old.console_log.clone(), new.console_log.clone()),
                     ])
+                    .chain(
+                        old.swap
+                            .iter()
+                            .zip(&new.swap)
+                            .map(|(a, b)| (a.path.clone(), b.path.clone())),
+                    )
                 {
                     if !same_file(&src, &dst, &a, &b) {
                         stale.push(a);
@@ -683,6 +700,10 @@ mod tests {
                 ssh_user: "root".into(),
                 outputs: BTreeMap::new(),
                 nics: vec![],
+                swap: Some(crate::libvirt::SwapRecord {
+                    path: format!("/{host}/f/{machine}-swap.raw").into(),
+                    size_mb: 64,
+                }),
             },
         }
     }
@@ -713,6 +734,10 @@ mod tests {
             }
         );
         assert_eq!(r.disks[1], d.record.disks[1]);
+        assert_eq!(
+            r.swap.as_ref().map(|s| s.path.clone()),
+            Some(PathBuf::from("/b/f/web-swap.raw"))
+        );
     }
 
     #[test]

@@ -39,6 +39,9 @@ struct MachineDecl {
     env: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     secret_env: Vec<String>,
+    /// Swap on the host's local storage, in MiB (0: none).
+    #[serde(default)]
+    swap_mb: u64,
 }
 
 fn one() -> u32 {
@@ -77,6 +80,7 @@ pub struct Machine {
     pub labels: BTreeMap<String, String>,
     pub env: BTreeMap<String, String>,
     pub secret_env: Vec<String>,
+    pub swap_mb: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -159,6 +163,7 @@ impl Pattern {
                         .map(|(k, v)| (k.clone(), scalar(v)))
                         .collect(),
                     secret_env: decl.secret_env.clone(),
+                    swap_mb: decl.swap_mb,
                 });
             }
         }

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::KvmProvider;
 use crate::cluster::{ClusterFile, HostConfig};
 use crate::cmd::{self, shell_quote};
-use crate::libvirt::{self, DiskRecord, DomainSpec, MachineRecord, NicRecord};
+use crate::libvirt::{self, DiskRecord, DomainSpec, MachineRecord, NicRecord, SwapRecord};
 use crate::net;
 use crate::pattern::{Machine, Pattern, StorageKind, substitute};
 use crate::place;
@@ -59,6 +59,19 @@ pub fn key_path(work_dir: &Path) -> PathBuf {
 
 fn local_seed(work_dir: &Path, machine: &str) -> PathBuf {
     work_dir.join("seeds").join(format!("{machine}.iso"))
+}
+
+/// The machine's swap file on `host` (local storage), if the pattern asks for swap.
+pub fn swap_record(
+    cluster: &ClusterFile,
+    host: &HostConfig,
+    formation: &str,
+    m: &Machine,
+) -> Option<SwapRecord> {
+    (m.swap_mb > 0).then(|| SwapRecord {
+        path: formation_dir(cluster, host, formation).join(format!("{}-swap.raw", m.name)),
+        size_mb: m.swap_mb,
+    })
 }
 
 /// Every disk of a machine on `host`, as the domain will reference it.
@@ -140,6 +153,7 @@ fn record_for(
         ssh_user: pattern.ssh_user(),
         outputs: pattern.outputs.clone(),
         nics,
+        swap: swap_record(cluster, host, &spec.name, m),
     }
 }
 
@@ -555,6 +569,9 @@ impl KvmProvider {
                 }
             }
         }
+        if let Some(swap) = swap_record(&self.cluster, &host, &cx.spec.name, m) {
+            created |= storage::create_swap(&runner, &swap).await?;
+        }
         Ok(done(
             !created,
             BTreeMap::from([("disks".into(), serde_json::to_value(&records).unwrap())]),
@@ -650,6 +667,13 @@ impl KvmProvider {
                 .collect::<Vec<_>>()
                 .join("\n")
         );
+        if m.swap_mb > 0 {
+            // Every boot: the swap disk is the host's, and a new host gives a blank one.
+            user_data.push_str(&format!(
+                "bootcmd:\n  - [sh, -c, 'd=/dev/disk/by-id/virtio-{serial}; [ -b $d ] && (swapon $d 2>/dev/null || (mkswap $d && swapon $d))']\n",
+                serial = libvirt::SWAP_SERIAL
+            ));
+        }
         user_data.push_str(if has_provisioner {
             "runcmd:\n  - [sh, -c, 'mkdir -p /run/nepho /mnt/nepho-seed && (mount -r -L cidata /mnt/nepho-seed || mount -r /dev/sr0 /mnt/nepho-seed) && cd /root && NEPHO_SEED_DIR=/mnt/nepho-seed sh /mnt/nepho-seed/nepho/provision.sh >/var/log/nepho-provision.log 2>&1; echo $? >/run/nepho/provision.rc.tmp; mv /run/nepho/provision.rc.tmp /run/nepho/provision.rc']\n"
         } else {
@@ -969,6 +993,7 @@ impl KvmProvider {
                     files.push(path.clone());
                 }
             }
+            files.extend(record.swap.iter().map(|s| s.path.clone()));
             runner.remove(&files).await?;
         }
         if let Some(iscsi) = &self.cluster.storage.iscsi {
@@ -1057,6 +1082,9 @@ impl KvmProvider {
                         if let DiskRecord::File { path } = d {
                             let _ = Runner::for_host(host).remove(&[path]).await;
                         }
+                    }
+                    if let Some(swap) = swap_record(&self.cluster, host, &spec.name, m) {
+                        let _ = Runner::for_host(host).remove(&[swap.path]).await;
                     }
                 }
                 if let (Some(iscsi), Some(iqn)) = (

@@ -216,6 +216,32 @@ pub async fn create_qcow2(
     Ok(true)
 }
 
+/// A machine's swap file: raw and sparse (it takes space as the guest swaps), 0600. The
+/// guest makes it swap at boot. `false` when it exists already.
+pub async fn create_swap(
+    runner: &Runner,
+    swap: &crate::libvirt::SwapRecord,
+) -> Result<bool, ProviderError> {
+    if runner.exists(&swap.path).await {
+        return Ok(false);
+    }
+    if let Some(dir) = swap.path.parent() {
+        runner.mkdir(dir).await?;
+    }
+    let tmp = PathBuf::from(format!("{}.tmp", swap.path.display()));
+    let t = tmp.to_string_lossy();
+    runner
+        .check(
+            "truncate",
+            &["-s", &format!("{}M", swap.size_mb), &t],
+            SHORT,
+        )
+        .await?;
+    runner.check("chmod", &["0600", &t], SHORT).await?;
+    runner.rename(&tmp, &swap.path).await?;
+    Ok(true)
+}
+
 /// A raw LUN backing file: a full copy of `base` (boot disk) or an empty sparse file.
 pub async fn create_raw(
     runner: &Runner,

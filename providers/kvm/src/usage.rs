@@ -41,7 +41,7 @@ pub struct DiskUsage {
     pub machine: String,
     /// `disk0`, `disk1`… as `formation:describe` lists them.
     pub disk: String,
-    /// `qcow2` or `iscsi`.
+    /// `qcow2`, `iscsi` or `swap` (the host's local swap file).
     pub kind: String,
     /// The iSCSI export (`IQN/LUN`) or the qcow2 file.
     pub export: String,
@@ -99,7 +99,8 @@ fn parse_iflist(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .filter_map(|l| {
             let w: Vec<&str> = l.split_whitespace().collect();
-            (w.len() >= 5 && w[0] != "-").then(|| (w[4].to_ascii_lowercase(), w[0].to_string()))
+            (w.len() >= 5 && w[0] != "-" && w[4].matches(':').count() == 5)
+                .then(|| (w[4].to_ascii_lowercase(), w[0].to_string()))
         })
         .collect()
 }
@@ -279,6 +280,30 @@ impl KvmProvider {
                 read_bytes: stats.get("rd_bytes").copied(),
                 written_bytes: stats.get("wr_bytes").copied(),
                 sessions,
+            });
+        }
+        if let Some(swap) = &d.record.swap {
+            let (capacity, allocated) = file_usage(&on_host, &swap.path).await;
+            let stats = match running {
+                true => virsh_text(&d.uri, &["domblkstat", &d.name, libvirt::SWAP_DEV])
+                    .await
+                    .map(|t| parse_stats(&t))
+                    .unwrap_or_default(),
+                false => BTreeMap::new(),
+            };
+            usage.disks.push(DiskUsage {
+                host: d.host.clone(),
+                formation: d.record.formation.clone(),
+                machine: d.record.machine.clone(),
+                disk: "swap".into(),
+                kind: "swap".into(),
+                export: swap.path.display().to_string(),
+                file: swap.path.display().to_string(),
+                capacity_bytes: capacity,
+                allocated_bytes: allocated,
+                read_bytes: stats.get("rd_bytes").copied(),
+                written_bytes: stats.get("wr_bytes").copied(),
+                sessions: Vec::new(),
             });
         }
         let (devices, leases) = if running {
