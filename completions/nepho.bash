@@ -1200,7 +1200,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__cluster__subcmd__watch)
-            opts="-o -q -v -h -V --interval --grace --timeout --output --no-input --quiet --verbose --config --help --version"
+            opts="-o -q -v -h -V --interval --grace --timeout --detach --status --stop --lock-fd --output --no-input --quiet --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1215,6 +1215,10 @@ _nepho() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-fd)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -529,10 +529,14 @@ complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_sub
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -l interval -d 'Seconds between two checks of every host' -r
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -l grace -d 'Seconds a host must stay unreachable before its machines are moved' -r
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -l timeout -d 'Stop after this many seconds (default: run until interrupted)' -r
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -l lock-fd -d 'The background watcher itself: adopts the lock passed by `--detach`' -r
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
 json\t''
 yaml\t''"
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -l detach -d 'Run in the background, in a session of its own (it survives the terminal); one per nepho home. Reports go to `<state>/cluster/watch.log` (JSON)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -l status -d 'Whether a background watcher runs, and since when (exit 3 when none)'
+complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -l stop -d 'Stop the background watcher'
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -s q -l quiet -d 'Print only results and errors'
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and __fish_seen_subcommand_from watch" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'

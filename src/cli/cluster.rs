@@ -75,11 +75,258 @@ pub struct WatchArgs {
     /// Stop after this many seconds (default: run until interrupted)
     #[arg(long)]
     pub timeout: Option<u64>,
+    /// Run in the background, in a session of its own (it survives the terminal); one per nepho
+    /// home. Reports go to `<state>/cluster/watch.log` (JSON)
+    #[arg(long, conflicts_with_all = ["status", "stop"])]
+    pub detach: bool,
+    /// Whether a background watcher runs, and since when (exit 3 when none)
+    #[arg(long, conflicts_with = "stop")]
+    pub status: bool,
+    /// Stop the background watcher
+    #[arg(long)]
+    pub stop: bool,
+    /// The background watcher itself: adopts the lock passed by `--detach`
+    #[arg(long, hide = true)]
+    pub lock_fd: Option<i32>,
+}
+
+/// The background watcher's lock (an `flock`: a killed watcher frees it), which also says who
+/// holds it, and its log.
+struct WatchFiles {
+    lock: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl WatchFiles {
+    fn new(cx: &Context) -> Result<WatchFiles> {
+        let dir = cx.paths.state_dir.join("cluster");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::Other(format!("{}: {e}", dir.display())))?;
+        Ok(WatchFiles {
+            lock: dir.join("watch.lock"),
+            log: dir.join("watch.log"),
+        })
+    }
+
+    fn open_lock(&self) -> Result<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&self.lock)
+            .map_err(|e| Error::Other(format!("{}: {e}", self.lock.display())))
+    }
+
+    /// `Some(holder line)` while a watcher holds the lock.
+    fn running(&self) -> Result<Option<String>> {
+        let file = self.open_lock()?;
+        if try_lock(&file) {
+            return Ok(None); // released when `file` drops
+        }
+        Ok(Some(
+            std::fs::read_to_string(&self.lock)
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        ))
+    }
+}
+
+fn try_lock(file: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+/// `pid N` from the holder line.
+fn holder_pid(holder: &str) -> Option<i32> {
+    holder
+        .split_whitespace()
+        .skip_while(|w| *w != "pid")
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+}
+
+/// What `cluster:watch --status` prints (`-o json`).
+#[derive(Debug, serde::Serialize)]
+struct WatcherStatus {
+    running: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    holder: Option<String>,
+    log: String,
+}
+
+fn watcher_status(cx: &Context, files: &WatchFiles) -> Result<()> {
+    let holder = files.running()?;
+    let status = WatcherStatus {
+        running: holder.is_some(),
+        pid: holder.as_deref().and_then(holder_pid),
+        holder: holder.clone(),
+        log: files.log.display().to_string(),
+    };
+    cx.out.data(&status, || match &holder {
+        Some(h) => format!("{h}\nlog: {}\n", files.log.display()),
+        None => "no background watcher runs\n".to_string(),
+    });
+    if holder.is_none() {
+        return Err(Error::not_found("no background cluster watcher runs")
+            .with_hint("start one with `nepho cluster:watch --detach`"));
+    }
+    Ok(())
+}
+
+fn stop_watcher(cx: &Context, files: &WatchFiles) -> Result<()> {
+    let Some(holder) = files.running()? else {
+        cx.out.notice("no background watcher runs");
+        return Ok(());
+    };
+    let pid = holder_pid(&holder)
+        .ok_or_else(|| Error::Other(format!("cannot tell the watcher's pid from `{holder}`")))?;
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while files.running()?.is_some() {
+        if std::time::Instant::now() > deadline {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if files.running()?.is_some() {
+        return Err(Error::Other(format!(
+            "the watcher (pid {pid}) did not stop"
+        )));
+    }
+    cx.out
+        .notice(&format!("stopped the background watcher (pid {pid})"));
+    Ok(())
+}
+
+/// Starts the background watcher: takes the lock here, hands it to the child (own session,
+/// output appended to the log), and names the child in the lock file.
+fn detach_watcher(cx: &Context, a: &WatchArgs, files: &WatchFiles) -> Result<()> {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let mut lock = files.open_lock()?;
+    if !try_lock(&lock) {
+        let holder = std::fs::read_to_string(&files.lock).unwrap_or_default();
+        return Err(Error::conflict(format!(
+            "a background cluster watcher already runs ({})",
+            holder.trim()
+        ))
+        .with_hint("`nepho cluster:watch --stop` stops it"));
+    }
+    let fd = lock.as_raw_fd();
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } < 0 {
+        return Err(Error::Other("cannot pass the watcher lock on".into()));
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&files.log)
+        .map_err(|e| Error::Other(format!("{}: {e}", files.log.display())))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| Error::Other(format!("{}: {e}", files.log.display())))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Other(format!("cannot find the nepho binary: {e}")))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["-o", "json", "cluster", "watch", "--interval"])
+        .arg(a.interval.to_string())
+        .arg("--grace")
+        .arg(a.grace.to_string())
+        .arg("--lock-fd")
+        .arg(fd.to_string());
+    if let Some(t) = a.timeout {
+        cmd.arg("--timeout").arg(t.to_string());
+    }
+    if cx.paths.config_file.exists() {
+        cmd.env("NEPHO_CONFIG", &cx.paths.config_file);
+    }
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    // Own session: the terminal closing (SIGHUP) or Ctrl-C in it does not reach the watcher.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| Error::Other(format!("cannot start the watcher: {e}")))?;
+    lock.set_len(0).ok();
+    let _ = writeln!(
+        lock,
+        "cluster watcher pid {} since {} (interval {} s, grace {} s)",
+        child.id(),
+        crate::util::now_rfc3339(),
+        a.interval,
+        a.grace
+    );
+    cx.out.notice(&format!(
+        "background watcher started (pid {}); log {}; `nepho cluster:watch --stop` stops it",
+        child.id(),
+        files.log.display()
+    ));
+    #[derive(serde::Serialize)]
+    struct Started {
+        pid: u32,
+        log: String,
+    }
+    let started = Started {
+        pid: child.id(),
+        log: files.log.display().to_string(),
+    };
+    cx.out.data(&started, || format!("{}\n", started.pid));
+    Ok(())
+}
+
+/// The background watcher adopts the lock its parent took (re-locking the same open file
+/// succeeds; anything else means the descriptor is not the lock).
+fn adopt_lock(fd: i32) -> Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    let file = unsafe { std::fs::File::from_raw_fd(fd) };
+    if !try_lock(&file) {
+        return Err(Error::Other(format!(
+            "--lock-fd {fd} is not the watcher lock"
+        )));
+    }
+    Ok(file)
 }
 
 /// `cluster:watch`: `cluster:failover` for every host that stays down longer than the grace
 /// period. Prints a report per failover (table, or one JSON document each).
 pub fn watch(cx: &Context, a: &WatchArgs) -> Result<()> {
+    if a.status || a.stop || a.detach {
+        let files = WatchFiles::new(cx)?;
+        if a.status {
+            return watcher_status(cx, &files);
+        }
+        if a.stop {
+            return stop_watcher(cx, &files);
+        }
+        // Fail now, not in the background, when there is no cluster to watch.
+        runtime()?.block_on(providers::kvm(&cx.paths))?;
+        return detach_watcher(cx, a, &files);
+    }
+    let _lock = a.lock_fd.map(adopt_lock).transpose()?;
+    if a.lock_fd.is_some() {
+        eprintln!(
+            "{} cluster watcher pid {} started",
+            crate::util::now_rfc3339(),
+            std::process::id()
+        );
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -102,8 +349,16 @@ pub fn watch(cx: &Context, a: &WatchArgs) -> Result<()> {
             {
                 match report {
                     Ok(report) => {
-                        cx.out
-                            .notice(&format!("host {} is down: failover done", report.host));
+                        // The background watcher's log gets a time on every line.
+                        let when = if a.lock_fd.is_some() {
+                            format!("{} ", crate::util::now_rfc3339())
+                        } else {
+                            String::new()
+                        };
+                        cx.out.notice(&format!(
+                            "{when}host {} is down: failover done",
+                            report.host
+                        ));
                         cx.out.data(&report, || render(&report));
                     }
                     Err(e) => cx.out.warn(&format!(

@@ -67,6 +67,7 @@ struct Cleanup<'a> {
 
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
+        let _ = self.env.run(&["cluster:watch", "--stop"]);
         let _ = host2("start");
         let _ = self.env.run(&["destroy", &self.name]);
         for uri in ["qemu:///system", self.h2.as_str()] {
@@ -326,57 +327,62 @@ fn kvm_cluster_watch_fails_over_a_host_that_stays_down() {
     };
     create_on_h2(&env, &h2, &name);
 
-    let mut watcher = env
-        .nepho()
-        .args([
+    // The watcher runs in the background (its own session), one per nepho home.
+    let started = env
+        .run(&[
             "-o",
             "json",
             "cluster:watch",
+            "--detach",
             "--interval",
             "1",
             "--grace",
             "3",
             "--timeout",
-            "150",
+            "300",
         ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = watcher.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+        .ok()
+        .json();
+    let pid = started["pid"].as_u64().unwrap();
+    let (_, sid) = sh(&format!("ps -o sid= -p {pid}"));
+    assert_eq!(sid.trim(), pid.to_string(), "a session of its own");
+    let status = env
+        .run(&["-o", "json", "cluster:watch", "--status"])
+        .ok()
+        .json();
+    assert_eq!(
+        (status["running"].as_bool(), status["pid"].as_u64()),
+        (Some(true), Some(pid))
+    );
+    let again = env.run(&["cluster:watch", "--detach"]);
+    assert_eq!(again.code, 6, "one watcher only: {}", again.stderr);
+    let log = std::path::PathBuf::from(status["log"].as_str().unwrap());
+
     std::thread::sleep(std::time::Duration::from_secs(2));
     let (ok, _) = host2("stop");
     assert!(ok);
     let t_down = Instant::now();
     let mut seen = String::new();
-    while !seen.contains("\"status\": \"moved\"") {
-        match rx.recv_timeout(std::time::Duration::from_secs(150)) {
-            Ok(line) => {
-                seen.push_str(&line);
-                seen.push('\n');
-            }
-            Err(_) => break,
+    while t_down.elapsed() < Duration::from_secs(180) {
+        seen = std::fs::read_to_string(&log).unwrap_or_default();
+        if seen.contains("\"status\": \"moved\"") {
+            break;
         }
+        std::thread::sleep(Duration::from_millis(500));
     }
-    let _ = watcher.kill();
-    let out = watcher.wait_with_output().unwrap();
     let moved_after = t_down.elapsed().as_secs_f64();
     assert!(
         seen.contains("\"status\": \"moved\"") && seen.contains("\"to\": \"h1\""),
-        "watch output: {seen}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
+        "watch log: {seen}"
+    );
+    assert!(seen.contains("host h2 is down: failover done"), "{seen}");
+    env.run(&["cluster:watch", "--stop"]).ok();
+    let stopped = env.run(&["cluster:watch", "--status"]);
+    assert_eq!(stopped.code, 3, "{}", stopped.stdout);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z "),
+        "the watcher exited (or is a zombie nobody reaped yet): {stat}"
     );
     assert_eq!(domains("qemu:///system", &name).len(), 1, "now on h1");
     let ssh = env.run(&["ssh", &name, "--", "cat", "/etc/motd"]).ok();
