@@ -611,22 +611,7 @@ fn kvm_static_address_from_the_pool_and_no_spoofing() {
 #[test]
 fn kvm_remote_host_over_qemu_ssh() {
     let Some(env) = kvm_env() else { return };
-    let started = Command::new(crate::support::repo_root().join("scripts/setup/sshd.sh"))
-        .args(["start", "2222"])
-        .status()
-        .unwrap();
-    assert!(started.success(), "scripts/setup/sshd.sh start");
-    let key = "/var/lib/nepho-test/sshd/client_key";
-    let uri = format!("qemu+ssh://root@127.0.0.1:2222/system?keyfile={key}&no_verify=1");
-    let cluster = env.home().join("cluster.yaml");
-    let text = std::fs::read_to_string(&cluster).unwrap();
-    let text = text.replacen(
-        "  - name: local\n    uri: qemu:///system\n",
-        &format!("  - name: remote\n    uri: \"{uri}\"\n"),
-        1,
-    );
-    assert!(text.contains("name: remote"), "{text}");
-    std::fs::write(&cluster, text).unwrap();
+    crate::support::use_loopback_sshd_host(&env);
     let (name, _teardown) = formation(&env, "rmt");
     let scratch = Scratch::new("rmt");
     let iso = make_iso(&scratch.0, "over ssh");

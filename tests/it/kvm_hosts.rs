@@ -26,7 +26,7 @@ pub(crate) fn host2_lock() -> std::fs::File {
     f
 }
 
-fn sh(script: &str) -> (bool, String) {
+pub(crate) fn sh(script: &str) -> (bool, String) {
     let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
     (
         out.status.success(),
@@ -34,7 +34,7 @@ fn sh(script: &str) -> (bool, String) {
     )
 }
 
-fn host2(action: &str) -> (bool, String) {
+pub(crate) fn host2(action: &str) -> (bool, String) {
     let (ok, out) = sh(&format!(
         "timeout 120 {}/scripts/setup/host2.sh {action}",
         repo_root().display()
@@ -42,7 +42,7 @@ fn host2(action: &str) -> (bool, String) {
     (ok, out.trim().to_string())
 }
 
-fn domains(uri: &str, name: &str) -> Vec<String> {
+pub(crate) fn domains(uri: &str, name: &str) -> Vec<String> {
     let (_, out) = sh(&format!("virsh -q -c '{uri}' list --all --name"));
     out.lines()
         .filter(|l| l.contains(name))

@@ -7,34 +7,9 @@
 //! measured usage differs is checked by the unit tests in `providers/kvm/src/place.rs`.
 
 use std::path::PathBuf;
-use std::process::Command;
 
-use crate::kvm_hosts::{HOST2, host2_lock};
-use crate::support::{Env, repo_root};
-
-fn sh(script: &str) -> (bool, String) {
-    let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
-fn host2(action: &str) -> (bool, String) {
-    let (ok, out) = sh(&format!(
-        "timeout 120 {}/scripts/setup/host2.sh {action}",
-        repo_root().display()
-    ));
-    (ok, out.trim().to_string())
-}
-
-fn domains(uri: &str, name: &str) -> Vec<String> {
-    let (_, out) = sh(&format!("virsh -q -c '{uri}' list --all --name"));
-    out.lines()
-        .filter(|l| l.contains(name))
-        .map(str::to_string)
-        .collect()
-}
+use crate::kvm_hosts::{HOST2, domains, host2, host2_lock, sh};
+use crate::support::Env;
 
 /// This machine's physical memory in MiB, as the kernel counts it.
 fn mem_total_mb() -> u64 {

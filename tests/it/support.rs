@@ -549,3 +549,26 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// Turns the env's one-host cluster file (the `local` host `register kvm` wrote) into a remote
+/// host: this machine's libvirtd over `qemu+ssh` through the loopback sshd on 127.0.0.1:2222
+/// (started when it is not running). Returns the host's URI.
+pub fn use_loopback_sshd_host(env: &Env) -> String {
+    let started = Command::new(repo_root().join("scripts/setup/sshd.sh"))
+        .args(["start", "2222"])
+        .status()
+        .unwrap();
+    assert!(started.success(), "scripts/setup/sshd.sh start");
+    let key = "/var/lib/nepho-test/sshd/client_key";
+    let uri = format!("qemu+ssh://root@127.0.0.1:2222/system?keyfile={key}&no_verify=1");
+    let cluster = env.home().join("cluster.yaml");
+    let text = std::fs::read_to_string(&cluster).unwrap();
+    let text = text.replacen(
+        "  - name: local\n    uri: qemu:///system\n",
+        &format!("  - name: remote\n    uri: \"{uri}\"\n"),
+        1,
+    );
+    assert!(text.contains("name: remote"), "{text}");
+    std::fs::write(&cluster, text).unwrap();
+    uri
+}

@@ -3,8 +3,6 @@
 //! disk when the machine runs. The drive joins the machine's record in the domain metadata, so
 //! `formation:describe` shows it and `formation:destroy` removes it.
 
-use std::path::PathBuf;
-
 use nepho_provider_api::ProviderError;
 
 use crate::KvmProvider;
@@ -294,41 +292,17 @@ impl KvmProvider {
         device: &str,
         running: bool,
     ) -> Result<(), ProviderError> {
-        let xml = libvirt::disk_xml(disk, device);
-        let file: PathBuf = std::env::temp_dir().join(format!("nepho-{}-{device}.xml", d.name));
-        tokio::fs::write(&file, &xml)
-            .await
-            .map_err(|e| storage::io_failed(&file, e))?;
-        let path = file.to_string_lossy().into_owned();
-        let mut args = vec!["attach-device", d.name.as_str(), path.as_str(), "--config"];
-        if running {
-            args.push("--live");
-        }
-        let attached = libvirt::virsh(&d.uri, &args).await;
-        let _ = tokio::fs::remove_file(&file).await;
-        attached.map(|_| ())
+        libvirt::attach_device(d, &libvirt::disk_xml(disk, device), device, running).await
     }
 
-    /// A live unplug needs the guest's cooperation (ACPI hotplug): wait for it, a while.
     async fn wait_unplugged(&self, d: &FoundDomain, dev: &str) -> Result<(), ProviderError> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::time::Instant::now() < deadline {
-            let xml = libvirt::virsh(&d.uri, &["dumpxml", &d.name]).await?;
-            if !xml.contains(&format!("<target dev='{dev}'")) {
-                return Ok(());
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        }
-        Err(ProviderError::Failed {
-            message: format!(
-                "the guest {} did not release {dev} within 30 s",
-                d.record.machine
-            ),
-            hint: Some(format!(
-                "stop the machine (nepho formation:stop {} {}) and remove the drive again",
-                d.record.formation, d.record.machine
-            )),
-        })
+        libvirt::wait_unplugged(
+            d,
+            &format!("<target dev='{dev}'"),
+            dev,
+            "remove the drive again",
+        )
+        .await
     }
 }
 

@@ -411,6 +411,57 @@ pub fn domain_xml(d: &DomainSpec) -> String {
     )
 }
 
+/// Hot-plugs a device (disk or interface XML) into the saved definition, and into the running
+/// machine too when `running`.
+pub async fn attach_device(
+    d: &FoundDomain,
+    xml: &str,
+    tag: &str,
+    running: bool,
+) -> Result<(), ProviderError> {
+    let file = std::env::temp_dir().join(format!("nepho-{}-{tag}.xml", d.name));
+    tokio::fs::write(&file, xml)
+        .await
+        .map_err(|e| crate::storage::io_failed(&file, e))?;
+    let path = file.to_string_lossy().into_owned();
+    let mut args = vec!["attach-device", d.name.as_str(), path.as_str(), "--config"];
+    if running {
+        args.push("--live");
+    }
+    let attached = virsh(&d.uri, &args).await;
+    let _ = tokio::fs::remove_file(&file).await;
+    attached.map(|_| ())
+}
+
+/// A live unplug needs the guest's cooperation (ACPI hotplug): waits up to 30 s until the
+/// live XML no longer contains `needle`; `what` names the device in the error, `again` says
+/// what to do after stopping the machine.
+pub async fn wait_unplugged(
+    d: &FoundDomain,
+    needle: &str,
+    what: &str,
+    again: &str,
+) -> Result<(), ProviderError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        let xml = virsh(&d.uri, &["dumpxml", &d.name]).await?;
+        if !xml.contains(needle) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(ProviderError::Failed {
+        message: format!(
+            "the guest {} did not release {what} within 30 s",
+            d.record.machine
+        ),
+        hint: Some(format!(
+            "stop the machine (nepho formation:stop {} {}) and {again}",
+            d.record.formation, d.record.machine
+        )),
+    })
+}
+
 pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")

@@ -3,8 +3,6 @@
 //! path gives a NIC — on a network with a `pool:`, a fixed address (DHCP reservation) and the
 //! `clean-traffic` filter. The NIC joins the machine's record, so destroy releases its address.
 
-use std::time::{Duration, Instant};
-
 use nepho_provider_api::ProviderError;
 
 use crate::libvirt::{self, FoundDomain, NicRecord};
@@ -40,24 +38,6 @@ fn change(d: &FoundDomain, index: usize, nic: &NicRecord, live: bool) -> NicChan
         filter: nic.ip.as_ref().map(|_| "clean-traffic".to_string()),
         live,
     }
-}
-
-/// Drops the NIC's DHCP reservation (as destroy does; a missing entry is fine).
-async fn release_address(uri: &str, network: &str, mac: &str, ip: &str) {
-    let entry = format!("<host mac='{mac}' ip='{ip}'/>");
-    let _ = libvirt::virsh_output(
-        uri,
-        &[
-            "net-update",
-            network,
-            "delete",
-            "ip-dhcp-host",
-            &entry,
-            "--live",
-            "--config",
-        ],
-    )
-    .await;
 }
 
 /// The NIC `which` names: `netN`, or the only NIC on network `which`.
@@ -184,7 +164,7 @@ impl KvmProvider {
         let running = d.state == "running";
         if let Err(e) = self.plug_nic(&d, &nic, running).await {
             if let (Some(ip), Some(net)) = (&nic.ip, &nic.libvirt_network) {
-                release_address(&d.uri, net, &nic.mac, ip).await;
+                crate::steps::release_address(&d.uri, net, &nic.mac, ip).await;
             }
             return Err(e.into());
         }
@@ -259,7 +239,7 @@ impl KvmProvider {
         libvirt::set_record(&d.uri, &d.name, &record, running).await?;
         crate::failover::refresh_record(self.cluster(), &d.name, &record).await?;
         if let (Some(ip), Some(net)) = (&nic.ip, &nic.libvirt_network) {
-            release_address(&d.uri, net, &nic.mac, ip).await;
+            crate::steps::release_address(&d.uri, net, &nic.mac, ip).await;
         }
         Ok(change(&d, index, &nic, running))
     }
@@ -310,41 +290,18 @@ impl KvmProvider {
         nic: &NicRecord,
         running: bool,
     ) -> Result<(), ProviderError> {
-        let file =
-            std::env::temp_dir().join(format!("nepho-{}-{}.xml", d.name, nic.mac.replace(':', "")));
-        tokio::fs::write(&file, libvirt::interface_xml(nic))
-            .await
-            .map_err(|e| crate::storage::io_failed(&file, e))?;
-        let path = file.to_string_lossy().into_owned();
-        let mut args = vec!["attach-device", d.name.as_str(), path.as_str(), "--config"];
-        if running {
-            args.push("--live");
-        }
-        let attached = libvirt::virsh(&d.uri, &args).await;
-        let _ = tokio::fs::remove_file(&file).await;
-        attached.map(|_| ())
+        let tag = nic.mac.replace(':', "");
+        libvirt::attach_device(d, &libvirt::interface_xml(nic), &tag, running).await
     }
 
-    /// A live unplug needs the guest's cooperation (ACPI hotplug): wait for it, a while.
     async fn wait_nic_unplugged(&self, d: &FoundDomain, mac: &str) -> Result<(), ProviderError> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            let xml = libvirt::virsh(&d.uri, &["dumpxml", &d.name]).await?;
-            if !xml.contains(&format!("<mac address='{mac}'/>")) {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        Err(ProviderError::Failed {
-            message: format!(
-                "the guest {} did not release the NIC {mac} within 30 s",
-                d.record.machine
-            ),
-            hint: Some(format!(
-                "stop the machine (nepho formation:stop {} {}) and detach again",
-                d.record.formation, d.record.machine
-            )),
-        })
+        libvirt::wait_unplugged(
+            d,
+            &format!("<mac address='{mac}'/>"),
+            &format!("the NIC {mac}"),
+            "detach again",
+        )
+        .await
     }
 }
 
