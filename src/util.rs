@@ -32,6 +32,26 @@ pub fn rfc3339(secs: u64) -> String {
     )
 }
 
+/// Runs `cmd`'s child in a session of its own, with stdin from /dev/null and its output
+/// appended to `log`: the terminal closing (SIGHUP) or Ctrl-C in it does not reach the child.
+/// For nepho's background processes (the nanny, the cluster watcher).
+pub fn in_own_session(cmd: &mut std::process::Command, log: std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let log2 = log.try_clone()?;
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

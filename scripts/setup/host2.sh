@@ -101,6 +101,13 @@ init_state() {
     printf '\n# nepho host2: QEMU stays in host2'"'"'s mount namespace (host2.sh stop kills it)\nnamespaces = []\n' \
       >>"$STATE/etc/qemu.conf"
   fi
+  # Both libvirtds share this machine's network stack: VNC displays (autoport) must come from
+  # ranges that do not overlap, or two QEMUs race for the same port (the default range starts
+  # at 5900 for both).
+  if ! grep -q '^remote_display_port_min *=' "$STATE/etc/qemu.conf" 2>/dev/null; then
+    printf '\n# nepho host2: VNC ports apart from host1'"'"'s (which start at 5900)\nremote_display_port_min = 6500\nremote_display_port_max = 6599\n' \
+      >>"$STATE/etc/qemu.conf"
+  fi
   # Without a capabilities cache libvirtd probes QEMU at its first start (~12 s).
   if [ -d /var/cache/libvirt/qemu ] && [ ! -d "$STATE/cache/qemu" ]; then
     cp -a /var/cache/libvirt/qemu "$STATE/cache/qemu" || true
@@ -117,6 +124,14 @@ init_state() {
 start() {
   [ "$(id -u)" = 0 ] || die "must run as root"
   command -v libvirtd >/dev/null || die "libvirtd is not installed (scripts/setup/packages.sh)"
+  if libvirtd_alive && answers && [ -f "$STATE/etc/qemu.conf" ]; then
+    # A host2 started by an older version of this script restarts to pick up config it lacks.
+    init_state
+    if [ "$(sha256sum <"$STATE/etc/qemu.conf")" != "$(cat "$RUN/qemu.conf.sum" 2>/dev/null)" ]; then
+      log "host2's qemu.conf changed since it started: restarting it"
+      stop_
+    fi
+  fi
   if libvirtd_alive && answers; then
     log "already running ($URI)"
   else
@@ -157,6 +172,7 @@ start() {
       sleep 0.3
     done
     log "libvirtd answers after $(( SECONDS - t0 ))s"
+    sha256sum <"$STATE/etc/qemu.conf" >"$RUN/qemu.conf.sum"
   fi
 
   if ! virsh -c "$URI" net-info default >/dev/null 2>&1; then

@@ -211,7 +211,6 @@ fn stop_watcher(cx: &Context, files: &WatchFiles) -> Result<()> {
 fn detach_watcher(cx: &Context, a: &WatchArgs, files: &WatchFiles) -> Result<()> {
     use std::io::Write;
     use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
     let mut lock = files.open_lock()?;
     if !try_lock(&lock) {
         let holder = std::fs::read_to_string(&files.lock).unwrap_or_default();
@@ -231,9 +230,6 @@ fn detach_watcher(cx: &Context, a: &WatchArgs, files: &WatchFiles) -> Result<()>
         .append(true)
         .open(&files.log)
         .map_err(|e| Error::Other(format!("{}: {e}", files.log.display())))?;
-    let log2 = log
-        .try_clone()
-        .map_err(|e| Error::Other(format!("{}: {e}", files.log.display())))?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::Other(format!("cannot find the nepho binary: {e}")))?;
     let mut cmd = std::process::Command::new(exe);
@@ -249,18 +245,8 @@ fn detach_watcher(cx: &Context, a: &WatchArgs, files: &WatchFiles) -> Result<()>
     if cx.paths.config_file.exists() {
         cmd.env("NEPHO_CONFIG", &cx.paths.config_file);
     }
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(log)
-        .stderr(log2);
-    // Own session: the terminal closing (SIGHUP) or Ctrl-C in it does not reach the watcher.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    crate::util::in_own_session(&mut cmd, log)
+        .map_err(|e| Error::Other(format!("{}: {e}", files.log.display())))?;
     let child = cmd
         .spawn()
         .map_err(|e| Error::Other(format!("cannot start the watcher: {e}")))?;

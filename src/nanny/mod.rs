@@ -298,7 +298,6 @@ pub fn spawn(
     rollback: bool,
     lock: &FormationLock,
 ) -> Result<u32> {
-    use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe()
         .map_err(|e| Error::Other(format!("cannot find the nepho binary: {e}")))?;
     let fd = lock.inheritable_fd()?;
@@ -307,7 +306,6 @@ pub fn spawn(
         .append(true)
         .open(fdir.log_file())
         .at(fdir.log_file())?;
-    let log2 = log.try_clone().at(fdir.log_file())?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("__nanny")
         .arg(fdir.name.as_str())
@@ -323,18 +321,7 @@ pub fn spawn(
     if let Some(cfg) = Some(&paths.config_file).filter(|p| p.exists()) {
         cmd.env("NEPHO_CONFIG", cfg);
     }
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(log)
-        .stderr(log2);
-    // Own session: the terminal closing (SIGHUP) or Ctrl-C in it does not reach the nanny.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    crate::util::in_own_session(&mut cmd, log).at(fdir.log_file())?;
     let child = cmd
         .spawn()
         .map_err(|e| Error::Other(format!("cannot start the nanny: {e}")))?;

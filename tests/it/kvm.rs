@@ -13,7 +13,7 @@ const KVM_DIR: &str = "/var/lib/nepho/kvm";
 const ISCSI_DIR: &str = "/var/lib/nepho/iscsi";
 
 /// An Env registered on the local KVM cluster, or `None` (skip) outside CI without libvirtd.
-fn kvm_env() -> Option<Env> {
+pub(crate) fn kvm_env() -> Option<Env> {
     let up = Command::new("virsh")
         .args(["-c", URI, "version"])
         .output()
@@ -39,7 +39,7 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}{}", std::process::id())
 }
 
-fn sh(program: &str, args: &[&str]) -> String {
+pub(crate) fn sh(program: &str, args: &[&str]) -> String {
     let out = Command::new(program).args(args).output().expect(program);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -85,13 +85,13 @@ fn assert_nothing_left(name: &str) {
 }
 
 /// Destroys the formation when the test ends, also when it fails.
-struct Teardown<'a> {
+pub(crate) struct Teardown<'a> {
     env: &'a Env,
     name: String,
 }
 
 /// A unique formation name for this test, destroyed when the test ends.
-fn formation<'a>(env: &'a Env, prefix: &str) -> (String, Teardown<'a>) {
+pub(crate) fn formation<'a>(env: &'a Env, prefix: &str) -> (String, Teardown<'a>) {
     let name = unique(prefix);
     let teardown = Teardown {
         env,
@@ -143,7 +143,7 @@ fn make_iso(dir: &Path, marker: &str) -> PathBuf {
 }
 
 /// ssh into the formation, retrying while a rebooted machine comes back.
-fn ssh_until(env: &Env, name: &str, cmd: &str, timeout: Duration) -> String {
+pub(crate) fn ssh_until(env: &Env, name: &str, cmd: &str, timeout: Duration) -> String {
     let deadline = Instant::now() + timeout;
     loop {
         let out = env.nepho().args(["ssh", name, "--", cmd]).output().unwrap();

@@ -6,73 +6,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::Env;
+use crate::kvm::{formation, kvm_env, sh, ssh_until};
 
 const URI: &str = "qemu:///system";
-
-/// An Env registered on the local KVM cluster, or `None` (skip) outside CI without libvirtd.
-fn kvm_env() -> Option<Env> {
-    let up = Command::new("virsh")
-        .args(["-c", URI, "version"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !up {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must start libvirtd (scripts/test does)"
-        );
-        eprintln!("SKIPPED: libvirtd is not running; run scripts/setup/daemons.sh");
-        return None;
-    }
-    let env = Env::new();
-    env.run(&["cloudlet:install", "hello"]).ok();
-    env.run(&["register", "kvm"]).ok();
-    Some(env)
-}
-
-fn sh(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().expect(program);
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Destroys the formation when the test ends, also when it fails.
-struct Teardown<'a> {
-    env: &'a Env,
-    name: String,
-}
-
-impl Drop for Teardown<'_> {
-    fn drop(&mut self) {
-        let _ = self.env.nepho().args(["destroy", &self.name]).output();
-    }
-}
-
-fn formation<'a>(env: &'a Env, prefix: &str) -> (String, Teardown<'a>) {
-    let name = format!("{prefix}{}", std::process::id());
-    let teardown = Teardown {
-        env,
-        name: name.clone(),
-    };
-    (name, teardown)
-}
-
-/// ssh into the formation, retrying while a (re)started machine comes up.
-fn ssh_until(env: &Env, name: &str, cmd: &str, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let out = env.nepho().args(["ssh", name, "--", cmd]).output().unwrap();
-        if out.status.success() {
-            return String::from_utf8_lossy(&out.stdout).into_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "ssh {cmd:?} kept failing: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_secs(2));
-    }
-}
 
 fn virtual_size(path: &Path) -> u64 {
     let info = sh(
