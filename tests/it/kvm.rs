@@ -107,10 +107,10 @@ impl Drop for Teardown<'_> {
 }
 
 /// A world-readable scratch directory (QEMU runs as libvirt-qemu and must reach the files).
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(pub(crate) PathBuf);
 
 impl Scratch {
-    fn new(tag: &str) -> Scratch {
+    pub(crate) fn new(tag: &str) -> Scratch {
         use std::os::unix::fs::PermissionsExt;
         let dir = PathBuf::from(format!("/var/tmp/nepho-it-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -126,7 +126,7 @@ impl Drop for Scratch {
 }
 
 /// An ISO image holding `marker.txt`.
-fn make_iso(dir: &Path, marker: &str) -> PathBuf {
+pub(crate) fn make_iso(dir: &Path, marker: &str) -> PathBuf {
     let content = dir.join("content");
     std::fs::create_dir_all(&content).unwrap();
     std::fs::write(content.join("marker.txt"), marker).unwrap();

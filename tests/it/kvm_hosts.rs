@@ -601,6 +601,18 @@ fn kvm_offline_migration_and_rebalance_between_two_hosts() {
     });
     alive(other);
 
+    // An ISO in hello-1's spare drive stays in it across the move.
+    let scratch = crate::kvm::Scratch::new("mgiso");
+    let iso = crate::kvm::make_iso(&scratch.0, "travels along");
+    env.run(&[
+        "formation:attach-iso",
+        &name,
+        iso.to_str().unwrap(),
+        "-m",
+        "hello-1",
+    ])
+    .ok();
+
     // And back to h2 by name: the disk travelled both ways.
     let back = env
         .run(&[
@@ -620,6 +632,12 @@ fn kvm_offline_migration_and_rebalance_between_two_hosts() {
         disk_marker(&env, &name, "hello-1"),
         marker,
         "the disk moved"
+    );
+    let (_, blk) = sh(&format!("virsh -c '{h2}' domblklist {}", dom("hello-1")));
+    assert!(
+        blk.lines()
+            .any(|l| l.contains("hdd") && l.contains(iso.to_str().unwrap())),
+        "the ISO is still in the spare drive: {blk}"
     );
     let describe = env.run(&["formation:describe", &name]).ok().stdout;
     assert!(describe.contains("host h2"), "{describe}");

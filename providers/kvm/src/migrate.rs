@@ -449,6 +449,19 @@ impl KvmProvider {
         let dst = Runner::for_host(to);
         let old = &d.record;
         let new = record_on(&self.cluster, old, to);
+        let iso = crate::media::attached_iso(&saved_xml);
+        let src_dir = steps::formation_dir(&self.cluster, &from, &old.formation);
+        // Where the ISO will be on `to`: nepho's own copies (under the formation's directory,
+        // made for remote hosts) and any ISO when a host is remote move to `to`'s `iso/`.
+        let iso_on = |to: &HostConfig, iso: &Path| -> PathBuf {
+            if to.is_local() && from.is_local() && !iso.starts_with(&src_dir) {
+                iso.to_path_buf()
+            } else {
+                steps::formation_dir(&self.cluster, to, &old.formation)
+                    .join("iso")
+                    .join(iso.file_name().unwrap_or_default())
+            }
+        };
         let mut copies: Vec<PathBuf> = Vec::new();
         let mut undo = Undo {
             provider: self,
@@ -483,6 +496,18 @@ impl KvmProvider {
                 copied += file_size(&src, &a).await;
                 copy_between(&src, &a, &dst, &b).await?;
                 undo.copies.push(b);
+            }
+            // The ISO in the spare drive goes along: a local ISO used in place stays where it
+            // is when both hosts see it; anything else is copied next to the machine.
+            if let Some(iso) = &iso {
+                let target = iso_on(to, iso);
+                if !same_file(&src, &dst, iso, &target) {
+                    if let Some(dir) = target.parent() {
+                        dst.mkdir(dir).await?;
+                    }
+                    copy_between(&src, iso, &dst, &target).await?;
+                    undo.copies.push(target);
+                }
             }
             // Swap is not copied: the guest makes a blank one into swap at boot.
             if let (Some(a), Some(b)) = (&old.swap, &new.swap)
@@ -522,8 +547,26 @@ impl KvmProvider {
             }
             libvirt::virsh(&d.uri, &["undefine", &d.name]).await?;
             undo.undefined_source = true;
-            self.define_and_start(&d.name, &new, to, &uuid, was_running)
+            self.define_and_start(&d.name, &new, to, &uuid, false)
                 .await?;
+            if let Some(iso) = &iso {
+                let target = iso_on(to, iso).to_string_lossy().into_owned();
+                libvirt::virsh(
+                    &to.uri,
+                    &[
+                        "change-media",
+                        &d.name,
+                        crate::media::ISO_TARGET,
+                        &target,
+                        "--update",
+                        "--config",
+                    ],
+                )
+                .await?;
+            }
+            if was_running {
+                libvirt::virsh(&to.uri, &["start", &d.name]).await?;
+            }
             let address = if was_running {
                 Some(self.wait_ready(&d.name, &new, to).await?)
             } else {
@@ -561,9 +604,17 @@ impl KvmProvider {
                         stale.push(a);
                     }
                 }
+                // nepho's copy of the ISO (never the user's own file).
+                if let Some(iso) = &iso
+                    && iso.starts_with(&src_dir)
+                    && !same_file(&src, &dst, iso, &iso_on(to, iso))
+                {
+                    stale.push(iso.clone());
+                }
                 let _ = src.remove(&stale).await;
-                let dir = steps::formation_dir(&self.cluster, &from, &old.formation);
-                let _ = src.run("rmdir", &[&dir.to_string_lossy()], SHORT).await;
+                let iso_dir = src_dir.join("iso");
+                let _ = src.run("rmdir", &[&iso_dir.to_string_lossy()], SHORT).await;
+                let _ = src.run("rmdir", &[&src_dir.to_string_lossy()], SHORT).await;
                 if from.uri != to.uri {
                     for nic in &old.nics {
                         if let (Some(ip), Some(net)) = (&nic.ip, &nic.libvirt_network) {
