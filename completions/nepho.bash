@@ -109,6 +109,9 @@ _nepho() {
             nepho__subcmd__cloudlet__subcmd__help,validate)
                 cmd="nepho__subcmd__cloudlet__subcmd__help__subcmd__validate"
                 ;;
+            nepho__subcmd__cluster,evacuate)
+                cmd="nepho__subcmd__cluster__subcmd__evacuate"
+                ;;
             nepho__subcmd__cluster,failover)
                 cmd="nepho__subcmd__cluster__subcmd__failover"
                 ;;
@@ -129,6 +132,9 @@ _nepho() {
                 ;;
             nepho__subcmd__cluster,watch)
                 cmd="nepho__subcmd__cluster__subcmd__watch"
+                ;;
+            nepho__subcmd__cluster__subcmd__help,evacuate)
+                cmd="nepho__subcmd__cluster__subcmd__help__subcmd__evacuate"
                 ;;
             nepho__subcmd__cluster__subcmd__help,failover)
                 cmd="nepho__subcmd__cluster__subcmd__help__subcmd__failover"
@@ -345,6 +351,9 @@ _nepho() {
                 ;;
             nepho__subcmd__help__subcmd__cloudlet,validate)
                 cmd="nepho__subcmd__help__subcmd__cloudlet__subcmd__validate"
+                ;;
+            nepho__subcmd__help__subcmd__cluster,evacuate)
+                cmd="nepho__subcmd__help__subcmd__cluster__subcmd__evacuate"
                 ;;
             nepho__subcmd__help__subcmd__cluster,failover)
                 cmd="nepho__subcmd__help__subcmd__cluster__subcmd__failover"
@@ -920,8 +929,34 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__cluster)
-            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version status failover watch migrate rebalance usage help"
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version status failover watch migrate rebalance evacuate usage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__cluster__subcmd__evacuate)
+            opts="-o -q -v -h -V --dry-run --output --no-input --quiet --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -972,8 +1007,22 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__cluster__subcmd__help)
-            opts="status failover watch migrate rebalance usage help"
+            opts="status failover watch migrate rebalance evacuate usage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__cluster__subcmd__help__subcmd__evacuate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2472,8 +2521,22 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__help__subcmd__cluster)
-            opts="status failover watch migrate rebalance usage"
+            opts="status failover watch migrate rebalance evacuate usage"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__help__subcmd__cluster__subcmd__evacuate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

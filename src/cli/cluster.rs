@@ -448,7 +448,42 @@ pub fn rebalance(cx: &Context, a: &RebalanceArgs) -> Result<()> {
             .await
             .map_err(providers::provider_error)
     })?;
-    cx.out.data(&report, || {
+    report_moves(
+        cx,
+        &report,
+        a.dry_run,
+        "balanced: no move would narrow the gap between the hosts",
+    )
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EvacuateArgs {
+    /// The host to empty (its name in the cluster file); it must answer
+    pub host: String,
+    /// Print the moves without making them
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `cluster:evacuate HOST [--dry-run]`.
+pub fn evacuate(cx: &Context, a: &EvacuateArgs) -> Result<()> {
+    let report = runtime()?.block_on(async {
+        let kvm = providers::kvm(&cx.paths).await?;
+        kvm.evacuate(&a.host, a.dry_run)
+            .await
+            .map_err(providers::provider_error)
+    })?;
+    report_moves(cx, &report, a.dry_run, "the host has no nepho machines")
+}
+
+/// Prints a rebalance/evacuate report; an error when a move failed or found no room.
+fn report_moves(
+    cx: &Context,
+    report: &nepho_provider_kvm::RebalanceReport,
+    dry_run: bool,
+    nothing: &str,
+) -> Result<()> {
+    cx.out.data(report, || {
         let spread = |m: &std::collections::BTreeMap<String, f64>| {
             m.iter()
                 .map(|(h, f)| format!("{h} {:.0}%", f * 100.0))
@@ -457,21 +492,26 @@ pub fn rebalance(cx: &Context, a: &RebalanceArgs) -> Result<()> {
         };
         let mut text = format!("memory used before: {}\n", spread(&report.before));
         if report.moves.is_empty() {
-            text.push_str("balanced: no move would narrow the gap between the hosts\n");
+            text.push_str(nothing);
+            text.push('\n');
         } else {
             text.push_str(&format!(
                 "memory used after{}: {}\n",
-                if a.dry_run { " (planned)" } else { "" },
+                if dry_run { " (planned)" } else { "" },
                 spread(&report.after)
             ));
             text.push_str(&render_moves(&report.moves));
         }
         text
     });
-    let failed = report.moves.iter().filter(|m| m.status == "failed").count();
-    if failed > 0 {
+    let stuck = report
+        .moves
+        .iter()
+        .filter(|m| m.status == "failed" || m.status == "no-room")
+        .count();
+    if stuck > 0 {
         return Err(Error::Other(format!(
-            "{failed} of {} move(s) failed and were put back (see REASON)",
+            "{stuck} of {} move(s) failed (put back) or found no room (see REASON)",
             report.moves.len()
         )));
     }

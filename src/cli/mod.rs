@@ -133,6 +133,8 @@ pub enum ClusterCommand {
     Migrate(cluster::MigrateArgs),
     /// Even out memory use across the hosts by migrating machines (offline, one at a time)
     Rebalance(cluster::RebalanceArgs),
+    /// Move every machine off a live host (maintenance), offline, one at a time
+    Evacuate(cluster::EvacuateArgs),
     /// What each machine uses: per disk / iSCSI export (space, I/O, sessions) and per address
     /// (traffic)
     Usage(cluster::UsageArgs),
@@ -324,6 +326,7 @@ fn run(cli: Cli, out: &mut Out) -> Result<()> {
         Command::Cluster(ClusterCommand::Watch(a)) => cluster::watch(&cx, &a),
         Command::Cluster(ClusterCommand::Migrate(a)) => cluster::migrate(&cx, &a),
         Command::Cluster(ClusterCommand::Rebalance(a)) => cluster::rebalance(&cx, &a),
+        Command::Cluster(ClusterCommand::Evacuate(a)) => cluster::evacuate(&cx, &a),
         Command::Cluster(ClusterCommand::Usage(a)) => cluster::usage(&cx, &a),
         Command::Create(a) => formation::run(&cx, formation::FormationCommand::Create(a)),
         Command::Destroy(a) => formation::run(&cx, formation::FormationCommand::Destroy(a)),

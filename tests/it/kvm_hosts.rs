@@ -642,6 +642,36 @@ fn kvm_offline_migration_and_rebalance_between_two_hosts() {
     let describe = env.run(&["formation:describe", &name]).ok().stdout;
     assert!(describe.contains("host h2"), "{describe}");
 
+    // Maintenance on h2: evacuate it (the plan, then for real).
+    let plan = env
+        .run(&["-o", "json", "cluster:evacuate", "h2", "--dry-run"])
+        .ok()
+        .json();
+    let moves = plan["moves"].as_array().unwrap();
+    assert_eq!(moves.len(), 1, "{plan}");
+    assert_eq!(
+        (moves[0]["machine"].as_str(), moves[0]["to"].as_str()),
+        (Some("hello-1"), Some("h1")),
+        "{plan}"
+    );
+    assert!(on(&h2, "hello-1"), "a plan moves nothing");
+    let done = env
+        .run(&["-o", "json", "cluster:evacuate", "h2"])
+        .ok()
+        .json();
+    assert_eq!(done["moves"][0]["status"], "moved", "{done}");
+    assert!(domains(&h2, &name).is_empty() && on(h1, "hello-1") && on(h1, "hello-2"));
+    let (_, blk) = sh(&format!("virsh -c {h1} domblklist {}", dom("hello-1")));
+    assert!(blk.contains(iso.to_str().unwrap()), "{blk}");
+    let empty = env.run(&["cluster:evacuate", "h2"]).ok();
+    assert!(
+        empty.stdout.contains("no nepho machines"),
+        "{}",
+        empty.stdout
+    );
+    let unknown = env.run(&["cluster:evacuate", "h9"]);
+    assert_eq!(unknown.code, 4, "{}", unknown.stderr);
+
     env.run(&["destroy", &name]).ok();
     assert!(domains(h1, &name).is_empty() && domains(&h2, &name).is_empty());
     let (_, left) = sh(&format!("find {s} -path '*{name}*'"));

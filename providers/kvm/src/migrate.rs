@@ -65,7 +65,7 @@ pub struct MigrateResult {
     pub seconds: f64,
 }
 
-/// What `cluster:rebalance` prints (`-o json`).
+/// What `cluster:rebalance` and `cluster:evacuate` print (`-o json`).
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RebalanceReport {
     /// Memory used / capacity per reachable host, before and after (as planned).
@@ -343,6 +343,101 @@ impl KvmProvider {
                         r.reason = Some(e.to_string());
                     }
                 }
+            }
+            moves.push(r);
+        }
+        Ok(RebalanceReport {
+            before,
+            after,
+            moves,
+        })
+    }
+
+    /// `cluster:evacuate HOST`: every machine off a live host (maintenance), each to the host
+    /// the allocator picks among the others, biggest first; a machine that fits nowhere is
+    /// reported (`no-room`) and stays. Unless `dry_run`, the moves are made one at a time.
+    pub async fn evacuate(
+        &self,
+        host: &str,
+        dry_run: bool,
+    ) -> Result<RebalanceReport, ProviderError> {
+        if self.cluster.host(host).is_none() {
+            return Err(invalid(
+                format!("host {host} is not in the cluster file"),
+                None,
+            ));
+        }
+        let loads = place::host_loads(&self.cluster).await;
+        let here = loads
+            .iter()
+            .find(|l| l.host.name == host)
+            .expect("checked above");
+        if let Some(e) = &here.error {
+            return Err(ProviderError::Unavailable {
+                message: format!("host {host} does not answer ({e})"),
+                hint: Some(format!(
+                    "a dead host's machines move with `nepho cluster:failover {host}`"
+                )),
+            });
+        }
+        let mut machines = here.domains.clone();
+        machines.sort_by(|a, b| b.record.memory_mb.cmp(&a.record.memory_mb));
+        let before = spread_of(&loads);
+        let mut planned = loads.clone();
+        let mut plan: Vec<(FoundDomain, Result<String, String>)> = Vec::new();
+        for d in machines {
+            let labels = self.labels_of(&d).await;
+            match self.destination(&d, &planned, &labels, None) {
+                Ok(to) => {
+                    for l in planned.iter_mut() {
+                        if l.host.name == d.host {
+                            l.used_cpus -= d.record.cpus;
+                            l.used_memory_mb -= d.record.memory_mb;
+                        } else if l.host.name == to.name {
+                            l.used_cpus += d.record.cpus;
+                            l.used_memory_mb += d.record.memory_mb;
+                        }
+                    }
+                    plan.push((d, Ok(to.name)));
+                }
+                Err(e) => plan.push((d, Err(e.to_string()))),
+            }
+        }
+        let after = spread_of(&planned);
+        let mut moves = Vec::new();
+        for (d, to) in plan {
+            let mut r = MigrateResult {
+                formation: d.record.formation.clone(),
+                machine: d.record.machine.clone(),
+                domain: d.name.clone(),
+                from: d.host.clone(),
+                to: to.clone().unwrap_or_default(),
+                status: "planned".into(),
+                was_running: d.state == "running",
+                address: None,
+                copied_bytes: 0,
+                memory_mb: d.record.memory_mb,
+                reason: None,
+                seconds: 0.0,
+            };
+            match to {
+                Err(why) => {
+                    r.status = "no-room".into();
+                    r.reason = Some(why);
+                }
+                Ok(to) if !dry_run => {
+                    match self
+                        .migrate(&d.record.formation, &d.record.machine, Some(&to))
+                        .await
+                    {
+                        Ok(done) => r = done,
+                        Err(e) => {
+                            r.status = "failed".into();
+                            r.reason = Some(e.to_string());
+                        }
+                    }
+                }
+                Ok(_) => {}
             }
             moves.push(r);
         }
