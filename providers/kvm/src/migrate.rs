@@ -381,7 +381,7 @@ impl KvmProvider {
             });
         }
         let mut machines = here.domains.clone();
-        machines.sort_by(|a, b| b.record.memory_mb.cmp(&a.record.memory_mb));
+        machines.sort_by_key(|d| std::cmp::Reverse(d.record.memory_mb));
         let before = spread_of(&loads);
         let mut planned = loads.clone();
         let mut plan: Vec<(FoundDomain, Result<String, String>)> = Vec::new();
