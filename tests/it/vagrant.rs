@@ -284,6 +284,24 @@ fn vagrant_hello_create_ssh_update_destroy() {
     assert!(ssh.stdout.contains(&name), "{}", ssh.stdout);
     assert!(ssh.stdout.contains("Hello from nepho"), "{}", ssh.stdout);
 
+    // The Vagrantfile's `# nepho:output url=http://${default.address}/`, for `open`.
+    let described = vg
+        .run(&["-o", "json", "formation:describe", &name])
+        .ok()
+        .json();
+    // "vagrant@192.168.121.x:22", from `vagrant ssh-config`.
+    let ssh_to = described["details"]["outputs"]["default.ssh"]
+        .as_str()
+        .unwrap();
+    let address = ssh_to.split(['@', ':']).nth(1).unwrap();
+    assert!(address.starts_with("192.168.121."), "{described}");
+    assert_eq!(
+        described["details"]["outputs"]["url"],
+        format!("http://{address}/")
+    );
+    let url = vg.run(&["open", &name, "--print"]).ok().stdout;
+    assert_eq!(url.trim(), format!("http://{address}/"));
+
     let list = vg.run(&["-o", "json", "formation:list"]).ok().json();
     let row = list
         .as_array()

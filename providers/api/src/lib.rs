@@ -548,6 +548,52 @@ impl fmt::Display for PowerAction {
     }
 }
 
+// ---- outputs: `${machine.address}` templates (KVM patterns, Vagrantfile annotations) ----
+
+/// The `x` of every `${x.address}` in `text`.
+pub fn address_references(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else { break };
+        if let Some(name) = after[..end].strip_suffix(".address") {
+            out.push(name.to_string());
+        }
+        rest = &after[end + 1..];
+    }
+    out
+}
+
+/// Replaces `${x.address}` using `address_of(x)`; unknown references stay as they are.
+pub fn substitute_addresses(
+    text: &str,
+    address_of: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let inner = &after[..end];
+        match inner.strip_suffix(".address").and_then(address_of) {
+            Some(v) => out.push_str(&v),
+            None => {
+                out.push_str("${");
+                out.push_str(inner);
+                out.push('}');
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

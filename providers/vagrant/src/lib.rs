@@ -1110,6 +1110,21 @@ impl Provider for VagrantProvider {
                     format!("{}@{}:{}", e.user, e.host, e.port),
                 );
             }
+            // Declared outputs, for running machines only (a stopped one's cached address
+            // may be gone).
+            let running: Vec<_> = cached
+                .iter()
+                .filter(|e| {
+                    machines
+                        .iter()
+                        .any(|(m, s)| *m == e.machine && s == "running")
+                })
+                .cloned()
+                .collect();
+            let declared = std::fs::read_to_string(dir.join("Vagrantfile"))
+                .map(|v| project::output_templates(&v))
+                .unwrap_or_default();
+            outputs.extend(project::outputs_from(&declared, &running));
             Ok(FormationDetails {
                 summary: FormationSummary {
                     name: formation.to_string(),
@@ -1185,9 +1200,13 @@ impl Provider for VagrantProvider {
                     format!("{}@{}:{}", e.user, e.host, e.port),
                 );
             }
+            let declared = std::fs::read_to_string(dir.join("Vagrantfile"))
+                .map(|v| project::output_templates(&v))
+                .unwrap_or_default();
+            outputs.extend(project::outputs_from(&declared, &ssh));
             Ok(Endpoints {
+                url: outputs.get("url").cloned(),
                 ssh,
-                url: None,
                 outputs,
             })
         })

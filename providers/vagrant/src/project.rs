@@ -126,6 +126,42 @@ pub fn boxes_in(vagrantfile: &str) -> Vec<String> {
     boxes
 }
 
+/// Outputs a Vagrantfile declares for nepho in comments, as `# nepho:output KEY=TEMPLATE`
+/// (`${machine.address}` is the machine's address from `vagrant ssh-config`), e.g.
+/// `# nepho:output url=http://${default.address}/` for `formation:open`.
+pub fn output_templates(vagrantfile: &str) -> BTreeMap<String, String> {
+    vagrantfile
+        .lines()
+        .filter_map(|line| {
+            let rest = line.trim().strip_prefix('#')?.trim_start();
+            let decl = rest.strip_prefix("nepho:output")?.trim();
+            let (key, template) = decl.split_once('=')?;
+            let key = key.trim();
+            (!key.is_empty() && !key.contains(char::is_whitespace))
+                .then(|| (key.to_string(), template.trim().to_string()))
+        })
+        .collect()
+}
+
+/// Fills `templates` with the machines' addresses; outputs still naming an unknown (or
+/// stopped) machine are left out.
+pub fn outputs_from(
+    templates: &BTreeMap<String, String>,
+    ssh: &[nepho_provider_api::SshEndpoint],
+) -> BTreeMap<String, String> {
+    let address_of = |m: &str| ssh.iter().find(|e| e.machine == m).map(|e| e.host.clone());
+    templates
+        .iter()
+        .map(|(k, t)| {
+            (
+                k.clone(),
+                nepho_provider_api::substitute_addresses(t, &address_of),
+            )
+        })
+        .filter(|(_, v)| !v.contains("${"))
+        .collect()
+}
+
 /// The machine declared `primary: true` in a multi-machine Vagrantfile.
 pub fn primary_machine(vagrantfile: &str) -> Option<String> {
     vagrantfile.lines().find_map(|line| {
@@ -330,6 +366,27 @@ pub fn known_machines(dir: &Path) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_are_declared_in_comments_and_filled_from_ssh_config() {
+        let v = "Vagrant.configure(\"2\") do |c|\n  # nepho:output url=http://${web-1.address}/\n#nepho:output  db = ${db.address}:5432\n  # nepho:outputs nope=1\n  c.vm.box = \"x\" # nepho:output late=not-a-comment-line\nend\n";
+        let t = output_templates(v);
+        assert_eq!(t.len(), 2, "{t:?}");
+        assert_eq!(t["url"], "http://${web-1.address}/");
+        let ssh = vec![nepho_provider_api::SshEndpoint {
+            machine: "web-1".into(),
+            host: "192.168.121.7".into(),
+            port: 22,
+            user: "vagrant".into(),
+            identity_file: None,
+            options: vec![],
+        }];
+        let out = outputs_from(&t, &ssh);
+        assert_eq!(out["url"], "http://192.168.121.7/");
+        assert!(!out.contains_key("db"), "db has no address yet: {out:?}");
+    }
+
     use super::*;
 
     #[test]
