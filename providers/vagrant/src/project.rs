@@ -387,8 +387,6 @@ mod tests {
         assert!(!out.contains_key("db"), "db has no address yet: {out:?}");
     }
 
-    use super::*;
-
     #[test]
     fn boxes_are_found_in_a_vagrantfile() {
         let v = r##"
