@@ -9,6 +9,8 @@ set -euo pipefail
 
 log() { printf '[daemons] %s\n' "$*" >&2; }
 die() { printf '[daemons] ERROR: %s\n' "$*" >&2; exit 1; }
+# A process that runs (a zombie nobody reaped has exited).
+live() { local s; s=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) && [ -n "$s" ] && [ "$s" != Z ]; }
 
 [ "$(id -u)" = 0 ] || die "must run as root"
 TIMEOUT=${NEPHO_LIBVIRT_TIMEOUT:-90}
@@ -25,7 +27,7 @@ fi
 # ---- daemons ----------------------------------------------------------------------------
 running() { # name pidfile
   local pid
-  if [ -f "$2" ] && pid=$(cat "$2" 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null \
+  if [ -f "$2" ] && pid=$(cat "$2" 2>/dev/null) && [ -n "$pid" ] && live "$pid" \
      && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = "$1" ]; then
     return 0
   fi
@@ -34,7 +36,7 @@ running() { # name pidfile
   local ns
   ns=$(readlink /proc/self/ns/mnt)
   for pid in $(pgrep -x "$1" 2>/dev/null); do
-    [ "$(readlink "/proc/$pid/ns/mnt" 2>/dev/null)" = "$ns" ] && return 0
+    [ "$(readlink "/proc/$pid/ns/mnt" 2>/dev/null)" = "$ns" ] && live "$pid" && return 0
   done
   return 1
 }

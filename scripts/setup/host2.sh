@@ -30,6 +30,8 @@ set -euo pipefail
 
 log() { printf '[host2] %s\n' "$*" >&2; }
 die() { printf '[host2] ERROR: %s\n' "$*" >&2; exit 1; }
+# A process that runs (a zombie nobody reaped has exited).
+live() { local s; s=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) && [ -n "$s" ] && [ "$s" != Z ]; }
 
 RUN=/run/nepho-host2
 STATE=${NEPHO_HOST2_STATE:-/var/lib/nepho-host2}
@@ -44,14 +46,13 @@ VIRTLOGD_PID=$RUN/virtlogd.pid
 
 answers() { timeout 10 virsh -c "$URI" version >/dev/null 2>&1; }
 
-not_zombie() { [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
 
 ns_pids() { # every process in host2's mount namespace, and host2's QEMUs (by pid file)
   local ns pid f
   if [ -f "$NSFILE" ] && ns=$(cat "$NSFILE") && [ -n "$ns" ]; then
     for pid in /proc/[0-9]*; do
       pid=${pid#/proc/}
-      [ "$(readlink "/proc/$pid/ns/mnt" 2>/dev/null)" = "$ns" ] && not_zombie "$pid" || continue
+      [ "$(readlink "/proc/$pid/ns/mnt" 2>/dev/null)" = "$ns" ] && live "$pid" || continue
       # Only host2's namespace has libvirt's config bind-mounted from $STATE (guards against
       # a stale $NSFILE whose inode a new, unrelated namespace reuses).
       [[ "$(cat "/proc/$pid/mountinfo" 2>/dev/null)" == *" $STATE/etc /etc/libvirt "* ]] && echo "$pid"
@@ -61,7 +62,7 @@ ns_pids() { # every process in host2's mount namespace, and host2's QEMUs (by pi
     [ -f "$f" ] || continue
     pid=$(cat "$f" 2>/dev/null) || continue
     [[ "$pid" =~ ^[0-9]+$ ]] || continue
-    [[ "$(cat /proc/"$pid"/comm 2>/dev/null)" == qemu-system* ]] && not_zombie "$pid" && echo "$pid"
+    [[ "$(cat /proc/"$pid"/comm 2>/dev/null)" == qemu-system* ]] && live "$pid" && echo "$pid"
   done
   return 0
 }
@@ -69,7 +70,7 @@ ns_pids() { # every process in host2's mount namespace, and host2's QEMUs (by pi
 libvirtd_alive() {
   local pid
   [ -f "$LIBVIRTD_PID" ] && pid=$(cat "$LIBVIRTD_PID" 2>/dev/null) && [ -n "$pid" ] \
-    && kill -0 "$pid" 2>/dev/null && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = libvirtd ]
+    && live "$pid" && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = libvirtd ]
 }
 
 keep_drop_first() {

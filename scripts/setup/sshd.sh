@@ -11,6 +11,8 @@ set -euo pipefail
 
 log() { printf '[sshd] %s\n' "$*" >&2; }
 die() { printf '[sshd] ERROR: %s\n' "$*" >&2; exit 1; }
+# A process that runs (a zombie nobody reaped has exited).
+live() { local s; s=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) && [ -n "$s" ] && [ "$s" != Z ]; }
 
 cmd=${1:-}
 PORT=${2:-2222}
@@ -26,7 +28,7 @@ pid_alive() {
   [ -f "$PIDFILE" ] || return 1
   pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
   # A pid file that survived its process (a restored machine) may name another program now.
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = sshd ]
+  [ -n "$pid" ] && live "$pid" && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = sshd ]
 }
 listening() { [[ "$(ss -Hltn "sport = :$PORT" 2>/dev/null)" == *"$ADDR:$PORT"* ]]; }
 answers() {

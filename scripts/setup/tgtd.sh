@@ -19,6 +19,8 @@ set -euo pipefail
 
 log() { printf '[tgtd] %s\n' "$*" >&2; }
 die() { printf '[tgtd] ERROR: %s\n' "$*" >&2; exit 1; }
+# A process that runs (a zombie nobody reaped has exited).
+live() { local s; s=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) && [ -n "$s" ] && [ "$s" != Z ]; }
 
 cmd=${1:-}
 PORT=${2:-3260}
@@ -37,7 +39,7 @@ pid_alive() {
   local pid
   [ -f "$PIDFILE" ] || return 1
   pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = tgtd ]
+  [ -n "$pid" ] && live "$pid" && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = tgtd ]
 }
 listening() { [[ "$(ss -Hltn "sport = :$PORT" 2>/dev/null)" == *"$ADDR:$PORT"* ]]; }
 answers() { timeout 5 tgtadm -C "$CTL" --op show --mode system >/dev/null 2>&1; }
@@ -89,7 +91,7 @@ case "$cmd" in
     done
     tgtadm -C "$CTL" --op delete --mode system >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
     t0=$SECONDS
-    while kill -0 "$pid" 2>/dev/null; do
+    while live "$pid"; do
       if (( SECONDS - t0 >= TIMEOUT )); then
         log "tgtd (pid $pid) did not exit within ${TIMEOUT}s; sending SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
