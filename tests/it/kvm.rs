@@ -534,15 +534,11 @@ fn kvm_add_and_remove_drives_live() {
 #[test]
 fn kvm_static_address_from_the_pool_and_no_spoofing() {
     let Some(env) = kvm_env() else { return };
-    let cluster = env.home().join("cluster.yaml");
-    let text = std::fs::read_to_string(&cluster).unwrap();
-    let text = text.replacen(
+    crate::support::edit_cluster(
+        &env,
         "networks:\n  - name: default\n",
         "networks:\n  - name: default\n    pool: 192.168.122.240-192.168.122.249\n",
-        1,
     );
-    assert!(text.contains("pool: 192.168.122.240"), "{text}");
-    std::fs::write(&cluster, text).unwrap();
     let (name, _teardown) = formation(&env, "pool");
     env.run(&["create", "hello", "--name", &name]).ok();
     let address = env

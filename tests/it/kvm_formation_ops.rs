@@ -288,16 +288,12 @@ fn kvm_vnc_display_through_an_ssh_forward() {
 #[test]
 fn kvm_attach_and_detach_a_nic_live() {
     let Some(env) = kvm_env() else { return };
-    let cluster = env.home().join("cluster.yaml");
-    let text = std::fs::read_to_string(&cluster).unwrap();
-    let text = text.replacen(
+    crate::support::edit_cluster(
+        &env,
         "networks:\n  - name: default\n",
         // Wide: a dnsmasq lease outlives its NIC (an hour) and blocks the address until then.
         "networks:\n  - name: default\n    pool: 192.168.122.150-192.168.122.229\n",
-        1,
     );
-    assert!(text.contains("pool: 192.168.122.150"), "{text}");
-    std::fs::write(&cluster, text).unwrap();
     let (name, _teardown) = formation(&env, "nic");
     env.run(&["create", "hello", "--name", &name]).ok();
     let domain = format!("nepho-{name}-hello");

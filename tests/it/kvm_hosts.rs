@@ -59,10 +59,10 @@ fn targets(name: &str) -> Vec<String> {
 }
 
 /// Removes whatever the test left, also when it failed (host2 is started for that).
-struct Cleanup<'a> {
-    env: &'a Env,
-    name: String,
-    h2: String,
+pub(crate) struct Cleanup<'a> {
+    pub(crate) env: &'a Env,
+    pub(crate) name: String,
+    pub(crate) h2: String,
 }
 
 impl Drop for Cleanup<'_> {
@@ -87,16 +87,16 @@ impl Drop for Cleanup<'_> {
     }
 }
 
-struct Setup {
-    env: Env,
-    h2: String,
-    storage: PathBuf,
+pub(crate) struct Setup {
+    pub(crate) env: Env,
+    pub(crate) h2: String,
+    pub(crate) storage: PathBuf,
 }
 
 /// An Env whose cluster file has h2 (first, first-fit: machines go there) and h1; `None` when
 /// the test must be skipped. h1 is this machine's libvirtd, where other tests run machines at
 /// the same time: it is made big, so that their load hardly counts against it.
-fn two_hosts() -> Option<Setup> {
+pub(crate) fn two_hosts() -> Option<Setup> {
     let libvirt =
         sh("command -v virsh && command -v libvirtd && virsh -c qemu:///system version").0;
     if !libvirt {

@@ -6,10 +6,7 @@
 //! sees half of h2's vCPUs taken by the machine and picks h1). Which host wins when the
 //! measured usage differs is checked by the unit tests in `providers/kvm/src/place.rs`.
 
-use std::path::PathBuf;
-
-use crate::kvm_hosts::{HOST2, domains, host2, host2_lock, sh};
-use crate::support::Env;
+use crate::kvm_hosts::{Cleanup, HOST2, Setup, domains, host2_lock, two_hosts};
 
 /// This machine's physical memory in MiB, as the kernel counts it.
 fn mem_total_mb() -> u64 {
@@ -23,28 +20,6 @@ fn mem_total_mb() -> u64 {
         / 1024
 }
 
-/// Removes the formation and its files, also when the test failed.
-struct Cleanup<'a> {
-    env: &'a Env,
-    name: String,
-    h2: String,
-    storage: PathBuf,
-}
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        let _ = self.env.run(&["destroy", &self.name]);
-        for uri in ["qemu:///system", self.h2.as_str()] {
-            for d in domains(uri, &self.name) {
-                sh(&format!(
-                    "virsh -c '{uri}' destroy {d}; virsh -c '{uri}' undefine {d}"
-                ));
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.storage);
-    }
-}
-
 fn host<'v>(status: &'v serde_json::Value, name: &str) -> &'v serde_json::Value {
     status["hosts"]
         .as_array()
@@ -56,51 +31,33 @@ fn host<'v>(status: &'v serde_json::Value, name: &str) -> &'v serde_json::Value 
 
 #[test]
 fn kvm_least_used_placement_over_two_measured_hosts() {
-    let libvirt =
-        sh("command -v virsh && command -v libvirtd && virsh -c qemu:///system version").0;
-    if !libvirt {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install and start libvirtd (scripts/test does)"
-        );
-        eprintln!("SKIPPED: libvirt is not installed or libvirtd is not running");
-        return;
-    }
     let _lock = HOST2.lock().unwrap_or_else(|e| e.into_inner());
     let _host2 = host2_lock();
-    let (ok, _) = host2("start");
-    assert!(ok, "scripts/setup/host2.sh start failed");
-    let (_, h2) = host2("uri");
-
-    let mut env = Env::new();
-    env.run(&["cloudlet:install", "hello"]).ok();
-    let storage: PathBuf = tempfile::Builder::new()
-        .prefix("nepho-it-placement.")
-        .tempdir_in("/var/tmp")
-        .unwrap()
-        .keep();
-    std::fs::set_permissions(
-        &storage,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let s = storage.display();
-    // h1 is where other tests run machines at the same time: it is made big, so that their
-    // load hardly counts against it.
-    let cluster = format!(
-        "hosts:\n  - name: h2\n    uri: '{h2}'\n    cpus: 2\n    memory_mb: 4096\n    dir: {s}/h2\n  - name: h1\n    uri: qemu:///system\n    cpus: 64\n    memory_mb: 65536\n    dir: {s}/h1\nnetworks:\n  - name: default\nstorage:\n  dir: {s}/vols\nimages:\n  tiny: /var/cache/nepho-test/images/tiny-guest.qcow2\ndomain_type: qemu\nplacement: least-used\nready_timeout_s: 180\nshutdown_timeout_s: 20\n"
-    );
-    let cluster_file = env.path("kvm-cluster.yaml");
-    std::fs::write(&cluster_file, cluster).unwrap();
-    env.vars
-        .push(("NEPHO_CLUSTER".into(), cluster_file.display().to_string()));
+    let Some(Setup { env, h2, storage }) = two_hosts() else {
+        return;
+    };
+    // The shared two-host cluster file, with more memory on h2 and least-used placement.
+    // h1 is where other tests run machines at the same time: it is big, so that their load
+    // hardly counts against it.
+    let cluster = env.path("kvm/cluster.yaml");
+    let mut text = std::fs::read_to_string(&cluster).unwrap();
+    for (from, to) in [
+        (
+            "    memory_mb: 1024\n    dir:",
+            "    memory_mb: 4096\n    dir:",
+        ),
+        ("placement: first-fit\n", "placement: least-used\n"),
+    ] {
+        assert!(text.contains(from), "{text}");
+        text = text.replacen(from, to, 1);
+    }
+    std::fs::write(&cluster, text).unwrap();
     let env = &env;
     let name = format!("lu{}", std::process::id());
     let _cleanup = Cleanup {
         env,
         name: name.clone(),
         h2: h2.clone(),
-        storage: storage.clone(),
     };
 
     // Both hosts measured, with numbers that make sense for this machine.
@@ -165,4 +122,5 @@ fn kvm_least_used_placement_over_two_measured_hosts() {
     env.run(&["destroy", &name]).ok();
     assert!(domains("qemu:///system", &name).is_empty());
     assert!(domains(&h2, &name).is_empty());
+    let _ = std::fs::remove_dir_all(&storage);
 }

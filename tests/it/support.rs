@@ -561,14 +561,22 @@ pub fn use_loopback_sshd_host(env: &Env) -> String {
     assert!(started.success(), "scripts/setup/sshd.sh start");
     let key = "/var/lib/nepho-test/sshd/client_key";
     let uri = format!("qemu+ssh://root@127.0.0.1:2222/system?keyfile={key}&no_verify=1");
-    let cluster = env.home().join("cluster.yaml");
-    let text = std::fs::read_to_string(&cluster).unwrap();
-    let text = text.replacen(
+    edit_cluster(
+        env,
         "  - name: local\n    uri: qemu:///system\n",
         &format!("  - name: remote\n    uri: \"{uri}\"\n"),
-        1,
     );
-    assert!(text.contains("name: remote"), "{text}");
-    std::fs::write(&cluster, text).unwrap();
     uri
+}
+
+/// Replaces `from` (which must be there) with `to` in the env's cluster file (the one
+/// `register kvm` wrote).
+pub fn edit_cluster(env: &Env, from: &str, to: &str) {
+    let cluster = env.home().join("cluster.yaml");
+    let text = std::fs::read_to_string(&cluster).unwrap();
+    assert!(
+        text.contains(from),
+        "{from:?} not in the cluster file:\n{text}"
+    );
+    std::fs::write(&cluster, text.replacen(from, to, 1)).unwrap();
 }

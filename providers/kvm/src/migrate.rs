@@ -175,6 +175,37 @@ fn spread_of(loads: &[HostLoad]) -> BTreeMap<String, f64> {
         .collect()
 }
 
+/// Moves `d`'s share (vCPUs, memory) from its host to `to` in a plan's loads.
+fn move_load(loads: &mut [HostLoad], d: &FoundDomain, to: &str) {
+    for l in loads.iter_mut() {
+        if l.host.name == d.host {
+            l.used_cpus -= d.record.cpus;
+            l.used_memory_mb -= d.record.memory_mb;
+        } else if l.host.name == to {
+            l.used_cpus += d.record.cpus;
+            l.used_memory_mb += d.record.memory_mb;
+        }
+    }
+}
+
+/// A move of `d` to `to` that has not been made (yet).
+fn planned(d: &FoundDomain, to: &str) -> MigrateResult {
+    MigrateResult {
+        formation: d.record.formation.clone(),
+        machine: d.record.machine.clone(),
+        domain: d.name.clone(),
+        from: d.host.clone(),
+        to: to.to_string(),
+        status: "planned".into(),
+        was_running: d.state == "running",
+        address: None,
+        copied_bytes: 0,
+        memory_mb: d.record.memory_mb,
+        reason: None,
+        seconds: 0.0,
+    }
+}
+
 /// The greedy rebalancing plan: (formation, machine, from, to) moves, at most `max_moves`.
 pub(crate) fn plan_rebalance(
     loads: &[HostLoad],
@@ -226,11 +257,8 @@ pub(crate) fn plan_rebalance(
             break;
         };
         let d = loads[hi].domains.remove(i);
-        loads[hi].used_cpus -= d.record.cpus;
-        loads[hi].used_memory_mb -= d.record.memory_mb;
-        loads[lo].used_cpus += d.record.cpus;
-        loads[lo].used_memory_mb += d.record.memory_mb;
         let to = loads[lo].host.name.clone();
+        move_load(&mut loads, &d, &to);
         loads[lo].domains.push(d.clone());
         moves.push((d, to));
     }
@@ -256,30 +284,44 @@ impl KvmProvider {
         let labels = self.labels_of(&d).await;
         let to = self.destination(&d, &loads, &labels, to)?;
         let started = Instant::now();
-        let mut result = MigrateResult {
-            formation: formation.to_string(),
-            machine: machine.to_string(),
-            domain: d.name.clone(),
-            from: d.host.clone(),
-            to: to.name.clone(),
+        let (address, copied_bytes) = self.move_offline(&d, &to).await?;
+        Ok(MigrateResult {
             status: "moved".into(),
-            was_running: d.state == "running",
-            address: None,
-            copied_bytes: 0,
-            memory_mb: d.record.memory_mb,
-            reason: None,
-            seconds: 0.0,
-        };
-        let outcome = self.move_offline(&d, &to).await;
-        result.seconds = started.elapsed().as_secs_f64();
-        match outcome {
-            Ok((address, copied)) => {
-                result.address = address;
-                result.copied_bytes = copied;
-                Ok(result)
-            }
-            Err(e) => Err(e),
+            address,
+            copied_bytes,
+            seconds: started.elapsed().as_secs_f64(),
+            ..planned(&d, &to.name)
+        })
+    }
+
+    /// Makes the planned moves one at a time (unless `dry_run`); a move that failed, or a
+    /// machine the plan found no room for (`Err(why)`), is reported and the rest go on.
+    async fn make_moves(
+        &self,
+        plan: Vec<(FoundDomain, Result<String, String>)>,
+        dry_run: bool,
+    ) -> Vec<MigrateResult> {
+        let mut moves = Vec::new();
+        for (d, to) in plan {
+            let r = match to {
+                Err(why) => MigrateResult {
+                    status: "no-room".into(),
+                    reason: Some(why),
+                    ..planned(&d, "")
+                },
+                Ok(to) if dry_run => planned(&d, &to),
+                Ok(to) => self
+                    .migrate(&d.record.formation, &d.record.machine, Some(&to))
+                    .await
+                    .unwrap_or_else(|e| MigrateResult {
+                        status: "failed".into(),
+                        reason: Some(e.to_string()),
+                        ..planned(&d, &to)
+                    }),
+            };
+            moves.push(r);
         }
+        moves
     }
 
     /// `cluster:rebalance`: plans moves (see the module doc) and, unless `dry_run`, makes them
@@ -307,49 +349,14 @@ impl KvmProvider {
         let before = spread_of(&loads);
         let mut after_loads = loads.clone();
         for (d, to) in &plan {
-            for l in after_loads.iter_mut() {
-                if l.host.name == d.host {
-                    l.used_memory_mb -= d.record.memory_mb;
-                } else if l.host.name == *to {
-                    l.used_memory_mb += d.record.memory_mb;
-                }
-            }
+            move_load(&mut after_loads, d, to);
         }
         let after = spread_of(&after_loads);
-        let mut moves = Vec::new();
-        for (d, to) in plan {
-            let mut r = MigrateResult {
-                formation: d.record.formation.clone(),
-                machine: d.record.machine.clone(),
-                domain: d.name.clone(),
-                from: d.host.clone(),
-                to: to.clone(),
-                status: "planned".into(),
-                was_running: d.state == "running",
-                address: None,
-                copied_bytes: 0,
-                memory_mb: d.record.memory_mb,
-                reason: None,
-                seconds: 0.0,
-            };
-            if !dry_run {
-                match self
-                    .migrate(&d.record.formation, &d.record.machine, Some(&to))
-                    .await
-                {
-                    Ok(done) => r = done,
-                    Err(e) => {
-                        r.status = "failed".into();
-                        r.reason = Some(e.to_string());
-                    }
-                }
-            }
-            moves.push(r);
-        }
+        let plan = plan.into_iter().map(|(d, to)| (d, Ok(to))).collect();
         Ok(RebalanceReport {
             before,
             after,
-            moves,
+            moves: self.make_moves(plan, dry_run).await,
         })
     }
 
@@ -383,68 +390,23 @@ impl KvmProvider {
         let mut machines = here.domains.clone();
         machines.sort_by_key(|d| std::cmp::Reverse(d.record.memory_mb));
         let before = spread_of(&loads);
-        let mut planned = loads.clone();
+        let mut after_loads = loads.clone();
         let mut plan: Vec<(FoundDomain, Result<String, String>)> = Vec::new();
         for d in machines {
             let labels = self.labels_of(&d).await;
-            match self.destination(&d, &planned, &labels, None) {
+            match self.destination(&d, &after_loads, &labels, None) {
                 Ok(to) => {
-                    for l in planned.iter_mut() {
-                        if l.host.name == d.host {
-                            l.used_cpus -= d.record.cpus;
-                            l.used_memory_mb -= d.record.memory_mb;
-                        } else if l.host.name == to.name {
-                            l.used_cpus += d.record.cpus;
-                            l.used_memory_mb += d.record.memory_mb;
-                        }
-                    }
+                    move_load(&mut after_loads, &d, &to.name);
                     plan.push((d, Ok(to.name)));
                 }
                 Err(e) => plan.push((d, Err(e.to_string()))),
             }
         }
-        let after = spread_of(&planned);
-        let mut moves = Vec::new();
-        for (d, to) in plan {
-            let mut r = MigrateResult {
-                formation: d.record.formation.clone(),
-                machine: d.record.machine.clone(),
-                domain: d.name.clone(),
-                from: d.host.clone(),
-                to: to.clone().unwrap_or_default(),
-                status: "planned".into(),
-                was_running: d.state == "running",
-                address: None,
-                copied_bytes: 0,
-                memory_mb: d.record.memory_mb,
-                reason: None,
-                seconds: 0.0,
-            };
-            match to {
-                Err(why) => {
-                    r.status = "no-room".into();
-                    r.reason = Some(why);
-                }
-                Ok(to) if !dry_run => {
-                    match self
-                        .migrate(&d.record.formation, &d.record.machine, Some(&to))
-                        .await
-                    {
-                        Ok(done) => r = done,
-                        Err(e) => {
-                            r.status = "failed".into();
-                            r.reason = Some(e.to_string());
-                        }
-                    }
-                }
-                Ok(_) => {}
-            }
-            moves.push(r);
-        }
+        let after = spread_of(&after_loads);
         Ok(RebalanceReport {
             before,
             after,
-            moves,
+            moves: self.make_moves(plan, dry_run).await,
         })
     }
 
