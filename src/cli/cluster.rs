@@ -1,6 +1,8 @@
-//! `cluster:failover HOST`: restart a dead KVM host's machines elsewhere and print what moved.
+//! `cluster:*` (KVM): failover and the watcher (foreground or in the background), migrate,
+//! rebalance, evacuate, usage, and `cluster:status`.
 
 use super::Context;
+use super::formation::runtime;
 use crate::error::{Error, Result};
 use crate::output;
 use crate::providers;
@@ -38,10 +40,7 @@ fn render(report: &nepho_provider_kvm::FailoverReport) -> String {
 }
 
 pub fn failover(cx: &Context, host: &str) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Other(e.to_string()))?;
+    let runtime = runtime()?;
     cx.out.notice(&format!(
         "failover: moving the machines of host {host} (waits until they are ready)"
     ));
@@ -313,10 +312,7 @@ pub fn watch(cx: &Context, a: &WatchArgs) -> Result<()> {
             std::process::id()
         );
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Other(e.to_string()))?;
+    let runtime = runtime()?;
     runtime.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
         let names: Vec<String> = kvm.cluster().hosts.iter().map(|h| h.name.clone()).collect();
@@ -400,13 +396,6 @@ fn render_moves(moves: &[nepho_provider_kvm::MigrateResult]) -> String {
         ]);
     }
     output::render_table(&t)
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Other(e.to_string()))
 }
 
 /// `cluster:migrate FORMATION MACHINE [--to HOST]`.
@@ -606,6 +595,73 @@ pub fn usage(cx: &Context, a: &UsageArgs) -> Result<()> {
             output::render_table(&disks),
             output::render_table(&nets)
         )
+    });
+    Ok(())
+}
+
+/// `cluster:status`: hosts, capacity, usage and the machines on each, read from the hosts.
+pub fn status(cx: &Context) -> Result<()> {
+    let status = runtime()?.block_on(async {
+        let kvm = providers::kvm(&cx.paths).await?;
+        kvm.cluster_status()
+            .await
+            .map_err(providers::provider_error)
+    })?;
+    let value = serde_json::to_value(&status).map_err(|e| Error::Other(e.to_string()))?;
+    cx.out.data(&value, || {
+        let mut t = output::table(&[
+            "HOST",
+            "URI",
+            "UP",
+            "VCPUS USED",
+            "MEMORY USED",
+            "MEMORY IN USE",
+            "CPU BUSY",
+            "MACHINES",
+        ]);
+        for h in value["hosts"].as_array().into_iter().flatten() {
+            let machines: Vec<String> = h["machines"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| {
+                    format!(
+                        "{}/{} ({})",
+                        m["formation"].as_str().unwrap_or(""),
+                        m["machine"].as_str().unwrap_or(""),
+                        m["state"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            t.add_row(vec![
+                h["name"].as_str().unwrap_or("").to_string(),
+                h["uri"].as_str().unwrap_or("").to_string(),
+                if h["reachable"] == true {
+                    "yes".into()
+                } else {
+                    "NO".into()
+                },
+                format!("{}/{}", h["used"]["cpus"], h["capacity"]["cpus"]),
+                format!(
+                    "{}/{} MiB",
+                    h["used"]["memory_mb"], h["capacity"]["memory_mb"]
+                ),
+                // Measured on the host, every process counted (`-` when it cannot be read).
+                match (
+                    h["measured"]["memory_used_mb"].as_u64(),
+                    h["measured"]["memory_total_mb"].as_u64(),
+                ) {
+                    (Some(used), Some(total)) => format!("{used}/{total} MiB"),
+                    _ => "-".into(),
+                },
+                h["measured"]["cpu_busy_percent"]
+                    .as_f64()
+                    .map(|p| format!("{p:.0}%"))
+                    .unwrap_or_else(|| "-".into()),
+                machines.join(", "),
+            ]);
+        }
+        output::render_table(&t)
     });
     Ok(())
 }

@@ -271,7 +271,7 @@ pub fn run(cx: &Context, cmd: FormationCommand) -> Result<()> {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1280,73 +1280,6 @@ fn change_media(
             change.host
         ),
         None => format!("{}/{}: no ISO attached\n", fdir.name, change.machine),
-    });
-    Ok(())
-}
-
-/// `cluster:status`: hosts, capacity, usage and the machines on each, read from the hosts.
-pub fn cluster_status(cx: &Context) -> Result<()> {
-    let status = runtime()?.block_on(async {
-        let kvm = providers::kvm(&cx.paths).await?;
-        kvm.cluster_status()
-            .await
-            .map_err(providers::provider_error)
-    })?;
-    let value = serde_json::to_value(&status).map_err(|e| Error::Other(e.to_string()))?;
-    cx.out.data(&value, || {
-        let mut t = output::table(&[
-            "HOST",
-            "URI",
-            "UP",
-            "VCPUS USED",
-            "MEMORY USED",
-            "MEMORY IN USE",
-            "CPU BUSY",
-            "MACHINES",
-        ]);
-        for h in value["hosts"].as_array().into_iter().flatten() {
-            let machines: Vec<String> = h["machines"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|m| {
-                    format!(
-                        "{}/{} ({})",
-                        m["formation"].as_str().unwrap_or(""),
-                        m["machine"].as_str().unwrap_or(""),
-                        m["state"].as_str().unwrap_or("")
-                    )
-                })
-                .collect();
-            t.add_row(vec![
-                h["name"].as_str().unwrap_or("").to_string(),
-                h["uri"].as_str().unwrap_or("").to_string(),
-                if h["reachable"] == true {
-                    "yes".into()
-                } else {
-                    "NO".into()
-                },
-                format!("{}/{}", h["used"]["cpus"], h["capacity"]["cpus"]),
-                format!(
-                    "{}/{} MiB",
-                    h["used"]["memory_mb"], h["capacity"]["memory_mb"]
-                ),
-                // Measured on the host, every process counted (`-` when it cannot be read).
-                match (
-                    h["measured"]["memory_used_mb"].as_u64(),
-                    h["measured"]["memory_total_mb"].as_u64(),
-                ) {
-                    (Some(used), Some(total)) => format!("{used}/{total} MiB"),
-                    _ => "-".into(),
-                },
-                h["measured"]["cpu_busy_percent"]
-                    .as_f64()
-                    .map(|p| format!("{p:.0}%"))
-                    .unwrap_or_else(|| "-".into()),
-                machines.join(", "),
-            ]);
-        }
-        output::render_table(&t)
     });
     Ok(())
 }

@@ -321,7 +321,7 @@ fn run(cli: Cli, out: &mut Out) -> Result<()> {
         Command::Registry(c) => registry::run(&cx, c),
         Command::Formation(c) => formation::run(&cx, c),
         Command::Register(a) => register::run(&cx, a),
-        Command::Cluster(ClusterCommand::Status) => formation::cluster_status(&cx),
+        Command::Cluster(ClusterCommand::Status) => cluster::status(&cx),
         Command::Cluster(ClusterCommand::Failover { host }) => cluster::failover(&cx, &host),
         Command::Cluster(ClusterCommand::Watch(a)) => cluster::watch(&cx, &a),
         Command::Cluster(ClusterCommand::Migrate(a)) => cluster::migrate(&cx, &a),
