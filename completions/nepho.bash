@@ -769,13 +769,17 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__cloudlet__subcmd__install)
-            opts="-o -q -v -h -V --ref --force --output --no-input --quiet --verbose --config --help --version"
+            opts="-o -q -v -h -V --ref --force --name --output --no-input --quiet --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --ref)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

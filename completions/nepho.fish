@@ -83,6 +83,7 @@ complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_su
 complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from describe" -s h -l help -d 'Print help'
 complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from describe" -s V -l version -d 'Print version'
 complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from install" -l ref -d 'Branch, tag or commit to check out' -r
+complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from install" -l name -d 'Install a Nepho 1.x cloudlet under this name (default: the last part of its git URL without `.git`, as 1.x named it); for two cloudlets whose URLs end alike' -r
 complete -c nepho -n "__fish_nepho_using_subcommand cloudlet; and __fish_seen_subcommand_from install" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
 json\t''
 yaml\t''"

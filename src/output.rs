@@ -119,6 +119,8 @@ pub struct InstalledCloudlet {
     pub reference: Option<String>,
     pub commit: Option<String>,
     pub scenarios: Vec<String>,
+    /// Nepho 1.x blueprints that did not load or render when installed (they fail when used).
+    pub broken_blueprints: Vec<crate::cloudlet::install::BrokenBlueprint>,
     /// Set when the installed copy no longer loads.
     pub error: Option<String>,
 }

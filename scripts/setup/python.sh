@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Python tools the tests use, in one venv reused across runs:
-#   jinja2 + PyYAML  reference renderer for Nepho 1.x compatibility (tests/tools/jinja2_render.py)
+#   jinja2 + PyYAML  reference renderer for Nepho 1.x compatibility (tests/tools/nepho1_render.py)
 #   moto[server]     CloudFormation/S3/EC2 mock for the aws provider tests (moto_server on 127.0.0.1)
 #   awscli           the tool users would otherwise run, for the benchmark
 # Usage: scripts/setup/python.sh   (prints the venv path on stdout)

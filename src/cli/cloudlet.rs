@@ -32,6 +32,10 @@ pub enum CloudletCommand {
         /// Replace an installed cloudlet of the same name
         #[arg(long)]
         force: bool,
+        /// Install a Nepho 1.x cloudlet under this name (default: the last part of its git
+        /// URL without `.git`, as 1.x named it); for two cloudlets whose URLs end alike
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
     },
     /// List installed cloudlets
     List,
@@ -77,7 +81,8 @@ pub fn run(cx: &Context, cmd: CloudletCommand) -> Result<()> {
             source,
             reference,
             force,
-        } => install_cmd(cx, &source, reference.as_deref(), force),
+            name,
+        } => install_cmd(cx, &source, reference.as_deref(), force, name.as_deref()),
         CloudletCommand::List => list(cx),
         CloudletCommand::Update { name, all } => update(cx, name.as_deref(), all),
         CloudletCommand::Uninstall { name, force } => uninstall(cx, &name, force),
@@ -229,6 +234,11 @@ pub(crate) fn installed_view(i: &Installed) -> InstalledCloudlet {
         reference: i.record.as_ref().and_then(|r| r.reference.clone()),
         commit: i.record.as_ref().map(|r| r.commit.clone()),
         scenarios: i.cloudlet.scenario_names().unwrap_or_default(),
+        broken_blueprints: i
+            .record
+            .as_ref()
+            .map(|r| r.broken_blueprints.clone())
+            .unwrap_or_default(),
         error: None,
     }
 }
@@ -257,7 +267,13 @@ fn tree_view(root: &Path, items: &[InstalledCloudlet]) -> String {
     s
 }
 
-fn install_cmd(cx: &Context, arg: &str, reference: Option<&str>, force: bool) -> Result<()> {
+fn install_cmd(
+    cx: &Context,
+    arg: &str,
+    reference: Option<&str>,
+    force: bool,
+    name: Option<&str>,
+) -> Result<()> {
     let source = if let Some(name) = arg.strip_prefix("bundled:") {
         if !bundled::exists(name) {
             return Err(Error::not_found(format!(
@@ -288,7 +304,10 @@ fn install_cmd(cx: &Context, arg: &str, reference: Option<&str>, force: bool) ->
         match registry::lookup(&entries, arg) {
             Ok(entry) => match entry.url.strip_prefix("bundled:") {
                 Some(name) => Source::Bundled(name.to_string()),
-                None => Source::Git(entry.url.clone()),
+                None => Source::Registry {
+                    name: arg.to_string(),
+                    url: entry.url.clone(),
+                },
             },
             Err(_) if bundled::exists(arg) => Source::Bundled(arg.to_string()),
             Err(e) => return Err(e),
@@ -301,6 +320,7 @@ fn install_cmd(cx: &Context, arg: &str, reference: Option<&str>, force: bool) ->
         &source,
         &InstallOptions {
             reference,
+            name,
             force,
             git: &git,
             notice: &notice,
@@ -334,6 +354,7 @@ fn list(cx: &Context) -> Result<()> {
                 reference: None,
                 commit: None,
                 scenarios: vec![],
+                broken_blueprints: vec![],
                 error: Some(e.to_string()),
             },
         })

@@ -343,6 +343,10 @@ fn render_cmd(
         secret_keys: merged.secrets.iter().cloned().collect(),
     };
     let file = render::render_pattern(&installed.cloudlet, &scenario, &cx_render)?;
+    if installed.cloudlet.format == crate::cloudlet::CloudletFormat::V1 {
+        // 1.x parsed what it rendered (format_template) and failed there; so does nepho.
+        render::check_rendered(scenario.provider, &file, &scenario.pattern.path)?;
+    }
     let result = RenderedScenario {
         cloudlet: installed.cloudlet.manifest.name.clone(),
         scenario: scenario.name.clone(),

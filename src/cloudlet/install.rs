@@ -26,6 +26,17 @@ pub struct InstallRecord {
     pub installed_at: String,
     pub updated_at: Option<String>,
     pub submodules: Vec<String>,
+    /// Nepho 1.x blueprints that failed validation when installed or updated (1.x installed
+    /// them anyway and failed only when one was used; so does nepho, and says which).
+    #[serde(default)]
+    pub broken_blueprints: Vec<BrokenBlueprint>,
+}
+
+/// A 1.x blueprint that does not load or render, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct BrokenBlueprint {
+    pub name: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone)]
@@ -62,12 +73,18 @@ fn sweep_stale(cloudlets: &Path) {
         else {
             continue;
         };
-        let pid: i32 = rest
-            .split('-')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        let alive = pid > 0 && unsafe { libc::kill(pid, 0) } == 0;
+        // `.tmp-install-PID-NONCE`, `.trash-PID-NONCE`: the pid is the next-to-last part.
+        let Some(pid) = rest
+            .rsplit('-')
+            .nth(1)
+            .and_then(|p| p.parse::<i32>().ok())
+            .filter(|p| *p > 0)
+        else {
+            continue; // not a name nepho makes: leave it alone
+        };
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
         if !alive {
             let _ = std::fs::remove_dir_all(entry.path());
         }
@@ -147,7 +164,9 @@ pub fn find(paths: &Paths, name: &str) -> Result<Installed> {
         .flatten()
         .filter(|i| {
             let n = i.cloudlet.name();
-            n.as_str() == name || n.short() == name
+            n.as_str() == name
+                || n.short() == name
+                || i.cloudlet.declared_name.as_deref() == Some(name)
         })
         .collect();
     match matches.len() {
@@ -175,15 +194,76 @@ pub fn find(paths: &Paths, name: &str) -> Result<Installed> {
 pub enum Source {
     Bundled(String),
     Git(String),
+    /// A git URL found in the registry under `name`.
+    Registry {
+        name: String,
+        url: String,
+    },
 }
 
 impl Source {
+    /// The name a Nepho 1.x cloudlet from here is installed under, as 1.x named its directory.
+    fn default_name(&self) -> Option<String> {
+        match self {
+            Source::Bundled(n) => Some(CloudletName::parse(n).ok()?.dir_name()),
+            Source::Registry { name, .. } => Some(CloudletName::parse(name).ok()?.dir_name()),
+            Source::Git(url) => {
+                let last = url
+                    .trim_end_matches('/')
+                    .rsplit(['/', ':'])
+                    .next()?
+                    .trim_end_matches(".git");
+                CloudletName::parse(last).ok().map(|n| n.to_string())
+            }
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             Source::Bundled(n) => format!("bundled:{n}"),
-            Source::Git(u) => u.clone(),
+            Source::Git(u) | Source::Registry { url: u, .. } => u.clone(),
         }
     }
+}
+
+/// Validates a cloudlet about to be installed. Any problem refuses a native cloudlet. A Nepho 1.x
+/// cloudlet is refused only for problems of the whole cloudlet; a blueprint that does not load
+/// or render is returned as broken (1.x installed such cloudlets and failed when one was used).
+fn checked(cloudlet: &Cloudlet, consequence: &str) -> Result<Vec<BrokenBlueprint>> {
+    let report = validate::validate(cloudlet);
+    let v1 = cloudlet.format == super::CloudletFormat::V1;
+    let fatal: Vec<&String> = if v1 {
+        report.errors.iter().collect()
+    } else {
+        report.errors().collect()
+    };
+    if let Some(first) = fatal.first() {
+        let count = fatal.len();
+        return Err(Error::invalid(format!(
+            "{} failed validation ({count} error{}); {consequence}:\n  {}",
+            cloudlet.manifest.name,
+            if count == 1 { "" } else { "s" },
+            fatal
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        ))
+        .with_hint(if first.contains("required") {
+            "fix the cloudlet and install again"
+        } else {
+            "fix the cloudlet, then install again"
+        }));
+    }
+    Ok(report
+        .scenarios
+        .iter()
+        .filter(|s| v1 && !s.ok)
+        .map(|s| BrokenBlueprint {
+            name: s.scenario.clone(),
+            reason: s.errors.join("; "),
+        })
+        .collect())
 }
 
 /// Does `arg` look like a git URL or path rather than a registry name?
@@ -198,6 +278,9 @@ pub fn looks_like_url(arg: &str) -> bool {
 
 pub struct InstallOptions<'a> {
     pub reference: Option<&'a str>,
+    /// The name to install under (`--name`); a Nepho 1.x cloudlet is otherwise named after its
+    /// source: the last part of the git URL without `.git`, or the registry/bundled name.
+    pub name: Option<&'a str>,
     pub force: bool,
     pub git: &'a Git,
     /// Progress lines ("Cloning from ...") go here (stderr, unless --quiet).
@@ -244,7 +327,7 @@ pub fn install(paths: &Paths, source: &Source, opts: &InstallOptions) -> Result<
             )?;
             (None, Vec::new())
         }
-        Source::Git(url) => {
+        Source::Git(url) | Source::Registry { url, .. } => {
             (opts.notice)(&format!("Cloning from {url} ..."));
             git.clone_repo(url, &work)?;
             let branch = match opts.reference {
@@ -260,25 +343,27 @@ pub fn install(paths: &Paths, source: &Source, opts: &InstallOptions) -> Result<
     };
 
     validate::check_tree(&work)?;
-    let cloudlet = Cloudlet::load(&work)?;
-    let report = validate::validate(&cloudlet);
-    if let Some(first) = report.errors().next() {
-        let count = report.errors().count();
-        return Err(Error::invalid(format!(
-            "{} failed validation ({count} error{}); nothing was installed:\n  {}",
-            cloudlet.manifest.name,
-            if count == 1 { "" } else { "s" },
-            report
-                .errors()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join("\n  ")
+    let v1_name = match opts.name {
+        Some(n) => Some(CloudletName::parse(n)?.to_string()),
+        None => source.default_name(),
+    };
+    let mut cloudlet = Cloudlet::load_named(&work, v1_name.as_deref())?;
+    if let Some(n) = opts.name
+        && cloudlet.format == super::CloudletFormat::Native
+        && n != cloudlet.manifest.name
+    {
+        return Err(Error::usage(format!(
+            "--name {n}: a native cloudlet is named by its cloudlet.yaml ({})",
+            cloudlet.manifest.name
         ))
-        .with_hint(if first.contains("required") {
-            "fix the cloudlet and install again"
-        } else {
-            "fix the cloudlet, then install again"
-        }));
+        .with_hint("--name renames Nepho 1.x cloudlets only"));
+    }
+    let broken_blueprints = checked(&cloudlet, "nothing was installed")?;
+    for b in &broken_blueprints {
+        cloudlet.warnings.push(format!(
+            "blueprint {} is broken and will fail when used: {}",
+            b.name, b.reason
+        ));
     }
     let name = cloudlet.name();
     let target = cloudlets.join(name.dir_name());
@@ -291,6 +376,7 @@ pub fn install(paths: &Paths, source: &Source, opts: &InstallOptions) -> Result<
         installed_at: crate::util::now_rfc3339(),
         updated_at: None,
         submodules,
+        broken_blueprints,
     };
     write_record(&work, &record)?;
 
@@ -317,7 +403,16 @@ pub fn install(paths: &Paths, source: &Source, opts: &InstallOptions) -> Result<
         std::fs::rename(&work, &target).at(&target)?;
     }
     drop(tmp);
-    let cloudlet = Cloudlet::load(&target)?;
+    let mut cloudlet = Cloudlet::load(&target)?;
+    cloudlet.warnings = std::mem::take(&mut cloudlet.warnings)
+        .into_iter()
+        .chain(record.broken_blueprints.iter().map(|b| {
+            format!(
+                "blueprint {} is broken and will fail when used: {}",
+                b.name, b.reason
+            )
+        }))
+        .collect();
     Ok(Installed {
         dir: target,
         cloudlet,
@@ -413,10 +508,7 @@ pub fn update(paths: &Paths, git: &Git, name: &str) -> Result<UpdateOutcome> {
     let subs = git.init_submodules(dir, dir, 0).map_err(rollback)?;
     validate::check_tree(dir).map_err(rollback)?;
     let cloudlet = Cloudlet::load(dir).map_err(rollback)?;
-    let report = validate::validate(&cloudlet);
-    if let Some(first) = report.errors().next() {
-        return Err(rollback(Error::invalid(first.clone())));
-    }
+    record.broken_blueprints = checked(&cloudlet, "nothing was changed").map_err(rollback)?;
     record.commit = git.head(dir)?;
     record.updated_at = Some(crate::util::now_rfc3339());
     record.submodules = subs.into_iter().map(|p| p.display().to_string()).collect();

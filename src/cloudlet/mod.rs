@@ -152,6 +152,9 @@ pub struct Cloudlet {
     pub decls: IndexMap<String, ParamDecl>,
     /// Nepho 1.x: the flat `parameters:` of `cloudlet.yaml`.
     pub v1_parameters: Option<Node>,
+    /// Nepho 1.x: the `name:` written in cloudlet.yaml, if any. A 1.x cloudlet is named by the
+    /// directory it is installed in (`manifest.name`), as 1.x did; this is shown, not used.
+    pub declared_name: Option<String>,
     pub warnings: Vec<String>,
 }
 
@@ -185,6 +188,12 @@ pub struct Scenario {
 
 impl Cloudlet {
     pub fn load(root: &Path) -> Result<Cloudlet> {
+        Cloudlet::load_named(root, None)
+    }
+
+    /// Loads a cloudlet; a Nepho 1.x one takes `name` (else its directory's name) as its name,
+    /// whatever its cloudlet.yaml says, as 1.x did. Native cloudlets keep their `name:`.
+    pub fn load_named(root: &Path, name: Option<&str>) -> Result<Cloudlet> {
         let root = root.canonicalize().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::not_found(format!("no cloudlet at {}", root.display()))
@@ -208,15 +217,25 @@ impl Cloudlet {
             Error::invalid(format!("{} is missing cloudlet.yaml", root.display()))
                 .with_hint("every cloudlet needs a cloudlet.yaml with at least `name:`")
         })?;
-        let node = yaml::parse(&src, &manifest_file, format.dialect(), yaml::Tags::CoreOnly)?
-            .ok_or_else(|| {
-                Error::from(YamlError::at(
+        let parsed = yaml::parse(&src, &manifest_file, format.dialect(), yaml::Tags::CoreOnly)?
+            .filter(|n| !(format == CloudletFormat::V1 && n.is_null()));
+        let node = match (parsed, format) {
+            (Some(node), _) => node,
+            // Many 1.x cloudlet.yaml files are a comment and nothing else (`--- # my-cloudlet`).
+            (None, CloudletFormat::V1) => Node {
+                value: yaml::NodeValue::Map(IndexMap::new()),
+                pos: yaml::Pos { line: 1, col: 1 },
+                plain: None,
+            },
+            (None, CloudletFormat::Native) => {
+                return Err(Error::from(YamlError::at(
                     &manifest_file,
                     Some(&src),
                     yaml::Pos { line: 1, col: 1 },
                     "cloudlet.yaml is empty",
-                ))
-            })?;
+                )));
+            }
+        };
         let map = node.as_map().ok_or_else(|| {
             Error::from(YamlError::at(
                 &manifest_file,
@@ -292,6 +311,30 @@ impl Cloudlet {
                 )),
             }
         }
+        let mut declared_name = None;
+        if format == CloudletFormat::V1 {
+            // 1.x: the install directory names the cloudlet (cloudlet.yaml's `name:` is optional
+            // and, where present, only informative).
+            let dir_name = root.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let chosen = name
+                .map(str::to_string)
+                .or_else(|| CloudletName::parse(dir_name).ok().map(|_| dir_name.to_string()))
+                .or_else(|| {
+                    CloudletName::parse(&manifest.name)
+                        .ok()
+                        .map(|n| n.dir_name())
+                })
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "{}: a Nepho 1.x cloudlet is named by its directory, and \"{dir_name}\" is not a valid name",
+                        root.display()
+                    ))
+                    .with_hint("install it with `--name NAME`")
+                })?;
+            CloudletName::parse(&chosen)?;
+            declared_name =
+                Some(std::mem::replace(&mut manifest.name, chosen)).filter(|n| !n.is_empty());
+        }
         if manifest.name.is_empty() {
             return Err(err(&node, "cloudlet.yaml has no `name`".into())
                 .into_hint("add `name: owner/cloudlet` to cloudlet.yaml"));
@@ -312,6 +355,7 @@ impl Cloudlet {
             manifest_file,
             decls,
             v1_parameters,
+            declared_name,
             warnings,
         })
     }
@@ -457,7 +501,17 @@ impl Cloudlet {
         })?;
         let pattern = match self.format {
             CloudletFormat::Native => self.native_pattern(name, provider, pattern, &file, &src)?,
-            CloudletFormat::V1 => self.v1_pattern(name, provider, pattern, &file, &src)?,
+            CloudletFormat::V1 => {
+                if let Some((p, pos)) = pattern.as_ref().filter(|(p, _)| p != name) {
+                    warnings.push(format!(
+                        "{}:{}:{}: `pattern: {p}` is ignored, as Nepho 1.x ignored it: the template comes from resources/{name}/",
+                        file.display(),
+                        pos.line,
+                        pos.col
+                    ));
+                }
+                self.v1_pattern(name, provider, pattern, &file, &src)?
+            }
         };
         let provisioner = match (self.format, provisioner) {
             (CloudletFormat::Native, Some((p, pos))) => {
@@ -584,8 +638,13 @@ impl Cloudlet {
         file: &Path,
         src: &str,
     ) -> Result<PatternRef> {
-        let (name, pos) =
-            pattern.unwrap_or_else(|| (blueprint.to_string(), yaml::Pos { line: 1, col: 1 }));
+        // 1.2.3 takes the template from resources/<blueprint file stem>; a `pattern:` key (pre-1.0
+        // blueprints have one) is ignored, as it was then.
+        let pos = pattern
+            .as_ref()
+            .map(|(_, pos)| *pos)
+            .unwrap_or(yaml::Pos { line: 1, col: 1 });
+        let name = blueprint.to_string();
         let rel = safe_relative(&name).ok_or_else(|| {
             Error::from(YamlError::at(
                 file,
@@ -611,13 +670,9 @@ impl Cloudlet {
             )
             .into());
         }
-        let search_path = vec![
-            dir,
-            resources.join("common").join(provider.as_str()),
-            resources.join("common"),
-            resources,
-            self.root.clone(),
-        ];
+        // 1.2.3 (nepho/core/scenario.py): FileSystemLoader([resources/common/<provider>,
+        // resources/<blueprint>]); the shared library wins, includes resolve against both.
+        let search_path = vec![resources.join("common").join(provider.as_str()), dir];
         Ok(PatternRef {
             entry: entry.to_string(),
             path,

@@ -24,10 +24,21 @@ pub struct ValueSources {
 }
 
 /// Provider defaults Nepho 1.x applied before anything else.
+/// (1.2.3: `params` of nepho/providers/aws_provider.py and vagrant_provider.py, except that
+/// `VagrantBackend` names the Vagrant provider nepho runs, libvirt, where 1.x said virtualbox.)
 fn v1_provider_defaults(provider: ProviderKind) -> Vec<(&'static str, Value)> {
     match provider {
-        ProviderKind::Vagrant => vec![("VagrantBackend", Value::String("libvirt".into()))],
-        ProviderKind::Aws | ProviderKind::Kvm => vec![],
+        ProviderKind::Vagrant => vec![
+            ("VagrantBackend", Value::String("libvirt".into())),
+            ("BoxName", Value::Null),
+        ],
+        ProviderKind::Aws => vec![
+            ("AWSAccessKeyID", Value::Null),
+            ("AWSSecretAccessKey", Value::Null),
+            ("AWSRegion", Value::Null),
+            ("KeyName", Value::Null),
+        ],
+        ProviderKind::Kvm => vec![],
     }
 }
 
@@ -90,7 +101,10 @@ pub fn layers(
         layers.push(Layer::from_file(file, LayerKind::ValuesFile, dialect)?);
     }
     for set in &sources.sets {
-        layers.push(Layer::from_set(set)?);
+        layers.push(match cloudlet.format {
+            CloudletFormat::Native => Layer::from_set(set)?,
+            CloudletFormat::V1 => Layer::from_set_v1(set)?,
+        });
     }
     for (name, value) in &sources.prompted {
         layers.push(Layer::single(LayerKind::Prompt, name, value.clone()));

@@ -534,6 +534,21 @@ impl Layer {
         }
     }
 
+    /// A Nepho 1.x command-line parameter: `KEY=VALUE` with the value a string, as 1.x's
+    /// `-p KEY=VALUE` gave it (no YAML typing, no dotted paths).
+    pub fn from_set_v1(arg: &str) -> Result<Layer> {
+        let (key, raw) = arg.split_once('=').ok_or_else(|| {
+            Error::usage(format!("--set expects KEY=VALUE, got \"{arg}\""))
+                .with_hint("for example: --set InstanceType=m1.small")
+        })?;
+        if key.is_empty() {
+            return Err(Error::usage(format!("--set {arg}: empty key")));
+        }
+        let mut layer = Layer::single(LayerKind::Set, key, Value::String(raw.to_string()));
+        layer.arg = Some(arg.to_string());
+        Ok(layer)
+    }
+
     pub fn single(kind: LayerKind, name: &str, value: Value) -> Layer {
         let pos = Pos { line: 0, col: 0 };
         let mut values = IndexMap::new();
@@ -673,6 +688,26 @@ pub fn merge(
                 layer.arg.as_deref(),
             );
             if mode == MergeMode::V1 {
+                // 1.2.3 (core/scenario.py): stored and command-line parameters override only
+                // keys the provider, cloudlet or blueprint define; others never reach a template.
+                let user_layer = matches!(
+                    layer.kind,
+                    LayerKind::User | LayerKind::ValuesFile | LayerKind::Set | LayerKind::Prompt
+                );
+                if user_layer && !tree.contains_key(key) {
+                    let origin = match (&layer.file, &layer.arg) {
+                        (Some(f), _) => format!(
+                            "{}:{}:{}",
+                            f.display(),
+                            entry.key_pos.line,
+                            entry.key_pos.col
+                        ),
+                        (None, Some(arg)) => format!("--set {arg}"),
+                        _ => layer.kind.as_str().into(),
+                    };
+                    warnings.push(format!("{origin}: \"{key}\" is not a parameter of this Nepho 1.x cloudlet or blueprint; ignored (1.x passes only the parameters they define)"));
+                    continue;
+                }
                 tree.insert(key.clone(), incoming);
                 continue;
             }

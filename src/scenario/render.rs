@@ -55,11 +55,16 @@ pub fn render_pattern(
         CloudletFormat::Native => Flavor::Native,
         CloudletFormat::V1 => Flavor::Python,
     };
+    // `"%s-%d" % (a, b)`: Python's printf-style formatting, which Jinja2 has and minijinja
+    // (patched, see vendor/README.md) hands to us.
+    minijinja::value::set_string_rem_hook(python_percent);
     let mut env = Environment::new();
+    // Jinja2's default `Undefined`: prints as empty, iterates as empty, is false; an attribute
+    // of an undefined value is an error; an attribute of None is undefined.
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
     // Jinja2 never auto-escapes unless told to; minijinja would JSON-escape `.json`/`.yaml`.
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.set_unknown_method_callback(python_methods);
     env.set_debug(false);
     let root = cloudlet.root.clone();
     let search: Arc<Vec<PathBuf>> = Arc::new(scenario.pattern.search_path.clone());
@@ -94,6 +99,75 @@ pub fn render_pattern(
             env.set_formatter(python_formatter);
             env.add_filter("tojson", python_tojson);
             env.add_filter("string", |v: JValue| python_str(&v));
+            env.add_filter(
+                "format",
+                |format: String, args: minijinja::value::Rest<JValue>| {
+                    let args = if args.len() == 1 {
+                        args[0].clone()
+                    } else {
+                        JValue::from(minijinja::value::Tuple::new(args.0))
+                    };
+                    python_percent(&format, &args)
+                },
+            );
+            // Jinja2's Undefined has a length (0) and iterates as empty: so do its filters.
+            env.add_filter("int", python_int);
+            env.add_filter("float", python_float_filter);
+            env.add_filter("round", python_round);
+            env.add_filter("sum", python_sum);
+            env.add_filter("replace", python_replace);
+            env.add_filter("length", python_length);
+            // Jinja2 filters minijinja does not have.
+            env.add_filter("wordcount", |v: JValue| {
+                python_str(&v)
+                    .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .filter(|w| !w.is_empty())
+                    .count()
+            });
+            env.add_filter("center", |v: JValue, width: Option<usize>| {
+                // Python's str.center: the odd space goes right when the text is even-sized.
+                let text = python_str(&v);
+                let width = width.unwrap_or(80);
+                let len = text.chars().count();
+                if width <= len {
+                    return text;
+                }
+                let pad = width - len;
+                let left = pad / 2 + (pad & width & 1);
+                format!("{}{text}{}", " ".repeat(left), " ".repeat(pad - left))
+            });
+            env.add_filter(
+                "truncate",
+                |v: JValue,
+                 length: Option<usize>,
+                 killwords: Option<bool>,
+                 end: Option<String>,
+                 leeway: Option<usize>| {
+                    let text = python_str(&v);
+                    let length = length.unwrap_or(255);
+                    let end = end.unwrap_or_else(|| "...".into());
+                    let leeway = leeway.unwrap_or(5);
+                    let chars: Vec<char> = text.chars().collect();
+                    if chars.len() <= length + leeway {
+                        return text;
+                    }
+                    let keep = length.saturating_sub(end.chars().count());
+                    let head: String = chars[..keep].iter().collect();
+                    if killwords.unwrap_or(false) {
+                        return head + &end;
+                    }
+                    let cut = match head.rfind(' ') {
+                        Some(i) => &head[..i],
+                        None => head.as_str(),
+                    };
+                    format!("{cut}{end}")
+                },
+            );
+            env.add_filter("count", python_length);
+            // Python's `callable()` as a global, and Jinja2's `callable` test.
+            let callable = |v: JValue| v.kind() == ValueKind::Plain && v.as_object().is_some();
+            env.add_function("callable", callable);
+            env.add_test("callable", callable);
         }
         Flavor::Native => {
             env.set_formatter(native_formatter);
@@ -101,10 +175,16 @@ pub fn render_pattern(
     }
 
     let parameters = to_jinja(&cx.parameters);
+    // Native: every value but the secrets. 1.x: every parameter but the AWS keys (the global
+    // 1.x cloudlets call, as later 1.x provided it; 1.2.3 itself did not define it).
+    let hidden = |k: &String| match flavor {
+        Flavor::Native => cx.secret_keys.contains(k),
+        Flavor::Python => k == "AWSAccessKeyID" || k == "AWSSecretAccessKey",
+    };
     let env_vars: serde_json::Map<String, Value> = cx
         .parameters
         .iter()
-        .filter(|(k, _)| !cx.secret_keys.contains(k))
+        .filter(|(k, _)| !hidden(k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let env_vars = to_jinja(&env_vars);
@@ -136,18 +216,23 @@ pub fn render_pattern(
     // `with context`, as Jinja2 templates written for 1.x expect.
     env.add_global("parameters", parameters);
     env.add_global("cloudlet", cloudlet_cx);
-    env.add_global(
-        "formation",
-        to_jinja(serde_json::json!({ "name": cx.formation })),
-    );
     match cloudlet.format {
-        CloudletFormat::V1 => env.add_global(
-            "blueprint",
-            to_jinja(
-                serde_json::json!({"name": scenario.name, "provider": scenario.provider.as_str()}),
-            ),
-        ),
+        CloudletFormat::V1 => {
+            // 1.2.3's context: parameters, cloudlet, blueprint, and `scripts = None` ("for
+            // backwards compatibility"; shared templates still loop over `scripts.*`).
+            env.add_global(
+                "blueprint",
+                to_jinja(
+                    serde_json::json!({"name": scenario.name, "provider": scenario.provider.as_str()}),
+                ),
+            );
+            env.add_global("scripts", JValue::from(()));
+        }
         CloudletFormat::Native => {
+            env.add_global(
+                "formation",
+                to_jinja(serde_json::json!({ "name": cx.formation })),
+            );
             env.add_global("scenario", scenario_cx);
             env.add_global("provisioner", provisioner_cx);
         }
@@ -227,6 +312,324 @@ fn python_formatter(
     out.write_str(&python_str(value)).map_err(Into::into)
 }
 
+/// Jinja2's `int(default=0, base=10)`: what Python's `int()` makes of it (strings also through
+/// `float()`), else the default.
+fn python_int(v: JValue, kwargs: Kwargs) -> std::result::Result<JValue, minijinja::Error> {
+    let default: Option<JValue> = kwargs.get("default")?;
+    let base: Option<u32> = kwargs.get("base")?;
+    kwargs.assert_all_used()?;
+    let default = default.unwrap_or(JValue::from(0));
+    let parsed = match v.kind() {
+        ValueKind::String => {
+            let text = v.as_str().unwrap_or_default().trim().replace('_', "");
+            let base = base.unwrap_or(10);
+            let digits = match base {
+                16 => text.trim_start_matches("0x").trim_start_matches("0X"),
+                8 => text.trim_start_matches("0o").trim_start_matches("0O"),
+                2 => text.trim_start_matches("0b").trim_start_matches("0B"),
+                _ => text.as_str(),
+            };
+            i64::from_str_radix(digits, base).ok().or_else(|| {
+                text.parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f.trunc() as i64)
+            })
+        }
+        ValueKind::Bool => Some(i64::from(v.is_true())),
+        ValueKind::Number => v.as_i64().or_else(|| {
+            f64::try_from(v.clone())
+                .ok()
+                .filter(|f| f.is_finite())
+                .map(|f| f.trunc() as i64)
+        }),
+        _ => None,
+    };
+    Ok(parsed.map(JValue::from).unwrap_or(default))
+}
+
+/// Jinja2's `float(default=0.0)`.
+fn python_float_filter(v: JValue, kwargs: Kwargs) -> std::result::Result<JValue, minijinja::Error> {
+    let default: Option<JValue> = kwargs.get("default")?;
+    kwargs.assert_all_used()?;
+    let parsed = match v.kind() {
+        ValueKind::String => v.as_str().unwrap_or_default().trim().parse::<f64>().ok(),
+        ValueKind::Bool => Some(if v.is_true() { 1.0 } else { 0.0 }),
+        ValueKind::Number => f64::try_from(v.clone()).ok(),
+        _ => None,
+    };
+    Ok(parsed
+        .map(JValue::from)
+        .unwrap_or_else(|| default.unwrap_or(JValue::from(0.0))))
+}
+
+/// Jinja2's `round(precision=0, method='common'|'ceil'|'floor')`: always a float.
+fn python_round(
+    v: JValue,
+    precision: Option<i32>,
+    method: Option<String>,
+) -> std::result::Result<JValue, minijinja::Error> {
+    let x = f64::try_from(v.clone()).map_err(|_| {
+        minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("cannot round a value of type {}", v.kind()),
+        )
+    })?;
+    let p = precision.unwrap_or(0);
+    let scale = 10f64.powi(p);
+    let rounded = match method.as_deref().unwrap_or("common") {
+        // Python's round(): correctly rounded, ties to even, as Rust's formatting rounds.
+        "common" if p >= 0 => format!("{x:.*}", p as usize).parse().unwrap_or(x),
+        "common" => (x * scale).round_ties_even() / scale,
+        "ceil" => (x * scale).ceil() / scale,
+        "floor" => (x * scale).floor() / scale,
+        other => {
+            return Err(minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                format!("method must be common, ceil or floor, not {other}"),
+            ));
+        }
+    };
+    Ok(JValue::from(rounded))
+}
+
+/// Jinja2's `sum(attribute=None, start=0)`.
+fn python_sum(v: JValue, kwargs: Kwargs) -> std::result::Result<JValue, minijinja::Error> {
+    let attribute: Option<String> = kwargs.get("attribute")?;
+    let start: Option<JValue> = kwargs.get("start")?;
+    kwargs.assert_all_used()?;
+    let mut total = start.unwrap_or(JValue::from(0));
+    for item in v.try_iter()? {
+        let item = match &attribute {
+            Some(path) => {
+                let mut cur = item;
+                for part in path.split('.') {
+                    cur = match part.parse::<usize>() {
+                        Ok(i) => cur.get_item_by_index(i)?,
+                        Err(_) => cur.get_attr(part)?,
+                    };
+                }
+                cur
+            }
+            None => item,
+        };
+        total = match (
+            total.as_i64(),
+            item.as_i64(),
+            total.to_string().contains('.'),
+            item.to_string().contains('.'),
+        ) {
+            (Some(a), Some(b), false, false) => {
+                JValue::from(a.checked_add(b).ok_or_else(|| {
+                    minijinja::Error::new(ErrorKind::InvalidOperation, "sum overflows")
+                })?)
+            }
+            _ => {
+                let a = f64::try_from(total.clone());
+                let b = f64::try_from(item.clone());
+                match (a, b) {
+                    (Ok(a), Ok(b)) => JValue::from(a + b),
+                    _ => {
+                        return Err(minijinja::Error::new(
+                            ErrorKind::InvalidOperation,
+                            format!(
+                                "unsupported operand types for +: {} and {}",
+                                total.kind(),
+                                item.kind()
+                            ),
+                        ));
+                    }
+                }
+            }
+        };
+    }
+    Ok(total)
+}
+
+/// Jinja2's `replace(old, new, count=None)`.
+fn python_replace(
+    v: JValue,
+    old: String,
+    new: String,
+    count: Option<i64>,
+) -> std::result::Result<JValue, minijinja::Error> {
+    let text = python_str(&v);
+    Ok(JValue::from(match count {
+        Some(n) if n >= 0 => text.replacen(&old, &new, n as usize),
+        _ => text.replace(&old, &new),
+    }))
+}
+
+/// Jinja2's `length`: `len()` of a value; Undefined has length 0.
+fn python_length(v: JValue) -> std::result::Result<JValue, minijinja::Error> {
+    if v.is_undefined() {
+        return Ok(JValue::from(0));
+    }
+    if let Some(s) = v.as_str() {
+        return Ok(JValue::from(s.chars().count()));
+    }
+    v.len().map(JValue::from).ok_or_else(|| {
+        minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("object of type '{}' has no len()", v.kind()),
+        )
+    })
+}
+
+/// Python 2 dict methods (1.x ran on Python 2) on top of minijinja's Python 3 ones.
+fn python_methods(
+    state: &mut State,
+    value: &JValue,
+    method: &str,
+    args: &[JValue],
+) -> std::result::Result<JValue, minijinja::Error> {
+    let renamed = match (value.kind(), method) {
+        (ValueKind::Map, "iteritems") => "items",
+        (ValueKind::Map, "iterkeys") => "keys",
+        (ValueKind::Map, "itervalues") => "values",
+        (ValueKind::Map, "has_key") => {
+            let [key] = args else {
+                return Err(minijinja::Error::new(
+                    ErrorKind::MissingArgument,
+                    "has_key takes one argument",
+                ));
+            };
+            return Ok(JValue::from(
+                value.get_item(key).is_ok_and(|v| !v.is_undefined()),
+            ));
+        }
+        _ => method,
+    };
+    minijinja_contrib::pycompat::unknown_method_callback(state, value, renamed, args)
+}
+
+/// Python's `format % args`: a tuple gives the positional arguments, a mapping the `%(key)s`
+/// ones, anything else is the single argument. `%s` prints Python's `str()` (`True`, `None`,
+/// `['a', 1]`), `%r` its `repr()`.
+pub fn python_percent(
+    format: &str,
+    args: &JValue,
+) -> std::result::Result<JValue, minijinja::Error> {
+    let positional: Vec<JValue> = match args.downcast_object_ref::<minijinja::value::Tuple>() {
+        Some(t) => t.iter().cloned().collect(),
+        None => vec![args.clone()],
+    };
+    let mapping = args.kind() == ValueKind::Map;
+    // Rewrite the conversions minijinja would print its own way: %s/%r of non-strings become
+    // pre-rendered strings, booleans given to numeric conversions become integers.
+    let mut out_format = String::with_capacity(format.len());
+    let mut converted = positional.clone();
+    let mut converted_map: Vec<(JValue, JValue)> = Vec::new();
+    let mut next_arg = 0usize;
+    let mut chars = format.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        out_format.push(c);
+        if c != '%' {
+            continue;
+        }
+        if let Some(&(_, '%')) = chars.peek() {
+            out_format.push('%');
+            chars.next();
+            continue;
+        }
+        let mut key = None;
+        if let Some(&(_, '(')) = chars.peek() {
+            let mut k = String::new();
+            out_format.push('(');
+            chars.next();
+            let mut depth = 1;
+            for (_, c) in chars.by_ref() {
+                out_format.push(c);
+                match c {
+                    '(' => depth += 1,
+                    ')' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+                k.push(c);
+            }
+            key = Some(k);
+        }
+        // flags, width, precision, length modifier
+        while let Some(&(_, c)) = chars.peek() {
+            if "-+ #0123456789.hlL".contains(c) {
+                out_format.push(c);
+                chars.next();
+            } else if c == '*' {
+                out_format.push(c);
+                chars.next();
+                next_arg += 1;
+            } else {
+                break;
+            }
+        }
+        let Some((_, conv)) = chars.next() else {
+            break;
+        };
+        let value = match &key {
+            Some(k) => args.get_item(&JValue::from(k.as_str())).ok(),
+            None => {
+                let v = positional.get(next_arg).cloned();
+                next_arg += 1;
+                v
+            }
+        };
+        let replacement = value.and_then(|v| match conv {
+            's' if v.kind() != ValueKind::String => Some(JValue::from(python_str(&v))),
+            'r' | 'a' => Some(JValue::from(python_repr(&v))),
+            'd' | 'i' | 'u' | 'x' | 'X' | 'o' | 'e' | 'E' | 'f' | 'F' | 'g' | 'G'
+                if v.kind() == ValueKind::Bool =>
+            {
+                Some(JValue::from(i64::from(v.is_true())))
+            }
+            // `%d` of a float is `int()` of it in Python (truncation toward zero).
+            'd' | 'i' | 'u' if v.kind() == ValueKind::Number && v.as_i64().is_none() => {
+                f64::try_from(v.clone())
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .map(|f| JValue::from(f.trunc() as i64))
+            }
+            _ => None,
+        });
+        out_format.push(if matches!(conv, 'r' | 'a') { 's' } else { conv });
+        if let Some(r) = replacement {
+            match &key {
+                Some(k) => converted_map.push((JValue::from(k.as_str()), r)),
+                None => {
+                    if let Some(slot) = converted.get_mut(next_arg - 1) {
+                        *slot = r;
+                    }
+                }
+            }
+        }
+    }
+    let final_args = if mapping {
+        let mut map: std::collections::BTreeMap<JValue, JValue> = Default::default();
+        if let Ok(keys) = args.try_iter() {
+            for k in keys {
+                let v = args.get_item(&k).unwrap_or_default();
+                map.insert(k, v);
+            }
+        }
+        for (k, v) in converted_map {
+            map.insert(k, v);
+        }
+        vec![JValue::from_object(map)]
+    } else {
+        converted
+    };
+    minijinja::formatting::format(
+        minijinja::formatting::FormatStyle::Printf,
+        &out_format,
+        &final_args,
+    )
+    .map(JValue::from)
+}
+
 /// Python's `str()` of a value.
 pub fn python_str(value: &JValue) -> String {
     match value.kind() {
@@ -243,10 +646,12 @@ pub fn python_repr(value: &JValue) -> String {
         ValueKind::None => "None".into(),
         ValueKind::Bool => if value.is_true() { "True" } else { "False" }.into(),
         ValueKind::Number => {
-            if let Ok(i) = i64::try_from(value.clone())
-                && (value.as_i64().is_some() || !value.to_string().contains('.'))
-            {
-                return i.to_string();
+            // minijinja prints floats with a `.` or an exponent; integers without.
+            let text = value.to_string();
+            let is_float =
+                text.contains(['.', 'e', 'E']) || text.contains("inf") || text.contains("nan");
+            if !is_float {
+                return text;
             }
             match f64::try_from(value.clone()) {
                 Ok(f) => python_float(f),
@@ -259,7 +664,15 @@ pub fn python_repr(value: &JValue) -> String {
                 .try_iter()
                 .map(|it| it.map(|v| python_repr(&v)).collect())
                 .unwrap_or_default();
-            format!("[{}]", items.join(", "))
+            if value
+                .downcast_object_ref::<minijinja::value::Tuple>()
+                .is_some()
+            {
+                let trailing = if items.len() == 1 { "," } else { "" };
+                format!("({}{trailing})", items.join(", "))
+            } else {
+                format!("[{}]", items.join(", "))
+            }
         }
         ValueKind::Map => {
             let mut items = Vec::new();

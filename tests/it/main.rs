@@ -14,4 +14,5 @@ mod registry;
 mod scenarios;
 mod support;
 mod v1;
+mod v1_corpus;
 mod vagrant;

@@ -33,10 +33,10 @@ fn install_fixture(env: &Env, daemon: &GitDaemon) {
             "-q",
             "--bare",
             ".",
-            daemon.base.join("legacy.git").to_str().unwrap(),
+            daemon.base.join("legacy-web.git").to_str().unwrap(),
         ],
     );
-    env.run(&["cloudlet:install", &daemon.url("legacy.git")])
+    env.run(&["cloudlet:install", &daemon.url("legacy-web.git")])
         .ok();
 }
 
@@ -53,7 +53,8 @@ fn v1_blueprints_render_exactly_as_jinja2() {
     let env = Env::new();
     let daemon = GitDaemon::start(&env.path("srv"));
     install_fixture(&env, &daemon);
-    let root = env.cloudlets_dir().join("huit-legacy-web");
+    // A 1.x cloudlet is named by its URL (legacy-web), not by its `name: huit/legacy-web`.
+    let root = env.cloudlets_dir().join("legacy-web");
     for blueprint in ["single-host", "dev"] {
         let ours = env
             .run(&[
@@ -67,7 +68,7 @@ fn v1_blueprints_render_exactly_as_jinja2() {
             .json();
         let ours = ours["files"][0]["contents"].as_str().unwrap().to_string();
         let reference = Command::new(&python)
-            .arg(repo_root().join("tests/tools/jinja2_render.py"))
+            .arg(repo_root().join("tests/tools/nepho1_render.py"))
             .arg(&root)
             .arg(blueprint)
             .output()
