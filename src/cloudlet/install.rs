@@ -348,6 +348,13 @@ pub fn install(paths: &Paths, source: &Source, opts: &InstallOptions) -> Result<
         None => source.default_name(),
     };
     let mut cloudlet = Cloudlet::load_named(&work, v1_name.as_deref())?;
+    if cloudlet.format == super::CloudletFormat::V1 && v1_name.is_none() {
+        return Err(Error::usage(format!(
+            "cannot name this Nepho 1.x cloudlet after {}: its last part is not a valid name",
+            source.describe()
+        ))
+        .with_hint("give it one with `--name NAME`"));
+    }
     if let Some(n) = opts.name
         && cloudlet.format == super::CloudletFormat::Native
         && n != cloudlet.manifest.name

@@ -66,6 +66,8 @@ pub fn render_pattern(
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.set_unknown_method_callback(python_methods);
     env.set_debug(false);
+    // Budgets: a template is input from a stranger's repository.
+    env.set_fuel(Some(RENDER_FUEL));
     let root = cloudlet.root.clone();
     let search: Arc<Vec<PathBuf>> = Arc::new(scenario.pattern.search_path.clone());
     {
@@ -241,13 +243,58 @@ pub fn render_pattern(
     let template = env
         .get_template(&scenario.pattern.entry)
         .map_err(|e| template_error(&e, &search))?;
-    let contents = template
-        .render(())
-        .map_err(|e| template_error(&e, &search))?;
+    let mut out = CappedOutput::default();
+    if let Err(e) = template.render_captured_to((), &mut out) {
+        if out.exceeded {
+            return Err(Error::invalid(format!(
+                "{}: the rendered pattern is larger than {} MiB",
+                scenario.pattern.path.display(),
+                MAX_RENDERED_BYTES >> 20
+            ))
+            .with_hint("a loop in the template produces far more text than a pattern needs"));
+        }
+        if e.kind() == ErrorKind::OutOfFuel {
+            return Err(Error::invalid(format!(
+                "{}: the template used up its budget of {RENDER_FUEL} steps",
+                scenario.pattern.path.display()
+            ))
+            .with_hint("a loop in the template runs far longer than a pattern needs"));
+        }
+        return Err(template_error(&e, &search));
+    }
+    let contents = String::from_utf8(out.bytes)
+        .map_err(|_| Error::invalid("the rendered pattern is not UTF-8"))?;
     Ok(RenderedFile {
         name: scenario.pattern.entry.clone(),
         contents,
     })
+}
+
+/// Instructions a render may run (a big legitimate pattern needs well under a million).
+const RENDER_FUEL: u64 = 20_000_000;
+/// Largest rendered pattern (CloudFormation's own limit for a template is 1 MB).
+const MAX_RENDERED_BYTES: usize = 16 << 20;
+
+/// The render's output, refused past [`MAX_RENDERED_BYTES`].
+#[derive(Default)]
+struct CappedOutput {
+    bytes: Vec<u8>,
+    exceeded: bool,
+}
+
+impl std::io::Write for CappedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_RENDERED_BYTES {
+            self.exceeded = true;
+            return Err(std::io::Error::other("rendered pattern too large"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A template error as `file:line: message`, with the offending line.

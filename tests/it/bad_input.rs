@@ -325,3 +325,70 @@ fn broken_templates_report_file_and_line() {
     );
     assert_nothing_installed(&env);
 }
+
+/// A template is input from a stranger's repository: endless or enormous output is cut off by a
+/// step budget and an output cap, with a clear error, and nothing is installed.
+#[test]
+fn runaway_templates_hit_their_budget_and_leave_nothing() {
+    let env = Env::new();
+    let daemon = GitDaemon::start(&env.path("srv"));
+    let cases = [
+        (
+            "loops.git",
+            "machines:\n  - name: m\n{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}\n",
+            "budget of",
+        ),
+        (
+            "huge.git",
+            "machines:\n  - name: m\n{% set s = 'x' * 100000 %}{% for a in range(100000) %}{{ s }}{% endfor %}\n",
+            "larger than",
+        ),
+    ];
+    for (repo, pattern, expected) in cases {
+        publish_with(&env, &daemon, repo, &[("patterns/kvm/main.yaml", pattern)]);
+        let run = env.run(&["cloudlet:install", &daemon.url(repo)]).code(4);
+        assert!(run.stderr.contains(expected), "{repo}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("patterns/kvm/main.yaml"),
+            "{}",
+            run.stderr
+        );
+        assert_nothing_installed(&env);
+    }
+}
+
+/// Two installs at once in one home each keep their own temporary directory (a sweep of stale
+/// ones must not take the other's live work).
+#[test]
+fn concurrent_installs_do_not_remove_each_others_work() {
+    let env = Env::new();
+    let daemon = GitDaemon::start(&env.path("srv"));
+    for i in 0..4 {
+        daemon.publish(
+            &format!("c{i}.git"),
+            &env.path(&format!("work/c{i}")),
+            &minimal_cloudlet(&format!("acme/c{i}")),
+        );
+    }
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            env.nepho()
+                .args(["cloudlet:install", &daemon.url(&format!("c{i}.git"))])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut left = env.cloudlet_dir_entries();
+    left.sort();
+    assert_eq!(left, ["acme-c0", "acme-c1", "acme-c2", "acme-c3"]);
+}

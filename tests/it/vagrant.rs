@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::support::{Env, Run, git, wait_until, write_files};
+use crate::support::{Env, Run, git, repo_root, wait_until, write_files};
 
 const URI: &str = "qemu:///system";
 const BOX_FILE: &str = "/var/cache/nepho-test/images/nepho-tiny-libvirt.box";
@@ -558,6 +558,56 @@ end
         env.stdout.trim(),
         "app=legacy\nbackups=True\nmemory=256\npayload=payload from 1.x",
     );
+    vg.run(&["destroy", &name]).ok();
+    assert!(domains(&format!("{name}_")).is_empty());
+}
+
+/// A 1.x cloudlet of the corpus as its author wrote it (tests/fixtures/v1-corpus/vagrant-dev:
+/// no `name:`, an include from resources/common/vagrant, the box by name): installed from git,
+/// created, reached over ssh, destroyed.
+#[test]
+fn vagrant_corpus_1x_blueprint_creates_and_destroys() {
+    let Some(mut vg) = Vg::new("corpus") else {
+        return;
+    };
+    let name = vg.name("corpus");
+    let work = vg.env.path("work/vagrant-dev");
+    crate::support::copy_tree(
+        &repo_root().join("tests/fixtures/v1-corpus/vagrant-dev"),
+        &work,
+    );
+    git(&work, &["init", "-q"]);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-qm", "1.x cloudlet"]);
+    vg.run(&["cloudlet:install", work.to_str().unwrap()]).ok();
+    let added = Command::new("vagrant")
+        .args(["box", "add", "--name", &vg.box_name, BOX_FILE])
+        .env("VAGRANT_HOME", vg.env.path("vagrant.d"))
+        .env("VAGRANT_CHECKPOINT_DISABLE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let box_set = format!("BoxName={}", vg.box_name);
+    vg.run(&[
+        "create",
+        "vagrant-dev/tiny",
+        "--name",
+        &name,
+        "--set",
+        &box_set,
+    ])
+    .ok();
+    let host = vg.run(&["ssh", &name, "--", "hostname"]).ok();
+    assert_eq!(
+        host.stdout.trim(),
+        "devbox",
+        "hostname from the 1.x template"
+    );
+    assert_eq!(domains(&format!("{name}_")).len(), 1);
     vg.run(&["destroy", &name]).ok();
     assert!(domains(&format!("{name}_")).is_empty());
 }
