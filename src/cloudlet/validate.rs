@@ -142,6 +142,9 @@ fn check_scenario(cloudlet: &Cloudlet, name: &str) -> ScenarioCheck {
         parameters: values,
         secret_keys: merged.secrets.iter().cloned().collect(),
     };
+    if cloudlet.format == super::CloudletFormat::Native {
+        check.warnings.extend(unescaped_splices(&scenario));
+    }
     match render::render_pattern(cloudlet, &scenario, &cx) {
         Ok(file) => {
             if let Err(e) = render::check_rendered(scenario.provider, &file, &scenario.pattern.path)
@@ -153,6 +156,36 @@ fn check_scenario(cloudlet: &Cloudlet, name: &str) -> ScenarioCheck {
     }
     check.ok = check.errors.is_empty();
     check
+}
+
+/// Warnings for parameters spliced with escaping turned off, in the files of the scenario's
+/// pattern directory.
+fn unescaped_splices(scenario: &super::Scenario) -> Vec<String> {
+    let Some(dir) = scenario.pattern.search_path.first() else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let mut warnings = Vec::new();
+    for file in files {
+        let Ok(source) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        for (line, splice) in crate::scenario::escape::unescaped_parameter_splices(&source) {
+            warnings.push(format!(
+                "{}:{line}: {splice} splices a parameter unescaped: a value can change the pattern (drop `| raw` unless the scenario's `pattern:`/`allowed:` make it safe)",
+                file.display()
+            ));
+        }
+    }
+    warnings
 }
 
 /// Walks a cloudlet tree (outside `.git`) and rejects symlinks that resolve outside it and

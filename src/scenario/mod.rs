@@ -1,6 +1,7 @@
 //! Scenarios: finding one (`cloudlet/scenario`), merging its parameters from every layer, and
 //! the render context handed to its pattern.
 
+pub mod escape;
 pub mod params;
 pub mod render;
 

@@ -13,6 +13,7 @@ use nepho_provider_api::RenderedFile;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::escape;
 use crate::cloudlet::{Cloudlet, CloudletFormat, Scenario, read_confined, safe_relative};
 use crate::error::{Error, Result};
 
@@ -70,6 +71,15 @@ pub fn render_pattern(
     env.set_fuel(Some(RENDER_FUEL));
     let root = cloudlet.root.clone();
     let search: Arc<Vec<PathBuf>> = Arc::new(scenario.pattern.search_path.clone());
+    // Native patterns escape every `{{ … }}` for their language and quoting (1.x ones render
+    // exactly as Jinja2 did, without).
+    let language = match flavor {
+        Flavor::Native => {
+            let entry_source = read_confined(&root, &scenario.pattern.path)?.unwrap_or_default();
+            Some(escape::Language::of(&scenario.pattern.entry, &entry_source))
+        }
+        Flavor::Python => None,
+    };
     {
         let root = root.clone();
         let search = search.clone();
@@ -83,7 +93,13 @@ pub fn render_pattern(
             for dir in search.iter() {
                 let candidate = dir.join(&rel);
                 match read_confined(&root, &candidate) {
-                    Ok(Some(text)) => return Ok(Some(minijinja::TemplateSource::new(text))),
+                    Ok(Some(text)) => {
+                        let text = match language {
+                            Some(language) => escape::rewrite(&text, language),
+                            None => text,
+                        };
+                        return Ok(Some(minijinja::TemplateSource::new(text)));
+                    }
                     Ok(None) => continue,
                     Err(e) => {
                         return Err(minijinja::Error::new(
@@ -173,6 +189,14 @@ pub fn render_pattern(
         }
         Flavor::Native => {
             env.set_formatter(native_formatter);
+            env.add_filter("__nepho_escape", escape::escape_filter);
+            // `| raw`: this value is spliced as it is (the template vouches for it).
+            env.add_filter("raw", |v: JValue| {
+                JValue::from_safe_string(match v.as_str() {
+                    Some(s) => s.to_string(),
+                    None => serde_json::to_string(&v).unwrap_or_default(),
+                })
+            });
         }
     }
 

@@ -5,6 +5,7 @@ mod bad_input;
 mod cli;
 mod formations;
 mod generated;
+mod injection;
 mod install;
 mod kvm;
 mod kvm_formation_ops;

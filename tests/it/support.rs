@@ -475,6 +475,33 @@ pub fn test_venv() -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
+/// A YAML document read by PyYAML (a parser nobody here wrote), as JSON.
+pub fn yaml_to_json(text: &str) -> serde_json::Value {
+    let mut child = Command::new(test_venv().join("bin/python3"))
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read())))",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 with PyYAML");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "PyYAML cannot read:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// `moto_server` on 127.0.0.1 (CloudFormation, S3, EC2 mock), stopped on drop.
 pub struct Moto {
     pub port: u16,
