@@ -3,8 +3,9 @@
 //! The provider stays the source of truth for what exists; these files only cache it.
 //!
 //! Layout: `<state>/formations/<name>/` holds `formation.json` (record), `spec.json` (rendered
-//! pattern and parameters, secrets redacted), `secrets.json` (0600, secret values only, removed
-//! on destroy), `journal.ndjson` (versioned events), `lock`, `nanny.log`.
+//! pattern and parameters, secrets redacted), `secrets.json` (0600, secret values only),
+//! `journal.ndjson` (versioned events), `lock`, `nanny.log`. A successful destroy removes the
+//! whole directory.
 
 use std::fmt;
 use std::fs::File;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Paths, write_atomic};
 use crate::error::{Error, IoContext, Result};
+use crate::secret::{Secret, StoredSecrets};
 
 /// A validated formation name: it becomes a directory, a socket and a stack name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -178,8 +180,8 @@ impl FormationDir {
         std::fs::rename(&tmp, &path).at(&path)
     }
 
-    /// The spec with secret values restored.
-    pub fn read_spec(&self) -> Result<FormationSpec> {
+    /// The spec as stored in `spec.json`: secret values redacted.
+    pub fn read_public_spec(&self) -> Result<FormationSpec> {
         let bytes = std::fs::read(self.spec_file()).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::not_found(format!("formation {} has no saved build inputs", self.name))
@@ -187,40 +189,111 @@ impl FormationDir {
                 Error::io(self.spec_file(), e)
             }
         })?;
-        let mut spec: FormationSpec = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::invalid(format!("{}: {e}", self.spec_file().display())))?;
-        if let Ok(bytes) = std::fs::read(self.secrets_file()) {
-            let secrets: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_slice(&bytes).unwrap_or_default();
-            for (k, v) in secrets {
-                spec.parameters.insert(k, v);
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::invalid(format!("{}: {e}", self.spec_file().display())))
+    }
+
+    /// The secret values the formation was last built with. No file means none; a file that
+    /// cannot be read is an error that quotes nothing of its contents.
+    pub fn read_secrets(&self) -> Result<StoredSecrets> {
+        let path = self.secrets_file();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(StoredSecrets::default());
             }
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes)
+            .map_err(|e| {
+                Error::invalid(format!(
+                    "{}: not a JSON object of secret values (line {}, column {})",
+                    path.display(),
+                    e.line(),
+                    e.column()
+                ))
+            })?;
+        Ok(map.into_iter().map(|(k, v)| (k, Secret::new(v))).collect())
+    }
+
+    /// Secret parameters that had a value when `public` was stored but whose value is gone.
+    pub fn lost_secrets(public: &FormationSpec, stored: &StoredSecrets) -> Vec<String> {
+        public
+            .secret_keys
+            .iter()
+            .filter(|k| public.parameters.contains_key(*k) && !stored.contains(k))
+            .cloned()
+            .collect()
+    }
+
+    /// The spec with secret values restored. Fails, naming them, when a secret's value is lost
+    /// (its placeholder must never reach a provider).
+    pub fn read_spec(&self) -> Result<FormationSpec> {
+        let mut spec = self.read_public_spec()?;
+        let stored = self.read_secrets().unwrap_or_default();
+        let lost = Self::lost_secrets(&spec, &stored);
+        if !lost.is_empty() {
+            return Err(lost_secrets_error(&self.name, &lost, &self.secrets_file()));
+        }
+        for (k, secret) in stored.iter() {
+            spec.parameters.insert(k.clone(), secret.expose().clone());
+        }
+        Ok(spec)
+    }
+
+    /// The spec for tearing the formation down: secret values restored where they still exist,
+    /// left out where they are lost (a destroy does not need them).
+    pub fn read_spec_for_destroy(&self) -> Result<FormationSpec> {
+        let mut spec = self.read_public_spec()?;
+        let stored = self.read_secrets().unwrap_or_default();
+        for k in Self::lost_secrets(&spec, &stored) {
+            spec.parameters.remove(&k);
+        }
+        for (k, secret) in stored.iter() {
+            spec.parameters.insert(k.clone(), secret.expose().clone());
         }
         Ok(spec)
     }
 
     /// Secret values, for scrubbing them from anything written or shown.
     pub fn secret_values(&self) -> Vec<String> {
-        std::fs::read(self.secrets_file())
-            .ok()
-            .and_then(|b| {
-                serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&b).ok()
-            })
-            .map(|m| {
-                m.values()
-                    .map(|v| {
-                        v.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string())
-                    })
-                    .collect()
-            })
+        self.read_secrets()
             .unwrap_or_default()
+            .iter()
+            .map(|(_, s)| {
+                let v = s.expose();
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            })
+            .collect()
     }
 
-    pub fn forget_secrets(&self) {
-        let _ = std::fs::remove_file(self.secrets_file());
+    /// Removes everything kept locally for the formation (record, spec, secrets, journal,
+    /// provider work dir): called once a destroy has succeeded.
+    pub fn remove_all(&self) -> Result<()> {
+        match std::fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&self.dir, e)),
+            _ => Ok(()),
+        }
     }
+}
+
+/// The error for secrets whose stored value is gone: which ones, and the flag that gives them.
+pub fn lost_secrets_error(name: &FormationName, lost: &[String], file: &std::path::Path) -> Error {
+    let flags: Vec<String> = lost.iter().map(|k| format!("--set {k}=VALUE")).collect();
+    Error::invalid(format!(
+        "the stored value of secret parameter{} {} of formation {name} is lost ({} is missing or unreadable)",
+        if lost.len() == 1 { "" } else { "s" },
+        lost.join(", "),
+        file.display()
+    ))
+    .with_hint(format!(
+        "give {} again: nepho formation:update {name} {} (or put {} in a -f values file)",
+        if lost.len() == 1 { "it" } else { "them" },
+        flags.join(" "),
+        if lost.len() == 1 { "it" } else { "them" },
+    ))
 }
 
 /// An exclusive lock on a formation name. It is an `flock`, so a process that dies (even by
