@@ -14,7 +14,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 
-use nepho_provider_api::{FormationSpec, ProviderKind};
+use nepho_provider_api::{FormationSpec, ProviderKind, REDACTED, RenderedFile};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Paths, write_atomic};
@@ -151,20 +151,33 @@ impl FormationDir {
         Ok(())
     }
 
-    /// Stores the spec with secret values split out into a 0600 file.
+    /// Stores the spec with secret values split out into a 0600 file. A rendered pattern that
+    /// embeds a secret is stored there too; `spec.json` keeps a copy with the secret replaced.
     pub fn write_spec(&self, spec: &FormationSpec) -> Result<()> {
         let mut public = spec.clone();
         public.parameters = spec.redacted_parameters();
-        write_atomic(
-            &self.spec_file(),
-            &serde_json::to_vec_pretty(&public).map_err(|e| Error::Other(e.to_string()))?,
-        )?;
-        let secrets: serde_json::Map<String, serde_json::Value> = spec
+        let mut private: serde_json::Map<String, serde_json::Value> = spec
             .parameters
             .iter()
             .filter(|(k, _)| spec.secret_keys.contains(*k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let texts: Vec<String> = private.values().filter_map(scrubbable_text).collect();
+        let mut embeds_secret = false;
+        for file in &mut public.pattern {
+            for text in &texts {
+                if file.contents.contains(text.as_str()) {
+                    file.contents = file.contents.replace(text.as_str(), REDACTED);
+                    embeds_secret = true;
+                }
+            }
+        }
+        if embeds_secret {
+            let pattern =
+                serde_json::to_value(&spec.pattern).map_err(|e| Error::Other(e.to_string()))?;
+            private.insert(PRIVATE_PATTERN_KEY.into(), pattern);
+        }
+        // Secrets first: a spec.json whose pattern was scrubbed must find its original.
         let path = self.secrets_file();
         let tmp = path.with_extension("tmp");
         let mut f = std::fs::OpenOptions::new()
@@ -174,10 +187,40 @@ impl FormationDir {
             .mode(0o600)
             .open(&tmp)
             .at(&tmp)?;
-        f.write_all(&serde_json::to_vec(&secrets).unwrap_or_default())
+        f.write_all(&serde_json::to_vec(&private).unwrap_or_default())
             .at(&tmp)?;
         f.sync_all().at(&tmp)?;
-        std::fs::rename(&tmp, &path).at(&path)
+        std::fs::rename(&tmp, &path).at(&path)?;
+        write_atomic(
+            &self.spec_file(),
+            &serde_json::to_vec_pretty(&public).map_err(|e| Error::Other(e.to_string()))?,
+        )
+    }
+
+    /// `secrets.json`: the secret values, and the rendered pattern when it embeds one.
+    fn read_private(&self) -> Result<(StoredSecrets, Option<Vec<RenderedFile>>)> {
+        let path = self.secrets_file();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((StoredSecrets::default(), None));
+            }
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let mut map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes)
+            .map_err(|e| {
+                Error::invalid(format!(
+                    "{}: not a JSON object of secret values (line {}, column {})",
+                    path.display(),
+                    e.line(),
+                    e.column()
+                ))
+            })?;
+        let pattern = map
+            .remove(PRIVATE_PATTERN_KEY)
+            .and_then(|p| serde_json::from_value(p).ok());
+        let secrets = map.into_iter().map(|(k, v)| (k, Secret::new(v))).collect();
+        Ok((secrets, pattern))
     }
 
     /// The spec as stored in `spec.json`: secret values redacted.
@@ -196,24 +239,7 @@ impl FormationDir {
     /// The secret values the formation was last built with. No file means none; a file that
     /// cannot be read is an error that quotes nothing of its contents.
     pub fn read_secrets(&self) -> Result<StoredSecrets> {
-        let path = self.secrets_file();
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(StoredSecrets::default());
-            }
-            Err(e) => return Err(Error::io(path, e)),
-        };
-        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes)
-            .map_err(|e| {
-                Error::invalid(format!(
-                    "{}: not a JSON object of secret values (line {}, column {})",
-                    path.display(),
-                    e.line(),
-                    e.column()
-                ))
-            })?;
-        Ok(map.into_iter().map(|(k, v)| (k, Secret::new(v))).collect())
+        self.read_private().map(|(secrets, _)| secrets)
     }
 
     /// Secret parameters that had a value when `public` was stored but whose value is gone.
@@ -230,13 +256,16 @@ impl FormationDir {
     /// (its placeholder must never reach a provider).
     pub fn read_spec(&self) -> Result<FormationSpec> {
         let mut spec = self.read_public_spec()?;
-        let stored = self.read_secrets().unwrap_or_default();
+        let (stored, pattern) = self.read_private().unwrap_or_default();
         let lost = Self::lost_secrets(&spec, &stored);
         if !lost.is_empty() {
             return Err(lost_secrets_error(&self.name, &lost, &self.secrets_file()));
         }
         for (k, secret) in stored.iter() {
             spec.parameters.insert(k.clone(), secret.expose().clone());
+        }
+        if let Some(pattern) = pattern {
+            spec.pattern = pattern;
         }
         Ok(spec)
     }
@@ -245,12 +274,15 @@ impl FormationDir {
     /// left out where they are lost (a destroy does not need them).
     pub fn read_spec_for_destroy(&self) -> Result<FormationSpec> {
         let mut spec = self.read_public_spec()?;
-        let stored = self.read_secrets().unwrap_or_default();
+        let (stored, pattern) = self.read_private().unwrap_or_default();
         for k in Self::lost_secrets(&spec, &stored) {
             spec.parameters.remove(&k);
         }
         for (k, secret) in stored.iter() {
             spec.parameters.insert(k.clone(), secret.expose().clone());
+        }
+        if let Some(pattern) = pattern {
+            spec.pattern = pattern;
         }
         Ok(spec)
     }
@@ -260,12 +292,7 @@ impl FormationDir {
         self.read_secrets()
             .unwrap_or_default()
             .iter()
-            .map(|(_, s)| {
-                let v = s.expose();
-                v.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string())
-            })
+            .filter_map(|(_, s)| scrubbable_text(s.expose()))
             .collect()
     }
 
@@ -277,6 +304,20 @@ impl FormationDir {
             _ => Ok(()),
         }
     }
+}
+
+/// Where `secrets.json` keeps a rendered pattern that embeds a secret (not a parameter name:
+/// those cannot contain `:`).
+const PRIVATE_PATTERN_KEY: &str = "nepho:pattern";
+
+/// A secret's text as it would appear in rendered or logged output; too short to be told from
+/// ordinary text (under 3 characters) means none, as in the journal.
+fn scrubbable_text(value: &serde_json::Value) -> Option<String> {
+    let text = value
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| value.to_string());
+    (text.len() >= 3).then_some(text)
 }
 
 /// The error for secrets whose stored value is gone: which ones, and the flag that gives them.

@@ -286,7 +286,24 @@ fn a_destroyed_formation_leaves_no_local_state() {
     let secret = "Emb3dded-Secret";
     create_shop(&env, &["--set", &format!("db_password={secret}")]);
     let dir = env.home().join("state/formations/shop");
-    assert!(dir.join("spec.json").exists());
+    let spec = std::fs::read_to_string(dir.join("spec.json")).unwrap();
+    assert!(
+        !spec.contains(secret),
+        "spec.json holds the rendered secret"
+    );
+    // The stack was built from the real rendering, not the redacted copy.
+    let instances = moto.aws(&["ec2", "describe-instances"]).unwrap();
+    let tagged = instances["Reservations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["Instances"].as_array().unwrap().iter())
+        .flat_map(|i| i["Tags"].as_array().cloned().unwrap_or_default())
+        .any(|t| t["Key"] == "Db" && t["Value"] == secret);
+    assert!(
+        tagged,
+        "the instance carries the embedded value: {instances}"
+    );
     let destroyed = env.run(&["destroy", "shop"]);
     assert_hidden(&destroyed, secret);
     destroyed.ok();
