@@ -3,8 +3,9 @@
 //! The provider stays the source of truth for what exists; these files only cache it.
 //!
 //! Layout: `<state>/formations/<name>/` holds `formation.json` (record), `spec.json` (rendered
-//! pattern and parameters, secrets redacted), `secrets.json` (0600, secret values only, removed
-//! on destroy), `journal.ndjson` (versioned events), `lock`, `nanny.log`.
+//! pattern and parameters, secrets redacted), `secrets.json` (0600, secret values only),
+//! `journal.ndjson` (versioned events), `lock`, `nanny.log`. A successful destroy removes the
+//! whole directory.
 
 use std::fmt;
 use std::fs::File;
@@ -13,11 +14,12 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 
-use nepho_provider_api::{FormationSpec, ProviderKind};
+use nepho_provider_api::{FormationSpec, ProviderKind, REDACTED, RenderedFile};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Paths, write_atomic};
 use crate::error::{Error, IoContext, Result};
+use crate::secret::{Secret, StoredSecrets};
 
 /// A validated formation name: it becomes a directory, a socket and a stack name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -149,20 +151,33 @@ impl FormationDir {
         Ok(())
     }
 
-    /// Stores the spec with secret values split out into a 0600 file.
+    /// Stores the spec with secret values split out into a 0600 file. A rendered pattern that
+    /// embeds a secret is stored there too; `spec.json` keeps a copy with the secret replaced.
     pub fn write_spec(&self, spec: &FormationSpec) -> Result<()> {
         let mut public = spec.clone();
         public.parameters = spec.redacted_parameters();
-        write_atomic(
-            &self.spec_file(),
-            &serde_json::to_vec_pretty(&public).map_err(|e| Error::Other(e.to_string()))?,
-        )?;
-        let secrets: serde_json::Map<String, serde_json::Value> = spec
+        let mut private: serde_json::Map<String, serde_json::Value> = spec
             .parameters
             .iter()
             .filter(|(k, _)| spec.secret_keys.contains(*k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let texts: Vec<String> = private.values().filter_map(scrubbable_text).collect();
+        let mut embeds_secret = false;
+        for file in &mut public.pattern {
+            for text in &texts {
+                if file.contents.contains(text.as_str()) {
+                    file.contents = file.contents.replace(text.as_str(), REDACTED);
+                    embeds_secret = true;
+                }
+            }
+        }
+        if embeds_secret {
+            let pattern =
+                serde_json::to_value(&spec.pattern).map_err(|e| Error::Other(e.to_string()))?;
+            private.insert(PRIVATE_PATTERN_KEY.into(), pattern);
+        }
+        // Secrets first: a spec.json whose pattern was scrubbed must find its original.
         let path = self.secrets_file();
         let tmp = path.with_extension("tmp");
         let mut f = std::fs::OpenOptions::new()
@@ -172,14 +187,44 @@ impl FormationDir {
             .mode(0o600)
             .open(&tmp)
             .at(&tmp)?;
-        f.write_all(&serde_json::to_vec(&secrets).unwrap_or_default())
+        f.write_all(&serde_json::to_vec(&private).unwrap_or_default())
             .at(&tmp)?;
         f.sync_all().at(&tmp)?;
-        std::fs::rename(&tmp, &path).at(&path)
+        std::fs::rename(&tmp, &path).at(&path)?;
+        write_atomic(
+            &self.spec_file(),
+            &serde_json::to_vec_pretty(&public).map_err(|e| Error::Other(e.to_string()))?,
+        )
     }
 
-    /// The spec with secret values restored.
-    pub fn read_spec(&self) -> Result<FormationSpec> {
+    /// `secrets.json`: the secret values, and the rendered pattern when it embeds one.
+    fn read_private(&self) -> Result<(StoredSecrets, Option<Vec<RenderedFile>>)> {
+        let path = self.secrets_file();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((StoredSecrets::default(), None));
+            }
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let mut map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes)
+            .map_err(|e| {
+                Error::invalid(format!(
+                    "{}: not a JSON object of secret values (line {}, column {})",
+                    path.display(),
+                    e.line(),
+                    e.column()
+                ))
+            })?;
+        let pattern = map
+            .remove(PRIVATE_PATTERN_KEY)
+            .and_then(|p| serde_json::from_value(p).ok());
+        let secrets = map.into_iter().map(|(k, v)| (k, Secret::new(v))).collect();
+        Ok((secrets, pattern))
+    }
+
+    /// The spec as stored in `spec.json`: secret values redacted.
+    pub fn read_public_spec(&self) -> Result<FormationSpec> {
         let bytes = std::fs::read(self.spec_file()).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::not_found(format!("formation {} has no saved build inputs", self.name))
@@ -187,40 +232,109 @@ impl FormationDir {
                 Error::io(self.spec_file(), e)
             }
         })?;
-        let mut spec: FormationSpec = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::invalid(format!("{}: {e}", self.spec_file().display())))?;
-        if let Ok(bytes) = std::fs::read(self.secrets_file()) {
-            let secrets: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_slice(&bytes).unwrap_or_default();
-            for (k, v) in secrets {
-                spec.parameters.insert(k, v);
-            }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::invalid(format!("{}: {e}", self.spec_file().display())))
+    }
+
+    /// The secret values the formation was last built with. No file means none; a file that
+    /// cannot be read is an error that quotes nothing of its contents.
+    pub fn read_secrets(&self) -> Result<StoredSecrets> {
+        self.read_private().map(|(secrets, _)| secrets)
+    }
+
+    /// Secret parameters that had a value when `public` was stored but whose value is gone.
+    pub fn lost_secrets(public: &FormationSpec, stored: &StoredSecrets) -> Vec<String> {
+        public
+            .secret_keys
+            .iter()
+            .filter(|k| public.parameters.contains_key(*k) && !stored.contains(k))
+            .cloned()
+            .collect()
+    }
+
+    /// The spec with secret values restored. Fails, naming them, when a secret's value is lost
+    /// (its placeholder must never reach a provider).
+    pub fn read_spec(&self) -> Result<FormationSpec> {
+        let mut spec = self.read_public_spec()?;
+        let (stored, pattern) = self.read_private().unwrap_or_default();
+        let lost = Self::lost_secrets(&spec, &stored);
+        if !lost.is_empty() {
+            return Err(lost_secrets_error(&self.name, &lost, &self.secrets_file()));
+        }
+        for (k, secret) in stored.iter() {
+            spec.parameters.insert(k.clone(), secret.expose().clone());
+        }
+        if let Some(pattern) = pattern {
+            spec.pattern = pattern;
+        }
+        Ok(spec)
+    }
+
+    /// The spec for tearing the formation down: secret values restored where they still exist,
+    /// left out where they are lost (a destroy does not need them).
+    pub fn read_spec_for_destroy(&self) -> Result<FormationSpec> {
+        let mut spec = self.read_public_spec()?;
+        let (stored, pattern) = self.read_private().unwrap_or_default();
+        for k in Self::lost_secrets(&spec, &stored) {
+            spec.parameters.remove(&k);
+        }
+        for (k, secret) in stored.iter() {
+            spec.parameters.insert(k.clone(), secret.expose().clone());
+        }
+        if let Some(pattern) = pattern {
+            spec.pattern = pattern;
         }
         Ok(spec)
     }
 
     /// Secret values, for scrubbing them from anything written or shown.
     pub fn secret_values(&self) -> Vec<String> {
-        std::fs::read(self.secrets_file())
-            .ok()
-            .and_then(|b| {
-                serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&b).ok()
-            })
-            .map(|m| {
-                m.values()
-                    .map(|v| {
-                        v.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string())
-                    })
-                    .collect()
-            })
+        self.read_secrets()
             .unwrap_or_default()
+            .iter()
+            .filter_map(|(_, s)| scrubbable_text(s.expose()))
+            .collect()
     }
 
-    pub fn forget_secrets(&self) {
-        let _ = std::fs::remove_file(self.secrets_file());
+    /// Removes everything kept locally for the formation (record, spec, secrets, journal,
+    /// provider work dir): called once a destroy has succeeded.
+    pub fn remove_all(&self) -> Result<()> {
+        match std::fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&self.dir, e)),
+            _ => Ok(()),
+        }
     }
+}
+
+/// Where `secrets.json` keeps a rendered pattern that embeds a secret (not a parameter name:
+/// those cannot contain `:`).
+const PRIVATE_PATTERN_KEY: &str = "nepho:pattern";
+
+/// A secret's text as it would appear in rendered or logged output; too short to be told from
+/// ordinary text (under 3 characters) means none, as in the journal.
+fn scrubbable_text(value: &serde_json::Value) -> Option<String> {
+    let text = value
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| value.to_string());
+    (text.len() >= 3).then_some(text)
+}
+
+/// The error for secrets whose stored value is gone: which ones, and the flag that gives them.
+pub fn lost_secrets_error(name: &FormationName, lost: &[String], file: &std::path::Path) -> Error {
+    let flags: Vec<String> = lost.iter().map(|k| format!("--set {k}=VALUE")).collect();
+    Error::invalid(format!(
+        "the stored value of secret parameter{} {} of formation {name} is lost ({} is missing or unreadable)",
+        if lost.len() == 1 { "" } else { "s" },
+        lost.join(", "),
+        file.display()
+    ))
+    .with_hint(format!(
+        "give {} again: nepho formation:update {name} {} (or put {} in a -f values file)",
+        if lost.len() == 1 { "it" } else { "them" },
+        flags.join(" "),
+        if lost.len() == 1 { "it" } else { "them" },
+    ))
 }
 
 /// An exclusive lock on a formation name. It is an `flock`, so a process that dies (even by

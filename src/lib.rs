@@ -15,5 +15,6 @@ pub mod output;
 pub mod providers;
 pub mod registry;
 pub mod scenario;
+pub mod secret;
 pub mod util;
 pub mod yaml;

@@ -142,6 +142,101 @@ impl YamlError {
     }
 }
 
+impl YamlError {
+    /// For an error in a values file whose top-level keys may be secret parameters: drops the
+    /// snippet line when it may hold part of a secret value (or when that cannot be told), and
+    /// replaces any secret value the message repeats.
+    pub fn hiding_secrets(mut self, src: &str, is_secret: &dyn Fn(&str) -> bool) -> YamlError {
+        let exposure = secret_exposure(src, is_secret, self.pos.line);
+        for text in &exposure.texts {
+            if !text.is_empty() && self.message.contains(text.as_str()) {
+                self.message = self.message.replace(text.as_str(), REDACTED_TEXT);
+            }
+        }
+        if exposure.line_may_hold_secret && self.line_text.take().is_some() {
+            self.message
+                .push_str(" (the line is not shown: it may hold a secret value)");
+        }
+        self
+    }
+}
+
+const REDACTED_TEXT: &str = "********";
+
+/// What a values file shows of its secret values up to an error on `error_line`.
+struct Exposure {
+    line_may_hold_secret: bool,
+    /// Scalar texts inside secret values.
+    texts: Vec<String>,
+}
+
+/// Replays the parser's events up to the error: which top-level key governs `error_line`, and
+/// which lines and texts belong to secret values.
+fn secret_exposure(src: &str, is_secret: &dyn Fn(&str) -> bool, error_line: usize) -> Exposure {
+    // Each open collection: is it a mapping waiting for a key?
+    let mut stack: Vec<Option<bool>> = Vec::new();
+    let mut governing: Option<bool> = None; // secret-ness of the last top-level key
+    let mut in_secret = false;
+    let mut secret_lines = std::collections::BTreeSet::new();
+    let mut texts = Vec::new();
+    let mut parser = Parser::new_from_str(src);
+    let mut root_is_map = None;
+    while let Some(Ok((event, span))) = parser.next_event() {
+        if span.start.line() > error_line {
+            break;
+        }
+        let at_root_key = stack.len() == 1 && stack[0] == Some(true);
+        // A node that completes a value at depth 1 hands the next turn back to a key.
+        let mut completes = false;
+        match event {
+            Event::Scalar(text, ..) => {
+                if at_root_key {
+                    let secret = is_secret(&text);
+                    governing = Some(secret);
+                    in_secret = secret;
+                    if secret {
+                        secret_lines.insert(span.start.line());
+                    }
+                    stack[0] = Some(false);
+                    continue;
+                }
+                if in_secret {
+                    texts.push(text.to_string());
+                }
+                completes = true;
+            }
+            Event::Alias(_) => completes = true,
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                let map = matches!(event, Event::MappingStart(..));
+                if stack.is_empty() && root_is_map.is_none() {
+                    root_is_map = Some(map);
+                }
+                stack.push(map.then_some(true));
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                stack.pop();
+                completes = true;
+            }
+            _ => {}
+        }
+        if in_secret && !stack.is_empty() {
+            secret_lines.extend(span.start.line()..=span.end.line().max(span.start.line()));
+        }
+        if completes && let Some(Some(waiting)) = stack.last_mut() {
+            *waiting = !*waiting;
+        }
+    }
+    let line_may_hold_secret = match (root_is_map, governing) {
+        (Some(true), Some(secret)) => secret || secret_lines.contains(&error_line),
+        // No top-level key before the error, or not a mapping: cannot tell.
+        _ => true,
+    };
+    Exposure {
+        line_may_hold_secret,
+        texts,
+    }
+}
+
 impl fmt::Display for YamlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -720,6 +815,28 @@ fn resolve_float(text: &str, dialect: Dialect) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn values_error(src: &str) -> YamlError {
+        parse(src, Path::new("v.yaml"), Dialect::Yaml12, Tags::CoreOnly)
+            .unwrap_err()
+            .hiding_secrets(src, &|k| k == "pw")
+    }
+
+    #[test]
+    fn errors_in_values_files_hide_secret_lines() {
+        for src in [
+            "pw: hunter2: x\n",
+            "a: 1\npw: !!int hunter2\n",
+            "pw: hunter2\n  b: 1\n",
+            "{a: [1, pw: hunter2\n",
+        ] {
+            let shown = values_error(src).to_string();
+            assert!(!shown.contains("hunter2"), "{src:?}: {shown}");
+            assert!(shown.starts_with("v.yaml:"), "{shown}");
+        }
+        let shown = values_error("pw: ok\nname: a: b\n").to_string();
+        assert!(shown.contains("name: a: b"), "{shown}");
+    }
 
     fn p(src: &str, d: Dialect) -> Value {
         parse(src, Path::new("t.yaml"), d, Tags::CoreOnly)

@@ -19,6 +19,7 @@ use crate::nanny::{self, client, progress};
 use crate::output::{self, FormationDescription, FormationListItem, OperationResult};
 use crate::providers;
 use crate::scenario::render::{self, RenderContext};
+use crate::secret::StoredSecrets;
 
 #[derive(Debug, Subcommand)]
 pub enum FormationCommand {
@@ -288,32 +289,44 @@ fn existing(cx: &Context, name: &str) -> Result<(FormationDir, FormationRecord)>
     }
 }
 
+/// What an update keeps from the formation's last build: its secret values, and the names of
+/// those whose value is lost (they must be given again).
+#[derive(Debug, Default)]
+struct KeptSecrets {
+    stored: StoredSecrets,
+    lost: Vec<String>,
+}
+
+impl KeptSecrets {
+    fn of(cx: &Context, fdir: &FormationDir) -> KeptSecrets {
+        // Without a readable spec.json there is no record of which secrets had values; the
+        // merge still asks for every required one.
+        let Ok(public) = fdir.read_public_spec() else {
+            return KeptSecrets::default();
+        };
+        let stored = fdir.read_secrets().unwrap_or_else(|e| {
+            cx.out
+                .warn(&format!("cannot use the stored secret values: {e}"));
+            StoredSecrets::default()
+        });
+        let lost = FormationDir::lost_secrets(&public, &stored);
+        KeptSecrets { stored, lost }
+    }
+}
+
 /// Renders the scenario into a spec ready for a provider (secrets included).
 fn build_spec(
     cx: &Context,
     reference: &str,
     name: &FormationName,
     values: &ValueArgs,
-    keep_secrets_from: Option<&FormationDir>,
+    kept: KeptSecrets,
 ) -> Result<FormationSpec> {
     let (installed, scenario) = resolve(cx, reference)?;
-    let mut values = values.clone();
-    if let Some(fdir) = keep_secrets_from
-        && let Ok(old) = fdir.read_spec()
-    {
-        // An update keeps the secret values given at create time unless new ones are set.
-        for key in &old.secret_keys {
-            if let Some(v) = old.parameters.get(key).and_then(|v| v.as_str())
-                && !values
-                    .sets
-                    .iter()
-                    .any(|s| s.starts_with(&format!("{key}=")))
-            {
-                values.sets.insert(0, format!("{key}={v}"));
-            }
-        }
-    }
-    let merged = complete_required(cx, &installed.cloudlet, &scenario, &values)?;
+    let mut sources = values.sources();
+    // An update keeps the secret values given before, as their own layer under -f and --set.
+    sources.stored = kept.stored;
+    let merged = complete_required(cx, &installed.cloudlet, &scenario, sources, &kept.lost)?;
     for w in scenario.warnings.iter().chain(merged.warnings.iter()) {
         cx.out.warn(w);
     }
@@ -381,7 +394,7 @@ fn create(cx: &Context, a: CreateArgs) -> Result<()> {
         Error::usage("which cloudlet? `nepho formation:create CLOUDLET[/SCENARIO] --name NAME`")
             .with_hint("list installed cloudlets with `nepho cloudlet:list`")
     })?;
-    let spec = build_spec(cx, &reference, &name, &a.values, None)?;
+    let spec = build_spec(cx, &reference, &name, &a.values, KeptSecrets::default())?;
     if a.dry_run {
         return dry_run(cx, &spec);
     }
@@ -660,7 +673,8 @@ fn update(cx: &Context, a: UpdateArgs) -> Result<()> {
         )));
     }
     let reference = format!("{}/{}", record.cloudlet, record.scenario);
-    let spec = build_spec(cx, &reference, &fdir.name, &a.values, Some(&fdir))?;
+    let kept = KeptSecrets::of(cx, &fdir);
+    let spec = build_spec(cx, &reference, &fdir.name, &a.values, kept)?;
     // Refused before the formation's spec is replaced: a bad update changes nothing.
     runtime()?.block_on(async {
         let provider = providers::connect(spec.provider, &cx.paths, true).await?;
@@ -684,7 +698,16 @@ fn update(cx: &Context, a: UpdateArgs) -> Result<()> {
 }
 
 fn destroy(cx: &Context, a: DestroyArgs) -> Result<()> {
-    let (fdir, record) = existing(cx, &a.name)?;
+    // A successful destroy removes the formation's local state, so destroying it again finds
+    // no record: the formation is already gone, which is what was asked.
+    let name = FormationName::parse(&a.name)?;
+    let fdir = FormationDir::new(&cx.paths, &name);
+    let Some(record) = fdir.read_record()? else {
+        cx.out.notice(&format!(
+            "no formation named {name} here: nothing to destroy (already destroyed?)"
+        ));
+        return Ok(());
+    };
     if record.state == RecordState::Destroyed {
         cx.out
             .notice(&format!("{} is already destroyed", fdir.name));

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::output::{
     self, ParameterDeclaration, ParameterValue, RenderedScenario, ScenarioDescription,
 };
-use crate::scenario::params::{MergedParameters, MissingParam, ParamType};
+use crate::scenario::params::{LayerKind, MergedParameters, MissingParam, ParamType};
 use crate::scenario::render::{self, RenderContext};
 use crate::scenario::{self as scen, ValueSources};
 
@@ -58,7 +58,7 @@ impl ValueArgs {
         ValueSources {
             files: self.files.clone(),
             sets: self.sets.clone(),
-            prompted: Vec::new(),
+            ..ValueSources::default()
         }
     }
 }
@@ -247,30 +247,66 @@ fn describe(cx: &Context, reference: &str, values: &ValueArgs) -> Result<()> {
 }
 
 /// Fills missing required values: prompts on a terminal, otherwise fails naming the flags.
+/// `lost` names secrets whose stored value is gone: they count as missing unless this command
+/// gives them (`-f`, `--set` or a prompt).
 pub fn complete_required(
     cx: &Context,
     cloudlet: &Cloudlet,
     scenario: &Scenario,
-    values: &ValueArgs,
+    mut sources: ValueSources,
+    lost: &[String],
 ) -> Result<MergedParameters> {
-    let mut sources = values.sources();
     let merged = scen::merge_parameters(&cx.paths, cloudlet, scenario, &sources)?;
-    if merged.missing.is_empty() {
+    let mut missing = merged.missing.clone();
+    let given_here = |name: &str| {
+        merged.tree.get(name).is_some_and(|n| {
+            matches!(
+                n.origin.layer,
+                LayerKind::ValuesFile | LayerKind::Set | LayerKind::Prompt
+            )
+        })
+    };
+    let mut unrecovered = Vec::new();
+    for name in lost {
+        if given_here(name) {
+            continue;
+        }
+        unrecovered.push(name.as_str());
+        if !missing.iter().any(|m| &m.name == name) {
+            let decl = merged.decls.get(name);
+            missing.push(MissingParam {
+                name: name.clone(),
+                description: decl.and_then(|d| d.description.clone()),
+                secret: true,
+                ty: decl.and_then(|d| d.ty),
+                allowed: decl.and_then(|d| d.allowed.clone()),
+            });
+        }
+    }
+    if missing.is_empty() {
         return Ok(merged);
     }
     if !cx.interactive {
-        let names: Vec<&str> = merged.missing.iter().map(|m| m.name.as_str()).collect();
+        let names: Vec<&str> = missing.iter().map(|m| m.name.as_str()).collect();
         let flags: Vec<String> = names.iter().map(|n| format!("--set {n}=VALUE")).collect();
+        let why_lost = if unrecovered.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (the stored value of secret {} is lost: the formation's secrets.json is missing or unreadable)",
+                unrecovered.join(", ")
+            )
+        };
         return Err(Error::invalid(format!(
-            "missing required parameter{}: {}",
+            "missing required parameter{}: {}{why_lost}",
             if names.len() == 1 { "" } else { "s" },
             names.join(", ")
         ))
         .with_hint(format!("supply {} (or put them in a -f values file); nepho does not prompt without a terminal or with --no-input", flags.join(" "))));
     }
-    for missing in &merged.missing {
-        let value = prompt(missing)?;
-        sources.prompted.push((missing.name.clone(), value));
+    for m in &missing {
+        let value = prompt(m)?;
+        sources.prompted.push((m.name.clone(), value));
     }
     scen::merge_parameters(&cx.paths, cloudlet, scenario, &sources)
 }
@@ -322,7 +358,7 @@ fn render_cmd(
     reveal_secrets: bool,
 ) -> Result<()> {
     let (installed, scenario) = resolve(cx, reference)?;
-    let merged = complete_required(cx, &installed.cloudlet, &scenario, values)?;
+    let merged = complete_required(cx, &installed.cloudlet, &scenario, values.sources(), &[])?;
     for w in scenario.warnings.iter().chain(merged.warnings.iter()) {
         cx.out.warn(w);
     }

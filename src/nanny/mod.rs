@@ -56,6 +56,8 @@ struct Shared {
     cancel: watch::Sender<bool>,
     finished: AtomicBool,
     clients: AtomicUsize,
+    /// Has any client ever attached (a follower started with the build may still be connecting)?
+    attached: AtomicBool,
     formation: String,
     op: Operation,
 }
@@ -90,7 +92,11 @@ async fn run_async(
         std::process::id(),
         crate::util::now_rfc3339()
     ));
-    let spec = fdir.read_spec()?;
+    // A destroy needs no secret values; the other operations refuse a lost one.
+    let spec = match op {
+        Operation::Destroy => fdir.read_spec_for_destroy()?,
+        _ => fdir.read_spec()?,
+    };
     let journal = Journal::open(&fdir.journal_file(), name.as_str(), fdir.secret_values())?;
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
@@ -98,6 +104,7 @@ async fn run_async(
         cancel: cancel_tx,
         finished: AtomicBool::new(false),
         clients: AtomicUsize::new(0),
+        attached: AtomicBool::new(false),
         formation: name.to_string(),
         op,
     });
@@ -110,7 +117,7 @@ async fn run_async(
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).at(&socket)?;
     }
-    let _socket_guard = RemoveOnDrop(socket.clone());
+    let socket_guard = RemoveOnDrop(socket.clone());
     let accept = tokio::spawn(accept_loop(listener, shared.clone()));
 
     fdir.set_state(match op {
@@ -160,16 +167,29 @@ async fn run_async(
         (_, _) => RecordState::Failed,
     };
     fdir.set_state(state)?;
-    if state == RecordState::Destroyed {
-        fdir.forget_secrets();
-    }
+    let destroyed = state == RecordState::Destroyed;
     shared.finished.store(true, Ordering::SeqCst);
-    // Let attached clients read the final event, then go (bounded: nobody keeps us alive).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while shared.clients.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+    // Let attached clients read the final event, then go (bounded: nobody keeps us alive). When
+    // the journal is about to go with the formation, give the command that started us a moment
+    // to attach, since it can no longer fall back to reading the journal.
+    let now = tokio::time::Instant::now();
+    let deadline = now + Duration::from_secs(15);
+    let attach_deadline = now + Duration::from_secs(3);
+    loop {
+        let now = tokio::time::Instant::now();
+        let busy = shared.clients.load(Ordering::SeqCst) > 0;
+        let awaited = destroyed && !shared.attached.load(Ordering::SeqCst) && now < attach_deadline;
+        if !(busy || awaited) || now >= deadline {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     accept.abort();
+    if destroyed {
+        // Nothing built remains: neither should its spec, secrets or rendered pattern here.
+        drop(socket_guard);
+        fdir.remove_all()?;
+    }
     Ok(outcome)
 }
 
@@ -194,6 +214,7 @@ async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
         }
         let shared = shared.clone();
         shared.clients.fetch_add(1, Ordering::SeqCst);
+        shared.attached.store(true, Ordering::SeqCst);
         tokio::spawn(async move {
             let _ = serve_client(stream, &shared).await;
             shared.clients.fetch_sub(1, Ordering::SeqCst);

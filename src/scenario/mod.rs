@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::cloudlet::{Cloudlet, CloudletFormat, Scenario};
 use crate::config::Paths;
 use crate::error::Result;
+use crate::secret::StoredSecrets;
 use params::{Layer, LayerKind, MergedParameters};
 
 /// Where the user's own values come from, in command-line order.
@@ -22,6 +23,8 @@ pub struct ValueSources {
     pub sets: Vec<String>,
     /// Answers typed at prompts (already validated by the prompt).
     pub prompted: Vec<(String, Value)>,
+    /// The secret values a formation was last built with (updates only).
+    pub stored: StoredSecrets,
 }
 
 /// Provider defaults Nepho 1.x applied before anything else.
@@ -44,7 +47,7 @@ fn v1_provider_defaults(provider: ProviderKind) -> Vec<(&'static str, Value)> {
 }
 
 /// Builds the merge layers in order: (1.x provider defaults) → cloudlet → scenario → user →
-/// each `-f` → each `--set` → prompts.
+/// stored secrets → each `-f` → each `--set` → prompts.
 pub fn layers(
     cloudlet: &Cloudlet,
     scenario: &Scenario,
@@ -95,15 +98,29 @@ pub fn layers(
             }
         }
     }
+    let is_secret = |name: &str| is_secret(cloudlet.format, scenario, name);
     if let Some(path) = user_values.filter(|p| p.is_file()) {
-        layers.push(Layer::from_file(path, LayerKind::User, dialect)?);
+        layers.push(Layer::from_file(
+            path,
+            LayerKind::User,
+            dialect,
+            &is_secret,
+        )?);
+    }
+    if !sources.stored.is_empty() {
+        layers.push(Layer::stored(&sources.stored));
     }
     for file in &sources.files {
-        layers.push(Layer::from_file(file, LayerKind::ValuesFile, dialect)?);
+        layers.push(Layer::from_file(
+            file,
+            LayerKind::ValuesFile,
+            dialect,
+            &is_secret,
+        )?);
     }
     for set in &sources.sets {
         layers.push(match cloudlet.format {
-            CloudletFormat::Native => Layer::from_set(set)?,
+            CloudletFormat::Native => Layer::from_set_hiding(set, &is_secret)?,
             CloudletFormat::V1 => Layer::from_set_v1(set)?,
         });
     }
@@ -111,6 +128,20 @@ pub fn layers(
         layers.push(Layer::single(LayerKind::Prompt, name, value.clone()));
     }
     Ok(layers)
+}
+
+/// 1.x parameters are untyped; the usual secret-looking names are treated as secrets.
+fn v1_looks_secret(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    ["password", "passwd", "secret", "token", "privatekey"]
+        .iter()
+        .any(|s| lower.contains(s))
+}
+
+/// Is `name` (a top-level parameter) a secret of this scenario?
+pub fn is_secret(format: CloudletFormat, scenario: &Scenario, name: &str) -> bool {
+    scenario.decls.get(name).is_some_and(|d| d.secret)
+        || (format == CloudletFormat::V1 && v1_looks_secret(name))
 }
 
 pub fn merge_mode(format: CloudletFormat) -> params::MergeMode {
@@ -140,11 +171,7 @@ pub fn merge_parameters(
     if cloudlet.format == CloudletFormat::V1 {
         // 1.x parameters are untyped; treat the usual secret-looking names as secrets.
         for key in merged.tree.keys() {
-            let lower = key.to_ascii_lowercase();
-            if ["password", "passwd", "secret", "token", "privatekey"]
-                .iter()
-                .any(|s| lower.contains(s))
-            {
+            if v1_looks_secret(key) {
                 merged.secrets.insert(key.clone());
             }
         }

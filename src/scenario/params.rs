@@ -1,7 +1,7 @@
 //! Typed scenario parameters and the layered merge that remembers where each value came from.
 //!
-//! Layers apply in order (cloudlet defaults → scenario → user config → each `-f` → each `--set`),
-//! each over the last: maps merge deeply, lists replace unless the parameter declares another
+//! Layers apply in order (cloudlet defaults → scenario → user config → a formation's stored
+//! secrets → each `-f` → each `--set` → prompts), each over the last: maps merge deeply, lists replace unless the parameter declares another
 //! list policy, and `null` deletes a key.
 
 use std::collections::BTreeSet;
@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::secret::StoredSecrets;
 use crate::yaml::{self, Dialect, MapEntry, Node, NodeValue, Pos, YamlError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -79,6 +80,9 @@ pub enum LayerKind {
     Scenario,
     /// The user's stored values for this cloudlet.
     User,
+    /// The secret values a formation was last built with (an update keeps them unless `-f`,
+    /// `--set` or a prompt gives new ones).
+    Stored,
     /// A `-f FILE`.
     ValuesFile,
     /// A `--set KEY=VALUE`.
@@ -94,6 +98,7 @@ impl LayerKind {
             LayerKind::Cloudlet => "cloudlet",
             LayerKind::Scenario => "scenario",
             LayerKind::User => "user",
+            LayerKind::Stored => "stored",
             LayerKind::ValuesFile => "values-file",
             LayerKind::Set => "set",
             LayerKind::Prompt => "prompt",
@@ -393,8 +398,14 @@ pub struct Layer {
 }
 
 impl Layer {
-    /// Loads a values file (`-f`, or the user's stored values). Must be a mapping.
-    pub fn from_file(path: &Path, kind: LayerKind, dialect: Dialect) -> Result<Layer> {
+    /// Loads a values file (`-f`, or the user's stored values). Must be a mapping. An error
+    /// quotes no value of a top-level key that `is_secret` names.
+    pub fn from_file(
+        path: &Path,
+        kind: LayerKind,
+        dialect: Dialect,
+        is_secret: &dyn Fn(&str) -> bool,
+    ) -> Result<Layer> {
         let src = std::fs::read_to_string(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::not_found(format!("values file {} does not exist", path.display()))
@@ -402,7 +413,9 @@ impl Layer {
                 Error::io(path, e)
             }
         })?;
-        let values = match yaml::parse(&src, path, dialect, yaml::Tags::CoreOnly)? {
+        let parsed = yaml::parse(&src, path, dialect, yaml::Tags::CoreOnly)
+            .map_err(|e| e.hiding_secrets(&src, is_secret))?;
+        let values = match parsed {
             None => IndexMap::new(),
             Some(node) => match node.value {
                 NodeValue::Map(map) => map,
@@ -413,6 +426,7 @@ impl Layer {
                         node.pos,
                         "a values file must be a mapping of parameter names to values",
                     )
+                    .hiding_secrets(&src, is_secret)
                     .into());
                 }
             },
@@ -428,13 +442,25 @@ impl Layer {
     /// Parses `KEY=VALUE`: the key may be dotted (`db.port`; `\.` for a literal dot), the value is
     /// typed like YAML (`3`, `true`, `[a, b]`), and may itself contain `=`.
     pub fn from_set(arg: &str) -> Result<Layer> {
+        Layer::from_set_hiding(arg, &|_| false)
+    }
+
+    /// `from_set`, with the value left out of any error when `is_secret` says the (top-level)
+    /// key names a secret parameter.
+    pub fn from_set_hiding(arg: &str, is_secret: &dyn Fn(&str) -> bool) -> Result<Layer> {
         let (key, raw) = arg.split_once('=').ok_or_else(|| {
             Error::usage(format!("--set expects KEY=VALUE, got \"{arg}\""))
                 .with_hint("for example: --set instance_type=t3.small")
         })?;
         let path = split_dotted(key);
+        let secret = is_secret(&path[0]);
+        let shown = if secret {
+            format!("{key}={}", nepho_provider_api::REDACTED)
+        } else {
+            arg.to_string()
+        };
         if path.iter().any(|p| p.is_empty()) {
-            return Err(Error::usage(format!("--set {arg}: empty key segment")));
+            return Err(Error::usage(format!("--set {shown}: empty key segment")));
         }
         let pos = Pos { line: 1, col: 1 };
         let leaf = if raw.starts_with('[') || raw.starts_with('{') {
@@ -444,7 +470,17 @@ impl Layer {
                 Dialect::Yaml12,
                 yaml::Tags::CoreOnly,
             )
-            .map_err(|e| Error::usage(format!("--set {arg}: {}", e.message)))?;
+            .map_err(|e| {
+                // The parser's message may quote the value; a secret's is not repeated.
+                let why = if secret {
+                    "not a valid YAML flow list or map".to_string()
+                } else {
+                    e.message
+                };
+                Error::usage(format!("--set {shown}: {why}")).with_hint(format!(
+                    "a value starting with `[` or `{{` is read as a YAML list or map; to give it as text, write `{key}: \"...\"` in a -f values file"
+                ))
+            })?;
             node.unwrap_or(Node {
                 value: NodeValue::Scalar(Value::Null),
                 pos,
@@ -549,6 +585,27 @@ impl Layer {
         Ok(layer)
     }
 
+    /// A formation's stored secret values, carried typed (never re-read as text).
+    pub fn stored(secrets: &StoredSecrets) -> Layer {
+        let pos = Pos { line: 0, col: 0 };
+        let values = secrets
+            .iter()
+            .map(|(name, secret)| {
+                let entry = MapEntry {
+                    key_pos: pos,
+                    value: node_from_value(secret.expose(), pos),
+                };
+                (name.clone(), entry)
+            })
+            .collect();
+        Layer {
+            kind: LayerKind::Stored,
+            file: None,
+            arg: None,
+            values,
+        }
+    }
+
     pub fn single(kind: LayerKind, name: &str, value: Value) -> Layer {
         let pos = Pos { line: 0, col: 0 };
         let mut values = IndexMap::new();
@@ -569,6 +626,32 @@ impl Layer {
             arg: None,
             values,
         }
+    }
+}
+
+/// A YAML node holding `value` as it is (a string stays a string, whatever it looks like).
+fn node_from_value(value: &Value, pos: Pos) -> Node {
+    let value = match value {
+        Value::Array(items) => {
+            NodeValue::Seq(items.iter().map(|v| node_from_value(v, pos)).collect())
+        }
+        Value::Object(map) => NodeValue::Map(
+            map.iter()
+                .map(|(k, v)| {
+                    let entry = MapEntry {
+                        key_pos: pos,
+                        value: node_from_value(v, pos),
+                    };
+                    (k.clone(), entry)
+                })
+                .collect(),
+        ),
+        scalar => NodeValue::Scalar(scalar.clone()),
+    };
+    Node {
+        value,
+        pos,
+        plain: None,
     }
 }
 
@@ -692,7 +775,11 @@ pub fn merge(
                 // keys the provider, cloudlet or blueprint define; others never reach a template.
                 let user_layer = matches!(
                     layer.kind,
-                    LayerKind::User | LayerKind::ValuesFile | LayerKind::Set | LayerKind::Prompt
+                    LayerKind::User
+                        | LayerKind::Stored
+                        | LayerKind::ValuesFile
+                        | LayerKind::Set
+                        | LayerKind::Prompt
                 );
                 if user_layer && !tree.contains_key(key) {
                     let origin = match (&layer.file, &layer.arg) {
@@ -731,7 +818,7 @@ pub fn merge(
                 && !decls.contains_key(key)
                 && matches!(
                     layer.kind,
-                    LayerKind::User | LayerKind::ValuesFile | LayerKind::Set
+                    LayerKind::User | LayerKind::Stored | LayerKind::ValuesFile | LayerKind::Set
                 )
             {
                 let origin = match (&layer.file, &layer.arg) {
@@ -1119,5 +1206,42 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.redacted_values()["pw"], Value::String("********".into()));
+    }
+
+    #[test]
+    fn stored_secrets_stay_typed_and_rank_below_files_and_sets() {
+        use crate::secret::Secret;
+        let d = decls("pw: {type: string, required: true, secret: true}\n");
+        for text in ["null", "[x", "{a: b}", "true", "12", "~"] {
+            let stored: StoredSecrets =
+                [("pw".to_string(), Secret::new(Value::String(text.into())))]
+                    .into_iter()
+                    .collect();
+            let m = merge(&d, &[Layer::stored(&stored)], MergeMode::Native).unwrap();
+            assert!(m.missing.is_empty(), "{text:?}");
+            assert_eq!(m.values()["pw"], Value::String(text.into()), "{text:?}");
+        }
+        let stored: StoredSecrets = [("pw".to_string(), Secret::new(Value::String("old".into())))]
+            .into_iter()
+            .collect();
+        let file = values_layer("pw: from-file\n", "v.yaml");
+        let m = merge(
+            &d,
+            &[Layer::stored(&stored), file.clone()],
+            MergeMode::Native,
+        )
+        .unwrap();
+        assert_eq!(m.values()["pw"], Value::String("from-file".into()));
+        let set = Layer::from_set("pw=from-set").unwrap();
+        let m = merge(&d, &[Layer::stored(&stored), file, set], MergeMode::Native).unwrap();
+        assert_eq!(m.values()["pw"], Value::String("from-set".into()));
+    }
+
+    #[test]
+    fn set_errors_hide_secret_values() {
+        let err = Layer::from_set_hiding("pw=[hunter2", &|k| k == "pw").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let err = Layer::from_set_hiding("name=[visible", &|k| k == "pw").unwrap_err();
+        assert!(err.to_string().contains("visible"), "{err}");
     }
 }

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use crate::support::{Env, Moto, wait_until};
 
-struct Aws {
-    env: Env,
-    moto: Moto,
+pub(crate) struct Aws {
+    pub(crate) env: Env,
+    pub(crate) moto: Moto,
 }
 
-fn aws_env() -> Aws {
+pub(crate) fn aws_env() -> Aws {
     let moto = Moto::start();
     let mut env = Env::new();
     env.vars = moto.vars();

@@ -13,6 +13,7 @@ mod kvm_hosts;
 mod kvm_placement;
 mod registry;
 mod scenarios;
+mod secrets;
 mod support;
 mod v1;
 mod v1_corpus;
