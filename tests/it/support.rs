@@ -348,6 +348,8 @@ pub struct HttpServer {
     pub body: Arc<Mutex<Vec<u8>>>,
     pub max_age: Arc<AtomicUsize>,
     pub requests: Arc<Mutex<Vec<String>>>,
+    /// The body is already gzip data: send it as is with `Content-Encoding: gzip` (a gzip bomb).
+    pub pre_gzipped: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -361,16 +363,24 @@ impl HttpServer {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let max_age = Arc::new(AtomicUsize::new(3600));
-        let (b, r, s, m) = (
+        let pre_gzipped = Arc::new(AtomicBool::new(false));
+        let (b, r, s, m, g) = (
             body.clone(),
             requests.clone(),
             stop.clone(),
             max_age.clone(),
+            pre_gzipped.clone(),
         );
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::SeqCst) {
                 match listener.accept() {
-                    Ok((stream, _)) => serve(stream, &b, &r, m.load(Ordering::SeqCst)),
+                    Ok((stream, _)) => serve(
+                        stream,
+                        &b,
+                        &r,
+                        m.load(Ordering::SeqCst),
+                        g.load(Ordering::SeqCst),
+                    ),
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
             }
@@ -380,6 +390,7 @@ impl HttpServer {
             body,
             max_age,
             requests,
+            pre_gzipped,
             stop,
             thread: Some(thread),
         }
@@ -412,6 +423,7 @@ fn serve(
     body: &Mutex<Vec<u8>>,
     requests: &Mutex<Vec<String>>,
     max_age: usize,
+    pre_gzipped: bool,
 ) {
     stream.set_nonblocking(false).unwrap();
     stream
@@ -444,7 +456,9 @@ fn serve(
         format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nCache-Control: max-age={max_age}\r\nConnection: close\r\n\r\n").into_bytes()
     } else {
         let gzip = header("accept-encoding").is_some_and(|v| v.contains("gzip"));
-        let (payload, encoding) = if gzip {
+        let (payload, encoding) = if pre_gzipped {
+            (body, "Content-Encoding: gzip\r\n")
+        } else if gzip {
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             enc.write_all(&body).unwrap();
             (enc.finish().unwrap(), "Content-Encoding: gzip\r\n")
