@@ -13,7 +13,9 @@ use nepho_provider_api::RenderedFile;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cloudlet::{Cloudlet, CloudletFormat, Scenario, read_confined, safe_relative};
+use crate::cloudlet::{
+    Cloudlet, CloudletFormat, MAX_TEMPLATE_BYTES, Scenario, read_confined, safe_relative,
+};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +84,7 @@ pub fn render_pattern(
             };
             for dir in search.iter() {
                 let candidate = dir.join(&rel);
-                match read_confined(&root, &candidate) {
+                match read_confined(&root, &candidate, MAX_TEMPLATE_BYTES) {
                     Ok(Some(text)) => return Ok(Some(minijinja::TemplateSource::new(text))),
                     Ok(None) => continue,
                     Err(e) => {
@@ -210,7 +212,7 @@ pub fn render_pattern(
         Some(p) => to_jinja(serde_json::json!({
             "name": p.file_name().and_then(|n| n.to_str()),
             "path": p.display().to_string(),
-            "content": read_confined(&root, p)?.unwrap_or_default(),
+            "content": read_confined(&root, p, MAX_TEMPLATE_BYTES)?.unwrap_or_default(),
         })),
         None => JValue::from(()),
     };
