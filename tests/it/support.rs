@@ -14,18 +14,38 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     /// Extra environment for every nepho run (provider endpoints, credentials).
     pub vars: Vec<(String, String)>,
+    home: PathBuf,
+    /// Whether runs get NEPHO_HOME (else nepho finds its XDG directories from HOME).
+    nepho_home: bool,
 }
 
 impl Env {
     pub fn new() -> Env {
+        Env::with_home("nepho-home")
+    }
+
+    /// An env whose NEPHO_HOME is `rel` under its directory (say, a very long path).
+    pub fn with_home(rel: &str) -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
         Env {
-            dir: tempfile::tempdir().expect("tempdir"),
+            home: dir.path().join(rel),
+            dir,
             vars: Vec::new(),
+            nepho_home: true,
+        }
+    }
+
+    /// An env without NEPHO_HOME: nepho keeps its files under HOME as XDG says (and there is
+    /// no XDG_RUNTIME_DIR). `home()` is then not where nepho keeps them.
+    pub fn without_nepho_home() -> Env {
+        Env {
+            nepho_home: false,
+            ..Env::new()
         }
     }
 
     pub fn home(&self) -> PathBuf {
-        self.dir.path().join("nepho-home")
+        self.home.clone()
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -42,7 +62,6 @@ impl Env {
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
-            .env("NEPHO_HOME", self.home())
             .env("NO_COLOR", "1")
             .env("LC_ALL", "C")
             // One KVM probe (a ~20 s boot where KVM hangs) for the whole run, not one per home.
@@ -52,6 +71,9 @@ impl Env {
             )
             .current_dir(self.dir.path())
             .stdin(Stdio::null());
+        if self.nepho_home {
+            cmd.env("NEPHO_HOME", self.home());
+        }
         for (k, v) in &self.vars {
             cmd.env(k, v);
         }
