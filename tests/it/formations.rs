@@ -581,6 +581,11 @@ fn a_deep_home_still_builds_and_an_impossible_socket_path_fails_at_once() {
             > 108
     );
     env.vars = moto.vars();
+    // The fallback directory goes to the temp dir: this test's own, removed with it.
+    let tmp = env.path("t");
+    std::fs::create_dir_all(&tmp).unwrap();
+    env.vars
+        .push(("TMPDIR".into(), tmp.to_string_lossy().into_owned()));
     env.run(&["cloudlet:install", "hello"]).ok();
     let started = std::time::Instant::now();
     let created = env
@@ -624,6 +629,7 @@ fn a_deep_home_still_builds_and_an_impossible_socket_path_fails_at_once() {
     }
 
     let deep_tmp = env.path(&format!("tmp/{}", "t".repeat(120)));
+    env.vars.retain(|(k, _)| k != "TMPDIR");
     env.vars
         .push(("TMPDIR".into(), deep_tmp.to_string_lossy().into_owned()));
     let started = std::time::Instant::now();
