@@ -17,6 +17,8 @@ pub struct Paths {
     pub data_dir: PathBuf,
     pub cache_dir: PathBuf,
     pub state_dir: PathBuf,
+    /// Sockets of this home's nannies: `NEPHO_HOME/run`, else a directory named after this
+    /// home's state directory under `XDG_RUNTIME_DIR` (or the temp dir).
     pub runtime_dir: PathBuf,
 }
 
@@ -39,19 +41,27 @@ impl Paths {
                     .with_hint("set HOME, or NEPHO_HOME to keep everything under one directory")
             })?;
             let uid = unsafe { libc::geteuid() };
+            let state_dir = dirs
+                .state_dir()
+                .unwrap_or_else(|| dirs.data_dir())
+                .join("state");
+            // One user may run nepho with several HOMEs, which share XDG_RUNTIME_DIR (or /tmp):
+            // the runtime directory is named after the home's state, so sockets never cross.
+            let home_key = crate::util::short_hash(
+                crate::util::canonical_lenient(&state_dir)
+                    .as_os_str()
+                    .as_encoded_bytes(),
+            );
             Paths {
                 config_file: dirs.config_dir().join("config.yaml"),
                 config_dir: dirs.config_dir().to_path_buf(),
                 data_dir: dirs.data_dir().to_path_buf(),
                 cache_dir: dirs.cache_dir().to_path_buf(),
-                state_dir: dirs
-                    .state_dir()
-                    .unwrap_or_else(|| dirs.data_dir())
-                    .join("state"),
-                runtime_dir: dirs
-                    .runtime_dir()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_else(|| std::env::temp_dir().join(format!("nepho-{uid}"))),
+                state_dir,
+                runtime_dir: match dirs.runtime_dir() {
+                    Some(dir) => dir.join(format!("nepho-{home_key}")),
+                    None => std::env::temp_dir().join(format!("nepho-{uid}-{home_key}")),
+                },
             }
         };
         if let Some(file) = config_override {

@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nepho_provider_api::{FormationSpec, ProviderKind, REDACTED, RenderedFile};
 use serde::{Deserialize, Serialize};
@@ -481,26 +481,104 @@ pub fn records_using(paths: &Paths, cloudlet: &str) -> Result<Vec<String>> {
         .collect())
 }
 
+/// The longest path a Unix socket can have (`sun_path` is 108 bytes with its terminating NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Where the nanny of `name` listens: `<runtime>/formations/<name>.sock`, or when that is too long
+/// for a Unix socket (a deep home, a long name) a hashed name there, or else a short directory of
+/// this home's own under the temp dir. Clients and the nanny compute the same path.
 pub fn socket_path(paths: &Paths, name: &FormationName) -> PathBuf {
-    paths
-        .runtime_dir
-        .join("formations")
-        .join(format!("{name}.sock"))
+    let formations = paths.runtime_dir.join("formations");
+    let hashed = format!("{}.sock", crate::util::short_hash(name.as_str().as_bytes()));
+    [
+        formations.join(format!("{name}.sock")),
+        formations.join(&hashed),
+        short_runtime_dir(paths).join(&hashed),
+    ]
+    .into_iter()
+    .find(|p| p.as_os_str().len() <= MAX_SOCKET_PATH)
+    .unwrap_or_else(|| short_runtime_dir(paths).join(hashed))
 }
 
-/// Creates the runtime directory with mode 0700 (sockets live there).
-pub fn ensure_runtime_dir(paths: &Paths) -> Result<PathBuf> {
-    let dir = paths.runtime_dir.join("formations");
-    std::fs::create_dir_all(&dir).at(&dir)?;
-    for d in [&paths.runtime_dir, &dir] {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).at(d)?;
+/// `/tmp/nepho-<uid>-<hash of the runtime dir>`: short, and still one per home and user.
+fn short_runtime_dir(paths: &Paths) -> PathBuf {
+    let uid = unsafe { libc::geteuid() };
+    let key = crate::util::short_hash(paths.runtime_dir.as_os_str().as_encoded_bytes());
+    std::env::temp_dir().join(format!("nepho-{uid}-{key}"))
+}
+
+/// The socket path for `name`'s nanny with its directory ready (mode 0700, ours), or a clear
+/// error at once when no path short enough exists.
+pub fn prepare_socket(paths: &Paths, name: &FormationName) -> Result<PathBuf> {
+    let socket = socket_path(paths, name);
+    let len = socket.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(Error::invalid(format!(
+            "the socket path for formation {name} ({}) is {len} bytes, over the {MAX_SOCKET_PATH}-byte limit of Unix sockets",
+            socket.display()
+        ))
+        .with_hint("set TMPDIR (or XDG_RUNTIME_DIR) to a shorter directory"));
     }
-    Ok(dir)
+    let dir = socket.parent().unwrap_or(Path::new("/"));
+    if dir.starts_with(&paths.runtime_dir) {
+        private_dir(&paths.runtime_dir)?;
+    }
+    private_dir(dir)?;
+    Ok(socket)
+}
+
+/// Creates `dir` if needed and makes sure it is a real directory of ours, mode 0700: in a shared
+/// temp dir someone else may have made it first (or put a symlink there).
+fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::create_dir_all(dir).at(dir)?;
+    let meta = std::fs::symlink_metadata(dir).at(dir)?;
+    if !meta.is_dir() || meta.uid() != unsafe { libc::geteuid() } {
+        return Err(Error::conflict(format!(
+            "{} is not a directory of yours; nepho will not put its sockets there",
+            dir.display()
+        ))
+        .with_hint("remove it, or set TMPDIR (or XDG_RUNTIME_DIR) to a directory of your own"));
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).at(dir)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn socket_paths_fit_and_stay_per_home() {
+        let paths = |home: &str| Paths {
+            config_file: PathBuf::new(),
+            config_dir: PathBuf::new(),
+            data_dir: PathBuf::new(),
+            cache_dir: PathBuf::new(),
+            state_dir: PathBuf::new(),
+            runtime_dir: PathBuf::from(home).join("run"),
+        };
+        let short = FormationName::parse("web").unwrap();
+        let long = FormationName::parse(&format!("w{}", "x".repeat(63))).unwrap();
+        assert_eq!(
+            socket_path(&paths("/h"), &short),
+            PathBuf::from("/h/run/formations/web.sock")
+        );
+        let deep = format!("/{}", "d".repeat(150));
+        for (home, name) in [
+            ("/h", &long),
+            (deep.as_str(), &short),
+            (deep.as_str(), &long),
+        ] {
+            let socket = socket_path(&paths(home), name);
+            assert!(socket.as_os_str().len() <= MAX_SOCKET_PATH, "{socket:?}");
+        }
+        // Two deep homes, same name: different sockets.
+        let other = format!("/{}", "e".repeat(150));
+        assert_ne!(
+            socket_path(&paths(&deep), &short),
+            socket_path(&paths(&other), &short)
+        );
+    }
 
     #[test]
     fn formation_names() {

@@ -2,6 +2,7 @@
 //! and `schema/*.json` is generated from these types (a test fails when it is stale).
 //! Tables are for people; progress, prompts and warnings go to stderr.
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 
 use comfy_table::{ContentArrangement, Table, presets};
@@ -32,13 +33,13 @@ impl Out {
         } else {
             "warning:"
         };
-        eprintln!("{prefix} {msg}");
+        eprintln!("{prefix} {}", terminal_safe(msg));
     }
 
     /// Progress and notices (stderr, silenced by --quiet).
     pub fn notice(&self, msg: &str) {
         if !self.quiet {
-            eprintln!("{msg}");
+            eprintln!("{}", terminal_safe(msg));
         }
     }
 
@@ -65,7 +66,8 @@ impl Out {
                 s
             }
             Format::Table => {
-                let mut s = human();
+                // Tables show text from registries and cloudlets, which may carry escapes.
+                let mut s = terminal_safe(&human()).into_owned();
                 if !s.is_empty() && !s.ends_with('\n') {
                     s.push('\n');
                 }
@@ -77,6 +79,25 @@ impl Out {
         let _ = stdout.write_all(text.as_bytes());
         let _ = stdout.flush();
     }
+}
+
+/// Text from others made safe for a terminal: control characters other than newline and tab
+/// (ESC, CR, backspace, DEL, C1 controls such as CSI) are shown as escapes (`\x1b`, `\u{9b}`)
+/// instead of being sent to the terminal to act on.
+pub fn terminal_safe(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            c if !unsafe_char(c) => out.push(c),
+            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    Cow::Owned(out)
 }
 
 pub fn stdout_is_tty() -> bool {
@@ -362,4 +383,21 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
             schema_for!(Vec<nepho_provider_api::PlannedChange>),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::terminal_safe;
+
+    #[test]
+    fn terminal_safe_escapes_controls_but_keeps_text() {
+        assert!(matches!(
+            terminal_safe("plain\ttext\nnext, ünïcode"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            terminal_safe("\u{1b}[31mred\u{1b}[0m\r\u{7f}\u{9b}2J\u{7}"),
+            "\\x1b[31mred\\x1b[0m\\x0d\\x7f\\u{9b}2J\\x07"
+        );
+    }
 }

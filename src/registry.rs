@@ -103,18 +103,55 @@ fn fnv1a(s: &str) -> String {
     format!("{h:016x}")
 }
 
-/// Undoes gzip (detected by its magic bytes, for `.json.gz` files and servers that send
-/// `application/gzip`).
-fn decode(bytes: &[u8], source: &str) -> Result<Vec<u8>> {
-    if !bytes.starts_with(&[0x1f, 0x8b]) {
-        return Ok(bytes.to_vec());
-    }
+/// The most an index may take, raw and after gzip: a registry of 30,000 cloudlets is ~10 MiB of
+/// JSON, and a gzip bomb must not cost gigabytes of memory or of cache.
+pub const MAX_INDEX_BYTES: u64 = 64 << 20;
+
+fn too_large(source: &str) -> Error {
+    Error::invalid(format!(
+        "registry index {source} is larger than {} MiB (after decompression); refusing it",
+        MAX_INDEX_BYTES >> 20
+    ))
+    .with_hint("check the registry URL in your config; the index cached before (if any) is kept")
+}
+
+/// Inflates gzip data (one or more members), refusing more than [`MAX_INDEX_BYTES`] of output.
+fn gunzip_limited(bytes: &[u8], source: &str) -> Result<Vec<u8>> {
     use std::io::Read;
     let mut out = Vec::new();
     flate2::read::MultiGzDecoder::new(bytes)
+        .take(MAX_INDEX_BYTES + 1)
         .read_to_end(&mut out)
         .map_err(|e| Error::invalid(format!("registry index {source}: bad gzip data: {e}")))?;
+    if out.len() as u64 > MAX_INDEX_BYTES {
+        return Err(too_large(source));
+    }
     Ok(out)
+}
+
+/// Undoes gzip (detected by its magic bytes, for `.json.gz` files and servers that send
+/// `application/gzip`), within [`MAX_INDEX_BYTES`].
+fn decode(bytes: &[u8], source: &str) -> Result<Vec<u8>> {
+    if bytes.len() as u64 > MAX_INDEX_BYTES {
+        return Err(too_large(source));
+    }
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok(bytes.to_vec());
+    }
+    gunzip_limited(bytes, source)
+}
+
+/// Reads an index file (a cache file or a `file://` index), refusing an oversized one before
+/// reading it.
+fn read_index_file(path: &std::path::Path, source: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::unavailable(format!("cannot read registry index {source}: {e}")))?;
+    let mut raw = Vec::new();
+    file.take(MAX_INDEX_BYTES + 1)
+        .read_to_end(&mut raw)
+        .map_err(|e| Error::unavailable(format!("cannot read registry index {source}: {e}")))?;
+    decode(&raw, source)
 }
 
 fn invalid_index(source: &str, e: &serde_json::Error) -> Error {
@@ -390,8 +427,7 @@ impl Registry {
         {
             return Ok(bytes);
         }
-        let raw = std::fs::read(json_path).map_err(|e| Error::io(json_path, e))?;
-        let raw = decode(&raw, url)?;
+        let raw = read_index_file(json_path, url)?;
         let index: IndexRef<'_> =
             serde_json::from_slice(&raw).map_err(|e| invalid_index(url, &e))?;
         let mut bytes = compact::build(&index);
@@ -469,7 +505,8 @@ impl Registry {
                 write_atomic(&meta_path, &serde_json::to_vec(&m).unwrap_or_default())?;
                 Ok((body_path, "fetched"))
             }
-            Err(e) if have_body => {
+            // An index that is too large or garbage is an error to see, not an outage to ride out.
+            Err(e) if have_body && !matches!(e, Error::Invalid { .. }) => {
                 let age = meta
                     .map(|m| crate::util::rfc3339(m.fetched_at))
                     .unwrap_or_else(|| "an unknown time".into());
@@ -489,9 +526,7 @@ impl Registry {
         warn: &dyn Fn(&str),
     ) -> Result<(Vec<u8>, &'static str)> {
         let (path, status) = self.current_file(url, refresh, warn)?;
-        let bytes = std::fs::read(&path)
-            .map_err(|e| Error::unavailable(format!("cannot read registry index {url}: {e}")))?;
-        Ok((decode(&bytes, url)?, status))
+        Ok((read_index_file(&path, url)?, status))
     }
 
     /// Every entry of every index, first source first.
@@ -544,9 +579,13 @@ fn fetch(url: &str, meta: Option<&CacheMeta>) -> Result<Fetched> {
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .user_agent(concat!("nepho/", env!("CARGO_PKG_VERSION")))
+            // We inflate gzip ourselves, so that the inflated size has a limit too.
+            .no_gzip()
             .build()
             .map_err(|e| Error::Other(format!("cannot build an HTTP client: {e}")))?;
-        let mut request = client.get(url);
+        let mut request = client
+            .get(url)
+            .header(reqwest::header::ACCEPT_ENCODING, "gzip");
         if let Some(m) = meta {
             if let Some(etag) = &m.etag {
                 request = request.header(reqwest::header::IF_NONE_MATCH, etag);
@@ -558,7 +597,7 @@ fn fetch(url: &str, meta: Option<&CacheMeta>) -> Result<Fetched> {
         let unreachable = |e: reqwest::Error| {
             Error::unavailable(format!("cannot reach registry {url}: {}", error_chain(&e)))
         };
-        let response = request.send().await.map_err(unreachable)?;
+        let mut response = request.send().await.map_err(unreachable)?;
         let status = response.status();
         let headers = response.headers().clone();
         if status == reqwest::StatusCode::NOT_MODIFIED {
@@ -571,7 +610,29 @@ fn fetch(url: &str, meta: Option<&CacheMeta>) -> Result<Fetched> {
                 "registry {url} answered HTTP {status}"
             )));
         }
-        let bytes = response.bytes().await.map_err(unreachable)?.to_vec();
+        if response.content_length().is_some_and(|n| n > MAX_INDEX_BYTES) {
+            return Err(too_large(url));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+            if (bytes.len() + chunk.len()) as u64 > MAX_INDEX_BYTES {
+                return Err(too_large(url));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let encoding = headers
+            .get(reqwest::header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_ascii_lowercase());
+        let bytes = match encoding.as_deref() {
+            None | Some("" | "identity") => bytes,
+            Some("gzip" | "x-gzip") => gunzip_limited(&bytes, url)?,
+            Some(other) => {
+                return Err(Error::invalid(format!(
+                    "registry {url} answered with Content-Encoding {other}, which nepho does not read"
+                )));
+            }
+        };
         let header = |name: reqwest::header::HeaderName| {
             headers
                 .get(name)
@@ -788,5 +849,19 @@ mod tests {
         assert!(index.cloudlets.iter().any(|c| c.name == "hello"));
         let err = parse_index(b"<html>oops</html>", "http://x").unwrap_err();
         assert!(err.to_string().contains("not a valid index"), "{err}");
+    }
+
+    #[test]
+    fn inflating_stops_at_the_limit() {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&vec![b' '; 1 << 20]).unwrap();
+        let member = enc.finish().unwrap();
+        let fits = member.repeat((MAX_INDEX_BYTES >> 20) as usize);
+        assert_eq!(decode(&fits, "x").unwrap().len() as u64, MAX_INDEX_BYTES);
+        let bomb = member.repeat((MAX_INDEX_BYTES >> 20) as usize + 1);
+        let err = decode(&bomb, "http://x").unwrap_err();
+        assert!(err.to_string().contains("larger than 64 MiB"), "{err}");
+        assert_eq!(err.exit_code(), crate::error::ExitCode::Invalid);
     }
 }

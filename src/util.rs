@@ -1,6 +1,38 @@
 //! Small helpers with no better home.
 
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// 12 hex digits (48 bits of FNV-1a) naming something by a longer key: a directory per nepho
+/// home, a socket per formation. Not for secrets; collisions only between one user's own keys.
+pub fn short_hash(key: &[u8]) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in key {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{:012x}", h >> 16)
+}
+
+/// `path` with symlinks resolved as far as it exists (the rest appended as written), so a
+/// directory names the same place before and after it is created.
+pub fn canonical_lenient(path: &Path) -> PathBuf {
+    let mut existing = path;
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(mut real) = existing.canonicalize() {
+            real.extend(rest.iter().rev());
+            return real;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name);
+                existing = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
 
 /// The current time as RFC 3339 UTC (`2026-11-22T03:14:07Z`).
 pub fn now_rfc3339() -> String {
@@ -54,6 +86,19 @@ pub fn in_own_session(cmd: &mut std::process::Command, log: std::fs::File) -> st
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn lenient_canonical_paths_resolve_what_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().canonicalize().unwrap();
+        std::os::unix::fs::symlink(&real, real.join("link")).unwrap();
+        assert_eq!(
+            super::canonical_lenient(&real.join("link/not/yet")),
+            real.join("not/yet")
+        );
+        assert_eq!(super::short_hash(b"a").len(), 12);
+        assert_ne!(super::short_hash(b"a"), super::short_hash(b"b"));
+    }
+
     #[test]
     fn formats_known_instants() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");

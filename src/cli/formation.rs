@@ -398,6 +398,8 @@ fn create(cx: &Context, a: CreateArgs) -> Result<()> {
     if a.dry_run {
         return dry_run(cx, &spec);
     }
+    // A nanny that could not listen is refused now, before a record exists.
+    formation::prepare_socket(&cx.paths, &name)?;
     // The provider is the source of truth: refuse a name that already exists there (made on
     // another machine, or a local record lost), and fail fast on missing credentials.
     // Bad input is refused here, with exit 4, before a record or a nanny exists.
@@ -496,7 +498,8 @@ fn launch(
     let from = crate::engine::journal::read(&fdir.journal_file())?
         .last()
         .map_or(1, |e| e.seq + 1);
-    let socket = formation::socket_path(&cx.paths, &fdir.name);
+    // Before any nanny starts: a socket that cannot exist is an error now, not a stopped nanny.
+    let socket = formation::prepare_socket(&cx.paths, &fdir.name)?;
     let worker = if build.foreground {
         let paths = cx.paths.clone();
         let name = fdir.name.clone();
@@ -537,6 +540,7 @@ fn launch(
         &fdir.journal_file(),
         from,
         Duration::from_secs(20),
+        &|| formation::is_busy(fdir),
         &mut |e| bars.show(e),
     ));
     bars.finish();
@@ -583,7 +587,10 @@ fn report(
         "cancelled" => Err(Error::Interrupted),
         "lost" => Err(Error::Provider {
             message: format!(
-                "the nanny building {name} stopped before finishing (see {})",
+                "the nanny building {name} stopped before finishing{} (see {})",
+                nanny::log_error(&fdir.log_file())
+                    .map(|line| format!(" ({line})"))
+                    .unwrap_or_default(),
                 fdir.log_file().display()
             ),
             hint: Some(match op {
@@ -627,6 +634,7 @@ fn watch(cx: &Context, name: &str) -> Result<()> {
         &fdir.journal_file(),
         from,
         wait,
+        &|| formation::is_busy(&fdir),
         &mut |e| bars.show(e),
     ))?;
     bars.finish();
@@ -658,6 +666,7 @@ fn events(cx: &Context, name: &str, follow: bool, since: u64) -> Result<()> {
             &fdir.journal_file(),
             last.max(since.saturating_sub(1)) + 1,
             Duration::from_secs(5),
+            &|| formation::is_busy(&fdir),
             &mut show,
         ))?;
     }

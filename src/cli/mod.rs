@@ -270,9 +270,10 @@ fn report_error(out: &Out, e: &Error) {
             } else {
                 "error:"
             };
-            eprintln!("{prefix} {e}");
+            // Messages quote registry and cloudlet text, which may carry terminal escapes.
+            eprintln!("{prefix} {}", crate::output::terminal_safe(&e.to_string()));
             if let Some(hint) = e.hint() {
-                eprintln!("hint: {hint}");
+                eprintln!("hint: {}", crate::output::terminal_safe(hint));
             }
         }
     }

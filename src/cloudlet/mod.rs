@@ -213,7 +213,7 @@ impl Cloudlet {
             .with_hint("create one with `nepho cloudlet:create NAME`"));
         };
         let manifest_file = root.join("cloudlet.yaml");
-        let src = read_confined(&root, &manifest_file)?.ok_or_else(|| {
+        let src = read_confined(&root, &manifest_file, MAX_YAML_BYTES)?.ok_or_else(|| {
             Error::invalid(format!("{} is missing cloudlet.yaml", root.display()))
                 .with_hint("every cloudlet needs a cloudlet.yaml with at least `name:`")
         })?;
@@ -416,7 +416,7 @@ impl Cloudlet {
                 self.manifest.name
             )));
         };
-        let src = read_confined(&self.root, &file)?.unwrap_or_default();
+        let src = read_confined(&self.root, &file, MAX_YAML_BYTES)?.unwrap_or_default();
         let node = yaml::parse(&src, &file, self.format.dialect(), yaml::Tags::CoreOnly)?;
         let empty = Node {
             value: yaml::NodeValue::Map(IndexMap::new()),
@@ -711,8 +711,16 @@ pub fn safe_relative(p: &str) -> Option<PathBuf> {
     )
 }
 
-/// Reads a file that must resolve (symlinks included) to a path inside `root`.
-pub fn read_confined(root: &Path, path: &Path) -> Result<Option<String>> {
+/// The most nepho reads of one YAML file of a cloudlet (cloudlet.yaml, a scenario, a blueprint):
+/// the largest published ones are a few KiB.
+pub const MAX_YAML_BYTES: u64 = 1 << 20;
+/// The most nepho reads of one template or provisioner file of a cloudlet.
+pub const MAX_TEMPLATE_BYTES: u64 = 4 << 20;
+
+/// Reads a file that must resolve (symlinks included) to a path inside `root` and hold at most
+/// `max_bytes` (see [`MAX_YAML_BYTES`], [`MAX_TEMPLATE_BYTES`]).
+pub fn read_confined(root: &Path, path: &Path, max_bytes: u64) -> Result<Option<String>> {
+    use std::io::Read;
     let real = match path.canonicalize() {
         Ok(r) => r,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -726,9 +734,40 @@ pub fn read_confined(root: &Path, path: &Path) -> Result<Option<String>> {
         ))
         .with_hint("cloudlets may not contain symlinks that leave the cloudlet directory"));
     }
-    std::fs::read_to_string(&real)
-        .map(Some)
-        .map_err(|e| Error::io(path, e))
+    let too_large = |size: u64| {
+        let shown = path.strip_prefix(root).unwrap_or(path);
+        Error::invalid(format!(
+            "{} is too large: {} bytes, over the {} limit for this kind of cloudlet file",
+            shown.display(),
+            size,
+            human_size(max_bytes)
+        ))
+        .with_hint("keep large data out of the cloudlet (download it when the formation boots)")
+    };
+    let file = std::fs::File::open(&real).map_err(|e| Error::io(path, e))?;
+    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if size > max_bytes {
+        return Err(too_large(size));
+    }
+    // The file may grow between the check and the read: read no more than the limit allows.
+    let mut text = String::new();
+    file.take(max_bytes + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| Error::io(path, e))?;
+    if text.len() as u64 > max_bytes {
+        return Err(too_large(text.len() as u64));
+    }
+    Ok(Some(text))
+}
+
+fn human_size(bytes: u64) -> String {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1 << 10 && bytes.is_multiple_of(1 << 10) {
+        format!("{} KiB", bytes >> 10)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 #[cfg(test)]

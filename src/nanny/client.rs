@@ -22,30 +22,53 @@ pub enum Followed {
     Lost,
 }
 
-async fn connect(socket: &Path, wait: Duration) -> Option<UnixStream> {
+/// Connects to the nanny's socket, waiting up to `wait` for one that is still starting, but not
+/// for one that is gone: when `nanny_alive` says no, or the journal has the end of the run that
+/// starts at `from`, there is nothing to wait for.
+async fn connect(
+    socket: &Path,
+    wait: Duration,
+    journal_path: &Path,
+    from: u64,
+    nanny_alive: &dyn Fn() -> bool,
+) -> Option<UnixStream> {
     let deadline = tokio::time::Instant::now() + wait;
-    loop {
+    for attempt in 0u32.. {
         if let Ok(s) = UnixStream::connect(socket).await {
             return Some(s);
         }
-        if tokio::time::Instant::now() >= deadline {
+        if tokio::time::Instant::now() >= deadline || !nanny_alive() {
+            return None;
+        }
+        // Reading the journal costs more than a connect: every 200 ms is enough.
+        if attempt % 8 == 7 && run_ended(journal_path, from) {
             return None;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    None
+}
+
+/// Does the journal hold the final event of the run starting at `from`?
+fn run_ended(journal_path: &Path, from: u64) -> bool {
+    journal::read(journal_path)
+        .map(|events| events.iter().any(|e| e.seq >= from && is_final(e)))
+        .unwrap_or(false)
 }
 
 /// Follows events with `seq >= from`, calling `show` for each, until the run's final event.
-/// `wait` is how long to wait for a nanny that is still starting.
+/// `wait` is how long to wait for a nanny that is still starting; `nanny_alive` tells whether
+/// it still runs (its lock is held).
 pub async fn follow(
     socket: &Path,
     journal_path: &Path,
     from: u64,
     wait: Duration,
+    nanny_alive: &dyn Fn() -> bool,
     show: &mut dyn FnMut(&Event),
 ) -> Result<Followed> {
     let mut last = from.saturating_sub(1);
-    if let Some(stream) = connect(socket, wait).await {
+    if let Some(stream) = connect(socket, wait, journal_path, from, nanny_alive).await {
         let (read, mut write) = stream.into_split();
         let request = serde_json::to_string(&Request::Subscribe { from }).unwrap_or_default();
         if write
@@ -127,4 +150,61 @@ pub fn last_run_from(journal_path: &Path) -> u64 {
 /// True for events that end a step, for "N of M done".
 pub fn is_step_end(e: &Event) -> bool {
     e.kind == EventKind::Step && matches!(e.status, EventStatus::Succeeded | EventStatus::Skipped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Journal;
+
+    fn follow_now(socket: &Path, journal: &Path, alive: bool) -> (Followed, Duration) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let followed = runtime
+            .block_on(follow(
+                socket,
+                journal,
+                1,
+                Duration::from_secs(20),
+                &|| alive,
+                &mut |_| {},
+            ))
+            .unwrap();
+        (followed, started.elapsed())
+    }
+
+    #[test]
+    fn no_waiting_for_a_nanny_that_is_gone_or_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("none.sock");
+        let journal_path = dir.path().join("journal.ndjson");
+        let journal = Journal::open(&journal_path, "f", Vec::new()).unwrap();
+        journal.record(
+            None,
+            EventKind::Formation,
+            EventStatus::Started,
+            "create f",
+            None,
+            None,
+        );
+        // Gone (its lock is free) before finishing: lost, at once.
+        let (followed, took) = follow_now(&socket, &journal_path, false);
+        assert_eq!(followed, Followed::Lost);
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        // Still holding its lock but the journal has the end: finished, without the 20 s.
+        journal.record(
+            None,
+            EventKind::Formation,
+            EventStatus::Succeeded,
+            "done",
+            None,
+            None,
+        );
+        let (followed, took) = follow_now(&socket, &journal_path, true);
+        assert_eq!(followed, Followed::Finished(EventStatus::Succeeded));
+        assert!(took < Duration::from_secs(2), "{took:?}");
+    }
 }

@@ -109,8 +109,7 @@ async fn run_async(
         op,
     });
 
-    crate::formation::ensure_runtime_dir(paths)?;
-    let socket = crate::formation::socket_path(paths, name);
+    let socket = crate::formation::prepare_socket(paths, name)?;
     let _ = std::fs::remove_file(&socket); // we hold the lock: any socket file is stale
     let listener = UnixListener::bind(&socket).map_err(|e| Error::io(&socket, e))?;
     {
@@ -371,6 +370,19 @@ pub fn nanny_main(
     let outcome = run_with_socket(paths, &name, op, RunOptions { resume, rollback }, lock)?;
     eprintln!("{} nanny finished: {outcome:?}", crate::util::now_rfc3339());
     Ok(outcome)
+}
+
+/// The error a nanny that stopped early wrote last to its log (`error: ...`), bounded.
+pub fn log_error(log: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(log).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
+    let mut tail = Vec::new();
+    file.take(4096).read_to_end(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    let line = text.lines().rev().find(|l| l.starts_with("error:"))?;
+    Some(line.chars().take(300).collect())
 }
 
 pub fn socket_exists(path: &Path) -> bool {

@@ -14,7 +14,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::escape;
-use crate::cloudlet::{Cloudlet, CloudletFormat, Scenario, read_confined, safe_relative};
+use crate::cloudlet::{
+    Cloudlet, CloudletFormat, MAX_TEMPLATE_BYTES, Scenario, read_confined, safe_relative,
+};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +77,8 @@ pub fn render_pattern(
     // exactly as Jinja2 did, without).
     let language = match flavor {
         Flavor::Native => {
-            let entry_source = read_confined(&root, &scenario.pattern.path)?.unwrap_or_default();
+            let entry_source = read_confined(&root, &scenario.pattern.path, MAX_TEMPLATE_BYTES)?
+                .unwrap_or_default();
             Some(escape::Language::of(&scenario.pattern.entry, &entry_source))
         }
         Flavor::Python => None,
@@ -92,7 +95,7 @@ pub fn render_pattern(
             };
             for dir in search.iter() {
                 let candidate = dir.join(&rel);
-                match read_confined(&root, &candidate) {
+                match read_confined(&root, &candidate, MAX_TEMPLATE_BYTES) {
                     Ok(Some(text)) => {
                         let text = match language {
                             Some(language) => escape::rewrite(&text, language),
@@ -234,7 +237,7 @@ pub fn render_pattern(
         Some(p) => to_jinja(serde_json::json!({
             "name": p.file_name().and_then(|n| n.to_str()),
             "path": p.display().to_string(),
-            "content": read_confined(&root, p)?.unwrap_or_default(),
+            "content": read_confined(&root, p, MAX_TEMPLATE_BYTES)?.unwrap_or_default(),
         })),
         None => JValue::from(()),
     };

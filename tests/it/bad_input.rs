@@ -357,6 +357,54 @@ fn runaway_templates_hit_their_budget_and_leave_nothing() {
     }
 }
 
+/// Oversized cloudlet files are refused by size, naming the file and the limit, before anything
+/// parses them, and nothing is installed (a 200 MB cloudlet.yaml used to install and slow down
+/// every later `cloudlet:list`).
+#[test]
+fn oversized_cloudlet_files_are_refused_and_leave_nothing() {
+    let env = Env::new();
+    let daemon = GitDaemon::start(&env.path("srv"));
+    let big_yaml = format!(
+        "name: acme/bad\nversion: 1.0.0\nsummary: big\n{}",
+        "# padding padding padding padding padding padding padding padding padding\n"
+            .repeat(20_000)
+    );
+    let big_template = format!(
+        "machines:\n  - name: m\n{}",
+        "{# padding padding padding padding padding padding padding padding #}\n".repeat(80_000)
+    );
+    let cases = [
+        ("yaml.git", "cloudlet.yaml", big_yaml.as_str(), "1 MiB"),
+        (
+            "template.git",
+            "patterns/kvm/main.yaml",
+            big_template.as_str(),
+            "4 MiB",
+        ),
+    ];
+    for (repo, file, contents, limit) in cases {
+        publish_with(&env, &daemon, repo, &[(file, contents)]);
+        let started = std::time::Instant::now();
+        let run = env.run(&["cloudlet:install", &daemon.url(repo)]).code(4);
+        assert!(
+            run.stderr.contains(file) && run.stderr.contains("too large"),
+            "{repo}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains(limit), "{repo}: {}", run.stderr);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{repo} took {:?}",
+            started.elapsed()
+        );
+        assert_nothing_installed(&env);
+    }
+    assert_eq!(
+        env.run(&["-o", "json", "cloudlet:list"]).ok().json(),
+        serde_json::json!([])
+    );
+}
+
 /// Two installs at once in one home each keep their own temporary directory (a sweep of stale
 /// ones must not take the other's live work).
 #[test]

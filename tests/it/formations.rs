@@ -466,3 +466,190 @@ fn a_template_error_names_the_resource_and_reason_and_leaves_nothing() {
     assert_eq!(row["state"], "failed", "{list}");
     env.run(&["destroy", "broken"]).ok();
 }
+
+/// A user's env for `moto` in `region` (stack names are per region, so two homes can each have
+/// a formation `bg`).
+fn moto_vars(moto: &Moto, region: &str) -> Vec<(String, String)> {
+    moto.vars()
+        .into_iter()
+        .map(|(k, v)| match k.as_str() {
+            "AWS_REGION" | "AWS_DEFAULT_REGION" => (k, region.to_string()),
+            _ => (k, v),
+        })
+        .collect()
+}
+
+/// One user, two HOMEs (a second checkout, `sudo -u`, a cron job), no NEPHO_HOME and no
+/// XDG_RUNTIME_DIR, so both fall back to the same temp dir: each home's nanny keeps its own
+/// socket, and `formation:watch` in each home follows that home's build, not the other's.
+#[test]
+fn two_homes_of_one_user_each_watch_their_own_build() {
+    let moto = Moto::start();
+    let shared_tmp = tempfile::tempdir().unwrap();
+    let builds = [
+        (
+            "us-west-2",
+            "hello",
+            "hello/aws",
+            "HelloInstance",
+            "greeting=hi",
+        ),
+        (
+            "us-east-1",
+            "webapp",
+            "webapp/aws",
+            "LoadBalancer",
+            "db_password=Secret123456",
+        ),
+    ];
+    let homes: Vec<Env> = builds
+        .iter()
+        .map(|(region, cloudlet, ..)| {
+            let mut env = Env::without_nepho_home();
+            env.vars = moto_vars(&moto, region);
+            env.vars.push((
+                "TMPDIR".into(),
+                shared_tmp.path().to_string_lossy().into_owned(),
+            ));
+            env.run(&["cloudlet:install", cloudlet]).ok();
+            env.vars.push(("NEPHO_STEP_DELAY_MS".into(), "400".into()));
+            env
+        })
+        .collect();
+    for (env, (_, _, scenario, _, value)) in homes.iter().zip(&builds) {
+        let started = env
+            .run(&[
+                "-o",
+                "json",
+                "formation:create",
+                scenario,
+                "--name",
+                "bg",
+                "--set",
+                value,
+                "--detach",
+            ])
+            .ok()
+            .json();
+        assert_eq!(started["status"], "detached");
+    }
+    for (env, (_, _, _, own, _)) in homes.iter().zip(&builds) {
+        let watched = env.run(&["formation:watch", "bg"]).ok();
+        assert!(
+            watched.stdout.contains("create of bg succeeded"),
+            "{}",
+            watched.stdout
+        );
+        assert!(watched.stderr.contains(own), "{}", watched.stderr);
+        for (_, _, _, other, _) in builds.iter().filter(|b| b.3 != *own) {
+            assert!(
+                !watched.stderr.contains(other),
+                "a watch showed the other home's build:\n{}",
+                watched.stderr
+            );
+        }
+    }
+    for (env, (region, ..)) in homes.iter().zip(&builds) {
+        env.run(&["destroy", "bg"]).ok();
+        let listed = moto
+            .aws(&[
+                "cloudformation",
+                "list-stacks",
+                "--region",
+                region,
+                "--stack-status-filter",
+                "CREATE_COMPLETE",
+            ])
+            .unwrap();
+        assert_eq!(listed["StackSummaries"], serde_json::json!([]), "{region}");
+    }
+}
+
+/// A NEPHO_HOME deep enough that `<home>/run/formations/<name>.sock` does not fit in a Unix
+/// socket address (108 bytes) still builds, attached and detached, without a 20 s wait; and when
+/// no short path exists at all (TMPDIR as deep), create fails at once saying why.
+#[test]
+fn a_deep_home_still_builds_and_an_impossible_socket_path_fails_at_once() {
+    let moto = Moto::start();
+    let deep = format!("homes/{}/nepho", "deep".repeat(25));
+    let mut env = Env::with_home(&deep);
+    assert!(
+        env.home()
+            .join("run/formations/lengthy.sock")
+            .as_os_str()
+            .len()
+            > 108
+    );
+    env.vars = moto.vars();
+    // The fallback directory goes to the temp dir: this test's own, removed with it.
+    let tmp = env.path("t");
+    std::fs::create_dir_all(&tmp).unwrap();
+    env.vars
+        .push(("TMPDIR".into(), tmp.to_string_lossy().into_owned()));
+    env.run(&["cloudlet:install", "hello"]).ok();
+    let started = std::time::Instant::now();
+    let created = env
+        .run(&[
+            "-o",
+            "json",
+            "formation:create",
+            "hello/aws",
+            "--name",
+            "lengthy",
+        ])
+        .ok()
+        .json();
+    assert_eq!(created["status"], "succeeded");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    env.vars.push(("NEPHO_STEP_DELAY_MS".into(), "300".into()));
+    env.run(&[
+        "formation:create",
+        "hello/aws",
+        "--name",
+        "later",
+        "--detach",
+    ])
+    .ok();
+    let watched = env.run(&["formation:watch", "later"]).ok();
+    assert!(
+        watched.stdout.contains("create of later succeeded"),
+        "{}",
+        watched.stdout
+    );
+    assert_eq!(
+        moto.stack_status("later").as_deref(),
+        Some("CREATE_COMPLETE")
+    );
+    for name in ["lengthy", "later"] {
+        env.run(&["destroy", name]).ok();
+    }
+
+    let deep_tmp = env.path(&format!("tmp/{}", "t".repeat(120)));
+    env.vars.retain(|(k, _)| k != "TMPDIR");
+    env.vars
+        .push(("TMPDIR".into(), deep_tmp.to_string_lossy().into_owned()));
+    let started = std::time::Instant::now();
+    let refused = env
+        .run(&["formation:create", "hello/aws", "--name", "nowhere"])
+        .code(4);
+    assert!(
+        refused.stderr.contains("107-byte limit"),
+        "{}",
+        refused.stderr
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(moto.stack_status("nowhere"), None);
+    let list = env.run(&["-o", "json", "formation:list"]).ok().json();
+    assert!(
+        !list
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "nowhere"),
+        "{list}"
+    );
+}

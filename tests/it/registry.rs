@@ -244,3 +244,113 @@ fn the_search_cache_follows_the_index_and_survives_damage() {
         "acme/blogger"
     );
 }
+
+/// gzip members that inflate to `{"version":1,"cloudlets":[` + `mib` MiB of spaces + `]}`: a
+/// valid index of nothing, unless someone counts the bytes.
+fn gzip_bomb(mib: usize) -> Vec<u8> {
+    use std::io::Write;
+    let member = |data: &[u8]| {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    };
+    let spaces = member(&vec![b' '; 16 << 20]);
+    let mut bomb = member(br#"{"version":1,"cloudlets":["#);
+    for _ in 0..mib / 16 {
+        bomb.extend_from_slice(&spaces);
+    }
+    bomb.extend_from_slice(&member(b"]}"));
+    bomb
+}
+
+#[test]
+fn a_gzip_bomb_is_refused_in_bounded_memory_and_the_cache_is_kept() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let server = HttpServer::start(&sample());
+    env.write_config(&format!("registry: {}\n", server.url("index.json")));
+    env.run(&["cloudlet:search", "blog"]).ok();
+    let cache = env.home().join("cache/registry");
+    let cache_size = || -> u64 {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .flatten()
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    };
+    let before = cache_size();
+
+    // 1 GiB of JSON in ~1 MiB of gzip.
+    let bomb = gzip_bomb(1024);
+    assert!(bomb.len() < 4 << 20, "{}", bomb.len());
+    *server.body.lock().unwrap() = bomb;
+    server
+        .pre_gzipped
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // Half a gigabyte of address space: reading the whole bomb aborts, a bounded read does not.
+    let mut cmd = env.nepho();
+    cmd.args(["registry:update"]);
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 512 << 20,
+                rlim_max: 512 << 20,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let run = crate::support::Run::from(cmd.output().unwrap()).code(4);
+    assert!(
+        run.stderr.contains("registry index") && run.stderr.contains("larger than 64 MiB"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(cache_size(), before, "the cache must not change");
+    // The index cached before still answers.
+    assert_eq!(
+        env.run(&["-o", "json", "cloudlet:search", "blog"])
+            .ok()
+            .json()[0]["name"],
+        "acme/blog"
+    );
+}
+
+#[test]
+fn terminal_escapes_from_the_registry_are_not_printed_raw() {
+    let env = Env::new();
+    let hostile = serde_json::to_vec(&serde_json::json!({
+        "version": 1,
+        "cloudlets": [{
+            "name": "evil/term",
+            "url": "git://127.0.0.1:1/evil.git",
+            "author": "\u{1b}]0;pwned\u{7}mallory",
+            "summary": "\u{1b}[31mred\u{1b}[0m alert\u{9b}2J\rcleared",
+            "description": "line one\n\u{1b}[2Jline two",
+            "tags": ["\u{1b}[5mblink"],
+            "version": "1.0\u{8}\u{8}\u{8}9.9",
+        }]
+    }))
+    .unwrap();
+    let server = HttpServer::start(&hostile);
+    env.write_config(&format!("registry: {}\n", server.url("index.json")));
+    let clean = |s: &str| {
+        !s.chars()
+            .any(|c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{7f}')
+    };
+    let search = env.run(&["cloudlet:search", "alert"]).ok();
+    assert!(search.stdout.contains("red"), "{}", search.stdout);
+    assert!(clean(&search.stdout), "{:?}", search.stdout);
+    let describe = env.run(&["cloudlet:describe", "evil/term"]).ok();
+    assert!(describe.stdout.contains("line two"), "{}", describe.stdout);
+    assert!(clean(&describe.stdout), "{:?}", describe.stdout);
+    // JSON keeps the text exactly, ESC and CR escaped as JSON (`\u001b`).
+    let json = env.run(&["-o", "json", "cloudlet:search", "alert"]).ok();
+    assert_eq!(
+        json.json()[0]["summary"],
+        "\u{1b}[31mred\u{1b}[0m alert\u{9b}2J\rcleared"
+    );
+    assert!(!json.stdout.contains(['\u{1b}', '\r']), "{:?}", json.stdout);
+}

@@ -14,18 +14,38 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     /// Extra environment for every nepho run (provider endpoints, credentials).
     pub vars: Vec<(String, String)>,
+    home: PathBuf,
+    /// Whether runs get NEPHO_HOME (else nepho finds its XDG directories from HOME).
+    nepho_home: bool,
 }
 
 impl Env {
     pub fn new() -> Env {
+        Env::with_home("nepho-home")
+    }
+
+    /// An env whose NEPHO_HOME is `rel` under its directory (say, a very long path).
+    pub fn with_home(rel: &str) -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
         Env {
-            dir: tempfile::tempdir().expect("tempdir"),
+            home: dir.path().join(rel),
+            dir,
             vars: Vec::new(),
+            nepho_home: true,
+        }
+    }
+
+    /// An env without NEPHO_HOME: nepho keeps its files under HOME as XDG says (and there is
+    /// no XDG_RUNTIME_DIR). `home()` is then not where nepho keeps them.
+    pub fn without_nepho_home() -> Env {
+        Env {
+            nepho_home: false,
+            ..Env::new()
         }
     }
 
     pub fn home(&self) -> PathBuf {
-        self.dir.path().join("nepho-home")
+        self.home.clone()
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -42,7 +62,6 @@ impl Env {
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
-            .env("NEPHO_HOME", self.home())
             .env("NO_COLOR", "1")
             .env("LC_ALL", "C")
             // One KVM probe (a ~20 s boot where KVM hangs) for the whole run, not one per home.
@@ -52,6 +71,9 @@ impl Env {
             )
             .current_dir(self.dir.path())
             .stdin(Stdio::null());
+        if self.nepho_home {
+            cmd.env("NEPHO_HOME", self.home());
+        }
         for (k, v) in &self.vars {
             cmd.env(k, v);
         }
@@ -348,6 +370,8 @@ pub struct HttpServer {
     pub body: Arc<Mutex<Vec<u8>>>,
     pub max_age: Arc<AtomicUsize>,
     pub requests: Arc<Mutex<Vec<String>>>,
+    /// The body is already gzip data: send it as is with `Content-Encoding: gzip` (a gzip bomb).
+    pub pre_gzipped: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -361,16 +385,24 @@ impl HttpServer {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let max_age = Arc::new(AtomicUsize::new(3600));
-        let (b, r, s, m) = (
+        let pre_gzipped = Arc::new(AtomicBool::new(false));
+        let (b, r, s, m, g) = (
             body.clone(),
             requests.clone(),
             stop.clone(),
             max_age.clone(),
+            pre_gzipped.clone(),
         );
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::SeqCst) {
                 match listener.accept() {
-                    Ok((stream, _)) => serve(stream, &b, &r, m.load(Ordering::SeqCst)),
+                    Ok((stream, _)) => serve(
+                        stream,
+                        &b,
+                        &r,
+                        m.load(Ordering::SeqCst),
+                        g.load(Ordering::SeqCst),
+                    ),
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
             }
@@ -380,6 +412,7 @@ impl HttpServer {
             body,
             max_age,
             requests,
+            pre_gzipped,
             stop,
             thread: Some(thread),
         }
@@ -412,6 +445,7 @@ fn serve(
     body: &Mutex<Vec<u8>>,
     requests: &Mutex<Vec<String>>,
     max_age: usize,
+    pre_gzipped: bool,
 ) {
     stream.set_nonblocking(false).unwrap();
     stream
@@ -444,7 +478,9 @@ fn serve(
         format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nCache-Control: max-age={max_age}\r\nConnection: close\r\n\r\n").into_bytes()
     } else {
         let gzip = header("accept-encoding").is_some_and(|v| v.contains("gzip"));
-        let (payload, encoding) = if gzip {
+        let (payload, encoding) = if pre_gzipped {
+            (body, "Content-Encoding: gzip\r\n")
+        } else if gzip {
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             enc.write_all(&body).unwrap();
             (enc.finish().unwrap(), "Content-Encoding: gzip\r\n")
