@@ -253,7 +253,9 @@ fn plain_text(value: &JValue, none: &str) -> String {
         ValueKind::String => value.as_str().unwrap_or_default().to_string(),
         ValueKind::None => none.to_string(),
         ValueKind::Undefined => String::new(),
-        ValueKind::Bool | ValueKind::Number => value.to_string(),
+        // JSON's, YAML's and Ruby's spelling (minijinja prints Python's `True`).
+        ValueKind::Bool => if value.is_true() { "true" } else { "false" }.to_string(),
+        ValueKind::Number => value.to_string(),
         _ => serde_json::to_string(value).unwrap_or_default(),
     }
 }
@@ -326,7 +328,7 @@ fn ruby_literal(value: &JValue) -> String {
             ruby_dq_content(value.as_str().unwrap_or_default())
         ),
         ValueKind::None | ValueKind::Undefined => "nil".into(),
-        ValueKind::Bool | ValueKind::Number => value.to_string(),
+        ValueKind::Bool | ValueKind::Number => plain_text(value, "nil"),
         ValueKind::Seq | ValueKind::Iterable => {
             let items: Vec<String> = value
                 .try_iter()
@@ -429,5 +431,12 @@ mod tests {
                 .as_str(),
             Some("512")
         );
+        for ctx in ["ruby-bare", "yaml-bare", "json-bare", "json-dq"] {
+            assert_eq!(
+                escape_filter(JValue::from(true), ctx).unwrap().as_str(),
+                Some("true"),
+                "{ctx}"
+            );
+        }
     }
 }

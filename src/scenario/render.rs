@@ -366,6 +366,9 @@ fn native_formatter(
     match value.kind() {
         ValueKind::Undefined => Ok(()),
         ValueKind::None => out.write_str("null").map_err(Into::into),
+        ValueKind::Bool => out
+            .write_str(if value.is_true() { "true" } else { "false" })
+            .map_err(Into::into),
         ValueKind::Seq | ValueKind::Map | ValueKind::Iterable | ValueKind::Plain => {
             let json = serde_json::to_string(value)
                 .map_err(|e| minijinja::Error::new(ErrorKind::BadSerialization, e.to_string()))?;

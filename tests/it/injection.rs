@@ -46,6 +46,22 @@ fn a_vagrantfile_value_cannot_run_ruby() {
     );
     assert!(!dir.join("pwned").exists(), "{}", rendered.stdout);
     assert!(!dir.join("pwned2").exists(), "{}", rendered.stdout);
+    // Booleans spliced bare are Ruby's `true`/`false` (minijinja alone would print `True`).
+    env.run(&["cloudlet:install", "webapp"]).ok();
+    let webapp = env
+        .run(&[
+            "scenario:render",
+            "webapp/vagrant",
+            "--set",
+            "db_password=long-enough",
+        ])
+        .ok();
+    assert!(
+        webapp.stdout.contains("primary: true do"),
+        "{}",
+        webapp.stdout
+    );
+    assert!(ruby_evaluates(&dir, &webapp.stdout), "{}", webapp.stdout);
 }
 
 fn publish(env: &Env, daemon: &GitDaemon, repo: &str, files: &[(&str, &str)]) {
