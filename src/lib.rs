@@ -9,6 +9,8 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod formation;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod git;
 pub mod nanny;
 pub mod output;

@@ -4,6 +4,7 @@
 mod bad_input;
 mod cli;
 mod formations;
+mod fuzz_regressions;
 mod generated;
 mod injection;
 mod install;
