@@ -74,10 +74,19 @@ impl Out {
                 s
             }
         };
-        let mut stdout = std::io::stdout().lock();
-        // A closed pipe (`nepho ... | head`) is not an error worth a panic.
-        let _ = stdout.write_all(text.as_bytes());
-        let _ = stdout.flush();
+        write_stdout(text.as_bytes());
+    }
+}
+
+/// Writes `text` to stdout as it is. When the reader went away (`nepho … | head`), nepho stops
+/// quietly with success, as Unix tools do on SIGPIPE, instead of panicking.
+pub fn write_stdout(text: &[u8]) {
+    let mut stdout = std::io::stdout().lock();
+    let result = stdout.write_all(text).and_then(|()| stdout.flush());
+    if let Err(e) = result
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
     }
 }
 
@@ -110,10 +119,38 @@ pub fn table(header: &[&str]) -> Table {
     *t.style_mut() = presets::NOTHING;
     t.set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(header.iter().copied());
-    if !stdout_is_tty() {
-        t.set_width(200);
+    match terminal_columns() {
+        // A terminal that reports a usable size: wrap to it.
+        Some(cols) if cols >= 20 => {}
+        // A terminal that reports no size (CI, `docker -t`, `script`): 80 columns, not 0.
+        Some(_) => {
+            t.set_width(80);
+        }
+        None => {
+            t.set_width(200);
+        }
     }
     t
+}
+
+/// Columns of the terminal on stdout (`None` when stdout is not a terminal; `Some(0)` when it
+/// is one that reports no size). `COLUMNS` wins when set.
+fn terminal_columns() -> Option<u16> {
+    if !stdout_is_tty() {
+        return None;
+    }
+    if let Some(cols) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
+        return Some(cols);
+    }
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize into the struct we own; fd 1 is stdout.
+    let ok = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut size) } == 0;
+    Some(if ok { size.ws_col } else { 0 })
 }
 
 /// Renders a table without trailing spaces.

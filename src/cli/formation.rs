@@ -643,13 +643,23 @@ fn watch(cx: &Context, name: &str) -> Result<()> {
 
 fn events(cx: &Context, name: &str, follow: bool, since: u64) -> Result<()> {
     let (fdir, _) = existing(cx, name)?;
-    let json = cx.out.format != output::Format::Table;
+    // JSON: NDJSON; YAML: a stream of `---` documents; table: one line each.
+    let format = cx.out.format;
     let print = |e: &nepho_provider_api::Event| {
-        if json {
-            println!("{}", serde_json::to_string(e).unwrap_or_default());
-        } else {
-            println!("{}", progress::line(e));
-        }
+        let text = match format {
+            output::Format::Json => serde_json::to_string(e).unwrap_or_default() + "\n",
+            output::Format::Yaml => {
+                let value = serde_json::to_value(e).unwrap_or_default();
+                let doc = serde_saphyr::to_string(&value).unwrap_or_default();
+                format!(
+                    "---\n{}{}",
+                    doc,
+                    if doc.ends_with('\n') { "" } else { "\n" }
+                )
+            }
+            output::Format::Table => progress::line(e) + "\n",
+        };
+        output::write_stdout(text.as_bytes());
     };
     let mut last = 0;
     for e in crate::engine::journal::read(&fdir.journal_file())? {

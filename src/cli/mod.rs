@@ -173,7 +173,8 @@ pub fn expand_colon_form(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStrin
             out.push(arg);
             continue;
         }
-        done = true;
+        // `nepho help formation:create` is `nepho help formation create`.
+        done = s != "help";
         match s.split_once(':') {
             Some((group, sub)) if GROUPS.contains(&group) && !sub.is_empty() => {
                 out.push(group.into());
@@ -280,6 +281,14 @@ fn report_error(out: &Out, e: &Error) {
 }
 
 fn run(cli: Cli, out: &mut Out) -> Result<()> {
+    if let Some(file) = &cli.global.config
+        && !file.is_file()
+    {
+        return Err(
+            Error::not_found(format!("--config {}: no such file", file.display()))
+                .with_hint("give the path of an existing config file, or leave --config out"),
+        );
+    }
     let paths = Paths::discover(cli.global.config.as_deref())?;
     let config = Config::load(&paths.config_file)?;
     for w in &config.warnings {
@@ -355,7 +364,9 @@ fn run(cli: Cli, out: &mut Out) -> Result<()> {
         }
         Command::Completions { shell } => {
             let mut cmd = command();
-            clap_complete::generate(shell, &mut cmd, "nepho", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "nepho", &mut script);
+            crate::output::write_stdout(&script);
             Ok(())
         }
     }

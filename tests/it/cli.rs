@@ -67,3 +67,75 @@ fn quiet_silences_notices_but_not_results() {
     assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
     assert!(quiet.stdout.contains("hello (v1.0.0)"));
 }
+
+#[test]
+fn help_takes_the_colon_form() {
+    let env = Env::new();
+    let colon = env.run(&["help", "formation:create"]).ok().stdout;
+    let space = env.run(&["help", "formation", "create"]).ok().stdout;
+    assert_eq!(colon, space);
+    assert!(colon.contains("--name"), "{colon}");
+}
+
+/// `nepho … | head -1`: the reader goes away; nepho stops quietly (no panic, exit 0).
+#[test]
+fn a_closed_pipe_is_a_quiet_exit() {
+    let env = Env::new();
+    for args in [
+        vec!["completions", "bash"],
+        vec!["-o", "json", "cloudlet:search", "hello"],
+    ] {
+        let mut child = env
+            .nepho()
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close our end before nepho writes: its first write hits a broken pipe.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_missing_config_file_is_an_error() {
+    let env = Env::new();
+    let run = env
+        .run(&["--config", "/nonexistent/nepho.yaml", "cloudlet:list"])
+        .code(3);
+    assert!(
+        run.stderr.contains("/nonexistent/nepho.yaml"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A terminal that reports 0 columns (CI, `docker -t`, `script` without a size) gets tables
+/// 80 columns wide, not one character per column. Read back through a real pseudo-terminal.
+#[test]
+fn tables_on_a_terminal_without_a_size_use_80_columns() {
+    let env = Env::new();
+    env.run(&["cloudlet:install", "webapp"]).ok();
+    let cmd = format!(
+        "stty cols 0 rows 0; HOME={} NEPHO_HOME={} NO_COLOR=1 {} scenario:list webapp",
+        env.dir.path().display(),
+        env.home().display(),
+        env!("CARGO_BIN_EXE_nepho")
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qfc", &cmd, "/dev/null"])
+        .env_remove("COLUMNS")
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    let header = screen
+        .lines()
+        .find(|l| l.contains("PROVIDER"))
+        .unwrap_or_else(|| panic!("no table header on the screen:\n{screen}"));
+    assert!(header.contains("SCENARIO"), "{screen}");
+    assert!(screen.lines().all(|l| l.len() <= 80), "{screen}");
+}

@@ -653,3 +653,28 @@ fn a_deep_home_still_builds_and_an_impossible_socket_path_fails_at_once() {
         "{list}"
     );
 }
+
+/// `formation:events -o yaml` is a YAML stream (one `---` document per event), as `-o json` is
+/// NDJSON: the same events either way.
+#[test]
+fn events_as_a_yaml_stream_and_as_ndjson() {
+    let Aws { env, moto: _moto } = aws_env();
+    env.run(&["formation:create", "hello/aws", "--name", "evy"])
+        .ok();
+    let ndjson = env
+        .run(&["-o", "json", "formation:events", "evy"])
+        .ok()
+        .stdout;
+    let from_json: Vec<serde_json::Value> = ndjson
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let yaml = env
+        .run(&["-o", "yaml", "formation:events", "evy"])
+        .ok()
+        .stdout;
+    assert!(yaml.starts_with("---\n"), "{yaml}");
+    let stream = crate::support::yaml_stream_to_json(&yaml);
+    assert_eq!(stream.as_array().unwrap(), &from_json);
+    env.run(&["destroy", "evy"]).ok();
+}

@@ -513,10 +513,19 @@ pub fn test_venv() -> PathBuf {
 
 /// A YAML document read by PyYAML (a parser nobody here wrote), as JSON.
 pub fn yaml_to_json(text: &str) -> serde_json::Value {
+    pyyaml(text, "yaml.safe_load(sys.stdin.read())")
+}
+
+/// A YAML stream (`---` documents) read by PyYAML, as a JSON array of its documents.
+pub fn yaml_stream_to_json(text: &str) -> serde_json::Value {
+    pyyaml(text, "list(yaml.safe_load_all(sys.stdin.read()))")
+}
+
+fn pyyaml(text: &str, expr: &str) -> serde_json::Value {
     let mut child = Command::new(test_venv().join("bin/python3"))
         .args([
             "-c",
-            "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read())))",
+            &format!("import json, sys, yaml; print(json.dumps({expr}))"),
         ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
