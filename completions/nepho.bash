@@ -16,9 +16,6 @@ _nepho() {
             ",$1")
                 cmd="nepho"
                 ;;
-            nepho,__nanny)
-                cmd="nepho__subcmd____nanny"
-                ;;
             nepho,cloudlet)
                 cmd="nepho__subcmd__cloudlet"
                 ;;
@@ -289,9 +286,6 @@ _nepho() {
             nepho__subcmd__formation__subcmd__help,watch)
                 cmd="nepho__subcmd__formation__subcmd__help__subcmd__watch"
                 ;;
-            nepho__subcmd__help,__nanny)
-                cmd="nepho__subcmd__help__subcmd____nanny"
-                ;;
             nepho__subcmd__help,cloudlet)
                 cmd="nepho__subcmd__help__subcmd__cloudlet"
                 ;;
@@ -491,42 +485,12 @@ _nepho() {
 
     case "${cmd}" in
         nepho)
-            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version cloudlet scenario formation registry cluster register create destroy ssh open __nanny completions help"
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version cloudlet scenario formation registry cluster register create destroy ssh open completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --output)
-                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
-                    return 0
-                    ;;
-                -o)
-                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
-                    return 0
-                    ;;
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        nepho__subcmd____nanny)
-            opts="-o -q -v -h -V --lock-fd --resume --no-rollback --output --no-input --quiet --verbose --config --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --lock-fd)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
                     return 0
@@ -2371,22 +2335,8 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__help)
-            opts="cloudlet scenario formation registry cluster register create destroy ssh open __nanny completions help"
+            opts="cloudlet scenario formation registry cluster register create destroy ssh open completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        nepho__subcmd__help__subcmd____nanny)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -98,18 +98,6 @@ pub enum Command {
     Ssh(formation::SshArgs),
     /// Shortcut for formation:open
     Open(formation::OpenArgs),
-    /// Internal: the detached process that runs a build (started by nepho itself)
-    #[command(name = "__nanny", hide = true)]
-    Nanny {
-        formation: String,
-        op: String,
-        #[arg(long)]
-        lock_fd: i32,
-        #[arg(long)]
-        resume: bool,
-        #[arg(long)]
-        no_rollback: bool,
-    },
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions {
         #[arg(value_enum)]
@@ -190,6 +178,124 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
+type RenderSection = fn(&clap_mangen::Man, &mut dyn std::io::Write) -> std::io::Result<()>;
+
+/// One man page per command (`nepho.1`, `nepho-cloudlet.1`, `nepho-cloudlet-install.1`, …),
+/// each with ENVIRONMENT, FILES and EXIT STATUS sections: (file name, roff).
+pub fn man_pages() -> Vec<(String, Vec<u8>)> {
+    fn walk(cmd: &clap::Command, out: &mut Vec<(String, Vec<u8>)>) {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            walk(sub, out);
+        }
+        let man = clap_mangen::Man::new(cmd.clone()).date("").source("nepho");
+        let mut page = Vec::new();
+        let sections: [RenderSection; 6] = [
+            clap_mangen::Man::render_title,
+            clap_mangen::Man::render_name_section,
+            clap_mangen::Man::render_synopsis_section,
+            clap_mangen::Man::render_description_section,
+            clap_mangen::Man::render_options_section,
+            clap_mangen::Man::render_subcommands_section,
+        ];
+        for (i, render) in sections.iter().enumerate() {
+            if i == 5 && cmd.get_subcommands().all(|s| s.is_hide_set()) {
+                continue;
+            }
+            let _ = render(&man, &mut page);
+        }
+        if cmd.get_after_help().is_some() || cmd.get_after_long_help().is_some() {
+            let _ = man.render_extra_section(&mut page);
+        }
+        page.extend_from_slice(MAN_COMMON_SECTIONS.as_bytes());
+        let mut see_also: Vec<String> = cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set())
+            .map(|s| {
+                format!(
+                    "\\fB{}\\fR(1)",
+                    s.get_display_name().unwrap_or(s.get_name())
+                )
+            })
+            .collect();
+        if see_also.is_empty() {
+            see_also.push("\\fBnepho\\fR(1)".into());
+        }
+        page.extend_from_slice(format!(".SH \"SEE ALSO\"\n{}\n", see_also.join(", ")).as_bytes());
+        out.push((man.get_filename(), page));
+    }
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let mut out = Vec::new();
+    walk(&cmd, &mut out);
+    out.sort();
+    out
+}
+
+const MAN_COMMON_SECTIONS: &str = r#".SH ENVIRONMENT
+.TP
+\fBNEPHO_HOME\fR
+Keep config, cache, state and runtime files under this one directory.
+.TP
+\fBNEPHO_CONFIG\fR
+The config file (as \fB\-\-config\fR).
+.TP
+\fBNEPHO_OUTPUT\fR, \fBNEPHO_NO_INPUT\fR
+Defaults for \fB\-o\fR and \fB\-\-no\-input\fR.
+.TP
+\fBXDG_CONFIG_HOME\fR, \fBXDG_CACHE_HOME\fR, \fBXDG_STATE_HOME\fR, \fBXDG_RUNTIME_DIR\fR
+Where files go without NEPHO_HOME.
+.TP
+\fBNO_COLOR\fR
+Set (non\-empty) to turn colour off.
+.TP
+\fBAWS_PROFILE\fR, \fBAWS_REGION\fR, \fBAWS_ACCESS_KEY_ID\fR, \fBAWS_SECRET_ACCESS_KEY\fR, \fBAWS_ENDPOINT_URL\fR
+The standard AWS credential chain for the CloudFormation provider.
+.TP
+\fBNEPHO_LIBVIRT_DRIVER\fR, \fBVAGRANT_HOME\fR
+libvirt domain type (kvm or qemu) and Vagrant's home for the Vagrant provider.
+.SH FILES
+.TP
+\fI$XDG_CONFIG_HOME/nepho/config.yaml\fR
+Settings: registries, output, provider settings (\fBnepho register\fR writes them, 0600).
+.TP
+\fI$XDG_CONFIG_HOME/nepho/cluster.yaml\fR
+The KVM cluster: hosts, networks, storage.
+.TP
+\fI$XDG_DATA_HOME/nepho/cloudlets/\fR
+Installed cloudlets, one git clone each.
+.TP
+\fI$XDG_STATE_HOME/nepho/state/formations/NAME/\fR
+A formation's record, rendered spec and event journal.
+.SH "EXIT STATUS"
+.TP
+0
+success
+.TP
+1
+failure (I/O, internal error)
+.TP
+2
+usage error
+.TP
+3
+not found (cloudlet, scenario, formation, registry entry)
+.TP
+4
+invalid input (YAML, parameter types, missing required values, unsafe cloudlet contents, templates)
+.TP
+5
+provider failure
+.TP
+6
+conflict (already installed, in use, local changes)
+.TP
+7
+unavailable (git, a registry or a provider unreachable or missing)
+.TP
+130
+interrupted
+"#;
+
 /// Everything a command needs: where things are, the config, and how to print.
 pub struct Context {
     pub paths: Paths,
@@ -218,9 +324,65 @@ impl Context {
     }
 }
 
+/// The detached process that runs a build, started by nepho itself as `nepho __nanny …`. Not a
+/// clap subcommand, so help and shell completion never offer it.
+#[derive(Debug, Parser)]
+#[command(name = "nepho __nanny")]
+struct NannyArgs {
+    formation: String,
+    op: String,
+    #[arg(long)]
+    lock_fd: i32,
+    #[arg(long)]
+    resume: bool,
+    #[arg(long)]
+    no_rollback: bool,
+}
+
+fn nanny_entry(args: Vec<std::ffi::OsString>) -> i32 {
+    let args = match NannyArgs::try_parse_from(args) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    let out = Out {
+        format: Format::Table,
+        quiet: false,
+        verbose: 0,
+        color: false,
+    };
+    let result = Paths::discover(None).and_then(|paths| {
+        match crate::nanny::nanny_main(
+            &paths,
+            &args.formation,
+            &args.op,
+            args.lock_fd,
+            args.resume,
+            !args.no_rollback,
+        )? {
+            crate::engine::Outcome::Succeeded => Ok(()),
+            crate::engine::Outcome::Cancelled => Err(Error::Interrupted),
+            crate::engine::Outcome::Failed(e) => Err(crate::providers::provider_error(e)),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::Success as i32,
+        Err(e) => {
+            report_error(&out, &e);
+            e.exit_code() as i32
+        }
+    }
+}
+
 /// Parses the command line, runs the command and returns the process exit code.
 pub fn main() -> i32 {
-    let args = expand_colon_form(std::env::args_os().collect());
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if raw.get(1).is_some_and(|a| a == "__nanny") {
+        return nanny_entry(raw[1..].to_vec());
+    }
+    let args = expand_colon_form(raw);
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -314,7 +476,7 @@ fn run(cli: Cli, out: &mut Out) -> Result<()> {
         !no_input && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !matches!(
         cli.command,
-        Command::Formation(_) | Command::Create(_) | Command::Destroy(_) | Command::Nanny { .. }
+        Command::Formation(_) | Command::Create(_) | Command::Destroy(_)
     ) {
         // Builds handle Ctrl-C themselves (detach); elsewhere it cleans up and exits 130.
         crate::git::catch_interrupts();
@@ -342,26 +504,6 @@ fn run(cli: Cli, out: &mut Out) -> Result<()> {
         Command::Destroy(a) => formation::run(&cx, formation::FormationCommand::Destroy(a)),
         Command::Ssh(a) => formation::run(&cx, formation::FormationCommand::Ssh(a)),
         Command::Open(a) => formation::run(&cx, formation::FormationCommand::Open(a)),
-        Command::Nanny {
-            formation,
-            op,
-            lock_fd,
-            resume,
-            no_rollback,
-        } => {
-            match crate::nanny::nanny_main(
-                &cx.paths,
-                &formation,
-                &op,
-                lock_fd,
-                resume,
-                !no_rollback,
-            )? {
-                crate::engine::Outcome::Succeeded => Ok(()),
-                crate::engine::Outcome::Cancelled => Err(Error::Interrupted),
-                crate::engine::Outcome::Failed(e) => Err(crate::providers::provider_error(e)),
-            }
-        }
         Command::Completions { shell } => {
             let mut cmd = command();
             let mut script = Vec::new();
