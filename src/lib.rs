@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod formation;
 pub mod git;
+pub mod inventory;
 pub mod nanny;
 pub mod output;
 pub mod providers;
