@@ -181,7 +181,7 @@ pub struct ParameterValue {
     pub key: String,
     /// The value (`"********"` for secrets).
     pub value: serde_json::Value,
-    /// cloudlet | scenario | provider-defaults | user | values-file | set | prompt
+    /// cloudlet | scenario | provider-defaults | user | stored | values-file | set | prompt
     pub layer: String,
     /// `file:line:col`, or `--set KEY=VALUE`.
     pub source: String,
