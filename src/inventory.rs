@@ -80,8 +80,32 @@ pub async fn list(paths: &Paths) -> Result<Listing> {
             busy,
         });
     }
+    for (name, e) in unreadable_records(paths) {
+        if !items.iter().any(|i| i.name == name.as_str()) {
+            warnings.push(format!(
+                "the local record of {name} is unreadable ({e}) and no provider lists it; `nepho formation:destroy {name}` clears it"
+            ));
+        }
+    }
     items.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Listing { items, warnings })
+}
+
+/// Local records that exist but cannot be read (`formation::records` leaves them out).
+fn unreadable_records(paths: &Paths) -> Vec<(FormationName, Error)> {
+    let Ok(entries) = std::fs::read_dir(paths.formations_dir()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(FormationName, Error)> = entries
+        .flatten()
+        .filter_map(|e| FormationName::parse(e.file_name().to_str()?).ok())
+        .filter_map(|name| {
+            let e = FormationDir::new(paths, &name).read_record().err()?;
+            Some((name, e))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    out
 }
 
 async fn provider_list(paths: &Paths, kind: ProviderKind) -> Result<Vec<FormationSummary>> {

@@ -133,6 +133,13 @@ fn cfn_garbage_spec_or_record_still_destroys_and_leaves_nothing() {
     let dir = state_dir(&env, "ghost");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("formation.json"), b"\xffnot json").unwrap();
+    let list = env.run(&["formation:list"]).ok();
+    assert!(
+        list.stderr
+            .contains("the local record of ghost is unreadable"),
+        "{}",
+        list.stderr
+    );
     let cleared = env.run(&["destroy", "ghost"]).ok();
     assert!(
         cleared
