@@ -287,6 +287,28 @@ impl FormationDir {
         Ok(spec)
     }
 
+    /// The spec a teardown falls back on when `spec.json` is missing or unreadable: only the
+    /// name, provider and working directory from the record. Providers find what to delete from
+    /// their own record of the formation (stack tags, domain metadata, the Vagrant project).
+    pub fn bare_spec(&self) -> Result<FormationSpec> {
+        let record = self
+            .read_record()?
+            .ok_or_else(|| Error::not_found(format!("no formation named {}", self.name)))?;
+        Ok(FormationSpec {
+            name: self.name.to_string(),
+            cloudlet: record.cloudlet,
+            scenario: record.scenario,
+            provider: record.provider,
+            pattern: Vec::new(),
+            parameters: serde_json::Map::new(),
+            secret_keys: Default::default(),
+            provisioner: None,
+            payload_dir: None,
+            v1: false,
+            work_dir: self.work_dir(),
+        })
+    }
+
     /// Secret values, for scrubbing them from anything written or shown.
     pub fn secret_values(&self) -> Vec<String> {
         self.read_secrets()

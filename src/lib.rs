@@ -12,6 +12,7 @@ pub mod formation;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod git;
+pub mod inventory;
 pub mod nanny;
 pub mod output;
 pub mod providers;

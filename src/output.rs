@@ -331,7 +331,9 @@ pub struct FormationDescription {
     pub provider: String,
     pub cloudlet: String,
     pub scenario: String,
-    pub local_state: crate::formation::RecordState,
+    /// The local record's state; null when there is no readable local record (the formation
+    /// was found through its provider).
+    pub local_state: Option<crate::formation::RecordState>,
     pub busy: bool,
     pub details: Option<nepho_provider_api::FormationDetails>,
     pub provider_error: Option<String>,

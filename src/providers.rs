@@ -25,6 +25,37 @@ pub fn cluster_file(paths: &Paths) -> PathBuf {
         .unwrap_or_else(|| paths.config_dir.join("cluster.yaml"))
 }
 
+/// The providers this user has set up, in `ProviderKind` order: AWS with stored settings or
+/// credentials in the environment, KVM with a cluster file, Vagrant with stored settings or a
+/// Vagrant project under the state dir. These are the ones asked what exists.
+pub fn registered(paths: &Paths) -> Vec<ProviderKind> {
+    let aws = settings_file(paths, ProviderKind::Aws).exists()
+        || std::env::var_os("AWS_PROFILE").is_some_and(|v| !v.is_empty())
+        || std::env::var_os("AWS_ACCESS_KEY_ID").is_some_and(|v| !v.is_empty());
+    let kvm = cluster_file(paths).is_file();
+    let vagrant = settings_file(paths, ProviderKind::Vagrant).exists()
+        || std::fs::read_dir(paths.formations_dir())
+            .map(|entries| {
+                entries.flatten().any(|e| {
+                    nepho_provider_vagrant::project_dir(
+                        &paths.formations_dir(),
+                        &e.file_name().to_string_lossy(),
+                    )
+                    .join("Vagrantfile")
+                    .is_file()
+                })
+            })
+            .unwrap_or(false);
+    ProviderKind::ALL
+        .into_iter()
+        .filter(|k| match k {
+            ProviderKind::Aws => aws,
+            ProviderKind::Kvm => kvm,
+            ProviderKind::Vagrant => vagrant,
+        })
+        .collect()
+}
+
 /// Flat string settings of a provider (`region: us-east-1`, `profile: dev`, ...).
 pub fn read_settings(paths: &Paths, kind: ProviderKind) -> Result<BTreeMap<String, String>> {
     let path = settings_file(paths, kind);

@@ -15,8 +15,9 @@ use crate::error::{Error, Result};
 use crate::formation::{
     self, FormationDir, FormationLock, FormationName, FormationRecord, RecordState,
 };
+use crate::inventory::{self, DestroyTarget};
 use crate::nanny::{self, client, progress};
-use crate::output::{self, FormationDescription, FormationListItem, OperationResult};
+use crate::output::{self, FormationDescription, OperationResult};
 use crate::providers;
 use crate::scenario::render::{self, RenderContext};
 use crate::secret::StoredSecrets;
@@ -641,8 +642,26 @@ fn watch(cx: &Context, name: &str) -> Result<()> {
     report(cx, &fdir, record.provider, op, followed)
 }
 
+/// The formation's journal, with a warning when damaged lines had to be skipped.
+fn read_journal(cx: &Context, fdir: &FormationDir) -> Result<Vec<nepho_provider_api::Event>> {
+    let journal = crate::engine::journal::read_all(&fdir.journal_file())?;
+    if journal.skipped > 0 {
+        cx.out.warn(&format!(
+            "skipped {} unreadable line{} of {} (torn by a crash, or not UTF-8)",
+            journal.skipped,
+            if journal.skipped == 1 { "" } else { "s" },
+            fdir.journal_file().display()
+        ));
+    }
+    Ok(journal.events)
+}
+
 fn events(cx: &Context, name: &str, follow: bool, since: u64) -> Result<()> {
-    let (fdir, _) = existing(cx, name)?;
+    // The journal is readable without the record (lost or corrupt): it is a file of its own.
+    let fdir = FormationDir::new(&cx.paths, &FormationName::parse(name)?);
+    if !fdir.journal_file().exists() {
+        existing(cx, name)?;
+    }
     // JSON: NDJSON; YAML: a stream of `---` documents; table: one line each.
     let format = cx.out.format;
     let print = |e: &nepho_provider_api::Event| {
@@ -662,7 +681,7 @@ fn events(cx: &Context, name: &str, follow: bool, since: u64) -> Result<()> {
         output::write_stdout(text.as_bytes());
     };
     let mut last = 0;
-    for e in crate::engine::journal::read(&fdir.journal_file())? {
+    for e in read_journal(cx, &fdir)? {
         if e.seq >= since {
             print(&e);
             last = e.seq;
@@ -718,24 +737,35 @@ fn update(cx: &Context, a: UpdateArgs) -> Result<()> {
 
 fn destroy(cx: &Context, a: DestroyArgs) -> Result<()> {
     // A successful destroy removes the formation's local state, so destroying it again finds
-    // no record: the formation is already gone, which is what was asked.
+    // it nowhere: the formation is already gone, which is what was asked.
     let name = FormationName::parse(&a.name)?;
-    let fdir = FormationDir::new(&cx.paths, &name);
-    let Some(record) = fdir.read_record()? else {
-        cx.out.notice(&format!(
-            "no formation named {name} here: nothing to destroy (already destroyed?)"
-        ));
-        return Ok(());
+    let (located, lock) = match runtime()?.block_on(inventory::prepare_destroy(&cx.paths, &name))? {
+        DestroyTarget::Formation(located, lock) => (located, lock),
+        DestroyTarget::Gone { removed_unreadable } => {
+            cx.out.notice(&if removed_unreadable {
+                format!(
+                    "{name} exists on no registered provider: removed its unreadable local record"
+                )
+            } else {
+                format!("no formation named {name}: nothing to destroy (already destroyed?)")
+            });
+            return Ok(());
+        }
     };
-    if record.state == RecordState::Destroyed {
-        cx.out
-            .notice(&format!("{} is already destroyed", fdir.name));
+    if let Some(why) = &located.recovered {
+        cx.out.warn(why);
     }
-    let lock = FormationLock::acquire(&fdir, "destroy")?;
+    if located
+        .record
+        .as_ref()
+        .is_some_and(|r| r.state == RecordState::Destroyed)
+    {
+        cx.out.notice(&format!("{name} is already destroyed"));
+    }
     launch(
         cx,
-        &fdir,
-        record.provider,
+        &located.fdir,
+        located.provider,
         Operation::Destroy,
         false,
         false,
@@ -756,76 +786,11 @@ fn cancel(cx: &Context, name: &str) -> Result<()> {
 }
 
 fn list(cx: &Context) -> Result<()> {
-    let records = formation::records(&cx.paths)?;
-    let mut kinds: Vec<ProviderKind> = records
-        .iter()
-        .filter(|(_, r)| r.state != RecordState::Destroyed)
-        .map(|(_, r)| r.provider)
-        .collect();
-    if providers::settings_file(&cx.paths, ProviderKind::Aws).exists()
-        || std::env::var_os("AWS_PROFILE").is_some()
-        || std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
-    {
-        kinds.push(ProviderKind::Aws);
+    let listing = runtime()?.block_on(inventory::list(&cx.paths))?;
+    for w in &listing.warnings {
+        cx.out.warn(w);
     }
-    kinds.sort();
-    kinds.dedup();
-    let rt = runtime()?;
-    let mut items: Vec<FormationListItem> = Vec::new();
-    for kind in kinds {
-        let listed = rt.block_on(async {
-            let provider = providers::connect(kind, &cx.paths, true).await?;
-            provider.list().await.map_err(providers::provider_error)
-        });
-        match listed {
-            Ok(summaries) => {
-                for s in summaries {
-                    let busy = FormationName::parse(&s.name)
-                        .map(|n| formation::is_busy(&FormationDir::new(&cx.paths, &n)))
-                        .unwrap_or(false);
-                    items.push(FormationListItem {
-                        name: s.name,
-                        provider: kind.to_string(),
-                        cloudlet: s.cloudlet,
-                        scenario: s.scenario,
-                        state: format!("{:?}", s.state).to_lowercase(),
-                        status_reason: s.status_reason,
-                        source: "provider".into(),
-                        busy,
-                    });
-                }
-            }
-            Err(e) => cx.out.warn(&format!("cannot list {kind} formations: {e}")),
-        }
-    }
-    for (fdir, r) in &records {
-        if r.state == RecordState::Destroyed
-            || items
-                .iter()
-                .any(|i| i.name == r.name && i.provider == r.provider.to_string())
-        {
-            continue;
-        }
-        let busy = formation::is_busy(fdir);
-        items.push(FormationListItem {
-            name: r.name.clone(),
-            provider: r.provider.to_string(),
-            cloudlet: Some(r.cloudlet.clone()),
-            scenario: Some(r.scenario.clone()),
-            state: match (r.state, busy) {
-                (
-                    RecordState::Creating | RecordState::Updating | RecordState::Destroying,
-                    false,
-                ) => "interrupted".into(),
-                (RecordState::Created, _) => "missing".into(),
-                (s, _) => format!("{s:?}").to_lowercase(),
-            },
-            status_reason: None,
-            source: "local".into(),
-            busy,
-        });
-    }
-    items.sort_by(|a, b| a.name.cmp(&b.name));
+    let items = listing.items;
     cx.out.data(&items, || {
         let mut t = output::table(&["NAME", "PROVIDER", "CLOUDLET", "STATE", "REASON"]);
         for i in &items {
@@ -852,16 +817,14 @@ fn list(cx: &Context) -> Result<()> {
 }
 
 fn describe(cx: &Context, name: &str) -> Result<()> {
-    let (fdir, record) = existing(cx, name)?;
+    let name = FormationName::parse(name)?;
     let rt = runtime()?;
-    let details = rt.block_on(async {
-        let provider = providers::connect(record.provider, &cx.paths, true).await?;
-        provider
-            .describe(fdir.name.as_str())
-            .await
-            .map_err(providers::provider_error)
-    });
-    let events = crate::engine::journal::read(&fdir.journal_file())?;
+    let located = rt.block_on(inventory::locate(&cx.paths, &name))?;
+    if let Some(why) = &located.recovered {
+        cx.out.warn(why);
+    }
+    let details = rt.block_on(inventory::describe(&cx.paths, located.provider, &name));
+    let events = read_journal(cx, &located.fdir)?;
     let recent: Vec<String> = events
         .iter()
         .rev()
@@ -873,13 +836,24 @@ fn describe(cx: &Context, name: &str) -> Result<()> {
         Ok(d) => (Some(d), None),
         Err(e) => (None, Some(e.to_string())),
     };
+    let recorded = |local: Option<&String>, reported: Option<&String>| {
+        local.or(reported).cloned().unwrap_or_default()
+    };
+    let record = located.record.as_ref();
+    let summary = located.summary.as_ref();
     let d = FormationDescription {
-        name: record.name.clone(),
-        provider: record.provider.to_string(),
-        cloudlet: record.cloudlet.clone(),
-        scenario: record.scenario.clone(),
-        local_state: record.state,
-        busy: formation::is_busy(&fdir),
+        name: name.to_string(),
+        provider: located.provider.to_string(),
+        cloudlet: recorded(
+            record.map(|r| &r.cloudlet),
+            summary.and_then(|s| s.cloudlet.as_ref()),
+        ),
+        scenario: recorded(
+            record.map(|r| &r.scenario),
+            summary.and_then(|s| s.scenario.as_ref()),
+        ),
+        local_state: record.map(|r| r.state),
+        busy: formation::is_busy(&located.fdir),
         details,
         provider_error,
         recent_journal: recent,
@@ -926,8 +900,10 @@ fn describe(cx: &Context, name: &str) -> Result<()> {
                 }
             }
             None => s.push_str(&format!(
-                "Status:    {:?} (local record; provider: {})\n",
-                d.local_state,
+                "Status:    {} (local record; provider: {})\n",
+                d.local_state
+                    .map(|state| format!("{state:?}"))
+                    .unwrap_or_else(|| "unknown".into()),
                 d.provider_error.clone().unwrap_or_default()
             )),
         }
@@ -937,15 +913,20 @@ fn describe(cx: &Context, name: &str) -> Result<()> {
 }
 
 fn endpoints(cx: &Context, name: &str) -> Result<(FormationDir, nepho_provider_api::Endpoints)> {
-    let (fdir, record) = existing(cx, name)?;
-    let e = runtime()?.block_on(async {
-        let provider = providers::connect(record.provider, &cx.paths, true).await?;
-        provider
-            .endpoints(fdir.name.as_str())
+    let name = FormationName::parse(name)?;
+    let (located, e) = runtime()?.block_on(async {
+        let located = inventory::locate(&cx.paths, &name).await?;
+        if let Some(why) = &located.recovered {
+            cx.out.warn(why);
+        }
+        let provider = providers::connect(located.provider, &cx.paths, true).await?;
+        let e = provider
+            .endpoints(name.as_str())
             .await
-            .map_err(providers::provider_error)
+            .map_err(providers::provider_error)?;
+        Ok::<_, Error>((located, e))
     })?;
-    Ok((fdir, e))
+    Ok((located.fdir, e))
 }
 
 fn shell_quote(s: &str) -> String {

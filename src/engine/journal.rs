@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -17,18 +17,65 @@ use tokio::sync::broadcast;
 
 use crate::error::{Error, IoContext, Result};
 
-/// Reads every event of a journal (a torn last line from a crash is ignored).
+/// Reads every event of a journal. Damaged lines are skipped; see [`read_all`].
 pub fn read(path: &Path) -> Result<Vec<Event>> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+    read_all(path).map(|r| r.events)
+}
+
+/// A journal as read back, and how many of its lines could not be (a write torn by a crash, a
+/// line that is not UTF-8 or not an event).
+#[derive(Debug, Default)]
+pub struct JournalContents {
+    pub events: Vec<Event>,
+    pub skipped: usize,
+}
+
+/// Reads every event of a journal. One bad line never hides the events after it: a line torn by
+/// a crash (the next run's first event then follows it on the same line) gives back that next
+/// event, and a line that cannot be read at all is counted in `skipped`. An unterminated last
+/// line is a write in progress or a crash's torn tail: ignored, not counted.
+pub fn read_all(path: &Path) -> Result<JournalContents> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(JournalContents::default());
+        }
         Err(e) => return Err(Error::io(path, e)),
     };
-    Ok(BufReader::new(file)
-        .lines()
-        .map_while(|l| l.ok())
-        .filter_map(|l| serde_json::from_str(&l).ok())
-        .collect())
+    let mut contents = JournalContents::default();
+    let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    // After the last newline: empty, or an unfinished write.
+    let tail = lines.pop().unwrap_or_default();
+    for line in lines {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match parse_line(line) {
+            (Some(event), damaged) => {
+                contents.events.push(event);
+                contents.skipped += usize::from(damaged);
+            }
+            (None, _) => contents.skipped += 1,
+        }
+    }
+    if let (Some(event), false) = parse_line(tail) {
+        contents.events.push(event);
+    }
+    Ok(contents)
+}
+
+/// One journal line: its event, and whether part of the line had to be dropped to get it.
+fn parse_line(line: &[u8]) -> (Option<Event>, bool) {
+    if let Ok(event) = serde_json::from_slice(line) {
+        return (Some(event), false);
+    }
+    // A torn event with the next one appended to it: the last event start on the line.
+    let start = br#"{"v":"#;
+    let salvaged = (1..line.len().saturating_sub(start.len() - 1))
+        .rev()
+        .filter(|&i| line[i..].starts_with(start))
+        .find_map(|i| serde_json::from_slice(&line[i..]).ok());
+    (salvaged, true)
 }
 
 /// The operation (create, update, destroy) an event run belongs to.
@@ -104,12 +151,16 @@ struct Inner {
 impl Journal {
     pub fn open(path: &Path, formation: &str, secrets: Vec<String>) -> Result<Arc<Journal>> {
         let seq = read(path)?.last().map_or(0, |e| e.seq);
-        let file = std::fs::OpenOptions::new()
+        let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
             .open(path)
             .at(path)?;
+        // A line torn by a crash is ended here, so the next event starts a line of its own.
+        if ends_torn(path) {
+            file.write_all(b"\n").at(path)?;
+        }
         let (live, _) = broadcast::channel(4096);
         let secrets = secrets.into_iter().filter(|s| s.len() >= 3).collect();
         Ok(Arc::new(Journal {
@@ -176,6 +227,16 @@ impl Journal {
     }
 }
 
+/// Does the file end in the middle of a line?
+fn ends_torn(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = File::open(path) else {
+        return false;
+    };
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::End(-1)).is_ok() && file.read_exact(&mut last).is_ok() && last[0] != b'\n'
+}
+
 /// RFC 3339 with milliseconds.
 fn timestamp() -> String {
     let now = std::time::SystemTime::now()
@@ -213,4 +274,39 @@ pub fn interrupted_steps(events: &[Event], start: usize) -> BTreeSet<StepId> {
         .filter_map(|e| e.step.clone())
         .filter(|s| !done.contains_key(s))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(seq: u64) -> String {
+        let j = serde_json::json!({"v": 1, "seq": seq, "ts": "t", "formation": "f", "step": null,
+            "kind": "log", "status": "info", "message": format!("event {seq}"), "progress": null});
+        format!("{j}\n")
+    }
+
+    #[test]
+    fn damaged_lines_never_hide_later_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.ndjson");
+        let torn = line(2);
+        let mut bytes = line(1).into_bytes();
+        bytes.extend_from_slice(&torn.as_bytes()[..torn.len() / 2]);
+        bytes.extend_from_slice(line(3).as_bytes());
+        bytes.extend_from_slice(b"\xff\xfe not utf-8 \xc3\n");
+        bytes.extend_from_slice(line(4).as_bytes());
+        bytes.extend_from_slice(&line(5).as_bytes()[..10]);
+        std::fs::write(&path, bytes).unwrap();
+        let read = read_all(&path).unwrap();
+        let seqs: Vec<u64> = read.events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [1, 3, 4]);
+        assert_eq!(read.skipped, 2, "the torn line and the non-UTF-8 one");
+        // The next run's events start on a line of their own.
+        let journal = Journal::open(&path, "f", vec![]).unwrap();
+        journal.record(None, EventKind::Log, EventStatus::Info, "after", None, None);
+        let read = read_all(&path).unwrap();
+        assert_eq!(read.events.last().unwrap().message, "after");
+        assert_eq!(read.events.last().unwrap().seq, 5);
+    }
 }

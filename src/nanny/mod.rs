@@ -92,12 +92,29 @@ async fn run_async(
         std::process::id(),
         crate::util::now_rfc3339()
     ));
-    // A destroy needs no secret values; the other operations refuse a lost one.
-    let spec = match op {
-        Operation::Destroy => fdir.read_spec_for_destroy()?,
-        _ => fdir.read_spec()?,
+    // A destroy needs no secret values, nor even the build inputs: the provider knows what it
+    // built. The other operations refuse a lost secret or spec.
+    let (spec, unreadable_spec) = match op {
+        Operation::Destroy => match fdir.read_spec_for_destroy() {
+            Ok(spec) => (spec, None),
+            Err(e) => (fdir.bare_spec()?, Some(e)),
+        },
+        _ => (fdir.read_spec()?, None),
     };
     let journal = Journal::open(&fdir.journal_file(), name.as_str(), fdir.secret_values())?;
+    if let Some(e) = unreadable_spec {
+        journal.record(
+            None,
+            EventKind::Log,
+            EventStatus::Info,
+            &format!(
+                "the saved build inputs are unusable ({e}); destroying what {} reports",
+                spec.provider
+            ),
+            None,
+            None,
+        );
+    }
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         journal: journal.clone(),

@@ -62,7 +62,7 @@ fn tgt_targets() -> String {
 }
 
 /// Nothing of formation `name` on the host: no domain, LUN, disk, seed or address reservation.
-fn assert_nothing_left(name: &str) {
+pub(crate) fn assert_nothing_left(name: &str) {
     let domains = domains();
     assert!(
         !domains.contains(&format!("nepho-{name}-")),
