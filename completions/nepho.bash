@@ -1331,7 +1331,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__destroy)
-            opts="-o -q -v -h -V --foreground --detach --output --no-input --quiet --verbose --config --help --version"
+            opts="-y -o -q -v -h -V --auto-approve --yes --foreground --detach --output --no-input --quiet --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1583,7 +1583,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__formation__subcmd__destroy)
-            opts="-o -q -v -h -V --foreground --detach --output --no-input --quiet --verbose --config --help --version"
+            opts="-y -o -q -v -h -V --auto-approve --yes --foreground --detach --output --no-input --quiet --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -304,6 +304,7 @@ complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_s
 json\t''
 yaml\t''"
 complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from destroy" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from destroy" -s y -l yes -l auto-approve -d 'Destroy without asking (needed when there is no terminal to ask on)'
 complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from destroy" -l foreground -d 'Run the build in this process instead of a detached nanny'
 complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from destroy" -l detach -d 'Start the build and return at once (watch it with `formation:watch`)'
 complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from destroy" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
@@ -632,6 +633,7 @@ complete -c nepho -n "__fish_nepho_using_subcommand destroy" -s o -l output -d '
 json\t''
 yaml\t''"
 complete -c nepho -n "__fish_nepho_using_subcommand destroy" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand destroy" -s y -l yes -l auto-approve -d 'Destroy without asking (needed when there is no terminal to ask on)'
 complete -c nepho -n "__fish_nepho_using_subcommand destroy" -l foreground -d 'Run the build in this process instead of a detached nanny'
 complete -c nepho -n "__fish_nepho_using_subcommand destroy" -l detach -d 'Start the build and return at once (watch it with `formation:watch`)'
 complete -c nepho -n "__fish_nepho_using_subcommand destroy" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'

@@ -201,7 +201,11 @@ pub struct UpdateArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct DestroyArgs {
+    /// The formation to destroy
     pub name: String,
+    /// Destroy without asking (needed when there is no terminal to ask on)
+    #[arg(long, short = 'y', visible_alias = "auto-approve")]
+    pub yes: bool,
     #[command(flatten)]
     pub build: BuildFlags,
 }
@@ -762,6 +766,9 @@ fn destroy(cx: &Context, a: DestroyArgs) -> Result<()> {
     {
         cx.out.notice(&format!("{name} is already destroyed"));
     }
+    if !a.yes {
+        confirm_destroy(cx, &located)?;
+    }
     launch(
         cx,
         &located.fdir,
@@ -772,6 +779,59 @@ fn destroy(cx: &Context, a: DestroyArgs) -> Result<()> {
         &a.build,
         lock,
     )
+}
+
+/// Shows what a destroy removes and asks; without a terminal to ask on, refuses (exit 2) and
+/// names `--yes`, as `terraform destroy` does.
+fn confirm_destroy(cx: &Context, located: &inventory::Located) -> Result<()> {
+    let name = &located.fdir.name;
+    if !cx.interactive {
+        return Err(Error::usage(format!(
+            "formation:destroy {name} removes everything it built on {}, and there is no terminal to confirm on",
+            located.provider
+        ))
+        .with_hint(format!("confirm with `nepho formation:destroy {name} --yes`")));
+    }
+    let details = runtime()?.block_on(inventory::describe(&cx.paths, located.provider, name));
+    let mut plan = format!(
+        "formation:destroy {name} will remove, on {}:\n",
+        located.provider
+    );
+    match &details {
+        Ok(d) if !d.resources.is_empty() => {
+            for r in &d.resources {
+                plan.push_str(&format!(
+                    "  - {} {}{}\n",
+                    r.kind,
+                    r.resource,
+                    r.id.as_ref()
+                        .map(|id| format!(" ({id})"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        Ok(_) => plan.push_str("  (the provider reports no resources)\n"),
+        Err(e) => plan.push_str(&format!("  (the provider could not list them: {e})\n")),
+    }
+    plan.push_str("  - the local record, journal and rendered pattern\n");
+    eprint!("{}", output::terminal_safe(&plan));
+    let yes = dialoguer::Confirm::new()
+        .with_prompt(format!("Destroy {name}?"))
+        .default(false)
+        .interact()
+        .map_err(|e| match e {
+            dialoguer::Error::IO(io) if io.kind() == std::io::ErrorKind::Interrupted => {
+                Error::Interrupted
+            }
+            other => Error::Other(format!("cannot read the answer: {other}")),
+        })?;
+    if yes {
+        Ok(())
+    } else {
+        Err(Error::Other(format!(
+            "{name} was not destroyed (not confirmed)"
+        )))
+    }
 }
 
 fn cancel(cx: &Context, name: &str) -> Result<()> {

@@ -155,7 +155,10 @@ fn suite_create_list_describe_endpoints_destroy() {
         "re-run should only skip: {steps:?}"
     );
 
-    let destroyed = env.run(&["-o", "json", "destroy", "agmedia"]).ok().json();
+    let destroyed = env
+        .run(&["-o", "json", "destroy", "agmedia", "--yes"])
+        .ok()
+        .json();
     assert_eq!(destroyed["status"], "succeeded");
     assert_eq!(moto.stack_status("agmedia"), None, "stack left behind");
     let list = env.run(&["-o", "json", "formation:list"]).ok().json();
@@ -167,7 +170,7 @@ fn suite_create_list_describe_endpoints_destroy() {
             .any(|r| r["name"] == "agmedia")
     );
     // Destroying again is harmless.
-    env.run(&["destroy", "agmedia"]).ok();
+    env.run(&["destroy", "agmedia", "--yes"]).ok();
 }
 
 #[test]
@@ -212,7 +215,7 @@ fn multi_tier_with_secrets_never_leaks_the_password() {
             "{args:?} leaked it"
         );
     }
-    env.run(&["formation:destroy", "shop"]).ok();
+    env.run(&["formation:destroy", "shop", "--yes"]).ok();
     assert_eq!(moto.stack_status("shop"), None);
     assert!(
         !dir.join("secrets.json").exists(),
@@ -294,7 +297,7 @@ fn detach_then_watch_from_another_process() {
     // Watching a finished build replays it.
     env.run(&["formation:watch", "bg"]).ok();
     assert_eq!(moto.stack_status("bg").as_deref(), Some("CREATE_COMPLETE"));
-    env.run(&["destroy", "bg"]).ok();
+    env.run(&["destroy", "bg", "--yes"]).ok();
 }
 
 #[test]
@@ -318,7 +321,7 @@ fn killing_the_cli_does_not_stop_the_build() {
         moto.stack_status("survivor").as_deref(),
         Some("CREATE_COMPLETE")
     );
-    env.run(&["destroy", "survivor"]).ok();
+    env.run(&["destroy", "survivor", "--yes"]).ok();
 }
 
 #[test]
@@ -375,7 +378,7 @@ fn killing_the_nanny_then_resume_and_destroy_leaves_nothing() {
         moto.stack_status("crashy").as_deref(),
         Some("CREATE_COMPLETE")
     );
-    env.run(&["destroy", "crashy"]).ok();
+    env.run(&["destroy", "crashy", "--yes"]).ok();
     assert_eq!(moto.stack_status("crashy"), None);
 }
 
@@ -464,7 +467,7 @@ fn a_template_error_names_the_resource_and_reason_and_leaves_nothing() {
         .cloned()
         .unwrap_or_default();
     assert_eq!(row["state"], "failed", "{list}");
-    env.run(&["destroy", "broken"]).ok();
+    env.run(&["destroy", "broken", "--yes"]).ok();
 }
 
 /// A user's env for `moto` in `region` (stack names are per region, so two homes can each have
@@ -550,7 +553,7 @@ fn two_homes_of_one_user_each_watch_their_own_build() {
         }
     }
     for (env, (region, ..)) in homes.iter().zip(&builds) {
-        env.run(&["destroy", "bg"]).ok();
+        env.run(&["destroy", "bg", "--yes"]).ok();
         let listed = moto
             .aws(&[
                 "cloudformation",
@@ -625,7 +628,7 @@ fn a_deep_home_still_builds_and_an_impossible_socket_path_fails_at_once() {
         Some("CREATE_COMPLETE")
     );
     for name in ["lengthy", "later"] {
-        env.run(&["destroy", name]).ok();
+        env.run(&["destroy", name, "--yes"]).ok();
     }
 
     let deep_tmp = env.path(&format!("tmp/{}", "t".repeat(120)));
@@ -676,5 +679,61 @@ fn events_as_a_yaml_stream_and_as_ndjson() {
     assert!(yaml.starts_with("---\n"), "{yaml}");
     let stream = crate::support::yaml_stream_to_json(&yaml);
     assert_eq!(stream.as_array().unwrap(), &from_json);
-    env.run(&["destroy", "evy"]).ok();
+    env.run(&["destroy", "evy", "--yes"]).ok();
+}
+
+/// `formation:destroy` shows what goes and asks on a terminal (read back through a real
+/// pseudo-terminal); without a terminal it refuses and names `--yes`; `--yes` skips the question.
+#[test]
+fn destroy_asks_on_a_terminal_and_refuses_without_one() {
+    let Aws { env, moto } = aws_env();
+    env.run(&["formation:create", "hello/aws", "--name", "asked"])
+        .ok();
+    let refused = env.run(&["destroy", "asked"]).code(2);
+    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    assert!(moto.stack_status("asked").is_some());
+
+    let on_terminal = |answer: &str| {
+        let mut cmd = std::process::Command::new("script");
+        cmd.args([
+            "-qfc",
+            &format!("{} destroy asked", env!("CARGO_BIN_EXE_nepho")),
+            "/dev/null",
+        ])
+        .env("HOME", env.dir.path())
+        .env("NEPHO_HOME", env.home())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+        for (k, v) in &env.vars {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        use std::io::Write;
+        stdin.write_all(answer.as_bytes()).unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).replace('\r', "")
+    };
+    let screen = on_terminal("n\n");
+    assert!(screen.contains("will remove"), "{screen}");
+    assert!(screen.contains("AWS::EC2::Instance"), "{screen}");
+    assert!(screen.contains("Destroy asked?"), "{screen}");
+    assert!(
+        moto.stack_status("asked")
+            .is_some_and(|s| !s.contains("DELETE")),
+        "declined: the stack stays"
+    );
+    let screen = on_terminal("y\n");
+    assert!(screen.contains("Destroy asked?"), "{screen}");
+    crate::support::wait_until(
+        "the stack is deleted",
+        std::time::Duration::from_secs(30),
+        || {
+            moto.stack_status("asked")
+                .is_none_or(|s| s == "DELETE_COMPLETE")
+        },
+    );
 }

@@ -102,7 +102,11 @@ pub(crate) fn formation<'a>(env: &'a Env, prefix: &str) -> (String, Teardown<'a>
 
 impl Drop for Teardown<'_> {
     fn drop(&mut self) {
-        let _ = self.env.nepho().args(["destroy", &self.name]).output();
+        let _ = self
+            .env
+            .nepho()
+            .args(["destroy", &self.name, "--yes"])
+            .output();
     }
 }
 
@@ -186,7 +190,7 @@ fn kvm_main_job_create_ssh_destroy() {
     assert_eq!(domstate(&domain), "shut off");
     env.run(&["formation:start", &name]).ok();
     assert_eq!(domstate(&domain), "running");
-    env.run(&["destroy", &name]).ok();
+    env.run(&["destroy", &name, "--yes"]).ok();
     assert_nothing_left(&name);
 }
 
@@ -298,7 +302,7 @@ fn kvm_iscsi_boot_disk_iso_and_power_cycle() {
         Duration::from_secs(120),
     );
     assert_eq!(after.trim(), "rebooted");
-    env.run(&["destroy", &name]).ok();
+    env.run(&["destroy", &name, "--yes"]).ok();
     assert_nothing_left(&name);
     assert!(iso.is_file(), "destroy never removes the user's ISO");
 }
@@ -345,7 +349,7 @@ fn kvm_killing_the_nanny_mid_create_then_resume_and_destroy_leaves_nothing() {
     assert_eq!(resumed["status"], "succeeded", "{resumed}");
     let motd = env.run(&["ssh", &name, "--", "cat", "/etc/motd"]).ok();
     assert!(motd.stdout.contains("Hello from nepho"));
-    env.run(&["destroy", &name]).ok();
+    env.run(&["destroy", &name, "--yes"]).ok();
     assert_nothing_left(&name);
 }
 
@@ -386,7 +390,7 @@ fn kvm_two_machines_are_built_in_parallel() {
         let motd = env.run(&["ssh", &name, machine, "--", "hostname"]).ok();
         assert_eq!(motd.stdout.trim(), machine);
     }
-    env.run(&["destroy", &name]).ok();
+    env.run(&["destroy", &name, "--yes"]).ok();
     assert_nothing_left(&name);
 }
 
@@ -457,7 +461,7 @@ fn kvm_two_tiers_with_an_iscsi_data_disk() {
         format!("db_host={}", db_ip.stdout.trim()),
         "web was handed db's address"
     );
-    env.run(&["destroy", &name]).ok();
+    env.run(&["destroy", &name, "--yes"]).ok();
     assert_nothing_left(&name);
 }
 
@@ -525,7 +529,7 @@ fn kvm_add_and_remove_drives_live() {
         .json()
         .to_string();
     assert!(!described.contains("hello/disk2"), "{described}");
-    env.run(&["destroy", &name]).ok();
+    env.run(&["destroy", &name, "--yes"]).ok();
     assert_nothing_left(&name);
 }
 
@@ -592,7 +596,7 @@ fn kvm_static_address_from_the_pool_and_no_spoofing() {
         "packets from a spoofed address must be dropped: {}",
         String::from_utf8_lossy(&spoofed.stdout)
     );
-    env.run(&["destroy", &name]).ok();
+    env.run(&["destroy", &name, "--yes"]).ok();
     assert_nothing_left(&name);
     let net = sh("virsh", &["-c", URI, "net-dumpxml", "default"]);
     assert!(
@@ -635,7 +639,7 @@ fn kvm_remote_host_over_qemu_ssh() {
         "a remote host gets its own copy: {attached}"
     );
     assert!(copy.is_file());
-    env.run(&["destroy", &name]).ok();
+    env.run(&["destroy", &name, "--yes"]).ok();
     assert_nothing_left(&name);
     assert!(iso.is_file(), "the user's ISO stays");
 }

@@ -141,7 +141,7 @@ fn kvm_resize_drives_offline() {
         ["6291456", "4194304"],
         "the guest sees 3 GiB on the volume and 2 GiB on the LUN"
     );
-    env.run(&["destroy", &name]).ok();
+    env.run(&["destroy", &name, "--yes"]).ok();
     assert!(!volume.exists(), "destroy removes the grown volume");
     let targets = sh(
         "tgtadm",
@@ -389,7 +389,7 @@ fn kvm_attach_and_detach_a_nic_live() {
     let again_ip = again["ip"].as_str().unwrap().to_string();
     env.run(&["formation:detach-nic", &name, "hello", "nonet"])
         .code(3);
-    env.run(&["destroy", &name]).ok();
+    env.run(&["destroy", &name, "--yes"]).ok();
     let net = sh("virsh", &["-c", URI, "net-dumpxml", "default"]);
     assert!(
         !net.contains(&format!("ip='{again_ip}'")),

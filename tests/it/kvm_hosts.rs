@@ -69,7 +69,7 @@ impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         let _ = self.env.run(&["cluster:watch", "--stop"]);
         let _ = host2("start");
-        let _ = self.env.run(&["destroy", &self.name]);
+        let _ = self.env.run(&["destroy", &self.name, "--yes"]);
         for uri in ["qemu:///system", self.h2.as_str()] {
             for d in domains(uri, &self.name) {
                 sh(&format!(
@@ -299,7 +299,7 @@ fn kvm_two_hosts_failover_of_an_iscsi_machine() {
         "the stale copy must be undefined"
     );
 
-    env.run(&["destroy", &name]).ok();
+    env.run(&["destroy", &name, "--yes"]).ok();
     assert!(domains("qemu:///system", &name).is_empty());
     assert!(domains(&h2, &name).is_empty());
     assert!(targets(&name).is_empty(), "{:?}", targets(&name));
@@ -390,7 +390,7 @@ fn kvm_cluster_watch_fails_over_a_host_that_stays_down() {
 
     let (ok, _) = host2("start");
     assert!(ok);
-    env.run(&["destroy", &name]).ok();
+    env.run(&["destroy", &name, "--yes"]).ok();
     assert!(domains("qemu:///system", &name).is_empty());
     assert!(domains(&h2, &name).is_empty());
     assert!(targets(&name).is_empty());
@@ -672,7 +672,7 @@ fn kvm_offline_migration_and_rebalance_between_two_hosts() {
     let unknown = env.run(&["cluster:evacuate", "h9"]);
     assert_eq!(unknown.code, 4, "{}", unknown.stderr);
 
-    env.run(&["destroy", &name]).ok();
+    env.run(&["destroy", &name, "--yes"]).ok();
     assert!(domains(h1, &name).is_empty() && domains(&h2, &name).is_empty());
     let (_, left) = sh(&format!("find {s} -path '*{name}*'"));
     assert!(left.trim().is_empty(), "left behind: {left}");

@@ -92,7 +92,7 @@ fn kvm_least_used_placement_over_two_measured_hosts() {
         "--set",
         "memory_mb=100000",
     ]);
-    let _ = env.run(&["destroy", &format!("{name}x")]);
+    let _ = env.run(&["destroy", &format!("{name}x"), "--yes"]);
     assert_ne!(refused.code, 0);
     let text = format!("{}{}", refused.stdout, refused.stderr);
     assert!(text.contains("no host can take machine hello"), "{text}");
@@ -119,7 +119,7 @@ fn kvm_least_used_placement_over_two_measured_hosts() {
         .any(|m| m["formation"] == name.as_str());
     assert!(on_h1, "{status}");
 
-    env.run(&["destroy", &name]).ok();
+    env.run(&["destroy", &name, "--yes"]).ok();
     assert!(domains("qemu:///system", &name).is_empty());
     assert!(domains(&h2, &name).is_empty());
     let _ = std::fs::remove_dir_all(&storage);

@@ -75,7 +75,7 @@ fn cfn_lost_local_state_lists_describes_and_destroys_from_stack_tags() {
         "{ssh}"
     );
 
-    let destroyed = env.run(&["-o", "json", "destroy", "orphan"]).ok();
+    let destroyed = env.run(&["-o", "json", "destroy", "orphan", "--yes"]).ok();
     assert!(
         destroyed.stderr.contains("using what aws reports"),
         "{}",
@@ -95,7 +95,7 @@ fn cfn_lost_local_state_lists_describes_and_destroys_from_stack_tags() {
     );
     assert!(!state_dir(&env, "orphan").exists());
     assert_eq!(listed(&env, "orphan"), None);
-    let again = env.run(&["destroy", "orphan"]).ok();
+    let again = env.run(&["destroy", "orphan", "--yes"]).ok();
     assert!(
         again.stderr.contains("nothing to destroy"),
         "{}",
@@ -114,7 +114,7 @@ fn cfn_garbage_spec_or_record_still_destroys_and_leaves_nothing() {
             b"\x00\xff{\"name\": garbage\x9c",
         )
         .unwrap();
-        let destroyed = env.run(&["-o", "json", "destroy", name]).ok();
+        let destroyed = env.run(&["-o", "json", "destroy", name, "--yes"]).ok();
         assert_eq!(destroyed.json()["status"], "succeeded", "{name}");
         if file == "formation.json" {
             assert!(
@@ -140,7 +140,7 @@ fn cfn_garbage_spec_or_record_still_destroys_and_leaves_nothing() {
         "{}",
         list.stderr
     );
-    let cleared = env.run(&["destroy", "ghost"]).ok();
+    let cleared = env.run(&["destroy", "ghost", "--yes"]).ok();
     assert!(
         cleared
             .stderr
@@ -194,7 +194,7 @@ fn a_torn_line_and_a_non_utf8_line_do_not_hide_later_journal_events() {
         "{}",
         out.stderr
     );
-    env.run(&["destroy", "torn"]).ok();
+    env.run(&["destroy", "torn", "--yes"]).ok();
 }
 
 /// KVM with the local state gone: listed from the domains' metadata, destroyed from it, and
@@ -220,7 +220,7 @@ fn kvm_lost_local_state_lists_and_destroys_from_domain_metadata() {
         "{row}"
     );
 
-    let destroyed = env.run(&["-o", "json", "destroy", &name]).ok();
+    let destroyed = env.run(&["-o", "json", "destroy", &name, "--yes"]).ok();
     assert!(
         destroyed.stderr.contains("using what kvm reports"),
         "{}",

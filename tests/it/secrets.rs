@@ -122,7 +122,7 @@ fn update_with_a_lost_secret_fails_naming_it_and_changes_nothing() {
         db_password_of(&moto, "shop").as_deref(),
         Some("N3w-Passw0rd")
     );
-    env.run(&["destroy", "shop"]).ok();
+    env.run(&["destroy", "shop", "--yes"]).ok();
 }
 
 #[test]
@@ -160,7 +160,7 @@ fn a_secret_rotated_with_a_values_file_reaches_the_stack() {
         db_password_of(&moto, "shop").as_deref(),
         Some("S3t-Wins-Pw")
     );
-    env.run(&["destroy", "shop"]).ok();
+    env.run(&["destroy", "shop", "--yes"]).ok();
 }
 
 #[test]
@@ -202,7 +202,7 @@ fn stored_secrets_that_yaml_would_retype_survive_an_update() {
             Some(*password),
             "{password:?} kept as it was"
         );
-        env.run(&["destroy", &name]).ok();
+        env.run(&["destroy", &name, "--yes"]).ok();
     }
 }
 
@@ -304,7 +304,7 @@ fn a_destroyed_formation_leaves_no_local_state() {
         tagged,
         "the instance carries the embedded value: {instances}"
     );
-    let destroyed = env.run(&["destroy", "shop"]);
+    let destroyed = env.run(&["destroy", "shop", "--yes"]);
     assert_hidden(&destroyed, secret);
     destroyed.ok();
     assert_eq!(moto.stack_status("shop"), None);
@@ -316,7 +316,7 @@ fn a_destroyed_formation_leaves_no_local_state() {
     let gone = env.run(&["-o", "json", "formation:list"]).ok();
     assert!(!gone.stdout.contains("shop"), "{}", gone.stdout);
     // Destroying again is harmless, and the name can be used again.
-    env.run(&["destroy", "shop"]).ok();
+    env.run(&["destroy", "shop", "--yes"]).ok();
     create_shop(&env, &["--set", "db_password=Second-Life"]);
-    env.run(&["destroy", "shop"]).ok();
+    env.run(&["destroy", "shop", "--yes"]).ok();
 }

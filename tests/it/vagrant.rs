@@ -208,10 +208,10 @@ impl Drop for Vg {
     fn drop(&mut self) {
         for name in self.formations.clone() {
             if self.project(&name).exists() {
-                let _ = self.env.run(&["destroy", &name]);
+                let _ = self.env.run(&["destroy", &name, "--yes"]);
             }
             for d in domains(&format!("{name}_")) {
-                virsh(&["destroy", &d]);
+                virsh(&["destroy", &d, "--yes"]);
                 virsh(&["undefine", &d, "--remove-all-storage"]);
             }
             for v in volumes(&format!("{name}_")) {
@@ -353,7 +353,7 @@ fn vagrant_hello_create_ssh_update_destroy() {
     let motd = vg.run(&["ssh", &name, "--", "cat", "/etc/motd"]).ok();
     assert!(motd.stdout.contains("Updated by nepho"), "{}", motd.stdout);
 
-    vg.run(&["destroy", &name]).ok();
+    vg.run(&["destroy", &name, "--yes"]).ok();
     assert!(domains(&format!("{name}_")).is_empty());
     assert!(volumes(&format!("{name}_")).is_empty());
     assert!(!vg.project(&name).exists(), "project directory left behind");
@@ -429,7 +429,7 @@ fn vagrant_two_machines() {
     )
     .unwrap();
     assert!(!journal.contains("vg-s3cret-pw"), "secret in the journal");
-    vg.run(&["destroy", &name]).ok();
+    vg.run(&["destroy", &name, "--yes"]).ok();
     assert!(domains(&format!("{name}_")).is_empty());
 }
 
@@ -443,7 +443,7 @@ fn vagrant_killed_nanny_then_destroy_leaves_no_domain() {
     let name = vg.name("kill");
     vg.run(&["cloudlet:install", "hello"]).ok();
     vg.create_and_kill_nanny_mid_up(&name);
-    let destroyed = vg.run(&["destroy", &name]);
+    let destroyed = vg.run(&["destroy", &name, "--yes"]);
     destroyed.ok();
     // Give an orphaned vagrant time to (wrongly) recreate something.
     std::thread::sleep(Duration::from_secs(3));
@@ -486,7 +486,7 @@ fn vagrant_killed_nanny_then_resume_finishes() {
     let ssh = vg.run(&["ssh", &name, "--", "hostname"]).ok();
     assert!(ssh.stdout.contains(&name), "{}", ssh.stdout);
     assert_eq!(domains(&format!("{name}_")), [format!("{name}_default")]);
-    vg.run(&["destroy", &name]).ok();
+    vg.run(&["destroy", &name, "--yes"]).ok();
     assert!(domains(&format!("{name}_")).is_empty());
 }
 
@@ -558,7 +558,7 @@ end
         env.stdout.trim(),
         "app=legacy\nbackups=True\nmemory=256\npayload=payload from 1.x",
     );
-    vg.run(&["destroy", &name]).ok();
+    vg.run(&["destroy", &name, "--yes"]).ok();
     assert!(domains(&format!("{name}_")).is_empty());
 }
 
@@ -608,7 +608,7 @@ fn vagrant_corpus_1x_blueprint_creates_and_destroys() {
         "hostname from the 1.x template"
     );
     assert_eq!(domains(&format!("{name}_")).len(), 1);
-    vg.run(&["destroy", &name]).ok();
+    vg.run(&["destroy", &name, "--yes"]).ok();
     assert!(domains(&format!("{name}_")).is_empty());
 }
 
