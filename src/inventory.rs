@@ -18,6 +18,10 @@ use crate::providers;
 pub struct Listing {
     pub items: Vec<FormationListItem>,
     pub warnings: Vec<String>,
+    /// Providers that were asked and did not answer, with why (one line each).
+    pub unreachable: Vec<(ProviderKind, String)>,
+    /// How many providers answered.
+    pub answered: usize,
 }
 
 /// Asks every registered provider (and any provider a local record names) what exists.
@@ -34,8 +38,14 @@ pub async fn list(paths: &Paths) -> Result<Listing> {
     kinds.dedup();
     let mut items = Vec::new();
     let mut warnings = Vec::new();
+    let mut unreachable: Vec<(ProviderKind, String)> = Vec::new();
+    let mut answered = 0;
     for kind in kinds {
-        match provider_list(paths, kind).await {
+        let listed = provider_list(paths, kind).await;
+        if listed.is_ok() {
+            answered += 1;
+        }
+        match listed {
             Ok(summaries) => items.extend(summaries.into_iter().map(|s| {
                 let busy = FormationName::parse(&s.name)
                     .map(|n| formation::is_busy(&FormationDir::new(paths, &n)))
@@ -51,7 +61,12 @@ pub async fn list(paths: &Paths) -> Result<Listing> {
                     busy,
                 }
             })),
-            Err(e) => warnings.push(format!("cannot list {kind} formations: {e}")),
+            Err(e) => {
+                let why = e.to_string();
+                let why = why.lines().next().unwrap_or_default().to_string();
+                warnings.push(format!("cannot reach {kind}: {why}"));
+                unreachable.push((kind, why));
+            }
         }
     }
     for (fdir, r) in &records {
@@ -68,6 +83,8 @@ pub async fn list(paths: &Paths) -> Result<Listing> {
             cloudlet: Some(r.cloudlet.clone()),
             scenario: Some(r.scenario.clone()),
             state: match (r.state, busy) {
+                // Its provider did not answer: nobody can say whether it exists.
+                _ if unreachable.iter().any(|(k, _)| *k == r.provider) => "unknown".into(),
                 (
                     RecordState::Creating | RecordState::Updating | RecordState::Destroying,
                     false,
@@ -75,7 +92,10 @@ pub async fn list(paths: &Paths) -> Result<Listing> {
                 (RecordState::Created, _) => "missing".into(),
                 (s, _) => format!("{s:?}").to_lowercase(),
             },
-            status_reason: None,
+            status_reason: unreachable
+                .iter()
+                .find(|(k, _)| *k == r.provider)
+                .map(|(k, _)| format!("{k} could not be reached")),
             source: "local".into(),
             busy,
         });
@@ -88,7 +108,12 @@ pub async fn list(paths: &Paths) -> Result<Listing> {
         }
     }
     items.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Listing { items, warnings })
+    Ok(Listing {
+        items,
+        warnings,
+        unreachable,
+        answered,
+    })
 }
 
 /// Local records that exist but cannot be read (`formation::records` leaves them out).

@@ -847,9 +847,14 @@ fn cancel(cx: &Context, name: &str) -> Result<()> {
 
 fn list(cx: &Context) -> Result<()> {
     let listing = runtime()?.block_on(inventory::list(&cx.paths))?;
+    let nobody_answered = listing.answered == 0 && !listing.unreachable.is_empty();
     for w in &listing.warnings {
-        cx.out.warn(w);
+        // With no provider answering, the error below says it once.
+        if !(nobody_answered && w.starts_with("cannot reach ")) {
+            cx.out.warn(w);
+        }
     }
+    let unreachable = listing.unreachable;
     let items = listing.items;
     cx.out.data(&items, || {
         let mut t = output::table(&["NAME", "PROVIDER", "CLOUDLET", "STATE", "REASON"]);
@@ -873,6 +878,18 @@ fn list(cx: &Context) -> Result<()> {
         }
         output::render_table(&t)
     });
+    if nobody_answered {
+        let why: Vec<String> = unreachable
+            .iter()
+            .map(|(kind, why)| format!("cannot reach {kind}: {why}"))
+            .collect();
+        return Err(Error::Provider {
+            message: why.join("; "),
+            hint: Some(
+                "check the provider's endpoint, credentials and network (`nepho register`)".into(),
+            ),
+        });
+    }
     Ok(())
 }
 

@@ -737,3 +737,36 @@ fn destroy_asks_on_a_terminal_and_refuses_without_one() {
         },
     );
 }
+
+/// With its provider unreachable, `formation:list` says which provider and why in one line,
+/// marks its formations `unknown` (not `missing`), and exits 5 when no provider answered.
+#[test]
+fn an_unreachable_provider_is_named_and_its_formations_are_unknown() {
+    let Aws {
+        mut env,
+        moto: _moto,
+    } = aws_env();
+    env.run(&["formation:create", "hello/aws", "--name", "away"])
+        .ok();
+    for (k, v) in env.vars.iter_mut() {
+        if k == "AWS_ENDPOINT_URL" {
+            *v = "http://127.0.0.1:1".into();
+        }
+    }
+    let run = env.run(&["-o", "json", "formation:list"]).code(5);
+    let rows = run.json();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "away")
+        .unwrap_or_else(|| panic!("{rows}"));
+    assert_eq!(row["state"], "unknown", "{rows}");
+    let error: serde_json::Value = serde_json::from_str(run.stderr.trim()).unwrap();
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("cannot reach aws"), "{message}");
+    assert!(
+        !message.contains('\n') && !message.contains("DispatchFailure("),
+        "{message}"
+    );
+}

@@ -2,7 +2,7 @@
 //! into `ProviderError`s a user can act on.
 
 use aws_sdk_cloudformation::config::http::HttpResponse;
-use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use nepho_provider_api::ProviderError;
 
 /// An AWS call that failed, reduced to what nepho acts on.
@@ -47,6 +47,21 @@ const CREDENTIAL_CODES: &[&str] = &[
     "AccessDeniedException",
 ];
 
+/// An error and its causes as one line (`dispatch failure: io error: … Connection refused`),
+/// without the SDK's Debug dump of the same.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
 impl ApiError {
     pub fn from_sdk<E>(op: &'static str, err: SdkError<E, HttpResponse>) -> ApiError
     where
@@ -79,7 +94,7 @@ impl ApiError {
         };
         let message = match (&code, service_message) {
             (_, Some(m)) if !m.is_empty() => m,
-            _ => DisplayErrorContext(&err).to_string(),
+            _ => error_chain(&err),
         };
         ApiError {
             op,
