@@ -34,8 +34,17 @@ _nepho() {
             nepho,formation)
                 cmd="nepho__subcmd__formation"
                 ;;
+            nepho,halt)
+                cmd="nepho__subcmd__stop"
+                ;;
             nepho,help)
                 cmd="nepho__subcmd__help"
+                ;;
+            nepho,list)
+                cmd="nepho__subcmd__list"
+                ;;
+            nepho,ls)
+                cmd="nepho__subcmd__list"
                 ;;
             nepho,open)
                 cmd="nepho__subcmd__open"
@@ -46,11 +55,23 @@ _nepho() {
             nepho,registry)
                 cmd="nepho__subcmd__registry"
                 ;;
+            nepho,rm)
+                cmd="nepho__subcmd__destroy"
+                ;;
             nepho,scenario)
                 cmd="nepho__subcmd__scenario"
                 ;;
             nepho,ssh)
                 cmd="nepho__subcmd__ssh"
+                ;;
+            nepho,status)
+                cmd="nepho__subcmd__list"
+                ;;
+            nepho,stop)
+                cmd="nepho__subcmd__stop"
+                ;;
+            nepho,up)
+                cmd="nepho__subcmd__create"
                 ;;
             nepho__subcmd__cloudlet,create)
                 cmd="nepho__subcmd__cloudlet__subcmd__create"
@@ -184,10 +205,16 @@ _nepho() {
             nepho__subcmd__formation,events)
                 cmd="nepho__subcmd__formation__subcmd__events"
                 ;;
+            nepho__subcmd__formation,halt)
+                cmd="nepho__subcmd__formation__subcmd__stop"
+                ;;
             nepho__subcmd__formation,help)
                 cmd="nepho__subcmd__formation__subcmd__help"
                 ;;
             nepho__subcmd__formation,list)
+                cmd="nepho__subcmd__formation__subcmd__list"
+                ;;
+            nepho__subcmd__formation,ls)
                 cmd="nepho__subcmd__formation__subcmd__list"
                 ;;
             nepho__subcmd__formation,open)
@@ -202,14 +229,23 @@ _nepho() {
             nepho__subcmd__formation,resize-drive)
                 cmd="nepho__subcmd__formation__subcmd__resize__subcmd__drive"
                 ;;
+            nepho__subcmd__formation,rm)
+                cmd="nepho__subcmd__formation__subcmd__destroy"
+                ;;
             nepho__subcmd__formation,ssh)
                 cmd="nepho__subcmd__formation__subcmd__ssh"
                 ;;
             nepho__subcmd__formation,start)
                 cmd="nepho__subcmd__formation__subcmd__start"
                 ;;
+            nepho__subcmd__formation,status)
+                cmd="nepho__subcmd__formation__subcmd__list"
+                ;;
             nepho__subcmd__formation,stop)
                 cmd="nepho__subcmd__formation__subcmd__stop"
+                ;;
+            nepho__subcmd__formation,up)
+                cmd="nepho__subcmd__formation__subcmd__create"
                 ;;
             nepho__subcmd__formation,update)
                 cmd="nepho__subcmd__formation__subcmd__update"
@@ -307,6 +343,9 @@ _nepho() {
             nepho__subcmd__help,help)
                 cmd="nepho__subcmd__help__subcmd__help"
                 ;;
+            nepho__subcmd__help,list)
+                cmd="nepho__subcmd__help__subcmd__list"
+                ;;
             nepho__subcmd__help,open)
                 cmd="nepho__subcmd__help__subcmd__open"
                 ;;
@@ -321,6 +360,9 @@ _nepho() {
                 ;;
             nepho__subcmd__help,ssh)
                 cmd="nepho__subcmd__help__subcmd__ssh"
+                ;;
+            nepho__subcmd__help,stop)
+                cmd="nepho__subcmd__help__subcmd__stop"
                 ;;
             nepho__subcmd__help__subcmd__cloudlet,create)
                 cmd="nepho__subcmd__help__subcmd__cloudlet__subcmd__create"
@@ -485,7 +527,7 @@ _nepho() {
 
     case "${cmd}" in
         nepho)
-            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version cloudlet scenario formation registry cluster register create destroy ssh open completions help"
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version cloudlet scenario formation registry cluster register create up destroy rm list ls status stop halt ssh open completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1357,7 +1399,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__formation)
-            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version create list describe watch events update destroy cancel ssh stop start reset attach-iso detach-iso add-drive remove-drive resize-drive vnc attach-nic detach-nic open help"
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version create up list ls status describe watch events update destroy rm cancel ssh stop halt start reset attach-iso detach-iso add-drive remove-drive resize-drive vnc attach-nic detach-nic open help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2335,7 +2377,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__help)
-            opts="cloudlet scenario formation registry cluster register create destroy ssh open completions help"
+            opts="cloudlet scenario formation registry cluster register create destroy list stop ssh open completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2950,6 +2992,20 @@ _nepho() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nepho__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nepho__subcmd__help__subcmd__open)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -3069,6 +3125,46 @@ _nepho() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__help__subcmd__stop)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__list)
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -3458,6 +3554,32 @@ _nepho() {
             ;;
         nepho__subcmd__ssh)
             opts="-o -q -v -h -V --print --output --no-input --quiet --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__stop)
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

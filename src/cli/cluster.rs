@@ -224,9 +224,12 @@ fn detach_watcher(cx: &Context, a: &WatchArgs, files: &WatchFiles) -> Result<()>
     if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } < 0 {
         return Err(Error::Other("cannot pass the watcher lock on".into()));
     }
+    // Logs can quote provider output: private, as the rest of the state is.
+    use std::os::unix::fs::OpenOptionsExt;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(&files.log)
         .map_err(|e| Error::Other(format!("{}: {e}", files.log.display())))?;
     let exe = std::env::current_exe()

@@ -25,8 +25,10 @@ use crate::secret::StoredSecrets;
 #[derive(Debug, Subcommand)]
 pub enum FormationCommand {
     /// Create a formation from CLOUDLET[/SCENARIO] (no scenario means `default`)
+    #[command(visible_alias = "up")]
     Create(CreateArgs),
     /// List formations (from the providers, plus local records of builds in flight)
+    #[command(visible_aliases = ["ls", "status"])]
     List,
     /// Show a formation: status, resources, outputs and recent events
     Describe { name: String },
@@ -45,12 +47,14 @@ pub enum FormationCommand {
     /// Re-render a formation from its cloudlet and apply the changes
     Update(UpdateArgs),
     /// Destroy a formation and everything nepho built for it
+    #[command(visible_alias = "rm")]
     Destroy(DestroyArgs),
     /// Stop a running build (it can be resumed with `create --resume`)
     Cancel { name: String },
     /// Open an ssh session to a formation (or run CMD there)
     Ssh(SshArgs),
     /// Shut machines down cleanly (ACPI, then forced after a timeout) — KVM, Vagrant
+    #[command(visible_alias = "halt")]
     Stop(MachineArgs),
     /// Start stopped machines — KVM, Vagrant
     Start(MachineArgs),

@@ -91,9 +91,17 @@ pub enum Command {
     /// Set provider credentials and settings (stored 0600)
     Register(register::RegisterArgs),
     /// Shortcut for formation:create
+    #[command(visible_alias = "up")]
     Create(formation::CreateArgs),
     /// Shortcut for formation:destroy
+    #[command(visible_alias = "rm")]
     Destroy(formation::DestroyArgs),
+    /// Shortcut for formation:list
+    #[command(visible_aliases = ["ls", "status"])]
+    List,
+    /// Shortcut for formation:stop
+    #[command(visible_alias = "halt")]
+    Stop(formation::MachineArgs),
     /// Shortcut for formation:ssh
     Ssh(formation::SshArgs),
     /// Shortcut for formation:open
@@ -376,18 +384,85 @@ fn nanny_entry(args: Vec<std::ffi::OsString>) -> i32 {
     }
 }
 
+/// The output format asked for on the command line or in NEPHO_OUTPUT, read before parsing so
+/// that even a usage error can be reported in it.
+fn requested_format(args: &[std::ffi::OsString]) -> Option<Format> {
+    let parse = |v: &str| match v {
+        "json" => Some(Format::Json),
+        "yaml" => Some(Format::Yaml),
+        _ => None,
+    };
+    let mut found = std::env::var("NEPHO_OUTPUT").ok().and_then(|v| parse(&v));
+    let mut iter = args.iter().map(|a| a.to_string_lossy());
+    while let Some(a) = iter.next() {
+        if a == "--" {
+            break;
+        }
+        let value = if a == "-o" || a == "--output" {
+            iter.next().map(|v| v.into_owned())
+        } else if let Some(v) = a.strip_prefix("--output=") {
+            Some(v.to_string())
+        } else if let Some(v) = a.strip_prefix("-o").filter(|v| !v.is_empty()) {
+            Some(v.trim_start_matches('=').to_string())
+        } else {
+            None
+        };
+        if let Some(v) = value {
+            found = parse(&v).or(found);
+        }
+    }
+    found
+}
+
 /// Parses the command line, runs the command and returns the process exit code.
 pub fn main() -> i32 {
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if raw.get(1).is_some_and(|a| a == "__nanny") {
         return nanny_entry(raw[1..].to_vec());
     }
+    let requested = requested_format(&raw);
     let args = expand_colon_form(raw);
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
-            return e.exit_code();
+            use clap::error::ErrorKind as K;
+            let informational = matches!(
+                e.kind(),
+                K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand
+            );
+            match requested {
+                // Scripts that asked for JSON/YAML get the usage error in that form too.
+                Some(format) if !informational => {
+                    let text = e.render().to_string();
+                    let lines: Vec<&str> = text
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+                        .collect();
+                    let is_aside = |l: &str| l.starts_with("tip:") || l.starts_with("Usage:");
+                    let message = lines
+                        .iter()
+                        .take_while(|l| !is_aside(l))
+                        .map(|l| l.trim_start_matches("error: "))
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    let hint: Vec<&str> = lines.iter().copied().filter(|l| is_aside(l)).collect();
+                    let hint = (!hint.is_empty()).then(|| hint.join("; "));
+                    let out = Out {
+                        format,
+                        quiet: false,
+                        verbose: 0,
+                        color: false,
+                    };
+                    let error = Error::Usage { message, hint };
+                    report_error(&out, &error);
+                    return ExitCode::Usage as i32;
+                }
+                _ => {
+                    let _ = e.print();
+                    return e.exit_code();
+                }
+            }
         }
     };
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
@@ -501,6 +576,8 @@ fn run(cli: Cli, out: &mut Out) -> Result<()> {
         Command::Cluster(ClusterCommand::Evacuate(a)) => cluster::evacuate(&cx, &a),
         Command::Cluster(ClusterCommand::Usage(a)) => cluster::usage(&cx, &a),
         Command::Create(a) => formation::run(&cx, formation::FormationCommand::Create(a)),
+        Command::List => formation::run(&cx, formation::FormationCommand::List),
+        Command::Stop(a) => formation::run(&cx, formation::FormationCommand::Stop(a)),
         Command::Destroy(a) => formation::run(&cx, formation::FormationCommand::Destroy(a)),
         Command::Ssh(a) => formation::run(&cx, formation::FormationCommand::Ssh(a)),
         Command::Open(a) => formation::run(&cx, formation::FormationCommand::Open(a)),

@@ -338,9 +338,12 @@ pub fn spawn(
     let exe = std::env::current_exe()
         .map_err(|e| Error::Other(format!("cannot find the nepho binary: {e}")))?;
     let fd = lock.inheritable_fd()?;
+    // Logs can quote provider output: private, as the rest of the state is.
+    use std::os::unix::fs::OpenOptionsExt;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(fdir.log_file())
         .at(fdir.log_file())?;
     let mut cmd = std::process::Command::new(exe);

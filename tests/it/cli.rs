@@ -139,3 +139,49 @@ fn tables_on_a_terminal_without_a_size_use_80_columns() {
     assert!(header.contains("SCENARIO"), "{screen}");
     assert!(screen.lines().all(|l| l.len() <= 80), "{screen}");
 }
+
+/// Usage errors come as JSON (or YAML) when the script asked for it, with exit 2.
+#[test]
+fn usage_errors_follow_the_requested_output_format() {
+    let env = Env::new();
+    let run = env.run(&["-o", "json", "formation:create"]).code(2);
+    let error: serde_json::Value = serde_json::from_str(run.stderr.trim()).unwrap();
+    assert_eq!(error["error"]["kind"], "usage");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--name"),
+        "{error}"
+    );
+    let run = env.run(&["--output=yaml", "cloudlet:bogus"]).code(2);
+    assert!(
+        run.stderr.starts_with("error:\n  kind: usage"),
+        "{}",
+        run.stderr
+    );
+    // Help is still help.
+    env.run(&["-o", "json", "formation:create", "--help"]).ok();
+}
+
+/// The words users of Vagrant, kubectl and docker type by habit.
+#[test]
+fn habitual_aliases_work() {
+    let env = Env::new();
+    let list = env.run(&["-o", "json", "formation:list"]).ok().stdout;
+    for alias in [
+        vec!["ls"],
+        vec!["status"],
+        vec!["formation:ls"],
+        vec!["formation", "status"],
+    ] {
+        let mut args = vec!["-o", "json"];
+        args.extend(alias.iter());
+        assert_eq!(env.run(&args).ok().stdout, list, "{alias:?}");
+    }
+    for (alias, command) in [("up", "create"), ("rm", "destroy"), ("halt", "stop")] {
+        let a = env.run(&["help", alias]).ok().stdout;
+        let b = env.run(&["help", command]).ok().stdout;
+        assert_eq!(a, b, "{alias} = {command}");
+    }
+}

@@ -689,6 +689,15 @@ fn destroy_asks_on_a_terminal_and_refuses_without_one() {
     let Aws { env, moto } = aws_env();
     env.run(&["formation:create", "hello/aws", "--name", "asked"])
         .ok();
+    // The nanny's log is private, as the rest of the state is.
+    let log = env.home().join("state/formations/asked/nanny.log");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "{}",
+        log.display()
+    );
     let refused = env.run(&["destroy", "asked"]).code(2);
     assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
     assert!(moto.stack_status("asked").is_some());
