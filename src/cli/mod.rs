@@ -402,10 +402,10 @@ fn requested_format(args: &[std::ffi::OsString]) -> Option<Format> {
             iter.next().map(|v| v.into_owned())
         } else if let Some(v) = a.strip_prefix("--output=") {
             Some(v.to_string())
-        } else if let Some(v) = a.strip_prefix("-o").filter(|v| !v.is_empty()) {
-            Some(v.trim_start_matches('=').to_string())
         } else {
-            None
+            a.strip_prefix("-o")
+                .filter(|v| !v.is_empty())
+                .map(|v| v.trim_start_matches('=').to_string())
         };
         if let Some(v) = value {
             found = parse(&v).or(found);
