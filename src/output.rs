@@ -199,6 +199,11 @@ pub struct CloudletDescription {
     pub installed: bool,
     pub path: Option<String>,
     pub scenarios: Vec<ScenarioSummary>,
+    /// The registry it was found in (its name, or its URL when the config names none); absent
+    /// for an installed cloudlet.
+    pub registry: Option<String>,
+    /// The versions the registry lists, newest first, each pinned to a commit.
+    pub versions: Vec<crate::registry::RegistryVersion>,
 }
 
 /// `scenario:list`.
