@@ -13,6 +13,7 @@ mod kvm_formation_ops;
 mod kvm_hosts;
 mod kvm_placement;
 mod registry;
+mod registry_site;
 mod scenarios;
 mod secrets;
 mod support;
