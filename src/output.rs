@@ -375,6 +375,14 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
             "registry-index.json",
             schema_for!(crate::registry::RegistryIndex),
         ),
+        (
+            "registry-build.json",
+            schema_for!(crate::registry::build::BuildReport),
+        ),
+        (
+            "registry-serve.json",
+            schema_for!(crate::registry::serve::Serving),
+        ),
         ("error.json", schema_for!(ErrorReport)),
         ("event.json", schema_for!(nepho_provider_api::Event)),
         ("formation-result.json", schema_for!(OperationResult)),
