@@ -153,10 +153,18 @@ fn registry_source(node: &Node) -> std::result::Result<RegistrySource, &'static 
     if let Some(url) = node.as_str() {
         return Ok(RegistrySource::from_url(url));
     }
-    const SHAPE: &str = "each of `registries` is a URL or {name: NAME, url: URL, keys: [SSH public key, ...]}";
+    const SHAPE: &str =
+        "each of `registries` is a URL or {name: NAME, url: URL, keys: [SSH public key, ...]}";
     let map = node.as_map().ok_or(SHAPE)?;
-    let text = |k: &str| map.get(k).and_then(|e| e.value.as_str()).map(str::to_string);
-    if map.keys().any(|k| !["name", "url", "keys"].contains(&k.as_str())) {
+    let text = |k: &str| {
+        map.get(k)
+            .and_then(|e| e.value.as_str())
+            .map(str::to_string)
+    };
+    if map
+        .keys()
+        .any(|k| !["name", "url", "keys"].contains(&k.as_str()))
+    {
         return Err(SHAPE);
     }
     let url = text("url").ok_or(SHAPE)?;
@@ -225,10 +233,7 @@ impl Config {
                             config.registries.iter().map(|r| r.name.as_str()).collect();
                         names.sort_unstable();
                         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-                            return Err(err(
-                                v,
-                                &format!("two registries are named \"{}\"", w[0]),
-                            ));
+                            return Err(err(v, &format!("two registries are named \"{}\"", w[0])));
                         }
                     }
                     _ => return Err(err(v, "`registries` must be a list of URLs")),

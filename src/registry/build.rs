@@ -79,7 +79,9 @@ pub struct Published {
 pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let started = Instant::now();
     if opts.sources.is_empty() && opts.manifest.is_none() {
-        return Err(Error::usage("nothing to build: give cloudlet sources or --manifest FILE"));
+        return Err(Error::usage(
+            "nothing to build: give cloudlet sources or --manifest FILE",
+        ));
     }
     let mut published = Vec::new();
     let mut skipped = Vec::new();
@@ -98,7 +100,10 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         }
     }
     published.sort_by(|a, b| a.entry.name.cmp(&b.entry.name));
-    if let Some(w) = published.windows(2).find(|w| w[0].entry.name == w[1].entry.name) {
+    if let Some(w) = published
+        .windows(2)
+        .find(|w| w[0].entry.name == w[1].entry.name)
+    {
         return Err(Error::invalid(format!(
             "two sources publish a cloudlet named {}",
             w[0].entry.name
@@ -157,7 +162,9 @@ fn prepare_out(out: &Path) -> Result<()> {
                 "{} is not empty and holds no registry (no index.json); refusing to write into it",
                 out.display()
             ))
-            .with_hint("give --out a new or empty directory, or one a previous registry:build made"));
+            .with_hint(
+                "give --out a new or empty directory, or one a previous registry:build made",
+            ));
         }
         let pages = out.join("cloudlets");
         if pages.is_dir() {
@@ -210,9 +217,7 @@ fn read_manifest(path: &Path) -> Result<Vec<Published>> {
                     m.entry.name
                 )));
             }
-            let readme = m
-                .readme
-                .map(|r| truncate(r, MAX_README_BYTES as usize));
+            let readme = m.readme.map(|r| truncate(r, MAX_README_BYTES as usize));
             Ok(Published {
                 entry: m.entry,
                 readme,
@@ -298,7 +303,9 @@ fn from_repository(
     let mut versions = Vec::new();
     let mut newest: Option<(Cloudlet, Option<String>)> = None;
     for tag in refs {
-        let rev = tag.as_deref().map_or("HEAD".to_string(), |t| format!("refs/tags/{t}"));
+        let rev = tag
+            .as_deref()
+            .map_or("HEAD".to_string(), |t| format!("refs/tags/{t}"));
         let shown = tag.clone().unwrap_or_else(|| "HEAD".into());
         let skip = |reason: String, skipped: &mut Vec<SkippedVersion>| {
             skipped.push(SkippedVersion {
@@ -310,7 +317,10 @@ fn from_repository(
         let commit = git.run(Some(clone), ["rev-parse", &format!("{rev}^{{commit}}")])?;
         let tree = git.run(Some(clone), ["rev-parse", &format!("{rev}^{{tree}}")])?;
         let (commit, tree) = (commit.trim().to_string(), tree.trim().to_string());
-        git.run(Some(clone), ["checkout", "--quiet", "--force", "--detach", &commit])?;
+        git.run(
+            Some(clone),
+            ["checkout", "--quiet", "--force", "--detach", &commit],
+        )?;
         git.run(Some(clone), ["clean", "--quiet", "-ffdx"])?;
         let loaded = validate::check_tree(clone)
             .and_then(|()| Cloudlet::load_named(clone, v1_name.as_deref()))
@@ -384,16 +394,25 @@ fn default_v1_name(url: &str) -> Option<String> {
 }
 
 fn readme(cloudlet: &Cloudlet) -> Result<Option<String>> {
-    for name in ["README.md", "README.markdown", "readme.md", "README", "README.txt"] {
+    for name in [
+        "README.md",
+        "README.markdown",
+        "readme.md",
+        "README",
+        "README.txt",
+    ] {
         let path = cloudlet.root.join(name);
         if path.is_file() {
             let text = match crate::cloudlet::read_confined(&cloudlet.root, &path, MAX_README_BYTES)
             {
                 Ok(t) => t,
                 // An oversized README is cut, not fatal.
-                Err(Error::Invalid { .. }) => std::fs::read(&path)
-                    .ok()
-                    .map(|b| truncate(String::from_utf8_lossy(&b).into_owned(), MAX_README_BYTES as usize)),
+                Err(Error::Invalid { .. }) => std::fs::read(&path).ok().map(|b| {
+                    truncate(
+                        String::from_utf8_lossy(&b).into_owned(),
+                        MAX_README_BYTES as usize,
+                    )
+                }),
                 Err(e) => return Err(e),
             };
             return Ok(text);
@@ -431,7 +450,10 @@ fn scenarios(cloudlet: &Cloudlet) -> Vec<IndexScenario> {
             if cloudlet.format == CloudletFormat::V1 {
                 // 1.x parameters are untyped values: the blueprint's over the cloudlet's.
                 let mut flat = indexmap::IndexMap::new();
-                for node in [&cloudlet.v1_parameters, &s.v1_parameters].into_iter().flatten() {
+                for node in [&cloudlet.v1_parameters, &s.v1_parameters]
+                    .into_iter()
+                    .flatten()
+                {
                     for (k, e) in node.as_map().into_iter().flatten() {
                         flat.insert(k.clone(), e.value.to_value());
                     }
@@ -475,11 +497,17 @@ mod tests {
 
     #[test]
     fn release_tags_sort_newest_first() {
-        let mut tags: Vec<(String, (Vec<u64>, bool))> =
-            ["v1.2.0", "v1.10.0", "v2.0.0-rc.1", "v2.0.0", "latest", "1.9"]
-                .into_iter()
-                .filter_map(|t| release_version(t).map(|v| (t.to_string(), v)))
-                .collect();
+        let mut tags: Vec<(String, (Vec<u64>, bool))> = [
+            "v1.2.0",
+            "v1.10.0",
+            "v2.0.0-rc.1",
+            "v2.0.0",
+            "latest",
+            "1.9",
+        ]
+        .into_iter()
+        .filter_map(|t| release_version(t).map(|v| (t.to_string(), v)))
+        .collect();
         sort_tags(&mut tags);
         let order: Vec<&str> = tags.iter().map(|(t, _)| t.as_str()).collect();
         assert_eq!(order, ["v2.0.0", "v2.0.0-rc.1", "v1.10.0", "1.9", "v1.2.0"]);
@@ -487,7 +515,10 @@ mod tests {
 
     #[test]
     fn pages_are_named_after_cloudlets() {
-        assert_eq!(page_path("acme/web"), PathBuf::from("cloudlets/acme/web.html"));
+        assert_eq!(
+            page_path("acme/web"),
+            PathBuf::from("cloudlets/acme/web.html")
+        );
         assert_eq!(page_path("hello"), PathBuf::from("cloudlets/hello.html"));
     }
 }

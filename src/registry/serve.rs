@@ -57,7 +57,9 @@ pub fn bind(root: &Path, listen: SocketAddr, allow_remote: bool) -> Result<Serve
         return Err(Error::usage(format!(
             "refusing to listen on {listen}: only loopback addresses unless --allow-remote"
         ))
-        .with_hint("use --listen 127.0.0.1:PORT, or add --allow-remote to publish on the network"));
+        .with_hint(
+            "use --listen 127.0.0.1:PORT, or add --allow-remote to publish on the network",
+        ));
     }
     let root = root.canonicalize().map_err(|e| Error::io(root, e))?;
     if !root.join("index.json").is_file() {
@@ -71,7 +73,9 @@ pub fn bind(root: &Path, listen: SocketAddr, allow_remote: bool) -> Result<Serve
         Error::unavailable(format!("cannot listen on {listen}: {e}"))
             .with_hint("pick another port with --listen 127.0.0.1:PORT")
     })?;
-    let addr = listener.local_addr().map_err(|e| Error::Other(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Other(e.to_string()))?;
     Ok(Server {
         listener,
         root,
@@ -180,7 +184,13 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
     }
 }
 
-fn respond(stream: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8], head: bool) {
+fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+    head: bool,
+) {
     let mut out = format!("HTTP/1.1 {status}\r\nConnection: close\r\nServer: nepho\r\n");
     for (k, v) in headers {
         out.push_str(&format!("{k}: {v}\r\n"));
@@ -270,7 +280,10 @@ fn compressible(path: &Path) -> bool {
 
 fn load(path: &Path, cache: &Cache) -> std::io::Result<Arc<Cached>> {
     let meta = std::fs::metadata(path)?;
-    let stamp = (meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));
+    let stamp = (
+        meta.len(),
+        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+    );
     if let Some(c) = cache.lock().ok().and_then(|c| c.get(path).cloned())
         && c.stamp == stamp
     {
@@ -283,8 +296,7 @@ fn load(path: &Path, cache: &Cache) -> std::io::Result<Arc<Cached>> {
     let etag = format!("\"{}-{:x}\"", super::fnv1a_bytes(&body), body.len());
     let gzip = (compressible(path) && body.len() > 512)
         .then(|| {
-            let mut enc =
-                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             enc.write_all(&body).ok()?;
             enc.finish().ok()
         })
@@ -382,8 +394,14 @@ mod tests {
         std::fs::create_dir(root.join("c")).unwrap();
         std::fs::write(root.join("c/a b.html"), "x").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", root.join("c/out.html")).unwrap();
-        assert_eq!(resolve(&root, "/index.json?x=1").unwrap(), root.join("index.json"));
-        assert_eq!(resolve(&root, "/c/a%20b.html").unwrap(), root.join("c/a b.html"));
+        assert_eq!(
+            resolve(&root, "/index.json?x=1").unwrap(),
+            root.join("index.json")
+        );
+        assert_eq!(
+            resolve(&root, "/c/a%20b.html").unwrap(),
+            root.join("c/a b.html")
+        );
         assert_eq!(resolve(&root, "/../etc/passwd"), Err("forbidden"));
         assert_eq!(resolve(&root, "/%2e%2e/etc/passwd"), Err("forbidden"));
         assert_eq!(resolve(&root, "/c/..%2f..%2fetc/passwd"), Err("forbidden"));

@@ -69,7 +69,9 @@ fn allowed_signer(key: &str) -> Result<String> {
             "registry key \"{key}\" is not an SSH public key (expected `ssh-ed25519 AAAA...`)"
         )));
     }
-    Ok(format!("{NAMESPACE} namespaces=\"{NAMESPACE}\" {kind} {blob}\n"))
+    Ok(format!(
+        "{NAMESPACE} namespaces=\"{NAMESPACE}\" {kind} {blob}\n"
+    ))
 }
 
 /// Checks that `signature` is a `nepho-registry` signature of `data` by one of `keys`.

@@ -53,7 +53,8 @@ fn safe_href(url: &str) -> Option<&str> {
 /// script, and images as links (a page loads nothing from elsewhere).
 pub fn markdown(md: &str) -> String {
     use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd};
-    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
+    let options =
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
     let events = Parser::new_ext(md, options).map(|event| match event {
         Event::Html(t) | Event::InlineHtml(t) => Event::Text(t),
         Event::Start(Tag::Link {
@@ -127,11 +128,7 @@ fn copyable(id: &str, command: &str) -> String {
 
 fn list_item(root: &str, e: &RegistryEntry) -> String {
     let href = page_path(&e.name).display().to_string();
-    let mut s = format!(
-        "<li><a href=\"{root}{}\">{}</a>",
-        esc(&href),
-        esc(&e.name)
-    );
+    let mut s = format!("<li><a href=\"{root}{}\">{}</a>", esc(&href), esc(&e.name));
     if let Some(v) = &e.version {
         let _ = write!(s, " <span class=\"ver\">{}</span>", esc(v));
     }
@@ -310,7 +307,10 @@ fn cloudlet_page(p: &Published, rel: &Path) -> String {
     if let Some(page_url) = e.project_page.as_deref().and_then(safe_href) {
         fact(
             "Project page",
-            format!("<a href=\"{0}\" rel=\"nofollow noopener\">{0}</a>", esc(page_url)),
+            format!(
+                "<a href=\"{0}\" rel=\"nofollow noopener\">{0}</a>",
+                esc(page_url)
+            ),
         );
     }
     fact("Repository", format!("<code>{}</code>", esc(&e.url)));
@@ -321,7 +321,9 @@ fn cloudlet_page(p: &Published, rel: &Path) -> String {
 
     body.push_str("<h2>Scenarios</h2>\n");
     if e.scenarios.is_empty() {
-        body.push_str("<p class=\"muted\">The registry lists no scenarios for this cloudlet.</p>\n");
+        body.push_str(
+            "<p class=\"muted\">The registry lists no scenarios for this cloudlet.</p>\n",
+        );
     }
     for s in &e.scenarios {
         body.push_str(&scenario_section(s));
@@ -337,7 +339,11 @@ fn cloudlet_page(p: &Published, rel: &Path) -> String {
                 body,
                 "<tr><td>{ver}{latest}</td><td><code title=\"commit {c}, tree {t}\">{short}</code></td><td><code>{cmd}</code></td></tr>",
                 ver = esc(&v.version),
-                latest = if n == 0 { " <span class=\"badge\">latest</span>" } else { "" },
+                latest = if n == 0 {
+                    " <span class=\"badge\">latest</span>"
+                } else {
+                    ""
+                },
                 c = esc(&v.commit),
                 t = esc(&v.tree),
                 short = esc(&v.commit[..12.min(v.commit.len())]),
@@ -376,7 +382,11 @@ pub fn write(out: &Path, published: &[Published]) -> Result<usize> {
     let mut pages = 1;
     for (n, chunk) in chunks.iter().enumerate().filter(|_| browse_pages > 0) {
         let rel = format!("browse/{}.html", n + 1);
-        write_file(out, Path::new(&rel), &browse_page(chunk, n + 1, browse_pages))?;
+        write_file(
+            out,
+            Path::new(&rel),
+            &browse_page(chunk, n + 1, browse_pages),
+        )?;
         pages += 1;
     }
     for p in published {
@@ -406,7 +416,10 @@ mod tests {
 
     #[test]
     fn escaping_covers_attributes() {
-        assert_eq!(esc("<a href=\"x\">'&"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;");
+        assert_eq!(
+            esc("<a href=\"x\">'&"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
+        );
         assert_eq!(safe_href("JavaScript:alert(1)"), None);
         assert_eq!(safe_href("docs/a.md"), Some("docs/a.md"));
         assert_eq!(safe_href("./a:b"), Some("./a:b"));
