@@ -472,6 +472,12 @@ _nepho() {
             nepho__subcmd__help__subcmd__formation,watch)
                 cmd="nepho__subcmd__help__subcmd__formation__subcmd__watch"
                 ;;
+            nepho__subcmd__help__subcmd__registry,build)
+                cmd="nepho__subcmd__help__subcmd__registry__subcmd__build"
+                ;;
+            nepho__subcmd__help__subcmd__registry,serve)
+                cmd="nepho__subcmd__help__subcmd__registry__subcmd__serve"
+                ;;
             nepho__subcmd__help__subcmd__registry,update)
                 cmd="nepho__subcmd__help__subcmd__registry__subcmd__update"
                 ;;
@@ -484,14 +490,26 @@ _nepho() {
             nepho__subcmd__help__subcmd__scenario,render)
                 cmd="nepho__subcmd__help__subcmd__scenario__subcmd__render"
                 ;;
+            nepho__subcmd__registry,build)
+                cmd="nepho__subcmd__registry__subcmd__build"
+                ;;
             nepho__subcmd__registry,help)
                 cmd="nepho__subcmd__registry__subcmd__help"
+                ;;
+            nepho__subcmd__registry,serve)
+                cmd="nepho__subcmd__registry__subcmd__serve"
                 ;;
             nepho__subcmd__registry,update)
                 cmd="nepho__subcmd__registry__subcmd__update"
                 ;;
+            nepho__subcmd__registry__subcmd__help,build)
+                cmd="nepho__subcmd__registry__subcmd__help__subcmd__build"
+                ;;
             nepho__subcmd__registry__subcmd__help,help)
                 cmd="nepho__subcmd__registry__subcmd__help__subcmd__help"
+                ;;
+            nepho__subcmd__registry__subcmd__help,serve)
+                cmd="nepho__subcmd__registry__subcmd__help__subcmd__serve"
                 ;;
             nepho__subcmd__registry__subcmd__help,update)
                 cmd="nepho__subcmd__registry__subcmd__help__subcmd__update"
@@ -3035,8 +3053,36 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__help__subcmd__registry)
-            opts="update"
+            opts="update build serve"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__help__subcmd__registry__subcmd__build)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__help__subcmd__registry__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -3257,7 +3303,7 @@ _nepho() {
             return 0
             ;;
         nepho__subcmd__registry)
-            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version update help"
+            opts="-o -q -v -h -V --output --no-input --quiet --verbose --config --help --version update build serve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3282,9 +3328,61 @@ _nepho() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        nepho__subcmd__registry__subcmd__help)
-            opts="update help"
+        nepho__subcmd__registry__subcmd__build)
+            opts="-o -q -v -h -V --manifest --out --sign --output --no-input --quiet --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --manifest)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sign)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__registry__subcmd__help)
+            opts="update build serve help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__registry__subcmd__help__subcmd__build)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -3310,6 +3408,20 @@ _nepho() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nepho__subcmd__registry__subcmd__help__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nepho__subcmd__registry__subcmd__help__subcmd__update)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -3317,6 +3429,36 @@ _nepho() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nepho__subcmd__registry__subcmd__serve)
+            opts="-o -q -v -h -V --listen --allow-remote --output --no-input --quiet --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -539,17 +539,19 @@ complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_s
 complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "detach-nic" -d 'Unplug a machine\'s NIC (`netN` or its network) and release its address — KVM'
 complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "open" -d 'Print (and open in a browser, when there is one) the formation\'s URL'
 complete -c nepho -n "__fish_nepho_using_subcommand formation; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update help" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update build serve help" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
 json\t''
 yaml\t''"
-complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update help" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
-complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update help" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
-complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update help" -s q -l quiet -d 'Print only results and errors'
-complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update help" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
-complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update help" -s h -l help -d 'Print help'
-complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update help" -s V -l version -d 'Print version'
-complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update help" -f -a "update" -d 'Fetch the registry index now (conditional request; the cache is used when unchanged)'
-complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update build serve help" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update build serve help" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update build serve help" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update build serve help" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update build serve help" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update build serve help" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update build serve help" -f -a "update" -d 'Fetch the registry index now (conditional request; the cache is used when unchanged)'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update build serve help" -f -a "build" -d 'Build a registry (index.json pinned to commits, and a static web site) from cloudlets'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update build serve help" -f -a "serve" -d 'Serve a built registry over HTTP (ETag, gzip) until interrupted'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and not __fish_seen_subcommand_from update build serve help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from update" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
 json\t''
 yaml\t''"
@@ -559,7 +561,32 @@ complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_su
 complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from update" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
 complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help'
 complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from update" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from build" -l manifest -d 'Also publish the entries of this JSON file (`{"cloudlets": [...]}`: index entries, each with an optional Markdown "readme")' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from build" -l out -d 'Directory to write (created; a previous build there is replaced)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from build" -l sign -d 'Sign index.json with this private SSH key (writes index.json.sig)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from build" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from build" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from build" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from build" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from build" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from build" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from build" -s V -l version -d 'Print version'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from serve" -l listen -d 'Address to listen on (port 0 picks a free one)' -r
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from serve" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
+json\t''
+yaml\t''"
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from serve" -l config -d 'Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`)' -r -F
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from serve" -l allow-remote -d 'Allow listening on an address other than loopback'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from serve" -l no-input -d 'Never prompt; a missing value is an error naming the flag that supplies it (automatic when stdin is not a terminal)'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from serve" -s q -l quiet -d 'Print only results and errors'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from serve" -s v -l verbose -d 'Print more about what nepho does (repeat for more)'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from serve" -s h -l help -d 'Print help'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from serve" -s V -l version -d 'Print version'
 complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from help" -f -a "update" -d 'Fetch the registry index now (conditional request; the cache is used when unchanged)'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from help" -f -a "build" -d 'Build a registry (index.json pinned to commits, and a static web site) from cloudlets'
+complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from help" -f -a "serve" -d 'Serve a built registry over HTTP (ETag, gzip) until interrupted'
 complete -c nepho -n "__fish_nepho_using_subcommand registry; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nepho -n "__fish_nepho_using_subcommand cluster; and not __fish_seen_subcommand_from status failover watch migrate rebalance evacuate usage help" -s o -l output -d 'Output format for results on stdout (progress and warnings always go to stderr)' -r -f -a "table\t''
 json\t''
@@ -859,6 +886,8 @@ complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcom
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "detach-nic" -d 'Unplug a machine\'s NIC (`netN` or its network) and release its address — KVM'
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from formation" -f -a "open" -d 'Print (and open in a browser, when there is one) the formation\'s URL'
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from registry" -f -a "update" -d 'Fetch the registry index now (conditional request; the cache is used when unchanged)'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from registry" -f -a "build" -d 'Build a registry (index.json pinned to commits, and a static web site) from cloudlets'
+complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from registry" -f -a "serve" -d 'Serve a built registry over HTTP (ETag, gzip) until interrupted'
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "status" -d 'Hosts, capacity, usage and the machines on each (read from the hosts)'
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "failover" -d 'Restart a dead host\'s machines (disks all on iSCSI) on other hosts with room'
 complete -c nepho -n "__fish_nepho_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "watch" -d 'Watch the hosts and fail over every host that stays unreachable (runs until stopped)'

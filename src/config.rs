@@ -97,8 +97,12 @@ impl Paths {
 pub struct Config {
     pub output: Option<String>,
     pub no_input: Option<bool>,
-    /// Registry index URLs (http, https or file); empty means the built-in index.
-    pub registries: Vec<String>,
+    /// Registry indexes (http, https or file), first listed first; empty means the built-in
+    /// index.
+    pub registries: Vec<RegistrySource>,
+    /// SSH public keys (`ssh-ed25519 AAAA...`) trusted to sign every registry's `index.json`
+    /// that does not list its own `keys:`.
+    pub registry_keys: Vec<String>,
     /// Seconds a cached registry index stays fresh when the server gives no max-age.
     pub registry_max_age: Option<u64>,
     pub warnings: Vec<String>,
@@ -109,8 +113,74 @@ const CONFIG_KEYS: &[&str] = &[
     "no_input",
     "registry",
     "registries",
+    "registry_keys",
     "registry_max_age",
 ];
+
+/// One configured registry: a plain URL in the config, or `{name, url, keys}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrySource {
+    /// Shown beside results (`acme`); the URL itself when the config gives only a URL.
+    pub name: String,
+    pub url: String,
+    /// SSH public keys trusted to sign this registry's index (empty: `registry_keys`, if any).
+    pub keys: Vec<String>,
+}
+
+impl RegistrySource {
+    pub fn from_url(url: &str) -> RegistrySource {
+        RegistrySource {
+            name: url.to_string(),
+            url: url.to_string(),
+            keys: Vec::new(),
+        }
+    }
+}
+
+/// A list of strings (`registry_keys`, a registry's `keys`).
+fn string_list(node: &Node) -> Option<Vec<String>> {
+    match &node.value {
+        yaml::NodeValue::Seq(items) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_string))
+            .collect(),
+        _ => None,
+    }
+}
+
+/// A `registries:` item: `URL`, or `{name: NAME, url: URL, keys: [KEY...]}`.
+fn registry_source(node: &Node) -> std::result::Result<RegistrySource, &'static str> {
+    if let Some(url) = node.as_str() {
+        return Ok(RegistrySource::from_url(url));
+    }
+    const SHAPE: &str =
+        "each of `registries` is a URL or {name: NAME, url: URL, keys: [SSH public key, ...]}";
+    let map = node.as_map().ok_or(SHAPE)?;
+    let text = |k: &str| {
+        map.get(k)
+            .and_then(|e| e.value.as_str())
+            .map(str::to_string)
+    };
+    if map
+        .keys()
+        .any(|k| !["name", "url", "keys"].contains(&k.as_str()))
+    {
+        return Err(SHAPE);
+    }
+    let url = text("url").ok_or(SHAPE)?;
+    let keys = match map.get("keys") {
+        Some(e) => string_list(&e.value).ok_or(SHAPE)?,
+        None => Vec::new(),
+    };
+    let name = match map.get("name") {
+        Some(e) => e.value.as_str().ok_or(SHAPE)?.to_string(),
+        None => url.clone(),
+    };
+    if name.is_empty() || name.chars().any(char::is_control) {
+        return Err("a registry's `name` must be a non-empty line of text");
+    }
+    Ok(RegistrySource { name, url, keys })
+}
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config> {
@@ -148,25 +218,31 @@ impl Config {
                     _ => return Err(err(v, "`no_input` must be true or false")),
                 },
                 "registry" => {
-                    config.registries = vec![
+                    config.registries = vec![RegistrySource::from_url(
                         v.as_str()
-                            .ok_or_else(|| err(v, "`registry` must be a URL"))?
-                            .to_string(),
-                    ]
+                            .ok_or_else(|| err(v, "`registry` must be a URL"))?,
+                    )]
                 }
-                "registries" => match v.to_value() {
-                    Value::Array(items) => {
+                "registries" => match &v.value {
+                    yaml::NodeValue::Seq(items) => {
                         config.registries = items
-                            .into_iter()
-                            .map(|i| {
-                                i.as_str()
-                                    .map(str::to_string)
-                                    .ok_or_else(|| err(v, "`registries` must be a list of URLs"))
-                            })
-                            .collect::<Result<_>>()?
+                            .iter()
+                            .map(|i| registry_source(i).map_err(|m| err(i, m)))
+                            .collect::<Result<_>>()?;
+                        let mut names: Vec<&str> =
+                            config.registries.iter().map(|r| r.name.as_str()).collect();
+                        names.sort_unstable();
+                        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+                            return Err(err(v, &format!("two registries are named \"{}\"", w[0])));
+                        }
                     }
                     _ => return Err(err(v, "`registries` must be a list of URLs")),
                 },
+                "registry_keys" => {
+                    config.registry_keys = string_list(v).ok_or_else(|| {
+                        err(v, "`registry_keys` must be a list of SSH public keys")
+                    })?
+                }
                 "registry_max_age" => match v.to_value() {
                     Value::Number(n) if n.as_u64().is_some() => {
                         config.registry_max_age = n.as_u64()

@@ -199,6 +199,11 @@ pub struct CloudletDescription {
     pub installed: bool,
     pub path: Option<String>,
     pub scenarios: Vec<ScenarioSummary>,
+    /// The registry it was found in (its name, or its URL when the config names none); absent
+    /// for an installed cloudlet.
+    pub registry: Option<String>,
+    /// The versions the registry lists, newest first, each pinned to a commit.
+    pub versions: Vec<crate::registry::RegistryVersion>,
 }
 
 /// `scenario:list`.
@@ -371,6 +376,14 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         (
             "registry-index.json",
             schema_for!(crate::registry::RegistryIndex),
+        ),
+        (
+            "registry-build.json",
+            schema_for!(crate::registry::build::BuildReport),
+        ),
+        (
+            "registry-serve.json",
+            schema_for!(crate::registry::serve::Serving),
         ),
         ("error.json", schema_for!(ErrorReport)),
         ("event.json", schema_for!(nepho_provider_api::Event)),

@@ -10,7 +10,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::write_atomic;
+pub mod build;
+pub mod serve;
+pub mod sign;
+pub mod site;
+
+use crate::config::{RegistrySource, write_atomic};
 use crate::error::{Error, Result};
 
 /// The index shipped with nepho, used when no registry is configured.
@@ -46,6 +51,69 @@ pub struct RegistryEntry {
     pub license: Option<String>,
     #[serde(default)]
     pub project_page: Option<String>,
+    /// The commit `cloudlet:install NAME` checks out (that of the newest version); install
+    /// refuses when the repository's `tag` no longer points at it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// The git tree of `commit`, checked after checkout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<String>,
+    /// The git tag of the newest version (`v1.2.0`); absent for an untagged repository, whose
+    /// HEAD at build time is pinned by `commit` alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// `native` or `v1` (the Nepho 1.x layout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// Every published version, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<RegistryVersion>,
+    /// The scenarios of the newest version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scenarios: Vec<IndexScenario>,
+}
+
+/// One published version of a cloudlet, pinned to a commit.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RegistryVersion {
+    /// The version (`1.2.0`): the tag without its `v`, or the manifest's version when untagged.
+    pub version: String,
+    /// The git tag (`v1.2.0`); absent for an untagged repository's HEAD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The commit the tag pointed at when the registry was built.
+    pub commit: String,
+    /// That commit's tree.
+    pub tree: String,
+}
+
+/// A scenario (1.x: a blueprint) as the registry lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IndexScenario {
+    pub name: String,
+    /// `vagrant`, `aws` (CloudFormation) or `kvm`.
+    pub provider: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<IndexParameter>,
+}
+
+/// A scenario parameter as the registry lists it. A secret's default is never published.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IndexParameter {
+    pub name: String,
+    /// Declared type (`string`, `integer`, ...); absent for untyped (1.x) parameters.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub ty: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub secret: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,6 +123,10 @@ struct CacheMeta {
     last_modified: Option<String>,
     fetched_at: u64,
     max_age: u64,
+    /// Which keys the cached index was verified with (a digest), if any: a config that
+    /// trusts other keys than the cache was checked against refetches.
+    #[serde(default)]
+    verified_with: Option<String>,
 }
 
 /// An index with where it came from.
@@ -73,7 +145,9 @@ pub enum Refresh {
 }
 
 pub struct Registry {
-    pub sources: Vec<String>,
+    pub sources: Vec<RegistrySource>,
+    /// Keys trusted for every source that lists none of its own (`registry_keys`).
+    pub trusted_keys: Vec<String>,
     pub cache_dir: PathBuf,
     pub default_max_age: u64,
 }
@@ -81,7 +155,12 @@ pub struct Registry {
 /// What a refresh did, for `registry:update` output.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RefreshReport {
+    /// The registry's name (its URL when the config names none).
     pub source: String,
+    pub url: String,
+    /// True when the index's SSH signature was checked against trusted keys.
+    #[serde(default)]
+    pub verified: bool,
     /// fetched | not-modified | cached | local | builtin
     pub status: String,
     pub entries: usize,
@@ -95,9 +174,13 @@ fn now() -> u64 {
 }
 
 fn fnv1a(s: &str) -> String {
+    fnv1a_bytes(s.as_bytes())
+}
+
+fn fnv1a_bytes(bytes: &[u8]) -> String {
     let mut h: u64 = 0xcbf29ce484222325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
+    for b in bytes {
+        h ^= u64::from(*b);
         h = h.wrapping_mul(0x100000001b3);
     }
     format!("{h:016x}")
@@ -315,7 +398,10 @@ mod compact {
 
 /// The raw bytes of one index and how they were obtained.
 pub struct RawIndex {
+    /// The registry's name.
     pub source: String,
+    pub url: String,
+    pub verified: bool,
     pub bytes: Vec<u8>,
     /// fetched | not-modified | cached | local | builtin
     pub status: &'static str,
@@ -336,16 +422,20 @@ impl Registry {
         if self.sources.is_empty() {
             return Ok(vec![RawIndex {
                 source: BUILTIN_SOURCE.into(),
+                url: BUILTIN_SOURCE.into(),
+                verified: false,
                 bytes: BUILTIN_INDEX.as_bytes().to_vec(),
                 status: "builtin",
             }]);
         }
         self.sources
             .iter()
-            .map(|url| {
-                let (bytes, status) = self.load_one(url, refresh, warn)?;
+            .map(|src| {
+                let (bytes, status) = self.load_one(src, refresh, warn)?;
                 Ok(RawIndex {
-                    source: url.clone(),
+                    source: src.name.clone(),
+                    url: src.url.clone(),
+                    verified: !self.keys_for(src).is_empty(),
                     bytes,
                     status,
                 })
@@ -365,6 +455,8 @@ impl Registry {
             let index = parse_index(&raw.bytes, &raw.source)?;
             reports.push(RefreshReport {
                 source: raw.source.clone(),
+                url: raw.url.clone(),
+                verified: raw.verified,
                 status: raw.status.into(),
                 entries: index.cloudlets.len(),
             });
@@ -393,16 +485,17 @@ impl Registry {
             let compact = compact::build(&index);
             compact::search(&compact, BUILTIN_SOURCE, &terms, &mut hits)?;
         }
-        for url in &self.sources {
-            let (path, _) = self.current_file(url, refresh, warn)?;
+        for src in &self.sources {
+            let (url, name) = (src.url.as_str(), src.name.as_str());
+            let (path, _) = self.current_file(src, refresh, warn)?;
             let compact = self.compact_for(url, &path)?;
             let before = hits.len();
-            if compact::search(&compact, url, &terms, &mut hits).is_err() {
+            if compact::search(&compact, name, &terms, &mut hits).is_err() {
                 // A damaged search cache is rebuilt from the JSON, never trusted.
                 hits.truncate(before);
                 let _ = std::fs::remove_file(self.cache_dir.join(format!("{}.idx", fnv1a(url))));
                 let compact = self.compact_for(url, &path)?;
-                compact::search(&compact, url, &terms, &mut hits)?;
+                compact::search(&compact, name, &terms, &mut hits)?;
             }
         }
         sort_hits(&mut hits);
@@ -440,12 +533,23 @@ impl Registry {
 
     /// Makes sure a current copy of `url` is on disk and says where: the cache file for
     /// http(s) (fetched or revalidated as `refresh` asks), the file itself for `file://`.
+    /// The keys `src`'s index must be signed with (none: signatures are not checked).
+    pub fn keys_for<'a>(&'a self, src: &'a RegistrySource) -> &'a [String] {
+        if src.keys.is_empty() {
+            &self.trusted_keys
+        } else {
+            &src.keys
+        }
+    }
+
     fn current_file(
         &self,
-        url: &str,
+        src: &RegistrySource,
         refresh: Refresh,
         warn: &dyn Fn(&str),
     ) -> Result<(PathBuf, &'static str)> {
+        let url = src.url.as_str();
+        let keys = self.keys_for(src);
         if let Some(path) = url.strip_prefix("file://") {
             let path = PathBuf::from(path);
             if !path.is_file() {
@@ -453,6 +557,17 @@ impl Registry {
                     "cannot read registry index {url}: no such file"
                 ))
                 .with_hint("fix `registry:` in your nepho config"));
+            }
+            if !keys.is_empty() {
+                let data = read_index_file(&path, url)?;
+                let sig_path = PathBuf::from(format!("{}.sig", path.display()));
+                let sig = std::fs::read(&sig_path).map_err(|e| {
+                    Error::invalid(format!(
+                        "registry {url} must be signed, but its signature {} cannot be read: {e}",
+                        sig_path.display()
+                    ))
+                })?;
+                sign::verify(&data, &sig, keys, url)?;
             }
             return Ok((path, "local"));
         }
@@ -467,6 +582,10 @@ impl Registry {
             .and_then(|b| serde_json::from_slice(&b).ok());
         // The cache only ever holds an index that parsed when it was fetched.
         let have_body = body_path.is_file();
+        let key_digest = (!keys.is_empty()).then(|| fnv1a(&keys.join("\n")));
+        // A cache checked against other keys (or none) than the config trusts now is refetched.
+        let meta = meta.filter(|m| m.verified_with == key_digest || key_digest.is_none());
+        let have_body = have_body && meta.is_some();
         let fresh = meta
             .as_ref()
             .is_some_and(|m| now().saturating_sub(m.fetched_at) < m.max_age);
@@ -494,6 +613,24 @@ impl Registry {
             }) => {
                 let bytes = decode(&bytes, url)?;
                 parse_index(&bytes, url)?;
+                if !keys.is_empty() {
+                    let sig_url = format!("{url}.sig");
+                    let checked = fetch(&sig_url, None).and_then(|f| match f {
+                        Fetched::Body { bytes: sig, .. } => sign::verify(&bytes, &sig, keys, url),
+                        Fetched::NotModified { .. } => Err(Error::invalid(format!(
+                            "registry {url}: unexpected 304 for its signature"
+                        ))),
+                    });
+                    if let Err(e) = checked {
+                        // An index that fails verification is never used; a verified one
+                        // cached before stays in use.
+                        if have_body {
+                            warn(&format!("{e}; keeping the index verified before"));
+                            return Ok((body_path, "cached"));
+                        }
+                        return Err(e);
+                    }
+                }
                 write_atomic(&body_path, &bytes)?;
                 let m = CacheMeta {
                     url: url.to_string(),
@@ -501,6 +638,7 @@ impl Registry {
                     last_modified,
                     fetched_at: now(),
                     max_age: max_age.unwrap_or(self.default_max_age),
+                    verified_with: key_digest,
                 };
                 write_atomic(&meta_path, &serde_json::to_vec(&m).unwrap_or_default())?;
                 Ok((body_path, "fetched"))
@@ -521,12 +659,12 @@ impl Registry {
 
     fn load_one(
         &self,
-        url: &str,
+        src: &RegistrySource,
         refresh: Refresh,
         warn: &dyn Fn(&str),
     ) -> Result<(Vec<u8>, &'static str)> {
-        let (path, status) = self.current_file(url, refresh, warn)?;
-        Ok((read_index_file(&path, url)?, status))
+        let (path, status) = self.current_file(src, refresh, warn)?;
+        Ok((read_index_file(&path, &src.url)?, status))
     }
 
     /// Every entry of every index, first source first.
@@ -775,18 +913,35 @@ pub fn search(entries: &[(String, RegistryEntry)], terms: &[String]) -> Vec<Sear
     hits
 }
 
-/// Looks a name up exactly (`huit/mediawiki`) or by its short form when unambiguous.
-pub fn lookup<'a>(entries: &'a [(String, RegistryEntry)], name: &str) -> Result<&'a RegistryEntry> {
-    if let Some((_, e)) = entries.iter().find(|(_, e)| e.name == name) {
-        return Ok(e);
+/// Looks a name up exactly (`huit/mediawiki`) or by its short form when unambiguous, and says
+/// which registry it comes from. The same name in two registries is the first registry's (the
+/// order of the config); `REGISTRY:NAME` picks another.
+pub fn lookup<'a>(
+    entries: &'a [(String, RegistryEntry)],
+    name: &str,
+) -> Result<(&'a str, &'a RegistryEntry)> {
+    if let Some((reg, e)) = entries.iter().find(|(_, e)| e.name == name) {
+        return Ok((reg, e));
     }
-    let short: Vec<&RegistryEntry> = entries
+    if let Some((reg, rest)) = name.rsplit_once(':')
+        && let Some((r, e)) = entries
+            .iter()
+            .find(|(r, e)| r == reg && (e.name == rest || e.name.rsplit('/').next() == Some(rest)))
+    {
+        return Ok((r, e));
+    }
+    let short: Vec<(&str, &RegistryEntry)> = entries
         .iter()
-        .map(|(_, e)| e)
-        .filter(|e| e.name.rsplit('/').next() == Some(name))
+        .filter(|(_, e)| e.name.rsplit('/').next() == Some(name))
+        .map(|(r, e)| (r.as_str(), e))
         .collect();
-    match short.as_slice() {
-        [one] => Ok(one),
+    let mut distinct: Vec<&str> = short.iter().map(|(_, e)| e.name.as_str()).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() == 1 {
+        return Ok(short[0]);
+    }
+    match distinct.as_slice() {
         [] => Err(
             Error::not_found(format!("no cloudlet named \"{name}\" in the registry")).with_hint(
                 format!("search with `nepho cloudlet:search {name}`, or install from a git URL"),
@@ -794,10 +949,7 @@ pub fn lookup<'a>(entries: &'a [(String, RegistryEntry)], name: &str) -> Result<
         ),
         many => Err(Error::usage(format!(
             "\"{name}\" matches several cloudlets: {}",
-            many.iter()
-                .map(|e| e.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            many.join(", ")
         ))
         .with_hint("use the full owner/name")),
     }
@@ -820,6 +972,12 @@ mod tests {
                 author: None,
                 license: None,
                 project_page: None,
+                commit: None,
+                tree: None,
+                tag: None,
+                format: None,
+                versions: Vec::new(),
+                scenarios: Vec::new(),
             },
         )
     }

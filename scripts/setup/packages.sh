@@ -38,6 +38,8 @@ PKGS=(
   genisoimage cloud-image-utils
   # host side of the smoke tests; sshd on loopback for the qemu+ssh:// remote-host test
   openssh-client openssh-server procps iproute2 coreutils util-linux
+  # the registry web site's browser test (headless, driven over WebDriver on 127.0.0.1)
+  chromium chromium-driver
 )
 OPTIONAL_PKGS=(libvirt-daemon-driver-storage-iscsi-direct)
 if [ "$with_vagrant" = 1 ]; then
@@ -102,7 +104,7 @@ fi
 
 # ---- sanity --------------------------------------------------------------------------
 for b in qemu-system-x86_64 qemu-img virsh libvirtd virtlogd tgtd tgtadm grub-mkimage \
-         sfdisk mke2fs genisoimage dropbear dropbearkey ssh ssh-keygen cpio; do
+         sfdisk mke2fs genisoimage dropbear dropbearkey ssh ssh-keygen cpio chromium chromedriver; do
   command -v "$b" >/dev/null || die "expected binary $b missing after install"
 done
 ls /boot/vmlinuz-* >/dev/null 2>&1 || die "no /boot/vmlinuz-* (linux-image-amd64)"

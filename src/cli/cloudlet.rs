@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use super::Context;
-use crate::cloudlet::install::{self, InstallOptions, Installed, Source};
+use crate::cloudlet::install::{self, InstallOptions, Installed, RegistryPin, Source};
 use crate::cloudlet::{Cloudlet, CloudletName, bundled, scaffold, validate};
 use crate::error::{Error, Result};
 use crate::output::{
@@ -98,13 +98,22 @@ fn search(cx: &Context, terms: &[String]) -> Result<()> {
         if hits.is_empty() {
             return String::new();
         }
-        let mut t = output::table(&["NAME", "VERSION", "SUMMARY"]);
+        let several = hits.iter().any(|h| h.registry != hits[0].registry);
+        let mut header = vec!["NAME", "VERSION", "SUMMARY"];
+        if several {
+            header.push("REGISTRY");
+        }
+        let mut t = output::table(&header);
         for h in &hits {
-            t.add_row(vec![
+            let mut row = vec![
                 h.name.clone(),
                 h.version.clone().unwrap_or_default(),
                 h.summary.clone().unwrap_or_default(),
-            ]);
+            ];
+            if several {
+                row.push(h.registry.clone());
+            }
+            t.add_row(row);
         }
         output::render_table(&t)
     });
@@ -165,12 +174,14 @@ fn describe(cx: &Context, name: &str) -> Result<()> {
                 installed: true,
                 path: Some(i.dir.display().to_string()),
                 scenarios: scenario_summaries(&i.cloudlet),
+                registry: None,
+                versions: Vec::new(),
             }
         }
         None => {
             let warn = |m: &str| cx.out.warn(m);
             let entries = cx.registry().entries(Refresh::IfStale, &warn)?;
-            let e = registry::lookup(&entries, name)?;
+            let (source, e) = registry::lookup(&entries, name)?;
             CloudletDescription {
                 name: e.name.clone(),
                 summary: e.summary.clone(),
@@ -183,7 +194,19 @@ fn describe(cx: &Context, name: &str) -> Result<()> {
                 repository: Some(e.url.clone()),
                 installed: false,
                 path: None,
-                scenarios: Vec::new(),
+                scenarios: e
+                    .scenarios
+                    .iter()
+                    .map(|s| ScenarioSummary {
+                        name: s.name.clone(),
+                        summary: s.summary.clone(),
+                        provider: Some(s.provider.clone()),
+                        file: String::new(),
+                        error: None,
+                    })
+                    .collect(),
+                registry: Some(source.to_string()),
+                versions: e.versions.clone(),
             }
         }
     };
@@ -202,6 +225,15 @@ fn describe(cx: &Context, name: &str) -> Result<()> {
         line("Project URL:", &d.project_page);
         line("Repository:", &d.repository);
         line("Installed:", &d.path);
+        line("Registry:", &d.registry);
+        if !d.versions.is_empty() {
+            let versions: Vec<String> = d
+                .versions
+                .iter()
+                .map(|v| format!("{} ({})", v.version, &v.commit[..12.min(v.commit.len())]))
+                .collect();
+            s.push_str(&format!("{:<13}{}\n", "Versions:", versions.join(", ")));
+        }
         if !d.tags.is_empty() {
             s.push_str(&format!("{:<13}{}\n", "Tags:", d.tags.join(", ")));
         }
@@ -302,12 +334,22 @@ fn install_cmd(
             Err(e) => return Err(e),
         };
         match registry::lookup(&entries, arg) {
-            Ok(entry) => match entry.url.strip_prefix("bundled:") {
+            Ok((registry_name, entry)) => match entry.url.strip_prefix("bundled:") {
                 Some(name) => Source::Bundled(name.to_string()),
-                None => Source::Registry {
-                    name: arg.to_string(),
-                    url: entry.url.clone(),
-                },
+                None => {
+                    let pin = RegistryPin::from_entry(registry_name, entry);
+                    if pin.is_none() {
+                        cx.out.warn(&format!(
+                            "registry {registry_name} pins no commit for {}; installing what its repository holds now",
+                            entry.name
+                        ));
+                    }
+                    Source::Registry {
+                        name: entry.name.clone(),
+                        url: entry.url.clone(),
+                        pin,
+                    }
+                }
             },
             Err(_) if bundled::exists(arg) => Source::Bundled(arg.to_string()),
             Err(e) => return Err(e),

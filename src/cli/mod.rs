@@ -323,6 +323,7 @@ impl Context {
     pub fn registry(&self) -> crate::registry::Registry {
         crate::registry::Registry {
             sources: self.config.registries.clone(),
+            trusted_keys: self.config.registry_keys.clone(),
             cache_dir: self.paths.registry_cache_dir(),
             default_max_age: self
                 .config

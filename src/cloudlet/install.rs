@@ -198,7 +198,106 @@ pub enum Source {
     Registry {
         name: String,
         url: String,
+        /// The commits the registry vouches for (absent in indexes that list none).
+        pin: Option<RegistryPin>,
     },
+}
+
+/// What a registry entry pins: the newest version's commit and tree, and every version's.
+#[derive(Debug, Clone)]
+pub struct RegistryPin {
+    /// The registry's name, for messages.
+    pub registry: String,
+    pub tag: Option<String>,
+    pub commit: String,
+    pub tree: Option<String>,
+    pub versions: Vec<crate::registry::RegistryVersion>,
+}
+
+impl RegistryPin {
+    pub fn from_entry(registry: &str, e: &crate::registry::RegistryEntry) -> Option<RegistryPin> {
+        Some(RegistryPin {
+            registry: registry.to_string(),
+            tag: e.tag.clone(),
+            commit: e.commit.clone()?,
+            tree: e.tree.clone(),
+            versions: e.versions.clone(),
+        })
+    }
+
+    /// The version `reference` names (its tag, `1.2.0` or `v1.2.0`, or its commit), if listed.
+    fn version(&self, reference: &str) -> Option<(Option<String>, String, Option<String>)> {
+        let bare = reference.strip_prefix('v').unwrap_or(reference);
+        self.versions
+            .iter()
+            .find(|v| {
+                v.tag.as_deref() == Some(reference)
+                    || v.version == reference
+                    || v.version == bare
+                    || v.commit == reference
+            })
+            .map(|v| (v.tag.clone(), v.commit.clone(), Some(v.tree.clone())))
+    }
+}
+
+/// Checks out the commit the registry lists for `tag` (or its untagged commit), refusing when
+/// the repository's tag has moved or the commit or tree differ. Returns the reference recorded.
+fn checkout_pinned(
+    git: &Git,
+    work: &Path,
+    registry: &str,
+    tag: Option<&str>,
+    commit: &str,
+    tree: Option<&str>,
+) -> Result<String> {
+    let short = |c: &str| c[..12.min(c.len())].to_string();
+    if let Some(tag) = tag {
+        let found = git.run(
+            Some(work),
+            [
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("refs/tags/{tag}^{{commit}}"),
+            ],
+        );
+        let found = found.map(|s| s.trim().to_string()).unwrap_or_default();
+        if found != commit {
+            let now = if found.is_empty() {
+                "the tag is gone".to_string()
+            } else {
+                format!("the tag now points at {}", short(&found))
+            };
+            return Err(Error::invalid(format!(
+                "the repository's {tag} is not the commit the registry lists                  (registry {registry} lists {}; {now}); nothing was installed",
+                short(commit)
+            ))
+            .with_hint(
+                "the tag was moved after the registry was built: ask the registry's maintainer to                  rebuild it, or install a commit you trust with --ref COMMIT",
+            ));
+        }
+    }
+    let spec = format!("{commit}^{{commit}}");
+    if !git.ok(Some(work), ["rev-parse", "--verify", "--quiet", &spec])? {
+        return Err(Error::invalid(format!(
+            "the commit {} that registry {registry} lists is not in the repository; nothing was installed",
+            short(commit)
+        ))
+        .with_hint("the repository's history was rewritten: ask the registry's maintainer to rebuild it"));
+    }
+    git.run(Some(work), ["checkout", "--quiet", "--detach", commit])?;
+    if let Some(tree) = tree {
+        let actual = git.run(Some(work), ["rev-parse", "HEAD^{tree}"])?;
+        if actual.trim() != tree {
+            return Err(Error::invalid(format!(
+                "commit {} has tree {}, not the {} registry {registry} lists; nothing was installed",
+                short(commit),
+                short(actual.trim()),
+                short(tree)
+            )));
+        }
+    }
+    Ok(tag.map_or_else(|| commit.to_string(), str::to_string))
 }
 
 impl Source {
@@ -229,7 +328,7 @@ impl Source {
 /// Validates a cloudlet about to be installed. Any problem refuses a native cloudlet. A Nepho 1.x
 /// cloudlet is refused only for problems of the whole cloudlet; a blueprint that does not load
 /// or render is returned as broken (1.x installed such cloudlets and failed when one was used).
-fn checked(cloudlet: &Cloudlet, consequence: &str) -> Result<Vec<BrokenBlueprint>> {
+pub(crate) fn checked(cloudlet: &Cloudlet, consequence: &str) -> Result<Vec<BrokenBlueprint>> {
     let report = validate::validate(cloudlet);
     let v1 = cloudlet.format == super::CloudletFormat::V1;
     let fatal: Vec<&String> = if v1 {
@@ -298,6 +397,10 @@ pub fn install(paths: &Paths, source: &Source, opts: &InstallOptions) -> Result<
         cloudlets.display()
     ));
     let git = opts.git;
+    // Set when the registry pinned the commit (the tag or commit installed), or when --ref
+    // left the index (a warning).
+    let mut pinned_ref: Option<String> = None;
+    let mut unvouched: Option<String> = None;
     let (branch, submodules) = match source {
         Source::Bundled(name) => {
             if opts.reference.is_some() {
@@ -330,9 +433,38 @@ pub fn install(paths: &Paths, source: &Source, opts: &InstallOptions) -> Result<
         Source::Git(url) | Source::Registry { url, .. } => {
             (opts.notice)(&format!("Cloning from {url} ..."));
             git.clone_repo(url, &work)?;
-            let branch = match opts.reference {
-                Some(r) => git.checkout(&work, r)?,
-                None => git.current_branch(&work)?,
+            let pin = match source {
+                Source::Registry { pin: Some(p), .. } => Some(p),
+                _ => None,
+            };
+            let pinned = match (pin, opts.reference) {
+                (Some(p), None) => Some((p, p.tag.clone(), p.commit.clone(), p.tree.clone())),
+                (Some(p), Some(r)) => match p.version(r) {
+                    Some((tag, commit, tree)) => Some((p, tag, commit, tree)),
+                    None => {
+                        unvouched = Some(format!(
+                            "--ref {r} is not a version registry {} lists; its commit is not checked against the index",
+                            p.registry
+                        ));
+                        None
+                    }
+                },
+                (None, _) => None,
+            };
+            let branch = match (pinned, opts.reference) {
+                (Some((p, tag, commit, tree)), _) => {
+                    pinned_ref = Some(checkout_pinned(
+                        git,
+                        &work,
+                        &p.registry,
+                        tag.as_deref(),
+                        &commit,
+                        tree.as_deref(),
+                    )?);
+                    None
+                }
+                (None, Some(r)) => git.checkout(&work, r)?,
+                (None, None) => git.current_branch(&work)?,
             };
             let subs = git.init_submodules(&work, &work, 0)?;
             (
@@ -377,7 +509,7 @@ pub fn install(paths: &Paths, source: &Source, opts: &InstallOptions) -> Result<
     let record = InstallRecord {
         name: name.to_string(),
         source: source.describe(),
-        reference: opts.reference.map(str::to_string),
+        reference: pinned_ref.or_else(|| opts.reference.map(str::to_string)),
         branch,
         commit: git.head(&work)?,
         installed_at: crate::util::now_rfc3339(),
@@ -411,8 +543,9 @@ pub fn install(paths: &Paths, source: &Source, opts: &InstallOptions) -> Result<
     }
     drop(tmp);
     let mut cloudlet = Cloudlet::load(&target)?;
-    cloudlet.warnings = std::mem::take(&mut cloudlet.warnings)
+    cloudlet.warnings = unvouched
         .into_iter()
+        .chain(std::mem::take(&mut cloudlet.warnings))
         .chain(record.broken_blueprints.iter().map(|b| {
             format!(
                 "blueprint {} is broken and will fail when used: {}",

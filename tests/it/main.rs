@@ -14,6 +14,7 @@ mod kvm_hosts;
 mod kvm_placement;
 mod recovery;
 mod registry;
+mod registry_site;
 mod scenarios;
 mod secrets;
 mod support;
