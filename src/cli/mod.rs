@@ -7,6 +7,7 @@
 mod cloudlet;
 mod cluster;
 mod formation;
+mod help;
 mod register;
 mod registry;
 mod scenario;
@@ -183,7 +184,7 @@ pub fn expand_colon_form(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStrin
 }
 
 pub fn command() -> clap::Command {
-    Cli::command()
+    help::decorate(Cli::command())
 }
 
 type RenderSection = fn(&clap_mangen::Man, &mut dyn std::io::Write) -> std::io::Result<()>;
@@ -231,7 +232,7 @@ pub fn man_pages() -> Vec<(String, Vec<u8>)> {
         page.extend_from_slice(format!(".SH \"SEE ALSO\"\n{}\n", see_also.join(", ")).as_bytes());
         out.push((man.get_filename(), page));
     }
-    let mut cmd = Cli::command().disable_help_subcommand(true);
+    let mut cmd = command().disable_help_subcommand(true);
     cmd.build();
     let mut out = Vec::new();
     walk(&cmd, &mut out);
@@ -423,7 +424,10 @@ pub fn main() -> i32 {
     }
     let requested = requested_format(&raw);
     let args = expand_colon_form(raw);
-    let cli = match Cli::try_parse_from(args) {
+    let parsed = command()
+        .try_get_matches_from(args)
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind as K;

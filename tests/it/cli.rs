@@ -185,3 +185,37 @@ fn habitual_aliases_work() {
         assert_eq!(a, b, "{alias} = {command}");
     }
 }
+
+/// Every command has examples in its help, every positional argument a description, and the
+/// global options their own heading.
+#[test]
+fn every_command_has_examples_and_described_arguments() {
+    fn walk(cmd: &clap::Command, path: String, missing: &mut Vec<String>) {
+        if cmd.get_name() == "help" {
+            return;
+        }
+        for a in cmd.get_positionals() {
+            if a.get_help().is_none() {
+                missing.push(format!("{path} <{}>: no description", a.get_id()));
+            }
+        }
+        if !cmd.has_subcommands() && cmd.get_after_help().is_none() {
+            missing.push(format!("{path}: no examples"));
+        }
+        for s in cmd.get_subcommands() {
+            walk(s, format!("{path} {}", s.get_name()), missing);
+        }
+    }
+    let mut cmd = nepho::cli::command();
+    cmd.build();
+    let mut missing = Vec::new();
+    walk(&cmd, "nepho".into(), &mut missing);
+    assert!(missing.is_empty(), "{missing:#?}");
+    let env = Env::new();
+    let help = env.run(&["help", "cloudlet:install"]).ok().stdout;
+    assert!(help.contains("Global options:"), "{help}");
+    assert!(
+        help.contains("Examples:\n  nepho cloudlet:install"),
+        "{help}"
+    );
+}

@@ -1,0 +1,236 @@
+//! Help text that applies across commands: an Examples section on every command, a description
+//! for every positional argument, and the global options under their own heading. Kept in one
+//! table so each command's declaration stays about its arguments.
+
+/// `(command path, examples)`: shown after each command's help (`nepho help formation:create`).
+const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "cloudlet search",
+        "nepho cloudlet:search wiki\nnepho -o json cloudlet:search web cache",
+    ),
+    (
+        "cloudlet describe",
+        "nepho cloudlet:describe hello\nnepho -o yaml cloudlet:describe huit/mediawiki",
+    ),
+    (
+        "cloudlet install",
+        "nepho cloudlet:install hello\nnepho cloudlet:install https://github.com/acme/shop.git --ref v1.2.0\nnepho cloudlet:install https://git.example.edu/web.git --name web2   # a 1.x cloudlet under another name",
+    ),
+    (
+        "cloudlet list",
+        "nepho cloudlet:list\nnepho -o json cloudlet:list | jq '.[].broken_blueprints'",
+    ),
+    (
+        "cloudlet update",
+        "nepho cloudlet:update hello\nnepho cloudlet:update --all",
+    ),
+    (
+        "cloudlet uninstall",
+        "nepho cloudlet:uninstall hello\nnepho cloudlet:uninstall hello --force   # even if formations use it",
+    ),
+    (
+        "cloudlet create",
+        "nepho cloudlet:create acme/shop\nnepho cloudlet:create shop --path ./cloudlets/shop --no-git",
+    ),
+    (
+        "cloudlet validate",
+        "nepho cloudlet:validate ./shop\nnepho -o json cloudlet:validate hello",
+    ),
+    ("scenario list", "nepho scenario:list webapp"),
+    (
+        "scenario describe",
+        "nepho scenario:describe webapp/aws\nnepho scenario:describe webapp/default -f prod.yaml --set web_count=3",
+    ),
+    (
+        "scenario render",
+        "nepho scenario:render hello/aws --name agmedia\nnepho scenario:render webapp/aws --set db_password=... --reveal-secrets",
+    ),
+    (
+        "formation create",
+        "nepho formation:create hello --name hi\nnepho formation:create webapp/aws --name shop -f prod.yaml --set web_count=3\nnepho formation:create webapp/aws --name shop --dry-run   # the change set; nothing changes\nnepho formation:create hello --name hi --detach          # returns at once; watch with formation:watch",
+    ),
+    (
+        "formation list",
+        "nepho formation:list\nnepho -o json formation:list",
+    ),
+    (
+        "formation describe",
+        "nepho formation:describe shop\nnepho -o json formation:describe shop | jq .outputs",
+    ),
+    ("formation watch", "nepho formation:watch shop"),
+    (
+        "formation events",
+        "nepho formation:events shop\nnepho -o json formation:events shop --follow\nnepho -o yaml formation:events shop --since 10",
+    ),
+    (
+        "formation update",
+        "nepho formation:update shop --set web_count=3\nnepho formation:update shop -f new-secrets.yaml",
+    ),
+    (
+        "formation destroy",
+        "nepho formation:destroy shop          # shows what goes and asks\nnepho formation:destroy shop --yes    # in scripts",
+    ),
+    ("formation cancel", "nepho formation:cancel shop"),
+    (
+        "formation ssh",
+        "nepho formation:ssh hi\nnepho formation:ssh shop web-2 -- uptime\nnepho formation:ssh hi --print",
+    ),
+    (
+        "formation stop",
+        "nepho formation:stop hi\nnepho formation:stop hi hello",
+    ),
+    ("formation start", "nepho formation:start hi"),
+    ("formation reset", "nepho formation:reset hi hello"),
+    (
+        "formation attach-iso",
+        "nepho formation:attach-iso hi tools.iso -m hello",
+    ),
+    (
+        "formation detach-iso",
+        "nepho formation:detach-iso hi -m hello",
+    ),
+    (
+        "formation add-drive",
+        "nepho formation:add-drive hi --size-gb 20\nnepho formation:add-drive hi --size-gb 20 --storage iscsi",
+    ),
+    (
+        "formation remove-drive",
+        "nepho formation:remove-drive hi disk1",
+    ),
+    (
+        "formation resize-drive",
+        "nepho formation:resize-drive hi hello disk1 --size-gb 40",
+    ),
+    ("formation vnc", "nepho formation:vnc hi"),
+    (
+        "formation attach-nic",
+        "nepho formation:attach-nic hi hello back",
+    ),
+    (
+        "formation detach-nic",
+        "nepho formation:detach-nic hi hello net1",
+    ),
+    ("formation open", "nepho formation:open shop"),
+    ("registry update", "nepho registry:update"),
+    (
+        "registry build",
+        "nepho registry:build https://git.example.com/a.git ./cloudlets/b --out site\nnepho registry:build --manifest entries.json --out site",
+    ),
+    (
+        "registry serve",
+        "nepho registry:serve site\nnepho registry:serve site --listen 127.0.0.1:8080",
+    ),
+    (
+        "cluster status",
+        "nepho cluster:status\nnepho -o json cluster:status",
+    ),
+    ("cluster failover", "nepho cluster:failover h2"),
+    (
+        "cluster watch",
+        "nepho cluster:watch --grace 30\nnepho cluster:watch --detach\nnepho cluster:watch --status",
+    ),
+    ("cluster migrate", "nepho cluster:migrate hi hello --to h2"),
+    (
+        "cluster rebalance",
+        "nepho cluster:rebalance --dry-run\nnepho cluster:rebalance --max-moves 2",
+    ),
+    (
+        "cluster evacuate",
+        "nepho cluster:evacuate h2 --dry-run\nnepho cluster:evacuate h2",
+    ),
+    (
+        "cluster usage",
+        "nepho cluster:usage\nnepho cluster:usage --formation hi",
+    ),
+    (
+        "register",
+        "nepho register aws\nnepho register kvm\nnepho register vagrant",
+    ),
+    ("create", "nepho create hello --name hi"),
+    ("destroy", "nepho destroy hi --yes"),
+    ("list", "nepho ls"),
+    ("stop", "nepho halt hi"),
+    ("ssh", "nepho ssh hi -- uptime"),
+    ("open", "nepho open shop"),
+    (
+        "completions",
+        "nepho completions bash > /etc/bash_completion.d/nepho\nnepho completions zsh > \"${fpath[1]}/_nepho\"",
+    ),
+];
+
+/// Descriptions of positional arguments the declarations leave bare, by argument id (the
+/// first matching command path prefix wins).
+const POSITIONALS: &[(&str, &str, &str)] = &[
+    (
+        "cloudlet search",
+        "terms",
+        "Words to look for: names rank above tags, tags above summaries",
+    ),
+    (
+        "cloudlet",
+        "name",
+        "An installed (or registry) cloudlet: `owner/name`, or `name` when unambiguous",
+    ),
+    ("scenario", "cloudlet", "An installed cloudlet's name"),
+    ("completions", "shell", "The shell to write completions for"),
+    (
+        "register",
+        "provider",
+        "The provider to set up: aws, kvm or vagrant",
+    ),
+    (
+        "",
+        "name",
+        "The formation's name (as `nepho formation:list` shows it)",
+    ),
+];
+
+/// Adds examples, argument descriptions and the global options heading to `cmd` and all of its
+/// subcommands.
+pub fn decorate(cmd: clap::Command) -> clap::Command {
+    decorate_at(cmd, "")
+}
+
+fn decorate_at(mut cmd: clap::Command, path: &str) -> clap::Command {
+    if let Some((_, examples)) = EXAMPLES.iter().find(|(p, _)| *p == path) {
+        let body: String = examples.lines().map(|l| format!("  {l}\n")).collect();
+        cmd = cmd.after_help(format!("Examples:\n{}", body.trim_end()));
+    }
+    let positionals: Vec<(String, bool)> = cmd
+        .get_positionals()
+        .map(|a| (a.get_id().to_string(), a.get_help().is_none()))
+        .collect();
+    // `mut_arg` moves the argument to the end of the list, and positionals are numbered in list
+    // order: so every positional is passed through, in order, to keep their order.
+    for (id, bare) in positionals {
+        let help = POSITIONALS
+            .iter()
+            .find(|(prefix, arg, _)| bare && *arg == id && path.starts_with(prefix))
+            .map(|(_, _, help)| *help);
+        cmd = cmd.mut_arg(id.as_str(), |a| match help {
+            Some(help) => a.help(help),
+            None => a,
+        });
+    }
+    let globals: Vec<String> = cmd
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .map(|a| a.get_id().to_string())
+        .collect();
+    for id in globals {
+        cmd = cmd.mut_arg(id.as_str(), |a| a.help_heading("Global options"));
+    }
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in names {
+        let sub_path = if path.is_empty() {
+            name.clone()
+        } else {
+            format!("{path} {name}")
+        };
+        cmd = cmd.mut_subcommand(name.as_str(), |s| decorate_at(s, &sub_path));
+    }
+    cmd
+}
