@@ -234,3 +234,125 @@ fn decorate_at(mut cmd: clap::Command, path: &str) -> clap::Command {
     }
     cmd
 }
+
+/// Names completed from this machine's state, read straight from the directories (no YAML, no
+/// provider): a TAB must answer in a few milliseconds.
+mod candidates {
+    use clap_complete::engine::CompletionCandidate;
+
+    use crate::config::Paths;
+
+    fn dir_names(dir: &std::path::Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        names
+    }
+
+    pub fn cloudlets() -> Vec<CompletionCandidate> {
+        let Ok(paths) = Paths::discover(None) else {
+            return Vec::new();
+        };
+        dir_names(&paths.cloudlets_dir())
+            .into_iter()
+            .map(CompletionCandidate::new)
+            .collect()
+    }
+
+    /// `cloudlet/scenario` for every installed cloudlet (native `scenarios/`, 1.x `blueprints/`).
+    pub fn scenarios() -> Vec<CompletionCandidate> {
+        let Ok(paths) = Paths::discover(None) else {
+            return Vec::new();
+        };
+        let root = paths.cloudlets_dir();
+        let mut out = Vec::new();
+        for cloudlet in dir_names(&root) {
+            out.push(CompletionCandidate::new(cloudlet.clone()));
+            for sub in ["scenarios", "blueprints"] {
+                let Ok(entries) = std::fs::read_dir(root.join(&cloudlet).join(sub)) else {
+                    continue;
+                };
+                let mut names: Vec<String> = entries
+                    .flatten()
+                    .filter_map(|e| {
+                        let n = e.file_name().to_str()?.to_string();
+                        let stem = n.strip_suffix(".yaml").or_else(|| n.strip_suffix(".yml"))?;
+                        Some(stem.to_string())
+                    })
+                    .collect();
+                names.sort();
+                out.extend(
+                    names
+                        .into_iter()
+                        .map(|s| CompletionCandidate::new(format!("{cloudlet}/{s}"))),
+                );
+            }
+        }
+        out
+    }
+
+    pub fn formations() -> Vec<CompletionCandidate> {
+        let Ok(paths) = Paths::discover(None) else {
+            return Vec::new();
+        };
+        dir_names(&paths.formations_dir())
+            .into_iter()
+            .map(CompletionCandidate::new)
+            .collect()
+    }
+}
+
+/// Which positional arguments complete which names: (command path prefix, argument id, kind).
+type Completer = fn() -> Vec<clap_complete::engine::CompletionCandidate>;
+
+const COMPLETED: &[(&str, &str, Completer)] = &[
+    ("cloudlet", "name", candidates::cloudlets),
+    ("cloudlet validate", "path", candidates::cloudlets),
+    ("scenario list", "cloudlet", candidates::cloudlets),
+    ("scenario", "scenario", candidates::scenarios),
+    ("formation create", "scenario", candidates::scenarios),
+    ("create", "scenario", candidates::scenarios),
+    ("", "name", candidates::formations),
+];
+
+/// Attaches the completers of [`COMPLETED`] to `cmd`'s arguments (call after [`decorate`]).
+pub fn with_completers(cmd: clap::Command) -> clap::Command {
+    completers_at(cmd, "")
+}
+
+fn completers_at(mut cmd: clap::Command, path: &str) -> clap::Command {
+    let positionals: Vec<String> = cmd
+        .get_positionals()
+        .map(|a| a.get_id().to_string())
+        .collect();
+    // In order, as `decorate` does: `mut_arg` moves an argument to the end of the list.
+    for id in positionals {
+        let completer = COMPLETED
+            .iter()
+            .find(|(prefix, arg, _)| *arg == id && path.starts_with(prefix))
+            .map(|(_, _, f)| *f);
+        cmd = cmd.mut_arg(id.as_str(), |a| match completer {
+            Some(f) => a.add(clap_complete::engine::ArgValueCandidates::new(f)),
+            None => a,
+        });
+    }
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in names {
+        let sub_path = if path.is_empty() {
+            name.clone()
+        } else {
+            format!("{path} {name}")
+        };
+        cmd = cmd.mut_subcommand(name.as_str(), |s| completers_at(s, &sub_path));
+    }
+    cmd
+}

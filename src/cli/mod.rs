@@ -184,7 +184,51 @@ pub fn expand_colon_form(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStrin
 }
 
 pub fn command() -> clap::Command {
-    help::decorate(Cli::command())
+    help::with_completers(help::decorate(Cli::command()))
+}
+
+/// `nepho -- nepho scenario:render we` as the shell sends it, with the colon form expanded
+/// (`scenario render`) so completion sees what parsing will, and the shell's index of the word
+/// being completed moved along.
+fn completion_args(raw: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let Some(sep) = raw.iter().position(|a| a == "--") else {
+        return raw;
+    };
+    let index: Option<usize> = std::env::var("_CLAP_COMPLETE_INDEX")
+        .ok()
+        .and_then(|i| i.parse().ok());
+    let words = raw[sep + 1..].to_vec();
+    // Only words before the one being completed are expanded: a half-typed `formation:cr`
+    // stays as typed.
+    let upto = index
+        .map(|i| i.min(words.len()))
+        .unwrap_or(words.len().saturating_sub(1));
+    let mut before = expand_colon_form(words[..upto].to_vec());
+    let grew = before.len().saturating_sub(upto);
+    before.extend_from_slice(&words[upto..]);
+    if let (Some(i), true) = (index, grew > 0) {
+        // SAFETY: single-threaded here, at the very start of main, before any thread exists.
+        unsafe { std::env::set_var("_CLAP_COMPLETE_INDEX", (i + grew).to_string()) };
+    }
+    let mut out = raw[..=sep].to_vec();
+    out.extend(before);
+    out
+}
+
+/// The variable the shell sets when it asks nepho for completions (`NEPHO_COMPLETE=bash nepho …`).
+const COMPLETE_VAR: &str = "NEPHO_COMPLETE";
+
+/// The script a shell sources to complete nepho: it calls back into nepho, which completes
+/// commands and options from its definition and cloudlet, scenario and formation names from
+/// this machine's state.
+pub fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
+    let name = shell.to_string();
+    let shells = clap_complete::env::Shells::builtins();
+    let mut script = Vec::new();
+    if let Some(completer) = shells.completer(&name) {
+        let _ = completer.write_registration(COMPLETE_VAR, "nepho", "nepho", "nepho", &mut script);
+    }
+    script
 }
 
 type RenderSection = fn(&clap_mangen::Man, &mut dyn std::io::Write) -> std::io::Result<()>;
@@ -422,6 +466,21 @@ pub fn main() -> i32 {
     if raw.get(1).is_some_and(|a| a == "__nanny") {
         return nanny_entry(raw[1..].to_vec());
     }
+    // A shell asking for completions: answer and exit.
+    if std::env::var_os(COMPLETE_VAR).is_some() {
+        let args = completion_args(raw.clone());
+        let done = clap_complete::CompleteEnv::with_factory(command)
+            .var(COMPLETE_VAR)
+            .try_complete(args, std::env::current_dir().ok().as_deref());
+        match done {
+            Ok(true) => return 0,
+            Ok(false) => {}
+            Err(e) => {
+                let _ = e.print();
+                return e.exit_code();
+            }
+        }
+    }
     let requested = requested_format(&raw);
     let args = expand_colon_form(raw);
     let parsed = command()
@@ -587,10 +646,7 @@ fn run(cli: Cli, out: &mut Out) -> Result<()> {
         Command::Ssh(a) => formation::run(&cx, formation::FormationCommand::Ssh(a)),
         Command::Open(a) => formation::run(&cx, formation::FormationCommand::Open(a)),
         Command::Completions { shell } => {
-            let mut cmd = command();
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut cmd, "nepho", &mut script);
-            crate::output::write_stdout(&script);
+            crate::output::write_stdout(&completion_script(shell));
             Ok(())
         }
     }

@@ -219,3 +219,55 @@ fn every_command_has_examples_and_described_arguments() {
         "{help}"
     );
 }
+
+/// Completion in a real bash: the script from `nepho completions bash` calls back into nepho,
+/// which completes installed cloudlets, `cloudlet/scenario` references and formation names,
+/// and never offers the internal `__nanny`.
+#[test]
+fn bash_completes_names_from_this_machine() {
+    let env = Env::new();
+    env.run(&["cloudlet:install", "hello"]).ok();
+    std::fs::create_dir_all(env.home().join("state/formations/agmedia")).unwrap();
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_nepho"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let complete = |words: &[&str]| -> Vec<String> {
+        let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+        let script = format!(
+            "source <(nepho completions bash)\nCOMP_WORDS=({})\nCOMP_CWORD={}\n_clap_complete_nepho nepho '{}' '{}'\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+            quoted.join(" "),
+            words.len() - 1,
+            words[words.len() - 1],
+            words[words.len() - 2],
+        );
+        let out = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    bin_dir.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .env("HOME", env.dir.path())
+            .env("NEPHO_HOME", env.home())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
+    let top = complete(&["nepho", ""]);
+    assert!(top.contains(&"formation".to_string()), "{top:?}");
+    assert!(!top.iter().any(|c| c.contains("nanny")), "{top:?}");
+    let refs = complete(&["nepho", "scenario:render", "he"]);
+    assert!(refs.contains(&"hello/aws".to_string()), "{refs:?}");
+    let cloudlets = complete(&["nepho", "cloudlet", "describe", ""]);
+    assert!(cloudlets.contains(&"hello".to_string()), "{cloudlets:?}");
+    let formations = complete(&["nepho", "formation:destroy", "ag"]);
+    assert_eq!(formations, ["agmedia"], "{formations:?}");
+}

@@ -60,8 +60,7 @@ fn completions_and_man_page_are_current() {
         (Shell::Zsh, "_nepho"),
         (Shell::Fish, "nepho.fish"),
     ] {
-        let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut nepho::cli::command(), "nepho", &mut buf);
+        let buf = nepho::cli::completion_script(shell);
         check(
             &repo_root().join("completions").join(file),
             &buf,
