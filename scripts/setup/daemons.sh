@@ -60,6 +60,13 @@ pid_of() { # name pidfile: the running daemon's pid (this mount namespace), or n
   return 0
 }
 
+# The daemons must not inherit the caller's descriptors: a test's lock file (e.g.
+# /run/nepho-host2.lock, or `flock LOCK daemons.sh`) would stay locked for their lifetime.
+for fd in /proc/self/fd/*; do
+  fd=${fd##*/}
+  if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
+
 mkdir -p /run/libvirt /var/log/libvirt
 "$(dirname "$0")"/lockd-conf.sh /etc/libvirt
 CONF_SUM=/run/nepho-libvirtd.conf.sum
@@ -73,7 +80,9 @@ else
 fi
 
 # virtlockd holds the leases (fcntl locks in the lockspace) for each QEMU; it must run before
-# libvirtd starts a domain. Killing it drops every lease of this host.
+# libvirtd starts a domain. Never stop it while guests run: when it exits it SIGTERMs every
+# QEMU it holds a lease for (a QEMU must not run on without its lease). So this script never
+# restarts it; libvirtd alone restarts without harm to running guests.
 if running virtlockd /run/virtlockd.pid; then
   log "virtlockd already running"
 else
