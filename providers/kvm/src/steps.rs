@@ -1004,6 +1004,10 @@ impl KvmProvider {
                 }
             }
             files.extend(record.swap.iter().map(|s| s.path.clone()));
+            // Its lease files: the domain is gone, and its LUNs go below.
+            if let Some(lockspace) = crate::failover::lockspace_for(&self.cluster, record) {
+                files.extend(libvirt::lease_files(lockspace, record));
+            }
             runner.remove(&files).await?;
         }
         if let Some(iscsi) = &self.cluster.storage.iscsi {

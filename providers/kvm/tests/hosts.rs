@@ -571,5 +571,10 @@ async fn a_leased_machine_is_not_started_twice() {
         "targets left: {:?}",
         targets_of(&name)
     );
+    assert!(
+        !lease_file.exists(),
+        "lease file left: {}",
+        lease_file.display()
+    );
     eprintln!("whole test {:.1} s", t0.elapsed().as_secs_f64());
 }
