@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Start virtlogd + libvirtd without systemd, make sure libvirt's `default` NAT network
-# is defined and active, and keep guests off the outside network.
-# Idempotent: running daemons are left alone; quick when everything is already up.
+# Start virtlogd + virtlockd + libvirtd without systemd, with libvirt's lock manager (lockd)
+# configured for nepho's fencing leases (scripts/setup/lockd-conf.sh), make sure libvirt's
+# `default` NAT network is defined and active, and keep guests off the outside network.
+# Idempotent: running daemons are left alone; quick when everything is already up. A running
+# libvirtd is restarted (its guests keep running) when qemu.conf / qemu-lockd.conf changed
+# since this script last started it.
 #
 # Usage: scripts/setup/daemons.sh
 # Env:   NEPHO_LIBVIRT_TIMEOUT  seconds to wait for libvirtd to answer (default 90)
+#        NEPHO_LOCKSPACE        shared lease directory (default /var/lib/nepho/lockspace)
 set -euo pipefail
 
 log() { printf '[daemons] %s\n' "$*" >&2; }
@@ -41,7 +45,33 @@ running() { # name pidfile
   return 1
 }
 
+pid_of() { # name pidfile: the running daemon's pid (this mount namespace), or nothing
+  local pid ns
+  if [ -f "$2" ] && pid=$(cat "$2" 2>/dev/null) && [ -n "$pid" ] && live "$pid" \
+     && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = "$1" ]; then
+    echo "$pid"; return 0
+  fi
+  ns=$(readlink /proc/self/ns/mnt)
+  for pid in $(pgrep -x "$1" 2>/dev/null); do
+    if [ "$(readlink "/proc/$pid/ns/mnt" 2>/dev/null)" = "$ns" ] && live "$pid"; then
+      echo "$pid"; return 0
+    fi
+  done
+  return 0
+}
+
+# The daemons must not inherit the caller's descriptors: a test's lock file (e.g.
+# /run/nepho-host2.lock, or `flock LOCK daemons.sh`) would stay locked for their lifetime.
+for fd in /proc/self/fd/*; do
+  fd=${fd##*/}
+  if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
+
 mkdir -p /run/libvirt /var/log/libvirt
+"$(dirname "$0")"/lockd-conf.sh /etc/libvirt
+CONF_SUM=/run/nepho-libvirtd.conf.sum
+conf_sum() { { cat /etc/libvirt/qemu.conf /etc/libvirt/qemu-lockd.conf 2>/dev/null || true; } | sha256sum; }
+
 if running virtlogd /run/virtlogd.pid; then
   log "virtlogd already running"
 else
@@ -49,10 +79,35 @@ else
   virtlogd -d
 fi
 
+# virtlockd holds the leases (fcntl locks in the lockspace) for each QEMU; it must run before
+# libvirtd starts a domain. Never stop it while guests run: when it exits it SIGTERMs every
+# QEMU it holds a lease for (a QEMU must not run on without its lease). So this script never
+# restarts it; libvirtd alone restarts without harm to running guests.
+if running virtlockd /run/virtlockd.pid; then
+  log "virtlockd already running"
+else
+  log "starting virtlockd"
+  virtlockd -d
+  for _ in $(seq 1 50); do [ -S /run/libvirt/virtlockd-sock ] && break; sleep 0.1; done
+  [ -S /run/libvirt/virtlockd-sock ] || die "virtlockd did not create /run/libvirt/virtlockd-sock"
+fi
+
+if running libvirtd /run/libvirtd.pid && [ "$(conf_sum)" != "$(cat "$CONF_SUM" 2>/dev/null)" ]; then
+  # Running guests survive a libvirtd restart (it reconnects to their QEMUs).
+  pid=$(pid_of libvirtd /run/libvirtd.pid)
+  log "libvirt's qemu.conf/qemu-lockd.conf changed since libvirtd started: restarting it (pid $pid)"
+  kill -TERM "$pid"
+  t0=$SECONDS
+  while live "$pid"; do
+    (( SECONDS - t0 < 30 )) || die "libvirtd (pid $pid) did not exit within 30 s"
+    sleep 0.2
+  done
+fi
 if running libvirtd /run/libvirtd.pid; then
   log "libvirtd already running"
 else
   log "starting libvirtd (first start probes QEMU, ~12 s)"
+  conf_sum >"$CONF_SUM"
   libvirtd -d
 fi
 

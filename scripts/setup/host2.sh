@@ -4,7 +4,7 @@
 #
 # Usage: scripts/setup/host2.sh start|stop|status|uri
 #
-# How: virtlogd + libvirtd run in their own mount namespace (`unshare -m`), where private
+# How: virtlogd + virtlockd + libvirtd run in their own mount namespace (`unshare -m`), where private
 # directories are bind-mounted over libvirt's state and config:
 #   /run/libvirt       <- /run/nepho-host2/run        (runtime: sockets, pid files; wiped at stop)
 #   /etc/libvirt       <- /var/lib/nepho-host2/etc    (config + persistent domains/networks)
@@ -15,6 +15,10 @@
 # (bridge virbr-n2, 192.168.124.0/24) and nepho reaches them over ssh like host1's guests.
 # Clients connect with  qemu:///system?socket=/run/nepho-host2/run/libvirt-sock  (`uri`
 # prints it).
+# Fencing: host2's libvirt uses the lock manager (lockd) with its own virtlockd, and the same
+# lockspace directory as host1 (NEPHO_LOCKSPACE, default /var/lib/nepho/lockspace, outside
+# the bind mounts: scripts/setup/lockd-conf.sh), so a lease one host holds stops the other
+# from starting the same disks, as a lockspace on NFS would between real hosts.
 #
 # - start:  idempotent; waits (NEPHO_HOST2_TIMEOUT, default 90 s) until libvirtd answers,
 #           defines/starts network `default` (virbr-n2), keeps the FORWARD DROP on the uplink
@@ -22,7 +26,8 @@
 # - stop:   simulates a dead host (power loss): SIGKILL to every process in host2's mount
 #           namespace (libvirtd, virtlogd, dnsmasq, QEMU guests), then removes what a reboot
 #           would (bridge virbr-n2, its iptables rules, the runtime dir). Persistent state
-#           (defined domains and networks) survives, as on a real host. `stop --purge` also
+#           (defined domains and networks) survives, as on a real host. virtlockd dies with
+#           the rest, so host2's leases are released (as a lease on NFS expires). `stop --purge` also
 #           deletes that state.
 # - status: exit 0 if libvirtd answers (prints the URI), 3 if not.
 # Logs go to stderr; stdout only carries `status`/`uri` output.
@@ -43,6 +48,7 @@ TIMEOUT=${NEPHO_HOST2_TIMEOUT:-90}
 NSFILE=$RUN/mntns          # "mnt:[ino]" of host2's mount namespace
 LIBVIRTD_PID=$RUN/libvirtd.pid
 VIRTLOGD_PID=$RUN/virtlogd.pid
+VIRTLOCKD_PID=$RUN/virtlockd.pid
 
 answers() { timeout 10 virsh -c "$URI" version >/dev/null 2>&1; }
 
@@ -67,11 +73,15 @@ ns_pids() { # every process in host2's mount namespace, and host2's QEMUs (by pi
   return 0
 }
 
-libvirtd_alive() {
+alive() { # pidfile name
   local pid
-  [ -f "$LIBVIRTD_PID" ] && pid=$(cat "$LIBVIRTD_PID" 2>/dev/null) && [ -n "$pid" ] \
-    && live "$pid" && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = libvirtd ]
+  [ -f "$1" ] && pid=$(cat "$1" 2>/dev/null) && [ -n "$pid" ] \
+    && live "$pid" && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = "$2" ]
 }
+libvirtd_alive() { alive "$LIBVIRTD_PID" libvirtd; }
+
+# The config libvirtd read at start: a change restarts host2.
+conf_sum() { { cat "$STATE/etc/qemu.conf" "$STATE/etc/qemu-lockd.conf" 2>/dev/null || true; } | sha256sum; }
 
 keep_drop_first() {
   local dev first
@@ -109,6 +119,8 @@ init_state() {
     printf '\n# nepho host2: VNC ports apart from host1'"'"'s (which start at 5900)\nremote_display_port_min = 6500\nremote_display_port_max = 6599\n' \
       >>"$STATE/etc/qemu.conf"
   fi
+  # Leases in the lockspace both hosts share (lock_manager = "lockd").
+  "$(dirname "$0")"/lockd-conf.sh "$STATE/etc"
   # Without a capabilities cache libvirtd probes QEMU at its first start (~12 s).
   if [ -d /var/cache/libvirt/qemu ] && [ ! -d "$STATE/cache/qemu" ]; then
     cp -a /var/cache/libvirt/qemu "$STATE/cache/qemu" || true
@@ -128,8 +140,11 @@ start() {
   if libvirtd_alive && answers && [ -f "$STATE/etc/qemu.conf" ]; then
     # A host2 started by an older version of this script restarts to pick up config it lacks.
     init_state
-    if [ "$(sha256sum <"$STATE/etc/qemu.conf")" != "$(cat "$RUN/qemu.conf.sum" 2>/dev/null)" ]; then
-      log "host2's qemu.conf changed since it started: restarting it"
+    if [ "$(conf_sum)" != "$(cat "$RUN/qemu.conf.sum" 2>/dev/null)" ]; then
+      log "host2's qemu.conf/qemu-lockd.conf changed since it started: restarting it"
+      stop_
+    elif ! alive "$VIRTLOCKD_PID" virtlockd; then
+      log "host2 runs without its virtlockd: restarting it"
       stop_
     fi
   fi
@@ -144,7 +159,7 @@ start() {
     rm -rf "$RUN/run"
     mkdir -p "$RUN/run"
     chmod 0755 "$RUN" "$RUN/run"
-    log "starting virtlogd + libvirtd in a private mount namespace"
+    log "starting virtlogd + virtlockd + libvirtd in a private mount namespace"
     # The inner shell sets up the mounts, starts both daemons (they daemonize) and exits;
     # the namespace lives on with them.
     unshare -m --propagation private -- /bin/bash -euo pipefail -c '
@@ -161,7 +176,11 @@ start() {
       mount --bind "$STATE/log" /var/log/libvirt
       readlink /proc/self/ns/mnt >"$RUN/mntns"
       virtlogd -d -p "$RUN/virtlogd.pid"
-      for _ in $(seq 1 100); do [ -S /run/libvirt/virtlogd-sock ] && break; sleep 0.1; done
+      virtlockd -d -p "$RUN/virtlockd.pid"
+      for _ in $(seq 1 100); do
+        [ -S /run/libvirt/virtlogd-sock ] && [ -S /run/libvirt/virtlockd-sock ] && break
+        sleep 0.1
+      done
       libvirtd -d -p "$RUN/libvirtd.pid"
     ' host2 "$RUN" "$STATE"
     local t0=$SECONDS
@@ -173,7 +192,7 @@ start() {
       sleep 0.3
     done
     log "libvirtd answers after $(( SECONDS - t0 ))s"
-    sha256sum <"$STATE/etc/qemu.conf" >"$RUN/qemu.conf.sum"
+    conf_sum >"$RUN/qemu.conf.sum"
   fi
 
   if ! virsh -c "$URI" net-info default >/dev/null 2>&1; then
@@ -224,7 +243,7 @@ stop_() {
   fi
   # What a reboot clears: the bridge and the rules libvirt added for it, the runtime dir.
   clear_bridge
-  rm -rf "$RUN/run" "$NSFILE" "$LIBVIRTD_PID" "$VIRTLOGD_PID"
+  rm -rf "$RUN/run" "$NSFILE" "$LIBVIRTD_PID" "$VIRTLOGD_PID" "$VIRTLOCKD_PID"
 }
 
 # The bridge and its iptables rules. Also cleared before the network starts: a machine

@@ -91,6 +91,13 @@ pub struct StorageConfig {
     pub dir: PathBuf,
     #[serde(default)]
     pub iscsi: Option<IscsiConfig>,
+    /// Fencing: a directory every host sees (NFS in production), configured on every host as
+    /// virtlockd's lockspace (`file_lockspace_dir` in qemu-lockd.conf, `lock_manager =
+    /// "lockd"` in qemu.conf; `scripts/setup/lockd-conf.sh`). When set, each iSCSI machine's
+    /// domain carries a `<lease>` per target in it, so libvirt itself refuses to start a
+    /// second copy of the machine's disks on another host while the first QEMU runs.
+    #[serde(default)]
+    pub lockspace: Option<PathBuf>,
 }
 
 impl Default for StorageConfig {
@@ -98,6 +105,7 @@ impl Default for StorageConfig {
         StorageConfig {
             dir: default_dir(),
             iscsi: None,
+            lockspace: None,
         }
     }
 }
@@ -211,6 +219,14 @@ impl ClusterFile {
                     .map_err(|e| format!("network `{}`: pool: {e}", n.name))?;
             }
         }
+        if let Some(l) = &self.storage.lockspace
+            && crate::libvirt::lease_target(l).is_none()
+        {
+            return Err(format!(
+                "storage.lockspace `{}` must be an absolute path below a directory (like /var/lib/nepho/lockspace)",
+                l.display()
+            ));
+        }
         if let Some(i) = &self.storage.iscsi {
             if i.tgtadm != "local" && !i.tgtadm.starts_with("ssh:") {
                 return Err(format!(
@@ -291,6 +307,11 @@ storage:
     tgtadm: local                  # or ssh:root@storage-host
     dir: /var/lib/nepho/iscsi      # LUN backing files on the target host
     allow: 127.0.0.1               # initiators allowed to log in (ALL for every host)
+  # lockspace: fencing for iSCSI machines. A directory every host sees (NFS), set as
+  #   file_lockspace_dir (with auto_disk_leases = 1) in each host's qemu-lockd.conf and
+  #   lock_manager = "lockd" in qemu.conf (scripts/setup/lockd-conf.sh does both): libvirt then
+  #   refuses to start a machine's disks on a second host while its QEMU runs on the first.
+  # lockspace: /var/lib/nepho/lockspace
 # images: name -> qcow2 base image with cloud-init (or the tiny guest's seed contract).
 #   Add your own: `debian: /var/lib/nepho/images/debian-12-genericcloud-amd64.qcow2`,
 #   then use `image: debian` in a pattern. The file must exist on every host.
@@ -335,6 +356,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("foo"), "{err}");
+    }
+
+    #[test]
+    fn lockspace_is_optional_and_absolute() {
+        let base = "hosts: [{name: a, uri: 'qemu:///system', cpus: 1, memory_mb: 1}]\n";
+        assert_eq!(
+            ClusterFile::parse(base, "t").unwrap().storage.lockspace,
+            None
+        );
+        let c = ClusterFile::parse(
+            &format!("{base}storage: {{lockspace: /srv/lockd/nepho}}\n"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.storage.lockspace, Some(PathBuf::from("/srv/lockd/nepho")));
+        let err = ClusterFile::parse(&format!("{base}storage: {{lockspace: lockd}}\n"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("storage.lockspace `lockd` must be an absolute path"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -24,9 +24,22 @@
 //! dir on this machine) is uploaded to the new host, the domain is defined and started from
 //! the record (same name, MACs, LUNs) and nepho waits for address + ssh + provisioner like
 //! create does. The new domain gets a UUID chosen by nepho and written into the record first.
-//! HOST must really be down: nepho checks that its libvirtd does not answer and, as a fencing
-//! check, that no LUN of the machine still has an iSCSI session (a QEMU still running it);
-//! such a machine is refused until the host is powered off.
+//! HOST must really be down: nepho checks that its libvirtd does not answer; a libvirtd that
+//! does not answer does not prove that its QEMUs are gone (the host may only have lost its
+//! management link), so a second copy must be fenced off:
+//!
+//! - With `storage.lockspace` in the cluster file (every host's libvirt uses the lock manager
+//!   `lockd` on that shared directory), each iSCSI machine's domain carries a `<lease>` per
+//!   target (see [`libvirt::lease_keys`]); the QEMU's virtlockd holds it while the QEMU runs.
+//!   Starting the copy then fails in libvirt itself ("resource busy: Lockspace resource …
+//!   is locked"): failover reports "another host still holds the disks of M", removes the
+//!   copy it defined and leaves the running one alone. The shared record says whether the
+//!   owning domain was defined with leases (`lockspace`); only then does failover rely on
+//!   them.
+//! - Otherwise (no lockspace, or a machine defined before it was set) the only check is that
+//!   no LUN of the machine still has an iSCSI session (a QEMU still running it): weaker (a
+//!   session that is reconnecting is not seen), and a powered-off host's session may linger
+//!   on the target until it times out.
 //!
 //! ## Stale copies when the dead host comes back
 //!
@@ -74,6 +87,95 @@ pub struct SharedRecord {
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     pub record: MachineRecord,
+    /// The lockspace the owning domain holds its leases in (`storage.lockspace` when it was
+    /// defined); absent: its domain has no `<lease>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lockspace: Option<PathBuf>,
+}
+
+/// What the shared record says about the domain's leases.
+pub(crate) enum Leases<'a> {
+    /// The domain is about to be defined (with leases in this lockspace, or none).
+    New(Option<&'a Path>),
+    /// The domain exists already: keep what the record says.
+    Unchanged,
+}
+
+/// The lockspace a machine's domain gets its leases in: the cluster's, for machines with LUNs.
+pub(crate) fn lockspace_for<'a>(cluster: &'a ClusterFile, r: &MachineRecord) -> Option<&'a Path> {
+    cluster.storage.lockspace.as_deref().filter(|_| has_lun(r))
+}
+
+/// The lease files must exist before libvirt starts the domain (virtlockd opens them, it does
+/// not create them); made through `host`, which sees the lockspace like every host.
+pub(crate) async fn ensure_lease_files(
+    cluster: &ClusterFile,
+    host: &HostConfig,
+    r: &MachineRecord,
+) -> Result<(), ProviderError> {
+    let Some(lockspace) = lockspace_for(cluster, r) else {
+        return Ok(());
+    };
+    let files: Vec<String> = libvirt::lease_files(lockspace, r)
+        .iter()
+        .map(|f| f.to_string_lossy().into_owned())
+        .collect();
+    let mut args = vec!["--"];
+    args.extend(files.iter().map(String::as_str));
+    let out = Runner::for_host(host).run("touch", &args, SHORT).await?;
+    if out.success {
+        return Ok(());
+    }
+    Err(ProviderError::Failed {
+        message: format!(
+            "cannot create {}'s leases in the lockspace {} on host {}: {}",
+            r.machine,
+            lockspace.display(),
+            host.name,
+            out.stderr.trim()
+        ),
+        hint: Some(
+            "storage.lockspace must be a directory every host sees (scripts/setup/lockd-conf.sh)"
+                .into(),
+        ),
+    })
+}
+
+/// `virsh start`, with libvirt's lease refusal told as what it means.
+pub(crate) async fn start_domain(
+    host: &HostConfig,
+    domain: &str,
+    machine: &str,
+) -> Result<(), ProviderError> {
+    let out = libvirt::virsh_output(&host.uri, &["start", domain]).await?;
+    if out.success {
+        return Ok(());
+    }
+    let why = out.stderr.trim();
+    if libvirt::is_lease_conflict(why) {
+        return Err(ProviderError::Failed {
+            message: format!(
+                "another host still holds the disks of {machine}: not starting a second copy (libvirt on {}: {})",
+                host.name,
+                why.trim_start_matches("error: ").replace("\nerror: ", ": ")
+            ),
+            hint: Some(format!(
+                "{machine}'s QEMU still runs where it was (a host that only lost its management link keeps its lease): stop it there or power that host off, then try again"
+            )),
+        });
+    }
+    if why.contains("Lockspace for path") && why.contains("does not exist") {
+        return Err(ProviderError::Failed {
+            message: format!("cannot start {machine} on {}: {why}", host.name),
+            hint: Some(
+                "that host's libvirt does not know the cluster's storage.lockspace: set lock_manager = \"lockd\" in qemu.conf and file_lockspace_dir (with auto_disk_leases = 1) in qemu-lockd.conf, then restart libvirtd (scripts/setup/lockd-conf.sh)".into(),
+            ),
+        });
+    }
+    Err(failed(format!(
+        "virsh start {domain} on {} failed: {why}",
+        host.name
+    )))
 }
 
 /// What `cluster:failover HOST` prints (`-o json`): every machine the dead host had.
@@ -176,6 +278,7 @@ pub(crate) async fn save_record(
     domain: &str,
     record: &MachineRecord,
     labels: &BTreeMap<String, String>,
+    leases: Leases<'_>,
 ) -> Result<(), ProviderError> {
     let Some(iscsi) = &cluster.storage.iscsi else {
         return Ok(());
@@ -183,8 +286,19 @@ pub(crate) async fn save_record(
     let runner = Runner::for_iscsi(iscsi);
     let path = record_path(iscsi, &record.formation, &record.machine);
     let result = async {
-        let (generation, uuid) = match read_shared(&runner, &path).await? {
-            Some(old) if old.host == record.host && old.record == *record => return Ok(()),
+        let old = read_shared(&runner, &path).await?;
+        let lockspace = match leases {
+            Leases::New(l) => l.map(Path::to_path_buf),
+            Leases::Unchanged => old.as_ref().and_then(|o| o.lockspace.clone()),
+        };
+        let (generation, uuid) = match old {
+            Some(old)
+                if old.host == record.host
+                    && old.record == *record
+                    && old.lockspace == lockspace =>
+            {
+                return Ok(());
+            }
             Some(old) if old.host == record.host => (old.generation, old.uuid),
             Some(old) => (old.generation + 1, None),
             None => (1, None),
@@ -196,6 +310,7 @@ pub(crate) async fn save_record(
             uuid,
             labels: labels.clone(),
             record: record.clone(),
+            lockspace,
         };
         write_shared(&runner, &path, &shared).await
     }
@@ -222,7 +337,7 @@ pub(crate) async fn refresh_record(
         Ok(Some(old)) => old.labels,
         _ => BTreeMap::new(),
     };
-    save_record(cluster, domain, record, &labels).await
+    save_record(cluster, domain, record, &labels, Leases::Unchanged).await
 }
 
 /// Removes a machine's shared record (destroy, undo of `domain`).
@@ -589,7 +704,13 @@ impl KvmProvider {
         let iscsi = cluster.storage.iscsi.as_ref().expect("checked");
         let storage = Runner::for_iscsi(iscsi);
         let old = &shared.record;
-        wait_detached(iscsi, old).await?;
+        // With leases in the cluster's lockspace, libvirt refuses the second copy itself (see
+        // the module doc); without, the iSCSI sessions are all there is to look at.
+        let leased = shared.lockspace.is_some()
+            && shared.lockspace.as_deref() == cluster.storage.lockspace.as_deref();
+        if !leased {
+            wait_detached(iscsi, old).await?;
+        }
         let dir = steps::formation_dir(cluster, to, &old.formation);
         let mut record = old.clone();
         record.host = to.name.clone();
@@ -617,6 +738,7 @@ impl KvmProvider {
             generation: shared.generation + 1,
             uuid: Some(uuid.clone()),
             record: record.clone(),
+            lockspace: lockspace_for(cluster, &record).map(Path::to_path_buf),
             ..shared.clone()
         };
         write_shared(&storage, &path, &moved).await?;
@@ -624,8 +746,16 @@ impl KvmProvider {
             .define_and_start(&shared.domain, &record, to, &uuid, true)
             .await;
         if let Err(e) = defined {
-            // Give the machine back to the dead host, so a later failover can try again.
+            // Give the machine back to the dead host, so a later failover can try again, and
+            // leave no second (stopped) definition behind on `to`.
             let _ = write_shared(&storage, &path, shared).await;
+            if libvirt::domain_state(&to.uri, &shared.domain)
+                .await
+                .as_deref()
+                != Some("running")
+            {
+                let _ = libvirt::remove_domain(&to.uri, &shared.domain).await;
+            }
             if let Some(swap) = &record.swap {
                 let _ = runner.remove(std::slice::from_ref(&swap.path)).await;
             }
@@ -642,6 +772,7 @@ impl KvmProvider {
         uuid: &str,
         start: bool,
     ) -> Result<(), ProviderError> {
+        ensure_lease_files(&self.cluster, to, record).await?;
         if !libvirt::domain_exists(&to.uri, domain).await {
             for nic in &record.nics {
                 if let (Some(ip), Some(net)) = (&nic.ip, &nic.libvirt_network) {
@@ -653,6 +784,7 @@ impl KvmProvider {
                 name: domain,
                 domain_type: &dtype,
                 record,
+                lockspace: lockspace_for(&self.cluster, record),
             })
             .replacen(
                 "</name>\n",
@@ -673,7 +805,7 @@ impl KvmProvider {
             out?;
         }
         if start && libvirt::domain_state(&to.uri, domain).await.as_deref() != Some("running") {
-            libvirt::virsh(&to.uri, &["start", domain]).await?;
+            start_domain(to, domain, &record.machine).await?;
         }
         Ok(())
     }
@@ -849,6 +981,7 @@ mod tests {
             generation: 2,
             uuid: Some("8f0c2a4e-0000-4000-8000-000000000001".into()),
             labels: BTreeMap::from([("rack".into(), "a".into())]),
+            lockspace: Some("/shared/lockspace".into()),
             record: MachineRecord {
                 formation: "f".into(),
                 cloudlet: "c".into(),

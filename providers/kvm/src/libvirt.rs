@@ -2,7 +2,7 @@
 //! hosts (the metadata is the only record of what exists), states and addresses.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nepho_provider_api::ProviderError;
@@ -254,6 +254,74 @@ pub struct DomainSpec<'a> {
     pub name: &'a str,
     pub domain_type: &'a str,
     pub record: &'a MachineRecord,
+    /// The cluster's `storage.lockspace`: one `<lease>` per iSCSI target of the machine.
+    pub lockspace: Option<&'a Path>,
+}
+
+/// A lockspace directory as libvirt's `<lease>` names it: `<target path>` is the parent
+/// directory and `<lockspace>` the last component (lockd locks `<path>/<lockspace>/<key>`).
+pub fn lease_target(lockspace: &Path) -> Option<(String, String)> {
+    if !lockspace.is_absolute() {
+        return None;
+    }
+    let name = lockspace.file_name()?.to_str()?.to_string();
+    let parent = lockspace.parent()?.to_str()?.to_string();
+    Some((parent, name))
+}
+
+/// The lease keys of a machine: one per iSCSI target (its LUNs, hot-plugged ones included,
+/// live on the machine's own target), `nepho-<iqn>` with anything but `[A-Za-z0-9._:-]`
+/// replaced (a key is a file name in the lockspace).
+pub fn lease_keys(r: &MachineRecord) -> Vec<String> {
+    let mut keys: Vec<String> = r
+        .disks
+        .iter()
+        .filter_map(|d| match d {
+            DiskRecord::Lun { iqn, .. } => Some(format!(
+                "nepho-{}",
+                iqn.chars()
+                    .map(|c| if c.is_ascii_alphanumeric() || ".:-".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    })
+                    .collect::<String>()
+            )),
+            DiskRecord::File { .. } => None,
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// The lease files in the lockspace (virtlockd opens them, it does not create them).
+pub fn lease_files(lockspace: &Path, r: &MachineRecord) -> Vec<PathBuf> {
+    lease_keys(r).iter().map(|k| lockspace.join(k)).collect()
+}
+
+fn leases_xml(lockspace: Option<&Path>, r: &MachineRecord) -> String {
+    let Some((path, space)) = lockspace.and_then(lease_target) else {
+        return String::new();
+    };
+    lease_keys(r)
+        .iter()
+        .map(|key| {
+            format!(
+                "    <lease>\n      <lockspace>{}</lockspace>\n      <key>{}</key>\n      <target path='{}'/>\n    </lease>\n",
+                esc(&space),
+                esc(key),
+                esc(&path)
+            )
+        })
+        .collect()
+}
+
+/// libvirt's refusal when another host's QEMU holds a lease of the machine (lockd:
+/// "resource busy: Lockspace resource 'KEY' is locked"; sanlock: "Failed to acquire lock").
+pub fn is_lease_conflict(message: &str) -> bool {
+    (message.contains("resource busy") && message.contains("is locked"))
+        || message.contains("Failed to acquire lock")
 }
 
 /// The guest device of a machine's `i`th disk (vda is the boot disk).
@@ -348,6 +416,7 @@ pub fn domain_xml(d: &DomainSpec) -> String {
         disks.push_str(&swap_xml(swap));
     }
     let nics: String = r.nics.iter().map(interface_xml).collect();
+    let leases = leases_xml(d.lockspace, r);
     format!(
         r#"<domain type='{dtype}'>
   <name>{name}</name>
@@ -394,7 +463,7 @@ pub fn domain_xml(d: &DomainSpec) -> String {
     <video><model type='vga' heads='1'/></video>
     <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
     <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>
-  </devices>
+{leases}  </devices>
 </domain>
 "#,
         dtype = esc(d.domain_type),
@@ -519,7 +588,31 @@ mod tests {
             name: "nepho-f-web-1",
             domain_type: "qemu",
             record: &record,
+            lockspace: None,
         });
+        assert!(!xml.contains("<lease>"));
+        let leased = domain_xml(&DomainSpec {
+            name: "nepho-f-web-1",
+            domain_type: "qemu",
+            record: &record,
+            lockspace: Some(Path::new("/shared/lockd/nepho")),
+        });
+        assert_eq!(lease_keys(&record), ["nepho-iqn.x:f:web-1"]);
+        assert_eq!(
+            leased.matches("<lease>").count(),
+            1,
+            "one per target: {leased}"
+        );
+        assert!(leased.contains("<lockspace>nepho</lockspace>\n      <key>nepho-iqn.x:f:web-1</key>\n      <target path='/shared/lockd'/>"), "{leased}");
+        assert_eq!(
+            lease_files(Path::new("/shared/lockd/nepho"), &record),
+            [PathBuf::from("/shared/lockd/nepho/nepho-iqn.x:f:web-1")]
+        );
+        assert_eq!(lease_target(Path::new("relative/x")), None);
+        assert_eq!(lease_target(Path::new("/")), None);
+        assert!(is_lease_conflict(
+            "error: resource busy: Lockspace resource 'nepho-iqn.x:f:web-1' is locked"
+        ));
         assert_eq!(record_from_xml(&xml).unwrap(), record);
         assert_eq!(size_from_xml(&xml), (2, 300));
         assert!(xml.contains("name='iqn.x:f:web-1/2'"));

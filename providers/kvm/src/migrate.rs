@@ -464,6 +464,7 @@ impl KvmProvider {
             uuid: None,
             labels: labels.clone(),
             record: r.clone(),
+            lockspace: None, // only placed, never written
         };
         let machine = failover::machine_for_placement(&shared);
         let placed = place::place(
@@ -590,6 +591,7 @@ impl KvmProvider {
                         .map(|b| b.labels.clone())
                         .unwrap_or_default(),
                     record: new.clone(),
+                    lockspace: failover::lockspace_for(&self.cluster, &new).map(Path::to_path_buf),
                 };
                 undo.shared_before = before;
                 let written = failover::write_shared(&storage, &path, &moved).await;
@@ -622,7 +624,7 @@ impl KvmProvider {
                 .await?;
             }
             if was_running {
-                libvirt::virsh(&to.uri, &["start", &d.name]).await?;
+                failover::start_domain(to, &d.name, &old.machine).await?;
             }
             let address = if was_running {
                 Some(self.wait_ready(&d.name, &new, to).await?)

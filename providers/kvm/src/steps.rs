@@ -767,9 +767,18 @@ impl KvmProvider {
         let name = domain_name(&spec.name, &m.name);
         let mut already = true;
         let record = record_for(self, spec, pattern, m, &host, &Self::ips_of(cx));
+        let exists = libvirt::domain_exists(&host.uri, &name).await;
+        // Fencing: the domain will hold a lease per iSCSI target in the cluster's lockspace.
+        let lockspace = crate::failover::lockspace_for(&self.cluster, &record);
+        let leases = if exists {
+            crate::failover::Leases::Unchanged
+        } else {
+            crate::failover::Leases::New(lockspace)
+        };
         // A copy for cluster:failover, next to the LUNs (before the domain exists).
-        crate::failover::save_record(&self.cluster, &name, &record, &m.labels).await?;
-        if !libvirt::domain_exists(&host.uri, &name).await {
+        crate::failover::save_record(&self.cluster, &name, &record, &m.labels, leases).await?;
+        crate::failover::ensure_lease_files(&self.cluster, &host, &record).await?;
+        if !exists {
             already = false;
             for nic in &record.nics {
                 if let (Some(ip), Some(net)) = (&nic.ip, &nic.libvirt_network) {
@@ -781,6 +790,7 @@ impl KvmProvider {
                 name: &name,
                 domain_type: &dtype,
                 record: &record,
+                lockspace,
             });
             let file = spec.work_dir.join(format!("{name}.xml"));
             tokio::fs::write(&file, &xml)
@@ -792,7 +802,7 @@ impl KvmProvider {
         }
         if libvirt::domain_state(&host.uri, &name).await.as_deref() != Some("running") {
             already = false;
-            libvirt::virsh(&host.uri, &["start", &name]).await?;
+            crate::failover::start_domain(&host, &name, &m.name).await?;
         }
         cx.events.emit(
             EventKind::Resource,
@@ -994,6 +1004,10 @@ impl KvmProvider {
                 }
             }
             files.extend(record.swap.iter().map(|s| s.path.clone()));
+            // Its lease files: the domain is gone, and its LUNs go below.
+            if let Some(lockspace) = crate::failover::lockspace_for(&self.cluster, record) {
+                files.extend(libvirt::lease_files(lockspace, record));
+            }
             runner.remove(&files).await?;
         }
         if let Some(iscsi) = &self.cluster.storage.iscsi {

@@ -412,3 +412,169 @@ async fn failover_moves_the_iscsi_machine_of_a_dead_host() {
         t0.elapsed().as_secs_f64()
     );
 }
+
+const LEASED: &str = "machines:\n  - name: db\n    cpus: 1\n    memory_mb: 256\n    image: tiny\n    primary: true\n    disks: [{size_gb: 1, storage: iscsi}]\n";
+
+/// The lockspace both test libvirtds use (scripts/setup/lockd-conf.sh).
+fn lockspace() -> String {
+    std::env::var("NEPHO_LOCKSPACE").unwrap_or_else(|_| "/var/lib/nepho/lockspace".into())
+}
+
+fn qemu_of(domain: &str) -> Option<String> {
+    let (ok, out) = sh(&format!("pgrep -f 'guest={domain},'"));
+    ok.then(|| out.trim().to_string())
+}
+
+/// Fencing with libvirt's lock manager: the machine's QEMU on h2 holds a virtlockd lease on
+/// its iSCSI target in the lockspace both hosts share. While it runs, neither a hand-made copy
+/// of the domain nor nepho's failover can start the disks on h1 (h2 has only lost its
+/// libvirtd, as a host that lost its management link); once h2 is powered off, failover
+/// moves the machine.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leased_machine_is_not_started_twice() {
+    if !available() {
+        return;
+    }
+    let _lock = serial();
+    let _host2 = host2_lock();
+    let t0 = Instant::now();
+    // Both libvirtds with lock_manager = "lockd" (restarted if their config lacked it).
+    assert!(
+        sh(&format!(
+            "{}/scripts/setup/daemons.sh >&2",
+            root().display()
+        ))
+        .0,
+        "daemons.sh"
+    );
+    // h2 first + first-fit (with room to spare for other tests' leftovers): db goes to h2.
+    let cluster = two_hosts(&["h2", "h1"], "first-fit", 8, 4096);
+    let yaml = std::fs::read_to_string(&cluster.file).unwrap();
+    let yaml = yaml.replacen(
+        "storage:\n",
+        &format!("storage:\n  lockspace: {}\n", lockspace()),
+        1,
+    );
+    std::fs::write(&cluster.file, yaml).unwrap();
+    let provider = cluster.provider().await;
+    let f = Fo::new(&cluster, "lease");
+    let spec = f.spec(LEASED);
+    let name = spec.name.clone();
+    let domain = format!("nepho-{name}-db");
+    create(&provider, &spec).await.unwrap();
+    assert_eq!(f.h2_domains(), [domain.clone()]);
+    let (ok, xml) = sh(&format!(
+        "virsh -c '{}' dumpxml --inactive {domain}",
+        host2_uri()
+    ));
+    assert!(ok);
+    let key = format!("nepho-iqn.2024-01.test.nepho:{name}:db");
+    assert!(
+        xml.contains(&format!("<key>{key}</key>")),
+        "the domain holds a lease on its target: {xml}"
+    );
+    let lease_file = Path::new(&lockspace()).join(&key);
+    assert!(lease_file.exists());
+    let qemu = qemu_of(&domain).expect("db's QEMU runs on h2");
+
+    // Directly in libvirt: a copy of the domain (same disks, same lease) defined on h1 does
+    // not start.
+    let copy = format!("{domain}-copy");
+    let copy_xml = f.0.work.path().join("copy.xml");
+    let xml = xml
+        .replace(
+            &format!("<name>{domain}</name>"),
+            &format!("<name>{copy}</name>"),
+        )
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("<uuid>") && !l.contains("<mac address"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&copy_xml, xml).unwrap();
+    let (ok, _) = sh(&format!(
+        "virsh -c qemu:///system define {}",
+        copy_xml.display()
+    ));
+    assert!(ok, "define the copy on h1");
+    let out = Command::new("virsh")
+        .args(["-c", "qemu:///system", "start", &copy])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    sh(&format!(
+        "virsh -c qemu:///system destroy {copy}; virsh -c qemu:///system undefine {copy}"
+    ));
+    assert!(!out.status.success(), "the copy started on h1");
+    assert!(
+        stderr.contains(&format!("Lockspace resource '{key}' is locked")),
+        "{stderr}"
+    );
+    eprintln!("virsh start of a copy on h1: {}", stderr.trim());
+
+    // h2 loses its libvirtd (its QEMU and virtlockd run on): nepho takes h2 for dead, but
+    // libvirt on h1 refuses the second copy and failover says so.
+    let (ok, _) = sh("kill -9 $(cat /run/nepho-host2/libvirtd.pid)");
+    assert!(ok);
+    let t_refused = Instant::now();
+    let refused = provider.failover("h2").await.unwrap();
+    eprintln!("failover while db still runs on h2: {refused:#?}");
+    let db = refused.iter().find(|r| r.machine == "db").unwrap();
+    assert_eq!(db.status, "failed", "{db:?}");
+    let reason = db.reason.as_deref().unwrap();
+    assert!(
+        reason.contains("another host still holds the disks of db: not starting a second copy")
+            && reason.contains("is locked"),
+        "{reason}"
+    );
+    assert!(
+        f.h1_domains().is_empty(),
+        "no copy left on h1: {:?}",
+        f.h1_domains()
+    );
+    assert_eq!(
+        qemu_of(&domain),
+        Some(qemu),
+        "the running copy is left alone"
+    );
+    eprintln!(
+        "failover refused by the lease in {:.1} s",
+        t_refused.elapsed().as_secs_f64()
+    );
+
+    // h2 is powered off (its QEMU and virtlockd die, the lease goes): failover moves db.
+    host2("stop");
+    let results = provider.failover("h2").await.unwrap();
+    let db = results.iter().find(|r| r.machine == "db").unwrap();
+    assert_eq!(db.status, "moved", "{db:?}");
+    assert_eq!(db.to.as_deref(), Some("h1"));
+    assert_eq!(f.h1_domains(), [domain.clone()]);
+    let endpoints = provider.endpoints(&name).await.unwrap();
+    let e = endpoints.ssh.iter().find(|e| e.machine == "db").unwrap();
+    let (ok, out) = ssh(e, "cat /root/where");
+    assert!(ok && out.starts_with("db\n"), "{out}");
+    let (_, xml) = sh(&format!(
+        "virsh -c qemu:///system dumpxml --inactive {domain}"
+    ));
+    assert!(
+        xml.contains(&format!("<key>{key}</key>")),
+        "still leased on h1"
+    );
+
+    // h2 comes back: its stale copy is removed at the first look, then everything goes.
+    host2("start");
+    provider.list().await.unwrap();
+    assert!(f.h2_domains().is_empty(), "{:?}", f.h2_domains());
+    destroy(&provider, &name, &spec).await;
+    assert!(f.h1_domains().is_empty(), "{:?}", f.h1_domains());
+    assert!(
+        targets_of(&name).is_empty(),
+        "targets left: {:?}",
+        targets_of(&name)
+    );
+    assert!(
+        !lease_file.exists(),
+        "lease file left: {}",
+        lease_file.display()
+    );
+    eprintln!("whole test {:.1} s", t0.elapsed().as_secs_f64());
+}
