@@ -462,7 +462,7 @@ async fn a_leased_machine_is_not_started_twice() {
     let name = spec.name.clone();
     let domain = format!("nepho-{name}-db");
     create(&provider, &spec).await.unwrap();
-    assert_eq!(f.h2_domains(), [domain.clone()]);
+    assert_eq!(f.h2_domains(), std::slice::from_ref(&domain));
     let (ok, xml) = sh(&format!(
         "virsh -c '{}' dumpxml --inactive {domain}",
         host2_uri()
@@ -547,7 +547,7 @@ async fn a_leased_machine_is_not_started_twice() {
     let db = results.iter().find(|r| r.machine == "db").unwrap();
     assert_eq!(db.status, "moved", "{db:?}");
     assert_eq!(db.to.as_deref(), Some("h1"));
-    assert_eq!(f.h1_domains(), [domain.clone()]);
+    assert_eq!(f.h1_domains(), std::slice::from_ref(&domain));
     let endpoints = provider.endpoints(&name).await.unwrap();
     let e = endpoints.ssh.iter().find(|e| e.machine == "db").unwrap();
     let (ok, out) = ssh(e, "cat /root/where");
