@@ -197,6 +197,10 @@ pub struct CreateArgs {
 #[derive(Debug, Clone, Args)]
 pub struct UpdateArgs {
     pub name: String,
+    /// Show what the update would change (the provider's change set, or the machines added,
+    /// removed or changed) and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub values: ValueArgs,
     #[command(flatten)]
@@ -485,10 +489,14 @@ fn dry_run(cx: &Context, spec: &FormationSpec) -> Result<()> {
                 c.replacement.clone().unwrap_or_default(),
             ]);
         }
-        format!(
-            "{}\n(dry run: nothing was changed)",
-            output::render_table(&t)
-        )
+        if changes.is_empty() {
+            "no changes (dry run: nothing was changed)".to_string()
+        } else {
+            format!(
+                "{}\n(dry run: nothing was changed)",
+                output::render_table(&t)
+            )
+        }
     });
     Ok(())
 }
@@ -729,6 +737,9 @@ fn update(cx: &Context, a: UpdateArgs) -> Result<()> {
             .await
             .map_err(providers::provider_error)
     })?;
+    if a.dry_run {
+        return dry_run(cx, &spec);
+    }
     let lock = FormationLock::acquire(&fdir, "update")?;
     fdir.write_spec(&spec)?;
     launch(

@@ -779,3 +779,50 @@ fn an_unreachable_provider_is_named_and_its_formations_are_unknown() {
         "{message}"
     );
 }
+
+/// `formation:update --dry-run` shows the change set of the update and changes nothing: not the
+/// stack, not the formation's saved spec.
+#[test]
+fn update_dry_run_previews_and_changes_nothing() {
+    let Aws { env, moto } = aws_env();
+    env.run(&["formation:create", "hello/aws", "--name", "planned"])
+        .ok();
+    let spec = env.home().join("state/formations/planned/spec.json");
+    let before = std::fs::read(&spec).unwrap();
+    let stack_before = moto.aws(&[
+        "cloudformation",
+        "describe-stacks",
+        "--stack-name",
+        "planned",
+    ]);
+    let changes = env
+        .run(&[
+            "-o",
+            "json",
+            "formation:update",
+            "planned",
+            "--set",
+            "instance_type=t3.small",
+            "--dry-run",
+        ])
+        .ok()
+        .json();
+    assert!(changes.is_array(), "{changes}");
+    assert_eq!(std::fs::read(&spec).unwrap(), before, "spec.json untouched");
+    let stack_after = moto.aws(&[
+        "cloudformation",
+        "describe-stacks",
+        "--stack-name",
+        "planned",
+    ]);
+    assert_eq!(
+        stack_before.unwrap()["Stacks"][0]["Parameters"],
+        stack_after.unwrap()["Stacks"][0]["Parameters"],
+        "the stack's parameters are unchanged"
+    );
+    let table = env
+        .run(&["formation:update", "planned", "--dry-run"])
+        .ok()
+        .stdout;
+    assert!(table.contains("dry run: nothing was changed"), "{table}");
+}

@@ -522,7 +522,31 @@ impl Provider for KvmProvider {
                 details: Some(details),
             };
             for m in &pattern.machines {
-                if existing.iter().any(|d| d.record.machine == m.name) {
+                if let Some(d) = existing.iter().find(|d| d.record.machine == m.name) {
+                    // An update keeps a running machine as it is: say so when the pattern now
+                    // asks for another size, rather than pretend it will be resized.
+                    let mut differs = Vec::new();
+                    if d.record.cpus != m.cpus {
+                        differs.push(format!("vCPU {} -> {}", d.record.cpus, m.cpus));
+                    }
+                    if d.record.memory_mb != m.memory_mb {
+                        differs.push(format!(
+                            "memory {} -> {} MiB",
+                            d.record.memory_mb, m.memory_mb
+                        ));
+                    }
+                    if !differs.is_empty() {
+                        changes.push(PlannedChange {
+                            action: "modify".into(),
+                            resource: m.name.clone(),
+                            kind: "machine".into(),
+                            replacement: Some("destroy and create to apply".into()),
+                            details: Some(format!(
+                                "{} (an update keeps the running machine as it is)",
+                                differs.join(", ")
+                            )),
+                        });
+                    }
                     continue;
                 }
                 changes.push(add(
