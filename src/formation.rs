@@ -60,6 +60,8 @@ pub enum RecordState {
     Created,
     Updating,
     Failed,
+    /// The build was cancelled (`formation:cancel`, Ctrl-C in the foreground) and rolled back.
+    Cancelled,
     Destroying,
     Destroyed,
 }

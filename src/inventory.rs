@@ -48,7 +48,7 @@ pub async fn list(paths: &Paths) -> Result<Listing> {
         match listed {
             Ok(summaries) => items.extend(summaries.into_iter().map(|s| {
                 let busy = FormationName::parse(&s.name)
-                    .map(|n| formation::is_busy(&FormationDir::new(paths, &n)))
+                    .map(|n| building(&FormationDir::new(paths, &n)))
                     .unwrap_or(false);
                 FormationListItem {
                     name: s.name,
@@ -76,7 +76,7 @@ pub async fn list(paths: &Paths) -> Result<Listing> {
         if r.state == RecordState::Destroyed || listed {
             continue;
         }
-        let busy = formation::is_busy(fdir);
+        let busy = building(fdir);
         items.push(FormationListItem {
             name: r.name.clone(),
             provider: r.provider.to_string(),
@@ -95,7 +95,12 @@ pub async fn list(paths: &Paths) -> Result<Listing> {
             status_reason: unreachable
                 .iter()
                 .find(|(k, _)| *k == r.provider)
-                .map(|(k, _)| format!("{k} could not be reached")),
+                .map(|(k, _)| format!("{k} could not be reached"))
+                .or_else(|| {
+                    matches!(r.state, RecordState::Failed | RecordState::Cancelled)
+                        .then(|| last_failure(fdir))
+                        .flatten()
+                }),
             source: "local".into(),
             busy,
         });
@@ -114,6 +119,36 @@ pub async fn list(paths: &Paths) -> Result<Listing> {
         unreachable,
         answered,
     })
+}
+
+/// A build is running: its lock is held and its record says it has not ended (a nanny that
+/// finished lingers a few seconds for clients to read the last event, holding the lock).
+fn building(fdir: &FormationDir) -> bool {
+    formation::is_busy(fdir)
+        && fdir.read_record().ok().flatten().is_none_or(|r| {
+            matches!(
+                r.state,
+                RecordState::Creating | RecordState::Updating | RecordState::Destroying
+            )
+        })
+}
+
+/// Why the formation's last build ended badly: the message of its last failed or cancelled
+/// event, from the journal.
+fn last_failure(fdir: &FormationDir) -> Option<String> {
+    let journal = crate::engine::journal::read_all(&fdir.journal_file()).ok()?;
+    journal
+        .events
+        .iter()
+        .rev()
+        .find(|e| {
+            matches!(
+                e.status,
+                nepho_provider_api::EventStatus::Failed
+                    | nepho_provider_api::EventStatus::Cancelled
+            )
+        })
+        .map(|e| e.message.clone())
 }
 
 /// Local records that exist but cannot be read (`formation::records` leaves them out).

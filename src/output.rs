@@ -346,6 +346,14 @@ pub struct FormationDescription {
 }
 
 /// Every schema under `schema/`, by file name.
+/// `formation:cancel`: the running build was asked to stop.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct CancelRequested {
+    pub name: String,
+    /// The build rolls back what it made; this continues it later instead.
+    pub resume: String,
+}
+
 pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
     use schemars::schema_for;
     vec![
@@ -385,6 +393,7 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
             "registry-serve.json",
             schema_for!(crate::registry::serve::Serving),
         ),
+        ("formation-cancel.json", schema_for!(CancelRequested)),
         ("error.json", schema_for!(ErrorReport)),
         ("event.json", schema_for!(nepho_provider_api::Event)),
         ("formation-result.json", schema_for!(OperationResult)),

@@ -852,11 +852,29 @@ fn confirm_destroy(cx: &Context, located: &inventory::Located) -> Result<()> {
 fn cancel(cx: &Context, name: &str) -> Result<()> {
     let (fdir, _) = existing(cx, name)?;
     let socket = formation::socket_path(&cx.paths, &fdir.name);
-    runtime()?.block_on(client::cancel(&socket))?;
-    cx.out.notice(&format!(
-        "cancel requested for {}; resume later with `nepho formation:create --resume --name {}`",
-        fdir.name, fdir.name
-    ));
+    // Right after `create --detach` the nanny may not be listening yet: while the build holds
+    // its lock, give it a few seconds.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match runtime()?.block_on(client::cancel(&socket)) {
+            Err(Error::NotFound { .. })
+                if formation::is_busy(&fdir) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => break other?,
+        }
+    }
+    let result = output::CancelRequested {
+        name: fdir.name.to_string(),
+        resume: format!("nepho formation:create --resume --name {}", fdir.name),
+    };
+    cx.out.data(&result, || {
+        format!(
+            "cancel requested for {}; resume later with `{}`",
+            result.name, result.resume
+        )
+    });
     Ok(())
 }
 

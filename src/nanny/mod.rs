@@ -180,6 +180,7 @@ async fn run_async(
     let state = match (&outcome, op) {
         (Outcome::Succeeded, Operation::Destroy) => RecordState::Destroyed,
         (Outcome::Succeeded, _) => RecordState::Created,
+        (Outcome::Cancelled, _) => RecordState::Cancelled,
         (_, _) => RecordState::Failed,
     };
     fdir.set_state(state)?;

@@ -826,3 +826,49 @@ fn update_dry_run_previews_and_changes_nothing() {
         .stdout;
     assert!(table.contains("dry run: nothing was changed"), "{table}");
 }
+
+/// `formation:cancel` stops a running build (JSON under `-o json`), which rolls back.
+#[test]
+fn cancel_stops_a_running_build_and_says_so_in_json() {
+    let Aws { mut env, moto } = aws_env();
+    env.vars.push(("NEPHO_STEP_DELAY_MS".into(), "1500".into()));
+    env.run(&[
+        "formation:create",
+        "hello/aws",
+        "--name",
+        "halted",
+        "--detach",
+    ])
+    .ok();
+    let cancelled = env
+        .run(&["-o", "json", "formation:cancel", "halted"])
+        .ok()
+        .json();
+    assert_eq!(cancelled["name"], "halted", "{cancelled}");
+    assert!(
+        cancelled["resume"].as_str().unwrap().contains("--resume"),
+        "{cancelled}"
+    );
+    let watched = env.run(&["formation:watch", "halted"]);
+    assert_ne!(watched.code, 0, "a cancelled build does not succeed");
+    let events = env.journal("halted");
+    let last = events.last().unwrap();
+    assert_eq!(last["status"], "cancelled", "{last}");
+    let list = env.run(&["-o", "json", "formation:list"]).ok().json();
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "halted")
+        .cloned();
+    let row = row.unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(row["state"], "cancelled", "{list}");
+    assert_eq!(row["busy"], false, "{list}");
+    assert!(
+        row["status_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("cancel")),
+        "the reason is given: {list}"
+    );
+    let _ = moto;
+}
