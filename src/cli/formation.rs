@@ -190,6 +190,10 @@ pub struct CreateArgs {
     /// Keep what a failed create built instead of rolling it back
     #[arg(long)]
     pub no_rollback: bool,
+    /// When a formation of this name failed (or was cancelled), clean up what it left and
+    /// create it anew (on a terminal nepho offers this itself)
+    #[arg(long, conflicts_with = "resume")]
+    pub replace: bool,
     #[command(flatten)]
     pub build: BuildFlags,
 }
@@ -385,10 +389,38 @@ fn create(cx: &Context, a: CreateArgs) -> Result<()> {
             lock,
         );
     }
+    let ended_badly = |r: &FormationRecord| {
+        matches!(r.state, RecordState::Failed | RecordState::Cancelled)
+            || (r.state == RecordState::Creating && !formation::is_busy(&fdir))
+    };
+    let record = match record {
+        Some(r) if ended_badly(&r) && (a.replace || offer_replace(cx, &r)?) => {
+            cx.out.notice(&format!(
+                "removing what the {} create of {name} left, then creating it anew",
+                format!("{:?}", r.state).to_lowercase()
+            ));
+            destroy(
+                cx,
+                DestroyArgs {
+                    name: name.to_string(),
+                    yes: true,
+                    build: BuildFlags {
+                        foreground: true,
+                        detach: false,
+                    },
+                },
+            )?;
+            fdir.read_record()?
+        }
+        other => other,
+    };
     if let Some(r) = &record
         && r.state != RecordState::Destroyed
     {
         let hint = match r.state {
+            RecordState::Failed | RecordState::Cancelled => format!(
+                "create it anew with `nepho formation:create ... --name {name} --replace`, or destroy it"
+            ),
             RecordState::Creating if !formation::is_busy(&fdir) => format!(
                 "its create was interrupted: `nepho formation:create --resume --name {name}`, or destroy it"
             ),
@@ -794,6 +826,29 @@ fn destroy(cx: &Context, a: DestroyArgs) -> Result<()> {
         &a.build,
         lock,
     )
+}
+
+/// On a terminal, offers to clean up a formation whose create failed and create it anew.
+fn offer_replace(cx: &Context, r: &FormationRecord) -> Result<bool> {
+    if !cx.interactive {
+        return Ok(false);
+    }
+    dialoguer::Confirm::new()
+        .with_prompt(format!(
+            "{} exists from a {} create ({}/{}): clean it up and create it anew?",
+            r.name,
+            format!("{:?}", r.state).to_lowercase(),
+            r.cloudlet,
+            r.scenario
+        ))
+        .default(false)
+        .interact()
+        .map_err(|e| match e {
+            dialoguer::Error::IO(io) if io.kind() == std::io::ErrorKind::Interrupted => {
+                Error::Interrupted
+            }
+            other => Error::Other(format!("cannot read the answer: {other}")),
+        })
 }
 
 /// Shows what a destroy removes and asks; without a terminal to ask on, refuses (exit 2) and

@@ -872,3 +872,48 @@ fn cancel_stops_a_running_build_and_says_so_in_json() {
     );
     let _ = moto;
 }
+
+/// After a create that ended badly the name is not blocked for good: `--replace` cleans up what
+/// it left and creates it anew (a terminal is offered the same).
+#[test]
+fn a_failed_create_is_replaced_with_replace() {
+    let Aws { mut env, moto } = aws_env();
+    env.vars.push(("NEPHO_STEP_DELAY_MS".into(), "1500".into()));
+    env.run(&[
+        "formation:create",
+        "hello/aws",
+        "--name",
+        "again",
+        "--detach",
+    ])
+    .ok();
+    env.run(&["formation:cancel", "again"]).ok();
+    env.run(&["formation:watch", "again"]);
+    env.vars.retain(|(k, _)| k != "NEPHO_STEP_DELAY_MS");
+    let blocked = env
+        .run(&["formation:create", "hello/aws", "--name", "again"])
+        .code(6);
+    assert!(blocked.stderr.contains("--replace"), "{}", blocked.stderr);
+    env.run(&[
+        "formation:create",
+        "hello/aws",
+        "--name",
+        "again",
+        "--replace",
+    ])
+    .ok();
+    assert_eq!(
+        moto.stack_status("again").as_deref(),
+        Some("CREATE_COMPLETE")
+    );
+    let list = env.run(&["-o", "json", "formation:list"]).ok().json();
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "again")
+        .cloned()
+        .unwrap();
+    assert_eq!(row["state"], "running", "{list}");
+    env.run(&["destroy", "again", "--yes"]).ok();
+}
