@@ -194,7 +194,10 @@ pub struct CloudletDescription {
     pub license: Option<String>,
     pub project_page: Option<String>,
     pub tags: Vec<String>,
-    /// Where it installs from.
+    /// Where it installs from: a git URL or `bundled:NAME` (the same field as in
+    /// `cloudlet:list`).
+    pub source: Option<String>,
+    /// The same as `source` (kept for scripts written before `source`).
     pub repository: Option<String>,
     pub installed: bool,
     pub path: Option<String>,

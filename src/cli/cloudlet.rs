@@ -166,6 +166,11 @@ fn describe(cx: &Context, name: &str) -> Result<()> {
                 license: m.license.clone(),
                 project_page: m.project_page.clone(),
                 tags: m.tags.clone(),
+                source: i
+                    .record
+                    .as_ref()
+                    .map(|r| r.source.clone())
+                    .or_else(|| m.source.clone()),
                 repository: i
                     .record
                     .as_ref()
@@ -191,6 +196,7 @@ fn describe(cx: &Context, name: &str) -> Result<()> {
                 license: e.license.clone(),
                 project_page: e.project_page.clone(),
                 tags: e.tags.clone(),
+                source: Some(e.url.clone()),
                 repository: Some(e.url.clone()),
                 installed: false,
                 path: None,
@@ -223,7 +229,7 @@ fn describe(cx: &Context, name: &str) -> Result<()> {
         line("Author:", &d.author);
         line("License:", &d.license);
         line("Project URL:", &d.project_page);
-        line("Repository:", &d.repository);
+        line("Source:", &d.source);
         line("Installed:", &d.path);
         line("Registry:", &d.registry);
         if !d.versions.is_empty() {

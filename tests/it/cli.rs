@@ -271,3 +271,17 @@ fn bash_completes_names_from_this_machine() {
     let formations = complete(&["nepho", "formation:destroy", "ag"]);
     assert_eq!(formations, ["agmedia"], "{formations:?}");
 }
+
+/// A cloudlet's origin is `source` in `cloudlet:list` and in `cloudlet:describe` alike.
+#[test]
+fn list_and_describe_name_the_source_alike() {
+    let env = Env::new();
+    env.run(&["cloudlet:install", "hello"]).ok();
+    let list = env.run(&["-o", "json", "cloudlet:list"]).ok().json();
+    let described = env
+        .run(&["-o", "json", "cloudlet:describe", "hello"])
+        .ok()
+        .json();
+    assert_eq!(list[0]["source"], described["source"], "{described}");
+    assert!(described["source"].is_string(), "{described}");
+}
