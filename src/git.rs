@@ -81,9 +81,9 @@ impl Git {
         }
         let shown: Vec<String> = args
             .iter()
-            .map(|a| a.to_string_lossy().into_owned())
+            .map(|a| redact_userinfo(&a.to_string_lossy()))
             .collect();
-        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        let stderr = redact_userinfo(String::from_utf8_lossy(&output.stderr).trim());
         Err(Error::unavailable(format!(
             "`git {}` failed: {stderr}",
             shown.join(" ")
@@ -91,9 +91,29 @@ impl Git {
     }
 
     fn output(&self, dir: Option<&Path>, args: &[std::ffi::OsString]) -> Result<Output> {
+        let line = args
+            .iter()
+            .map(|a| redact_userinfo(&a.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let started = std::time::Instant::now();
+        match dir {
+            Some(d) => tracing::info!("git {line} (in {})", d.display()),
+            None => tracing::info!("git {line}"),
+        }
         let mut cmd = self.command(dir);
         cmd.args(args).stdin(Stdio::null());
-        cmd.output().map_err(|e| {
+        let output = cmd.output();
+        tracing::debug!("git {line}: {:.1?}", started.elapsed());
+        if let Ok(out) = &output {
+            tracing::trace!(
+                status = %out.status,
+                stdout = %redact_userinfo(&String::from_utf8_lossy(&out.stdout)),
+                stderr = %redact_userinfo(&String::from_utf8_lossy(&out.stderr)),
+                "git answered"
+            );
+        }
+        output.map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::unavailable("git is not installed")
                     .with_hint("install git (Debian/Ubuntu: `apt-get install git`)")
@@ -319,5 +339,44 @@ mod tests {
         ] {
             assert!(check_url(good).is_ok(), "{good}");
         }
+    }
+}
+
+/// `https://user:token@host/x.git` → `https://***@host/x.git`: credentials in URLs never reach a
+/// log.
+pub fn redact_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '/' || c.is_whitespace())
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                out.push_str(&tail[at..end]);
+            }
+            None => out.push_str(&tail[..end]),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod redact_tests {
+    #[test]
+    fn userinfo_is_hidden() {
+        assert_eq!(
+            super::redact_userinfo("clone https://me:tok3n@git.example.com/a.git x"),
+            "clone https://***@git.example.com/a.git x"
+        );
+        assert_eq!(
+            super::redact_userinfo("git://127.0.0.1:9/a.git"),
+            "git://127.0.0.1:9/a.git"
+        );
     }
 }

@@ -133,6 +133,7 @@ pub async fn connect(
     paths: &Paths,
     rollback: bool,
 ) -> Result<Box<dyn Provider>> {
+    tracing::info!("connecting to the {kind} provider");
     match kind {
         ProviderKind::Aws => connect_aws(paths, rollback).await,
         ProviderKind::Kvm => Ok(Box::new(kvm(paths).await?)),

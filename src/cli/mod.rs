@@ -581,7 +581,53 @@ fn report_error(out: &Out, e: &Error) {
     }
 }
 
+/// `-v`: what nepho does (git and host commands, provider calls, resolved paths); `-vv`: also how
+/// long each took; `-vvv`: also what they answered and the HTTP traffic of the AWS SDK (which
+/// redacts credentials itself). On stderr, so results on stdout stay clean.
+fn init_logging(verbose: u8, color: bool) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    if verbose == 0 {
+        return;
+    }
+    let ours = [
+        "nepho",
+        "nepho_provider_kvm",
+        "nepho_provider_vagrant",
+        "nepho_provider_cloudformation",
+    ];
+    let mut filter = Targets::new();
+    for target in ours {
+        filter = filter.with_target(
+            target,
+            match verbose {
+                1 => LevelFilter::INFO,
+                2 => LevelFilter::DEBUG,
+                _ => LevelFilter::TRACE,
+            },
+        );
+    }
+    if verbose >= 3 {
+        filter = filter.with_default(LevelFilter::DEBUG);
+    }
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(color)
+        .with_target(verbose >= 3);
+    let layer = if verbose >= 2 {
+        layer
+            .with_timer(tracing_subscriber::fmt::time::Uptime::default())
+            .boxed()
+    } else {
+        layer.without_time().boxed()
+    };
+    let _ = tracing_subscriber::registry()
+        .with(layer.with_filter(filter))
+        .try_init();
+}
+
 fn run(cli: Cli, out: &mut Out) -> Result<()> {
+    init_logging(cli.global.verbose, out.color);
     if let Some(file) = &cli.global.config
         && !file.is_file()
     {
@@ -591,6 +637,12 @@ fn run(cli: Cli, out: &mut Out) -> Result<()> {
         );
     }
     let paths = Paths::discover(cli.global.config.as_deref())?;
+    tracing::info!(
+        "config {}, cloudlets {}, state {}",
+        paths.config_file.display(),
+        paths.cloudlets_dir().display(),
+        paths.state_dir.display()
+    );
     let config = Config::load(&paths.config_file)?;
     for w in &config.warnings {
         out.warn(w);

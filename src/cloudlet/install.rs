@@ -431,7 +431,10 @@ pub fn install(paths: &Paths, source: &Source, opts: &InstallOptions) -> Result<
             (None, Vec::new())
         }
         Source::Git(url) | Source::Registry { url, .. } => {
-            (opts.notice)(&format!("Cloning from {url} ..."));
+            (opts.notice)(&format!(
+                "Cloning from {} ...",
+                crate::git::redact_userinfo(url)
+            ));
             git.clone_repo(url, &work)?;
             let pin = match source {
                 Source::Registry { pin: Some(p), .. } => Some(p),

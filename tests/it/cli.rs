@@ -285,3 +285,37 @@ fn list_and_describe_name_the_source_alike() {
     assert_eq!(list[0]["source"], described["source"], "{described}");
     assert!(described["source"].is_string(), "{described}");
 }
+
+/// `-v` says what nepho does, `-vv` adds how long it took, `-vvv` what the tools answered; all
+/// on stderr (JSON on stdout stays JSON) and with credentials in URLs hidden.
+#[test]
+fn verbosity_levels_show_what_nepho_does() {
+    let env = Env::new();
+    let run = env
+        .run(&["-v", "-o", "json", "cloudlet:install", "hello"])
+        .ok();
+    serde_json::from_str::<serde_json::Value>(&run.stdout).unwrap();
+    assert!(run.stderr.contains("INFO git init"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cloudlets "),
+        "resolved paths: {}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("DEBUG"), "{}", run.stderr);
+    let run = env.run(&["-vv", "cloudlet:update", "hello"]).ok();
+    assert!(
+        run.stderr.contains("DEBUG git rev-parse HEAD: "),
+        "{}",
+        run.stderr
+    );
+    let run = env.run(&["-vvv", "cloudlet:update", "hello"]).ok();
+    assert!(run.stderr.contains("git answered"), "{}", run.stderr);
+    let run = env.run(&[
+        "-vvv",
+        "cloudlet:install",
+        "http://someone:tok3n-s3cret@127.0.0.1:1/x.git",
+    ]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("***@127.0.0.1:1"), "{}", run.stderr);
+    assert!(!run.stderr.contains("tok3n-s3cret"), "{}", run.stderr);
+}

@@ -17,6 +17,10 @@ pub struct Output {
 
 /// Runs `program args...` with a timeout; `Err` only when it could not run or timed out.
 pub async fn run(program: &str, args: &[&str], timeout: Duration) -> Result<Output, ProviderError> {
+    // `-v`: what nepho runs; `-vv`: how long it took (the span's close); `-vvv`: what it said.
+    let line = format!("{program} {}", args.join(" "));
+    let started = std::time::Instant::now();
+    tracing::info!("{line}");
     let mut command = Command::new(program);
     command
         .args(args)
@@ -28,7 +32,17 @@ pub async fn run(program: &str, args: &[&str], timeout: Duration) -> Result<Outp
         message: format!("cannot run {program}: {e}"),
         hint: Some(install_hint(program).to_string()),
     })?;
-    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+    let finished = tokio::time::timeout(timeout, child.wait_with_output()).await;
+    tracing::debug!("{line}: {:.1?}", started.elapsed());
+    if let Ok(Ok(out)) = &finished {
+        tracing::trace!(
+            status = %out.status,
+            stdout = %String::from_utf8_lossy(&out.stdout),
+            stderr = %String::from_utf8_lossy(&out.stderr),
+            "{program} answered"
+        );
+    }
+    match finished {
         Ok(Ok(out)) => Ok(Output {
             success: out.status.success(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -106,6 +106,12 @@ impl Vagrant {
         track_pid: bool,
         mut on_record: impl FnMut(&Record),
     ) -> Result<Finished, ProviderError> {
+        tracing::info!(
+            "{} {} (in {})",
+            self.program.display(),
+            args.join(" "),
+            dir.display()
+        );
         let mut child = self.command(dir, args).spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 not_installed()
