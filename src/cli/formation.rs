@@ -592,6 +592,7 @@ fn launch(
         &|| formation::is_busy(fdir),
         &mut |e| bars.show(e),
     ));
+    let drawn = bars.drawn();
     bars.finish();
     if let Some(worker) = worker {
         match worker.join() {
@@ -600,7 +601,7 @@ fn launch(
             Ok(Ok(_)) => {}
         }
     }
-    report(cx, fdir, provider, op, followed?)
+    report(cx, fdir, provider, op, followed?, drawn)
 }
 
 fn report(
@@ -609,6 +610,8 @@ fn report(
     provider: ProviderKind,
     op: Operation,
     followed: client::Followed,
+    // The progress display already ended with the result on this terminal.
+    drawn: bool,
 ) -> Result<()> {
     let status = match followed {
         client::Followed::Finished(EventStatus::Succeeded) => "succeeded",
@@ -627,10 +630,16 @@ fn report(
                 provider: provider.to_string(),
                 journal: fdir.journal_file().display().to_string(),
             };
-            cx.out.data(&result, || match status {
-                "detached" => format!("detached: the {} of {name} goes on; re-attach with `nepho formation:watch {name}`", op.as_str()),
-                _ => format!("{} of {name} succeeded", op.as_str()),
-            });
+            let said = drawn
+                && status == "succeeded"
+                && cx.out.format == output::Format::Table
+                && output::stdout_is_tty();
+            if !said {
+                cx.out.data(&result, || match status {
+                    "detached" => format!("detached: the {} of {name} goes on; re-attach with `nepho formation:watch {name}`", op.as_str()),
+                    _ => format!("{} of {name} succeeded", op.as_str()),
+                });
+            }
             Ok(())
         }
         "cancelled" => Err(Error::Interrupted),
@@ -686,8 +695,9 @@ fn watch(cx: &Context, name: &str) -> Result<()> {
         &|| formation::is_busy(&fdir),
         &mut |e| bars.show(e),
     ))?;
+    let drawn = bars.drawn();
     bars.finish();
-    report(cx, &fdir, record.provider, op, followed)
+    report(cx, &fdir, record.provider, op, followed, drawn)
 }
 
 /// The formation's journal, with a warning when damaged lines had to be skipped.

@@ -16,10 +16,29 @@ pub struct Progress {
 struct Bars {
     multi: MultiProgress,
     header: ProgressBar,
+    /// The run's latest own message ("plan: 2 step(s): …"), shown with the step count.
+    headline: String,
     steps: HashMap<String, ProgressBar>,
-    done: u64,
+    /// Steps seen to finish (done or already done), and the plan's step count.
+    finished: std::collections::BTreeSet<String>,
     total: u64,
     started: Instant,
+}
+
+impl Bars {
+    fn refresh_header(&self) {
+        let counts = if self.total > 0 {
+            format!(
+                " — {} of {} steps done",
+                self.finished.len().min(self.total as usize),
+                self.total
+            )
+        } else {
+            String::new()
+        };
+        self.header
+            .set_message(format!("{}{counts}", self.headline));
+    }
 }
 
 fn status_word(s: EventStatus) -> &'static str {
@@ -69,13 +88,19 @@ impl Progress {
             Bars {
                 multi,
                 header,
+                headline: title.to_string(),
                 steps: HashMap::new(),
-                done: 0,
+                finished: Default::default(),
                 total: 0,
                 started: Instant::now(),
             }
         });
         Progress { bars, quiet }
+    }
+
+    /// True when the events are drawn as bars (a terminal), which end with the run's result.
+    pub fn drawn(&self) -> bool {
+        self.bars.is_some()
     }
 
     pub fn show(&mut self, e: &Event) {
@@ -85,9 +110,14 @@ impl Progress {
             }
             return;
         };
-        if let Some(p) = &e.progress {
+        if let (None, Some(p)) = (&e.step, &e.progress) {
             bars.total = p.total;
-            bars.done = bars.done.max(p.done);
+        }
+        // Warnings get a line of their own above the bars, whole, instead of flashing by in a
+        // step's one-line message.
+        if e.message.starts_with("warning:") {
+            let _ = bars.multi.println(&e.message);
+            return;
         }
         match (&e.step, e.kind) {
             (Some(step), _) => {
@@ -103,9 +133,17 @@ impl Progress {
                     bar.enable_steady_tick(Duration::from_millis(120));
                     bar
                 });
+                // Per-resource counts (`[1/3]`) as on a plain stream.
+                let counts = e
+                    .progress
+                    .as_ref()
+                    .map(|p| format!(" [{}/{}]", p.done, p.total))
+                    .unwrap_or_default();
                 match (e.kind, e.status) {
                     (EventKind::Step, EventStatus::Succeeded | EventStatus::Skipped) => {
-                        bar.finish_with_message(format!("✔ {}", e.message))
+                        bar.finish_with_message(format!("✔ {}{counts}", e.message));
+                        bars.finished.insert(step.0.clone());
+                        bars.refresh_header();
                     }
                     (EventKind::Step, EventStatus::Failed) => {
                         bar.abandon_with_message(format!("✘ {}", e.message))
@@ -113,22 +151,32 @@ impl Progress {
                     (EventKind::Step, EventStatus::Cancelled) => {
                         bar.finish_with_message(format!("↺ {}", e.message))
                     }
-                    (_, EventStatus::Waiting) => bar.set_message(format!("waiting: {}", e.message)),
-                    _ => bar.set_message(e.message.clone()),
+                    (_, EventStatus::Waiting) => {
+                        bar.set_message(format!("waiting: {}{counts}", e.message))
+                    }
+                    _ => bar.set_message(format!("{}{counts}", e.message)),
                 }
             }
             (None, EventKind::Formation) if super::is_final(e) => {
                 let secs = bars.started.elapsed().as_secs_f64();
-                bars.header
-                    .finish_with_message(format!("{} ({secs:.1}s)", e.message));
+                // The final line says it once, with its own time (no running clock beside it).
+                bars.header.set_style(
+                    ProgressStyle::with_template("{msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                let mark = match e.status {
+                    EventStatus::Succeeded => "✔",
+                    EventStatus::Cancelled => "↺",
+                    _ => "✘",
+                };
+                bars.header.finish_with_message(format!(
+                    "{mark} {}: {} ({secs:.1}s)",
+                    e.formation, e.message
+                ));
             }
             (None, _) => {
-                let counts = if bars.total > 0 {
-                    format!(" — {} of {} steps done", bars.done, bars.total)
-                } else {
-                    String::new()
-                };
-                bars.header.set_message(format!("{}{counts}", e.message));
+                bars.headline = e.message.clone();
+                bars.refresh_header();
             }
         }
     }

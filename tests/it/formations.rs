@@ -917,3 +917,42 @@ fn a_failed_create_is_replaced_with_replace() {
     assert_eq!(row["state"], "running", "{list}");
     env.run(&["destroy", "again", "--yes"]).ok();
 }
+
+/// The progress display on a terminal (read back through `script`, as a user's terminal would
+/// show it): the header counts finished steps, per-resource counts show, a warning gets a whole
+/// line, and the last line says the result once.
+#[test]
+fn progress_on_a_terminal_counts_steps_and_ends_once() {
+    let Aws { env, moto: _moto } = aws_env();
+    let mut cmd = std::process::Command::new("script");
+    cmd.args([
+        "-qfc",
+        &format!(
+            "stty cols 100; {} formation:create hello/aws --name shown",
+            env!("CARGO_BIN_EXE_nepho")
+        ),
+        "/dev/null",
+    ])
+    .env("HOME", env.dir.path())
+    .env("NEPHO_HOME", env.home())
+    .env("NEPHO_STEP_DELAY_MS", "700")
+    .stdin(std::process::Stdio::null());
+    for (k, v) in &env.vars {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(screen.contains("1 of 2 steps done"), "{screen}");
+    assert!(screen.contains("2 of 2 steps done"), "{screen}");
+    assert!(screen.contains("[2/2]"), "per-step counts: {screen}");
+    assert!(
+        screen.contains("declares no parameter for greeting; not passed to CloudFormation"),
+        "the warning, whole: {screen}"
+    );
+    assert!(screen.contains("shown: create succeeded ("), "{screen}");
+    assert!(
+        !screen.contains("create of shown succeeded"),
+        "said once: {screen}"
+    );
+    env.run(&["destroy", "shown", "--yes"]).ok();
+}
