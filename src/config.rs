@@ -209,6 +209,7 @@ impl Config {
                 "output" => {
                     config.output = Some(
                         v.as_str()
+                            .filter(|f| ["table", "json", "yaml"].contains(f))
                             .ok_or_else(|| err(v, "`output` must be table, json or yaml"))?
                             .to_string(),
                     )

@@ -319,3 +319,12 @@ fn verbosity_levels_show_what_nepho_does() {
     assert!(run.stderr.contains("***@127.0.0.1:1"), "{}", run.stderr);
     assert!(!run.stderr.contains("tok3n-s3cret"), "{}", run.stderr);
 }
+
+/// A bad value in the config file is pointed at with file:line:column, as every YAML error is.
+#[test]
+fn a_bad_config_value_has_its_position() {
+    let env = Env::new();
+    env.write_config("registries: []\noutput: xml\n");
+    let run = env.run(&["cloudlet:list"]).code(4);
+    assert!(run.stderr.contains("config.yaml:2:9"), "{}", run.stderr);
+}
