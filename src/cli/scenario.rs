@@ -219,13 +219,18 @@ fn describe(cx: &Context, reference: &str, values: &ValueArgs) -> Result<()> {
         s.push_str(&format!(
             "{rule}\nParameters (merged; later layers win):\n{rule}\n"
         ));
+        // Files of the cloudlet are shown relative to it (the JSON keeps full paths).
+        let root = format!("{}/", installed.cloudlet.root.display());
         let mut t = output::table(&["KEY", "VALUE", "LAYER", "FROM"]);
         for v in &d.values {
             t.add_row(vec![
                 v.key.clone(),
                 show_value(&v.value),
                 v.layer.clone(),
-                v.source.clone(),
+                v.source
+                    .strip_prefix(&root)
+                    .unwrap_or(&v.source)
+                    .to_string(),
             ]);
         }
         for m in &d.missing {

@@ -328,3 +328,22 @@ fn a_bad_config_value_has_its_position() {
     let run = env.run(&["cloudlet:list"]).code(4);
     assert!(run.stderr.contains("config.yaml:2:9"), "{}", run.stderr);
 }
+
+/// Where a value came from is shown relative to the cloudlet in the table (JSON keeps paths).
+#[test]
+fn provenance_is_relative_to_the_cloudlet() {
+    let env = Env::new();
+    env.run(&["cloudlet:install", "hello"]).ok();
+    let table = env.run(&["scenario:describe", "hello/aws"]).ok().stdout;
+    let row = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("instance_type"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains(" scenarios/aws.yaml:"), "{row}");
+    assert!(!row.contains(&env.home().display().to_string()), "{row}");
+    let json = env
+        .run(&["-o", "json", "scenario:describe", "hello/aws"])
+        .ok()
+        .json();
+    assert!(json.to_string().contains(&env.home().display().to_string()));
+}
