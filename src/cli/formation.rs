@@ -170,6 +170,42 @@ pub struct BuildFlags {
     /// Start the build and return at once (watch it with `formation:watch`)
     #[arg(long)]
     pub detach: bool,
+    /// Wait until the build has finished (the default; the opposite of --detach)
+    #[arg(long, conflicts_with = "detach")]
+    pub wait: bool,
+    /// Give up after this long (`90s`, `10m`, `1h30m`): the build is cancelled, rolls back,
+    /// and nepho exits 5
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "detach")]
+    pub timeout: Option<Duration>,
+}
+
+/// `90`, `90s`, `10m`, `1h30m`, `2h`: a duration for `--timeout`.
+fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let bad = || format!("\"{text}\" is not a duration: use 90s, 10m or 1h30m");
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        number.clear();
+        total += n * match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return Err(bad()),
+        };
+    }
+    if !number.is_empty() {
+        total += number.parse::<u64>().map_err(|_| bad())?;
+    }
+    if total == 0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(total))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -407,6 +443,8 @@ fn create(cx: &Context, a: CreateArgs) -> Result<()> {
                     build: BuildFlags {
                         foreground: true,
                         detach: false,
+                        wait: true,
+                        timeout: None,
                     },
                 },
             )?;
@@ -584,14 +622,31 @@ fn launch(
     };
     let title = format!("{} {}", op.as_str(), fdir.name);
     let mut bars = progress::Progress::new(cx.out.quiet, &title);
-    let followed = runtime()?.block_on(client::follow(
-        &socket,
-        &fdir.journal_file(),
-        from,
-        Duration::from_secs(20),
-        &|| formation::is_busy(fdir),
-        &mut |e| bars.show(e),
-    ));
+    let journal = fdir.journal_file();
+    let busy = || formation::is_busy(fdir);
+    let mut show = |e: &nepho_provider_api::Event| bars.show(e);
+    let (followed, timed_out) = runtime()?.block_on(async {
+        let follow = client::follow(
+            &socket,
+            &journal,
+            from,
+            Duration::from_secs(20),
+            &busy,
+            &mut show,
+        );
+        tokio::pin!(follow);
+        if let Some(limit) = build.timeout {
+            tokio::select! {
+                followed = &mut follow => return (followed, false),
+                _ = tokio::time::sleep(limit) => {
+                    // Out of time: cancel (the build rolls back) and follow it to its end.
+                    let _ = client::cancel(&socket).await;
+                }
+            }
+            return (follow.await, true);
+        }
+        (follow.await, false)
+    });
     let drawn = bars.drawn();
     bars.finish();
     if let Some(worker) = worker {
@@ -600,6 +655,22 @@ fn launch(
             Err(_) => return Err(Error::Other("the build thread panicked".into())),
             Ok(Ok(_)) => {}
         }
+    }
+    if timed_out {
+        let limit = build.timeout.unwrap_or_default();
+        return Err(Error::Provider {
+            message: format!(
+                "the {} of {} did not finish within {}s: it was cancelled{}",
+                op.as_str(),
+                fdir.name,
+                limit.as_secs(),
+                if rollback { " and rolled back" } else { "" }
+            ),
+            hint: Some(format!(
+                "give it longer with --timeout, or look at `nepho formation:events {}`",
+                fdir.name
+            )),
+        });
     }
     report(cx, fdir, provider, op, followed?, drawn)
 }

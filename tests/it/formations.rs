@@ -956,3 +956,42 @@ fn progress_on_a_terminal_counts_steps_and_ends_once() {
     );
     env.run(&["destroy", "shown", "--yes"]).ok();
 }
+
+/// `--timeout` gives up on a build that takes too long: it is cancelled, rolls back, and nepho
+/// exits 5 saying so; `--wait` is accepted as the explicit default.
+#[test]
+fn a_build_past_its_timeout_is_cancelled_and_rolled_back() {
+    let Aws { mut env, moto } = aws_env();
+    env.vars.push(("NEPHO_STEP_DELAY_MS".into(), "1500".into()));
+    let run = env
+        .run(&[
+            "formation:create",
+            "hello/aws",
+            "--name",
+            "slow",
+            "--wait",
+            "--timeout",
+            "1s",
+        ])
+        .code(5);
+    assert!(
+        run.stderr.contains("did not finish within 1s"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        moto.stack_status("slow")
+            .is_none_or(|s| s == "DELETE_COMPLETE" || s == "REVIEW_IN_PROGRESS"),
+        "rolled back: {:?}",
+        moto.stack_status("slow")
+    );
+    env.run(&[
+        "formation:create",
+        "hello/aws",
+        "--name",
+        "x",
+        "--timeout",
+        "soon",
+    ])
+    .code(2);
+}
