@@ -179,6 +179,23 @@ pub struct BuildFlags {
     pub timeout: Option<Duration>,
 }
 
+/// Follows a build that was told to stop until its last event (further Ctrl-Cs are ignored:
+/// the rollback must finish).
+async fn follow_to_end(
+    socket: &std::path::Path,
+    journal: &std::path::Path,
+    from: u64,
+    busy: &dyn Fn() -> bool,
+    show: &mut dyn FnMut(&nepho_provider_api::Event),
+) -> Result<client::Followed> {
+    loop {
+        match client::follow(socket, journal, from, Duration::from_secs(20), busy, show).await {
+            Ok(client::Followed::Detached) => continue,
+            other => return other,
+        }
+    }
+}
+
 /// `90`, `90s`, `10m`, `1h30m`, `2h`: a duration for `--timeout`.
 fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let bad = || format!("\"{text}\" is not a duration: use 90s, 10m or 1h30m");
@@ -626,26 +643,46 @@ fn launch(
     let busy = || formation::is_busy(fdir);
     let mut show = |e: &nepho_provider_api::Event| bars.show(e);
     let (followed, timed_out) = runtime()?.block_on(async {
-        let follow = client::follow(
-            &socket,
-            &journal,
-            from,
-            Duration::from_secs(20),
-            &busy,
-            &mut show,
-        );
-        tokio::pin!(follow);
-        if let Some(limit) = build.timeout {
+        let limit = build.timeout.unwrap_or(Duration::MAX);
+        // `None`: out of time.
+        let first = {
+            let follow = client::follow(
+                &socket,
+                &journal,
+                from,
+                Duration::from_secs(20),
+                &busy,
+                &mut show,
+            );
+            tokio::pin!(follow);
             tokio::select! {
-                followed = &mut follow => return (followed, false),
-                _ = tokio::time::sleep(limit) => {
-                    // Out of time: cancel (the build rolls back) and follow it to its end.
-                    let _ = client::cancel(&socket).await;
-                }
+                followed = &mut follow => Some(followed),
+                _ = tokio::time::sleep(limit) => None,
             }
-            return (follow.await, true);
+        };
+        let Some(first) = first else {
+            // Out of time: cancel (the build rolls back) and follow it to its end.
+            let _ = client::cancel(&socket).await;
+            return (follow_to_end(&socket, &journal, from, &busy, &mut show).await, true);
+        };
+        if !matches!(first, Ok(client::Followed::Detached)) {
+            return (first, false);
         }
-        (follow.await, false)
+        // Ctrl-C. In the foreground the build lives in this process: cancel it. Attached to a
+        // nanny: detach, unless a second Ctrl-C comes soon, which cancels.
+        if !build.foreground {
+            eprintln!(
+                "detaching: the build goes on (watch it with `nepho formation:watch {}`); Ctrl-C again within 3 s cancels it",
+                fdir.name
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(3)) => return (first, false),
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        eprintln!("cancelling: the build rolls back what it made");
+        let _ = client::cancel(&socket).await;
+        (follow_to_end(&socket, &journal, from, &busy, &mut show).await, false)
     });
     let drawn = bars.drawn();
     bars.finish();

@@ -995,3 +995,57 @@ fn a_build_past_its_timeout_is_cancelled_and_rolled_back() {
     ])
     .code(2);
 }
+
+/// Ctrl-C (SIGINT): in the foreground it cancels (rolls back, exit 130); attached to a nanny it
+/// detaches (exit 0) and the build goes on; a second Ctrl-C soon after cancels.
+#[test]
+fn ctrl_c_cancels_in_the_foreground_and_detaches_when_attached() {
+    let Aws { mut env, moto } = aws_env();
+    env.vars.push(("NEPHO_STEP_DELAY_MS".into(), "2000".into()));
+    let interrupt = |args: &[&str], signals: &[u64]| -> i32 {
+        let mut child = env
+            .nepho()
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for delay in signals {
+            std::thread::sleep(std::time::Duration::from_millis(*delay));
+            // SAFETY: signalling our own child process.
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        }
+        child.wait().unwrap().code().unwrap_or(-1)
+    };
+    let code = interrupt(
+        &[
+            "formation:create",
+            "hello/aws",
+            "--name",
+            "fg",
+            "--foreground",
+        ],
+        &[1500],
+    );
+    assert_eq!(code, 130, "foreground Ctrl-C cancels");
+    assert!(
+        moto.stack_status("fg")
+            .is_none_or(|s| s == "DELETE_COMPLETE" || s == "REVIEW_IN_PROGRESS"),
+        "rolled back: {:?}",
+        moto.stack_status("fg")
+    );
+
+    let code = interrupt(&["formation:create", "hello/aws", "--name", "bg"], &[1500]);
+    assert_eq!(code, 0, "attached Ctrl-C detaches");
+    let watched = env.run(&["formation:watch", "bg"]);
+    assert_eq!(watched.code, 0, "the build went on: {}", watched.stderr);
+    assert_eq!(moto.stack_status("bg").as_deref(), Some("CREATE_COMPLETE"));
+
+    let code = interrupt(
+        &["formation:create", "hello/aws", "--name", "twice"],
+        &[1500, 500],
+    );
+    assert_eq!(code, 130, "a second Ctrl-C cancels");
+    let events = env.journal("twice");
+    assert_eq!(events.last().unwrap()["status"], "cancelled");
+}
