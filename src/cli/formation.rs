@@ -638,7 +638,16 @@ fn launch(
         None
     };
     let title = format!("{} {}", op.as_str(), fdir.name);
-    let mut bars = progress::Progress::new(cx.out.quiet, &title);
+    let typical = fdir
+        .read_record()
+        .ok()
+        .flatten()
+        .map(|r| {
+            nanny::history::History::load(&cx.paths, &r.cloudlet, &r.scenario, r.provider.as_str())
+                .typical()
+        })
+        .unwrap_or_default();
+    let mut bars = progress::Progress::with_history(cx.out.quiet, &title, typical);
     let journal = fdir.journal_file();
     let busy = || formation::is_busy(fdir);
     let mut show = |e: &nepho_provider_api::Event| bars.show(e);

@@ -8,6 +8,7 @@
 //! - `{"op":"cancel"}` → `{"ok": true}`, and the run stops at the next safe point.
 
 pub mod client;
+pub mod history;
 pub mod progress;
 
 use std::path::{Path, PathBuf};
@@ -184,6 +185,20 @@ async fn run_async(
         (_, _) => RecordState::Failed,
     };
     fdir.set_state(state)?;
+    if matches!(outcome, Outcome::Succeeded)
+        && op != Operation::Destroy
+        && let Ok(Some(record)) = fdir.read_record()
+        && let Ok(events) = crate::engine::journal::read(&fdir.journal_file())
+        && let Some(start) = crate::engine::journal::last_run_start(&events)
+    {
+        // How long each step took, for the next run's ETA.
+        history::History::record_run(
+            paths,
+            (&record.cloudlet, &record.scenario, record.provider.as_str()),
+            &events,
+            events[start].seq,
+        );
+    }
     let destroyed = state == RecordState::Destroyed;
     shared.finished.store(true, Ordering::SeqCst);
     // Let attached clients read the final event, then go (bounded: nobody keeps us alive). When

@@ -23,6 +23,11 @@ struct Bars {
     finished: std::collections::BTreeSet<String>,
     total: u64,
     started: Instant,
+    /// Usual step durations from past runs (seconds), and when each step started here.
+    typical: std::collections::BTreeMap<String, f64>,
+    step_started: HashMap<String, Instant>,
+    /// The plan's step ids, for the ETA of steps not started yet.
+    planned: Vec<String>,
 }
 
 impl Bars {
@@ -37,7 +42,47 @@ impl Bars {
             String::new()
         };
         self.header
-            .set_message(format!("{}{counts}", self.headline));
+            .set_message(format!("{}{counts}{}", self.headline, self.eta()));
+    }
+
+    /// ` — about 40s left`, from past runs, once any step has a history.
+    fn eta(&self) -> String {
+        if self.typical.is_empty() || self.total == 0 {
+            return String::new();
+        }
+        let mut left = 0.0;
+        for step in &self.planned {
+            if self.finished.contains(step) {
+                continue;
+            }
+            let Some(usual) = self.typical.get(step) else {
+                continue;
+            };
+            let spent = self
+                .step_started
+                .get(step)
+                .map_or(0.0, |t| t.elapsed().as_secs_f64());
+            left += (usual - spent).max(0.0);
+        }
+        format!(" — about {}s left", left.ceil() as u64)
+    }
+
+    /// A running step far over its usual time is named as what the run waits for.
+    fn slow_note(&self, step: &str) -> String {
+        match (self.typical.get(step), self.step_started.get(step)) {
+            (Some(usual), Some(t)) => {
+                let spent = t.elapsed().as_secs_f64();
+                if spent > (usual * 3.0).max(usual + 20.0) {
+                    format!(
+                        " — slow: usually {}s, this is what the run waits for",
+                        usual.ceil() as u64
+                    )
+                } else {
+                    String::new()
+                }
+            }
+            _ => String::new(),
+        }
     }
 }
 
@@ -74,6 +119,15 @@ pub fn line(e: &Event) -> String {
 
 impl Progress {
     pub fn new(quiet: bool, title: &str) -> Progress {
+        Progress::with_history(quiet, title, Default::default())
+    }
+
+    /// Like [`Progress::new`], with the usual step durations of past runs (ETA, slow steps).
+    pub fn with_history(
+        quiet: bool,
+        title: &str,
+        typical: std::collections::BTreeMap<String, f64>,
+    ) -> Progress {
         let tty =
             std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|_| true);
         let bars = (tty && !quiet).then(|| {
@@ -93,6 +147,9 @@ impl Progress {
                 finished: Default::default(),
                 total: 0,
                 started: Instant::now(),
+                typical,
+                step_started: HashMap::new(),
+                planned: Vec::new(),
             }
         });
         Progress { bars, quiet }
@@ -113,6 +170,22 @@ impl Progress {
         if let (None, Some(p)) = (&e.step, &e.progress) {
             bars.total = p.total;
         }
+        if let Some(steps) = e
+            .data
+            .as_ref()
+            .and_then(|d| d.get("steps"))
+            .and_then(|s| s.as_array())
+        {
+            bars.planned = steps
+                .iter()
+                .filter_map(|s| s.get("id").and_then(|i| i.as_str()).map(str::to_string))
+                .collect();
+        }
+        if let Some(step) = &e.step {
+            bars.step_started
+                .entry(step.0.clone())
+                .or_insert_with(Instant::now);
+        }
         // Warnings get a line of their own above the bars, whole, instead of flashing by in a
         // step's one-line message.
         if e.message.starts_with("warning:") {
@@ -121,18 +194,22 @@ impl Progress {
         }
         match (&e.step, e.kind) {
             (Some(step), _) => {
-                let bar = bars.steps.entry(step.0.clone()).or_insert_with(|| {
-                    let bar = bars.multi.add(ProgressBar::new_spinner());
-                    bar.set_style(
-                        ProgressStyle::with_template(
-                            "  {spinner} {prefix:.bold} {wide_msg} [{elapsed}]",
-                        )
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                    );
-                    bar.set_prefix(step.0.clone());
-                    bar.enable_steady_tick(Duration::from_millis(120));
-                    bar
-                });
+                let bar = bars
+                    .steps
+                    .entry(step.0.clone())
+                    .or_insert_with(|| {
+                        let bar = bars.multi.add(ProgressBar::new_spinner());
+                        bar.set_style(
+                            ProgressStyle::with_template(
+                                "  {spinner} {prefix:.bold} {wide_msg} [{elapsed}]",
+                            )
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                        );
+                        bar.set_prefix(step.0.clone());
+                        bar.enable_steady_tick(Duration::from_millis(120));
+                        bar
+                    })
+                    .clone();
                 // Per-resource counts (`[1/3]`) as on a plain stream.
                 let counts = e
                     .progress
@@ -152,10 +229,15 @@ impl Progress {
                         bar.finish_with_message(format!("↺ {}", e.message))
                     }
                     (_, EventStatus::Waiting) => {
-                        bar.set_message(format!("waiting: {}{counts}", e.message))
+                        let slow = bars.slow_note(&step.0);
+                        bar.set_message(format!("waiting: {}{counts}{slow}", e.message))
                     }
-                    _ => bar.set_message(format!("{}{counts}", e.message)),
+                    _ => {
+                        let slow = bars.slow_note(&step.0);
+                        bar.set_message(format!("{}{counts}{slow}", e.message))
+                    }
                 }
+                bars.refresh_header();
             }
             (None, EventKind::Formation) if super::is_final(e) => {
                 let secs = bars.started.elapsed().as_secs_f64();

@@ -1049,3 +1049,50 @@ fn ctrl_c_cancels_in_the_foreground_and_detaches_when_attached() {
     let events = env.journal("twice");
     assert_eq!(events.last().unwrap()["status"], "cancelled");
 }
+
+/// Step times are kept per cloudlet/scenario/provider (also for a detached build), and the next
+/// run on a terminal shows an ETA from them.
+#[test]
+fn past_runs_give_an_eta() {
+    let Aws {
+        mut env,
+        moto: _moto,
+    } = aws_env();
+    env.vars.push(("NEPHO_STEP_DELAY_MS".into(), "700".into()));
+    env.run(&[
+        "formation:create",
+        "hello/aws",
+        "--name",
+        "first",
+        "--detach",
+    ])
+    .ok();
+    env.run(&["formation:watch", "first"]).ok();
+    let history = env.home().join("state/history/hello__aws__aws.json");
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&history).unwrap()).unwrap();
+    assert!(
+        kept["steps"]["execute"][0].as_f64().unwrap() > 0.5,
+        "{kept}"
+    );
+    let mut cmd = std::process::Command::new("script");
+    cmd.args([
+        "-qfc",
+        &format!(
+            "stty cols 120; {} formation:create hello/aws --name second",
+            env!("CARGO_BIN_EXE_nepho")
+        ),
+        "/dev/null",
+    ])
+    .env("HOME", env.dir.path())
+    .env("NEPHO_HOME", env.home())
+    .stdin(std::process::Stdio::null());
+    for (k, v) in &env.vars {
+        cmd.env(k, v);
+    }
+    let screen = String::from_utf8_lossy(&cmd.output().unwrap().stdout).to_string();
+    assert!(screen.contains("s left"), "an ETA: {screen}");
+    for name in ["first", "second"] {
+        env.run(&["destroy", name, "--yes"]).ok();
+    }
+}
