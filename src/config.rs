@@ -20,6 +20,57 @@ pub struct Paths {
     /// Sockets of this home's nannies: `NEPHO_HOME/run`, else a directory named after this
     /// home's state directory under `XDG_RUNTIME_DIR` (or the temp dir).
     pub runtime_dir: PathBuf,
+    /// The named context in use (`--context`, `NEPHO_CONTEXT`, else `nepho context:use`):
+    /// its own provider settings and cluster file; `None` is the default context.
+    pub context: Option<String>,
+}
+
+/// The name every nepho has: settings directly under the config directory.
+pub const DEFAULT_CONTEXT: &str = "default";
+
+impl Paths {
+    /// Where this context's provider settings and cluster file live.
+    pub fn provider_dir(&self) -> PathBuf {
+        match &self.context {
+            Some(name) => self.config_dir.join("contexts").join(name),
+            None => self.config_dir.clone(),
+        }
+    }
+
+    /// The context chosen with `nepho context:use` (the file `<config>/context`).
+    pub fn chosen_context_file(&self) -> PathBuf {
+        self.config_dir.join("context")
+    }
+
+    /// Applies a context name: `--context`/`NEPHO_CONTEXT` if given, else the chosen one.
+    pub fn with_context(mut self, explicit: Option<&str>) -> Result<Paths> {
+        let chosen = std::fs::read_to_string(self.chosen_context_file())
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        let name = explicit.map(str::to_string).or(chosen);
+        self.context = match name.as_deref() {
+            None | Some(DEFAULT_CONTEXT) => None,
+            Some(n) => Some(context_name(n)?),
+        };
+        Ok(self)
+    }
+}
+
+/// A context name: letters, digits, `-`, `_`, `.` (it names a directory).
+pub fn context_name(name: &str) -> Result<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(Error::usage(format!("invalid context name \"{name}\""))
+            .with_hint("context names use letters, digits, `-`, `_` and `.`"))
+    }
 }
 
 impl Paths {
@@ -34,6 +85,7 @@ impl Paths {
                 cache_dir: home.join("cache"),
                 state_dir: home.join("state"),
                 runtime_dir: home.join("run"),
+                context: None,
             }
         } else {
             let dirs = directories::ProjectDirs::from("", "", "nepho").ok_or_else(|| {
@@ -62,6 +114,7 @@ impl Paths {
                     Some(dir) => dir.join(format!("nepho-{home_key}")),
                     None => std::env::temp_dir().join(format!("nepho-{uid}-{home_key}")),
                 },
+                context: None,
             }
         };
         if let Some(file) = config_override {

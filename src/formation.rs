@@ -77,6 +77,9 @@ pub struct FormationRecord {
     pub state: RecordState,
     #[serde(default)]
     pub updated_at: Option<String>,
+    /// The context it was made in (`None`: the default context).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
 }
 
 fn default_state() -> RecordState {
@@ -580,6 +583,7 @@ mod tests {
             cache_dir: PathBuf::new(),
             state_dir: PathBuf::new(),
             runtime_dir: PathBuf::from(home).join("run"),
+            context: None,
         };
         let short = FormationName::parse("web").unwrap();
         let long = FormationName::parse(&format!("w{}", "x".repeat(63))).unwrap();

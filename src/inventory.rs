@@ -26,7 +26,12 @@ pub struct Listing {
 
 /// Asks every registered provider (and any provider a local record names) what exists.
 pub async fn list(paths: &Paths) -> Result<Listing> {
-    let records = formation::records(paths)?;
+    // Formations made in another context belong to other accounts or clusters: not asked, not
+    // listed (`--context NAME` lists those).
+    let records: Vec<_> = formation::records(paths)?
+        .into_iter()
+        .filter(|(_, r)| r.context == paths.context)
+        .collect();
     let mut kinds = providers::registered(paths);
     kinds.extend(
         records
@@ -295,6 +300,7 @@ pub async fn prepare_destroy(paths: &Paths, name: &FormationName) -> Result<Dest
                     created_at: crate::util::now_rfc3339(),
                     state: RecordState::Created,
                     updated_at: None,
+                    context: paths.context.clone(),
                 })?;
             }
             Ok(DestroyTarget::Formation(Box::new(located), lock))

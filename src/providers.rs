@@ -12,7 +12,7 @@ use crate::yaml::{self, Dialect, Tags};
 
 pub fn settings_file(paths: &Paths, kind: ProviderKind) -> PathBuf {
     paths
-        .config_dir
+        .provider_dir()
         .join("providers")
         .join(format!("{}.yaml", kind.as_str()))
 }
@@ -22,7 +22,7 @@ pub fn cluster_file(paths: &Paths) -> PathBuf {
     std::env::var_os("NEPHO_CLUSTER")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| paths.config_dir.join("cluster.yaml"))
+        .unwrap_or_else(|| paths.provider_dir().join("cluster.yaml"))
 }
 
 /// The providers this user has set up, in `ProviderKind` order: AWS with stored settings or

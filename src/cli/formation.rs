@@ -353,7 +353,22 @@ fn existing(cx: &Context, name: &str) -> Result<(FormationDir, FormationRecord)>
     let name = FormationName::parse(name)?;
     let fdir = FormationDir::new(&cx.paths, &name);
     match fdir.read_record()? {
-        Some(r) => Ok((fdir, r)),
+        Some(r) => {
+            if r.context != cx.paths.context {
+                let made = r
+                    .context
+                    .as_deref()
+                    .unwrap_or(crate::config::DEFAULT_CONTEXT);
+                cx.out.warn(&format!(
+                    "{name} was made in context {made}, and this command uses {}: add `--context {made}`",
+                    cx.paths
+                        .context
+                        .as_deref()
+                        .unwrap_or(crate::config::DEFAULT_CONTEXT)
+                ));
+            }
+            Ok((fdir, r))
+        }
         None => Err(Error::not_found(format!("no formation named {name}"))
             .with_hint("list them with `nepho formation:list`")),
     }
@@ -544,6 +559,7 @@ fn create(cx: &Context, a: CreateArgs) -> Result<()> {
         created_at: crate::util::now_rfc3339(),
         state: RecordState::Creating,
         updated_at: None,
+        context: cx.paths.context.clone(),
     })?;
     launch(
         cx,

@@ -144,7 +144,12 @@ const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "register",
-        "nepho register aws\nnepho register kvm\nnepho register vagrant",
+        "nepho register aws\nnepho register kvm\nnepho register vagrant\nnepho register aws --context prod --region eu-west-1   # a second account or region",
+    ),
+    ("context list", "nepho context:list"),
+    (
+        "context use",
+        "nepho context:use prod\nnepho context:use default\nnepho --context prod formation:list   # once, without switching\nNEPHO_CONTEXT=prod nepho formation:list",
     ),
     ("create", "nepho create hello --name hi"),
     ("destroy", "nepho destroy hi --yes"),

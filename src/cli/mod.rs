@@ -6,6 +6,7 @@
 
 mod cloudlet;
 mod cluster;
+pub(crate) mod context;
 mod formation;
 mod help;
 mod register;
@@ -70,6 +71,10 @@ pub struct GlobalArgs {
     /// Use this config file instead of the default (`$XDG_CONFIG_HOME/nepho/config.yaml`).
     #[arg(long, global = true, value_name = "FILE", env = "NEPHO_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Use this context's provider settings (AWS account and region, KVM cluster) instead of
+    /// the one chosen with `nepho context:use`
+    #[arg(long, global = true, value_name = "NAME", env = "NEPHO_CONTEXT")]
+    pub context: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +96,9 @@ pub enum Command {
     Cluster(ClusterCommand),
     /// Set provider credentials and settings (stored 0600)
     Register(register::RegisterArgs),
+    /// Named sets of provider settings (AWS accounts and regions, KVM clusters)
+    #[command(subcommand)]
+    Context(context::ContextCommand),
     /// Shortcut for formation:create
     #[command(visible_alias = "up")]
     Create(formation::CreateArgs),
@@ -138,7 +146,14 @@ pub enum ClusterCommand {
 }
 
 /// Group names that accept the colon form.
-const GROUPS: &[&str] = &["cloudlet", "scenario", "registry", "formation", "cluster"];
+const GROUPS: &[&str] = &[
+    "cloudlet",
+    "scenario",
+    "registry",
+    "formation",
+    "cluster",
+    "context",
+];
 
 /// Rewrites `cloudlet:install` into `cloudlet install` (the first positional argument only).
 pub fn expand_colon_form(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
@@ -166,7 +181,7 @@ pub fn expand_colon_form(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStrin
             continue;
         }
         if s.starts_with('-') {
-            expecting_value = matches!(s.as_str(), "-o" | "--output" | "--config");
+            expecting_value = matches!(s.as_str(), "-o" | "--output" | "--config" | "--context");
             out.push(arg);
             continue;
         }
@@ -407,20 +422,23 @@ fn nanny_entry(args: Vec<std::ffi::OsString>) -> i32 {
         verbose: 0,
         color: false,
     };
-    let result = Paths::discover(None).and_then(|paths| {
-        match crate::nanny::nanny_main(
-            &paths,
-            &args.formation,
-            &args.op,
-            args.lock_fd,
-            args.resume,
-            !args.no_rollback,
-        )? {
-            crate::engine::Outcome::Succeeded => Ok(()),
-            crate::engine::Outcome::Cancelled => Err(Error::Interrupted),
-            crate::engine::Outcome::Failed(e) => Err(crate::providers::provider_error(e)),
-        }
-    });
+    let context = std::env::var("NEPHO_CONTEXT").ok();
+    let result = Paths::discover(None)
+        .and_then(|p| p.with_context(context.as_deref()))
+        .and_then(|paths| {
+            match crate::nanny::nanny_main(
+                &paths,
+                &args.formation,
+                &args.op,
+                args.lock_fd,
+                args.resume,
+                !args.no_rollback,
+            )? {
+                crate::engine::Outcome::Succeeded => Ok(()),
+                crate::engine::Outcome::Cancelled => Err(Error::Interrupted),
+                crate::engine::Outcome::Failed(e) => Err(crate::providers::provider_error(e)),
+            }
+        });
     match result {
         Ok(()) => ExitCode::Success as i32,
         Err(e) => {
@@ -636,7 +654,8 @@ fn run(cli: Cli, out: &mut Out) -> Result<()> {
                 .with_hint("give the path of an existing config file, or leave --config out"),
         );
     }
-    let paths = Paths::discover(cli.global.config.as_deref())?;
+    let paths = Paths::discover(cli.global.config.as_deref())?
+        .with_context(cli.global.context.as_deref())?;
     tracing::info!(
         "config {}, cloudlets {}, state {}",
         paths.config_file.display(),
@@ -684,6 +703,7 @@ fn run(cli: Cli, out: &mut Out) -> Result<()> {
         Command::Registry(c) => registry::run(&cx, c),
         Command::Formation(c) => formation::run(&cx, c),
         Command::Register(a) => register::run(&cx, a),
+        Command::Context(c) => context::run(&cx, c),
         Command::Cluster(ClusterCommand::Status) => cluster::status(&cx),
         Command::Cluster(ClusterCommand::Failover { host }) => cluster::failover(&cx, &host),
         Command::Cluster(ClusterCommand::Watch(a)) => cluster::watch(&cx, &a),

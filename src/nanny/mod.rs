@@ -363,6 +363,14 @@ pub fn spawn(
         .open(fdir.log_file())
         .at(fdir.log_file())?;
     let mut cmd = std::process::Command::new(exe);
+    // The build keeps the context it started in, whatever `context:use` says meanwhile.
+    cmd.env(
+        "NEPHO_CONTEXT",
+        paths
+            .context
+            .as_deref()
+            .unwrap_or(crate::config::DEFAULT_CONTEXT),
+    );
     cmd.arg("__nanny")
         .arg(fdir.name.as_str())
         .arg(op.as_str())

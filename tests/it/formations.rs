@@ -1096,3 +1096,75 @@ fn past_runs_give_an_eta() {
         env.run(&["destroy", name, "--yes"]).ok();
     }
 }
+
+/// Contexts: two AWS regions as two named contexts, chosen with `context:use`, `--context` or
+/// NEPHO_CONTEXT; each lists and builds in its own region.
+#[test]
+fn contexts_keep_accounts_and_regions_apart() {
+    let Aws { mut env, moto } = aws_env();
+    env.vars
+        .retain(|(k, _)| k != "AWS_REGION" && k != "AWS_DEFAULT_REGION");
+    for (context, region) in [("east", "us-east-1"), ("west", "eu-west-1")] {
+        env.run(&[
+            "register",
+            "aws",
+            "--context",
+            context,
+            "--region",
+            region,
+            "--no-input",
+        ])
+        .ok();
+    }
+    let contexts = env.run(&["-o", "json", "context:list"]).ok().json();
+    let names: Vec<&str> = contexts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["default", "east", "west"], "{contexts}");
+    env.run(&["context:use", "east"]).ok();
+    env.run(&["formation:create", "hello/aws", "--name", "in-east"])
+        .ok();
+    env.run(&[
+        "--context",
+        "west",
+        "formation:create",
+        "hello/aws",
+        "--name",
+        "in-west",
+    ])
+    .ok();
+    let stacks = |region: &str| -> Vec<String> {
+        moto.aws(&["cloudformation", "describe-stacks", "--region", region])
+            .map(|v| {
+                v["Stacks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s["StackName"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(stacks("us-east-1"), ["in-east"]);
+    assert_eq!(stacks("eu-west-1"), ["in-west"]);
+    let names_in = |env: &crate::support::Env| -> Vec<String> {
+        env.run(&["-o", "json", "formation:list"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names_in(&env), ["in-east"]);
+    env.vars.push(("NEPHO_CONTEXT".into(), "west".into()));
+    assert_eq!(names_in(&env), ["in-west"]);
+    env.run(&["destroy", "in-west", "--yes"]).ok();
+    env.vars.retain(|(k, _)| k != "NEPHO_CONTEXT");
+    env.run(&["destroy", "in-east", "--yes"]).ok();
+    assert!(stacks("eu-west-1").is_empty() && stacks("us-east-1").is_empty());
+}
