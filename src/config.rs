@@ -93,10 +93,15 @@ impl Paths {
                     .with_hint("set HOME, or NEPHO_HOME to keep everything under one directory")
             })?;
             let uid = unsafe { libc::geteuid() };
-            let state_dir = dirs
-                .state_dir()
-                .unwrap_or_else(|| dirs.data_dir())
-                .join("state");
+            // `~/.local/state/nepho`. Earlier versions used `~/.local/state/nepho/state`: a
+            // home that has formations there keeps using it, so nothing it built is forgotten.
+            let base = dirs.state_dir().unwrap_or_else(|| dirs.data_dir());
+            let legacy = base.join("state");
+            let state_dir = if legacy.join("formations").is_dir() {
+                legacy
+            } else {
+                base.to_path_buf()
+            };
             // One user may run nepho with several HOMEs, which share XDG_RUNTIME_DIR (or /tmp):
             // the runtime directory is named after the home's state, so sockets never cross.
             let home_key = crate::util::short_hash(

@@ -401,7 +401,10 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
             "context-list.json",
             schema_for!(Vec<crate::cli::context::ContextRow>),
         ),
-        ("context-use.json", schema_for!(crate::cli::context::ContextRow)),
+        (
+            "context-use.json",
+            schema_for!(crate::cli::context::ContextRow),
+        ),
         ("error.json", schema_for!(ErrorReport)),
         ("event.json", schema_for!(nepho_provider_api::Event)),
         ("formation-result.json", schema_for!(OperationResult)),

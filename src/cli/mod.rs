@@ -332,7 +332,7 @@ The KVM cluster: hosts, networks, storage.
 \fI$XDG_DATA_HOME/nepho/cloudlets/\fR
 Installed cloudlets, one git clone each.
 .TP
-\fI$XDG_STATE_HOME/nepho/state/formations/NAME/\fR
+\fI$XDG_STATE_HOME/nepho/formations/NAME/\fR
 A formation's record, rendered spec and event journal.
 .SH "EXIT STATUS"
 .TP

@@ -347,3 +347,31 @@ fn provenance_is_relative_to_the_cloudlet() {
         .json();
     assert!(json.to_string().contains(&env.home().display().to_string()));
 }
+
+/// Without NEPHO_HOME, state lives in `$XDG_STATE_HOME/nepho` (not `nepho/state`), and a home
+/// whose formations are in the old place keeps using it.
+#[test]
+fn the_state_directory_is_xdg_state_nepho() {
+    let env = Env::new();
+    let state = env.path("xdg-state");
+    let run = |extra: &[(&str, &std::path::Path)]| {
+        let mut cmd = env.nepho();
+        cmd.env_remove("NEPHO_HOME")
+            .env("XDG_STATE_HOME", &state)
+            .args(["-v", "cloudlet:list"]);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let log = run(&[]);
+    assert!(
+        log.contains(&format!("state {}", state.join("nepho").display()))
+            && !log.contains("nepho/state"),
+        "{log}"
+    );
+    std::fs::create_dir_all(state.join("nepho/state/formations")).unwrap();
+    let log = run(&[]);
+    assert!(log.contains("nepho/state"), "the old place is kept: {log}");
+}
