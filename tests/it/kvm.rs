@@ -681,6 +681,44 @@ fn kvm_destroy_releases_a_reservation_whose_domain_was_never_defined() {
     assert_nothing_left(&name);
 }
 
+/// Found by scripts/faults: resumed after a nanny killed inside `domain`, the step saw the
+/// machine not running yet, but the dead nanny's `virsh start` finished first and the resumed
+/// start failed with "Domain is already active" (and the create rolled back). A `virsh` on PATH
+/// that lets another start win that race every time reproduces it.
+#[test]
+fn kvm_a_start_that_loses_the_race_to_an_earlier_one_still_creates() {
+    let Some(mut env) = kvm_env() else { return };
+    let shim = env.path("shim");
+    std::fs::create_dir_all(&shim).unwrap();
+    let real = sh("sh", &["-c", "command -v virsh"]).trim().to_string();
+    std::fs::write(
+        shim.join("virsh"),
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = start ] && {{ {real} \"$@\" >/dev/null 2>&1; break; }}; done\nexec {real} \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(shim.join("virsh"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        shim.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    env.vars.push(("PATH".into(), path));
+    let (name, _teardown) = formation(&env, "race");
+    let created = env
+        .run(&["-o", "json", "create", "hello", "--name", &name])
+        .ok()
+        .json();
+    assert_eq!(created["status"], "succeeded", "{created}");
+    env.run(&["destroy", &name]).ok();
+    assert_nothing_left(&name);
+}
+
 /// A cluster host reached over ssh (`qemu+ssh://root@127.0.0.1:2222/system?keyfile=…`, a real
 /// sshd on loopback): libvirt, qemu-img, the seed and an ISO upload all go through ssh; destroy
 /// removes everything there.

@@ -792,7 +792,15 @@ impl KvmProvider {
         }
         if libvirt::domain_state(&host.uri, &name).await.as_deref() != Some("running") {
             already = false;
-            libvirt::virsh(&host.uri, &["start", &name]).await?;
+            // Resumed after the nanny died inside this step, its `virsh start` may still be
+            // bringing the domain up (it was not running a moment ago): that start is ours.
+            let out = libvirt::virsh_output(&host.uri, &["start", &name]).await?;
+            if !out.success && !out.stderr.contains("already active") {
+                return Err(failed(format!(
+                    "`virsh start {name}` failed: {}",
+                    out.stderr.trim()
+                )));
+            }
         }
         cx.events.emit(
             EventKind::Resource,
