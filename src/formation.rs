@@ -451,9 +451,13 @@ impl FormationLock {
         Ok(lock)
     }
 
+    /// Replaces the lock file's text (who holds it, shown to whoever finds it busy). Written at
+    /// offset 0 explicitly: the nanny's file shares its offset with the command that opened it,
+    /// so a plain write after truncating would leave a run of NUL bytes before the text.
     pub fn note(&mut self, text: &str) {
+        use std::os::unix::fs::FileExt;
         let _ = self.file.set_len(0);
-        let _ = writeln!(self.file, "{text}");
+        let _ = self.file.write_all_at(format!("{text}\n").as_bytes(), 0);
     }
 }
 
@@ -615,5 +619,26 @@ mod tests {
         for bad in ["", "1web", "a/b", "..", "a..b", "-x", "x-", "a_b", "a b"] {
             assert!(FormationName::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Found by scripts/faults: a busy formation's error quoted the lock file with a run of NUL
+    /// bytes before "create by nanny pid …" (the note was written at the old file offset).
+    #[test]
+    fn a_lock_note_replaces_the_text_without_a_hole() {
+        let home = tempfile::tempdir().unwrap();
+        let paths = Paths {
+            config_file: PathBuf::new(),
+            config_dir: PathBuf::new(),
+            data_dir: PathBuf::new(),
+            cache_dir: PathBuf::new(),
+            state_dir: home.path().join("state"),
+            runtime_dir: home.path().join("run"),
+            context: None,
+        };
+        let dir = FormationDir::new(&paths, &FormationName::parse("web").unwrap());
+        let mut lock = FormationLock::acquire(&dir, "resume create").unwrap();
+        lock.note("create by nanny pid 42 since now");
+        let text = std::fs::read_to_string(dir.lock_file()).unwrap();
+        assert_eq!(text, "create by nanny pid 42 since now\n");
     }
 }

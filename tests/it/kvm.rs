@@ -605,6 +605,124 @@ fn kvm_static_address_from_the_pool_and_no_spoofing() {
     );
 }
 
+/// The MAC nepho gives NIC `nic` of `machine` (the provider's `net::mac_for`: QEMU's prefix,
+/// then 24 bits of FNV-1a).
+fn nepho_mac(formation: &str, machine: &str, nic: usize) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in format!("{formation}/{machine}/{nic}").bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!(
+        "52:54:00:{:02x}:{:02x}:{:02x}",
+        (h >> 16) as u8,
+        (h >> 8) as u8,
+        h as u8
+    )
+}
+
+/// Found by scripts/faults: a nanny killed inside `domain` after it reserved the machine's
+/// address and before `virsh define` left the reservation behind, since destroy only released
+/// the addresses of domains it found. Here the kill lands in the step's (delayed) start and the
+/// reservation the dead nanny would have made is added by hand, with the MAC and the address
+/// nepho chose; destroy must release it.
+#[test]
+fn kvm_destroy_releases_a_reservation_whose_domain_was_never_defined() {
+    let Some(mut env) = kvm_env() else { return };
+    crate::support::edit_cluster(
+        &env,
+        "networks:\n  - name: default\n",
+        "networks:\n  - name: default\n    pool: 192.168.122.230-192.168.122.239\n",
+    );
+    env.vars.push(("NEPHO_STEP_DELAY_MS".into(), "5000".into()));
+    let (name, _teardown) = formation(&env, "resv");
+    env.run(&["create", "hello", "--name", &name, "--detach"])
+        .ok();
+    wait_until("the domain step to start", Duration::from_secs(120), || {
+        env.journal(&name)
+            .iter()
+            .any(|e| e["kind"] == "step" && e["step"] == "domain-hello" && e["status"] == "started")
+    });
+    env.kill_nanny(&name);
+    assert!(
+        !domains().contains(&format!("nepho-{name}-hello")),
+        "killed before the domain was defined"
+    );
+    let ip = env
+        .journal(&name)
+        .iter()
+        .find(|e| e["step"] == "place" && e["status"] == "succeeded")
+        .and_then(|e| {
+            e["data"]["outputs"]["ips"]["hello"]
+                .as_str()
+                .map(String::from)
+        })
+        .expect("place chose an address from the pool");
+    let entry = format!(
+        "<host mac='{}' name='hello' ip='{ip}'/>",
+        nepho_mac(&name, "hello", 0)
+    );
+    let added = Command::new("virsh")
+        .args([
+            "-c",
+            URI,
+            "net-update",
+            "default",
+            "add-last",
+            "ip-dhcp-host",
+        ])
+        .arg(&entry)
+        .args(["--live", "--config"])
+        .status()
+        .unwrap();
+    assert!(added.success(), "virsh net-update add {entry}");
+    env.run(&["destroy", &name]).ok();
+    let net = sh("virsh", &["-c", URI, "net-dumpxml", "default"]);
+    assert!(
+        !net.contains(&format!("ip='{ip}'")),
+        "reservation left behind: {net}"
+    );
+    assert_nothing_left(&name);
+}
+
+/// Found by scripts/faults: resumed after a nanny killed inside `domain`, the step saw the
+/// machine not running yet, but the dead nanny's `virsh start` finished first and the resumed
+/// start failed with "Domain is already active" (and the create rolled back). A `virsh` on PATH
+/// that lets another start win that race every time reproduces it.
+#[test]
+fn kvm_a_start_that_loses_the_race_to_an_earlier_one_still_creates() {
+    let Some(mut env) = kvm_env() else { return };
+    let shim = env.path("shim");
+    std::fs::create_dir_all(&shim).unwrap();
+    let real = sh("sh", &["-c", "command -v virsh"]).trim().to_string();
+    std::fs::write(
+        shim.join("virsh"),
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = start ] && {{ {real} \"$@\" >/dev/null 2>&1; break; }}; done\nexec {real} \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(shim.join("virsh"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        shim.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    env.vars.push(("PATH".into(), path));
+    let (name, _teardown) = formation(&env, "race");
+    let created = env
+        .run(&["-o", "json", "create", "hello", "--name", &name])
+        .ok()
+        .json();
+    assert_eq!(created["status"], "succeeded", "{created}");
+    env.run(&["destroy", &name]).ok();
+    assert_nothing_left(&name);
+}
+
 /// A cluster host reached over ssh (`qemu+ssh://root@127.0.0.1:2222/system?keyfile=…`, a real
 /// sshd on loopback): libvirt, qemu-img, the seed and an ISO upload all go through ssh; destroy
 /// removes everything there.

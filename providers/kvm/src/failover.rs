@@ -148,7 +148,8 @@ pub(crate) async fn start_domain(
     machine: &str,
 ) -> Result<(), ProviderError> {
     let out = libvirt::virsh_output(&host.uri, &["start", domain]).await?;
-    if out.success {
+    // "already active": an earlier start of ours (a nanny killed mid-step) won the race.
+    if out.success || out.stderr.contains("already active") {
         return Ok(());
     }
     let why = out.stderr.trim();

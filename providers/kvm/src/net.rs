@@ -84,8 +84,41 @@ pub fn parse_leases(out: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `virsh net-dumpxml` output → (MAC, IPv4 address) of each DHCP reservation
+/// (`<host mac='…' name='…' ip='…'/>`; an entry without a MAC or address is skipped).
+pub fn parse_reservations(xml: &str) -> Vec<(String, String)> {
+    let attr = |element: &str, name: &str| {
+        let start = element.find(&format!(" {name}="))? + name.len() + 2;
+        let quote = element[start..].chars().next()?;
+        let value = &element[start + 1..];
+        Some(value[..value.find(quote)?].to_string())
+    };
+    xml.split("<host ")
+        .skip(1)
+        .filter_map(|rest| {
+            let element = format!(" {}", &rest[..rest.find('>')?]);
+            Some((attr(&element, "mac")?, attr(&element, "ip")?))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn reservations_are_read_from_the_network_xml() {
+        let xml = "<network>\n  <name>default</name>\n  <ip address='192.168.122.1' netmask='255.255.255.0'>\n    <dhcp>\n      <range start='192.168.122.2' end='192.168.122.254'/>\n      <host mac='52:54:00:67:a6:23' name='hello' ip='192.168.122.201'/>\n      <host mac=\"52:54:00:00:00:01\" ip=\"192.168.122.9\"/>\n      <host name='nomac' ip='192.168.122.7'/>\n    </dhcp>\n  </ip>\n</network>\n";
+        assert_eq!(
+            super::parse_reservations(xml),
+            [
+                (
+                    "52:54:00:67:a6:23".to_string(),
+                    "192.168.122.201".to_string()
+                ),
+                ("52:54:00:00:00:01".to_string(), "192.168.122.9".to_string())
+            ]
+        );
+    }
+
     #[test]
     fn leases_are_read_from_virsh() {
         let out = " Expiry Time           MAC address         Protocol   IP address           Hostname   Client ID or DUID\n\

@@ -802,6 +802,8 @@ impl KvmProvider {
         }
         if libvirt::domain_state(&host.uri, &name).await.as_deref() != Some("running") {
             already = false;
+            // Resumed after the nanny died inside this step, its `virsh start` may still be
+            // bringing the domain up: `start_domain` counts "already active" as started.
             crate::failover::start_domain(&host, &name, &m.name).await?;
         }
         cx.events.emit(
@@ -976,6 +978,7 @@ impl KvmProvider {
             serde_json::from_value(step.action["keys"].clone()).unwrap_or_default();
         if cx.spec.name == formation {
             keys.push(key_path(&cx.spec.work_dir));
+            self.release_unrecorded_addresses(cx.spec).await;
         }
         self.cleanup_formation(&formation, &keys).await?;
         Ok(done(false, BTreeMap::new()))
@@ -1035,6 +1038,47 @@ impl KvmProvider {
             let _ = tokio::fs::remove_file(local).await;
         }
         Ok(existed)
+    }
+
+    /// Address reservations no domain records: the `domain` step reserves a machine's address
+    /// just before `virsh define`, so a nanny killed in between leaves a reservation that no
+    /// `destroy-machine` step knows of. They are found by the MAC each NIC of the formation's
+    /// machines gets (`net::mac_for`), in every network of the pattern on every host.
+    async fn release_unrecorded_addresses(&self, spec: &FormationSpec) {
+        let Ok(pattern) = Pattern::from_spec(spec) else {
+            return;
+        };
+        let mut macs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for m in &pattern.machines {
+            for (i, n) in m.networks.iter().enumerate() {
+                let network = self
+                    .cluster
+                    .network(n)
+                    .map_or_else(|| n.clone(), |c| c.name);
+                if self.cluster.network(n).is_some_and(|c| c.bridge.is_some()) {
+                    continue;
+                }
+                macs.entry(network)
+                    .or_default()
+                    .push(net::mac_for(&spec.name, &m.name, i));
+            }
+        }
+        for host in &self.cluster.hosts {
+            for (network, ours) in &macs {
+                let Ok(out) = libvirt::virsh_output(&host.uri, &["net-dumpxml", network]).await
+                else {
+                    continue;
+                };
+                if !out.success {
+                    continue;
+                }
+                for (mac, ip) in net::parse_reservations(&out.stdout) {
+                    if ours.contains(&mac) {
+                        release_address(&host.uri, network, &mac, &ip).await;
+                    }
+                }
+            }
+        }
     }
 
     /// Whatever a crashed create may have left without a domain: the formation's directories
