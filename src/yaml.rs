@@ -741,7 +741,8 @@ fn resolve_int(text: &str, dialect: Dialect) -> Option<Value> {
                     if v > 59 {
                         return None;
                     }
-                    total = total * 60 + v;
+                    // Too big for a number: PyYAML would make a long; nepho keeps the text.
+                    total = total.checked_mul(60)?.checked_add(v)?;
                 }
                 return Some(int_value(sign, total));
             }

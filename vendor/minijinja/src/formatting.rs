@@ -863,8 +863,15 @@ impl<'s> Cursor<'s> {
     }
 
     fn advance(&mut self, bytes: usize) -> &'s str {
-        let consumed = &self.rest()[..bytes];
-        self.current_offset += bytes;
+        // nepho patch: callers advance by one byte over what they expect to be ASCII; a
+        // multi-byte character there (`"%é" % x`) panicked on the slice. Take the whole char.
+        let rest = self.rest();
+        let mut end = bytes.min(rest.len());
+        while !rest.is_char_boundary(end) {
+            end += 1;
+        }
+        let consumed = &rest[..end];
+        self.current_offset += end;
         consumed
     }
 
