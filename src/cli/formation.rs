@@ -976,14 +976,19 @@ fn offer_replace(cx: &Context, r: &FormationRecord) -> Result<bool> {
     if !cx.interactive {
         return Ok(false);
     }
+    ask_yes_no(&format!(
+        "{} exists from a {} create ({}/{}): clean it up and create it anew?",
+        r.name,
+        format!("{:?}", r.state).to_lowercase(),
+        r.cloudlet,
+        r.scenario
+    ))
+}
+
+/// A yes/no question on the terminal, no by default; Ctrl-C is an interrupt (exit 130).
+fn ask_yes_no(question: &str) -> Result<bool> {
     dialoguer::Confirm::new()
-        .with_prompt(format!(
-            "{} exists from a {} create ({}/{}): clean it up and create it anew?",
-            r.name,
-            format!("{:?}", r.state).to_lowercase(),
-            r.cloudlet,
-            r.scenario
-        ))
+        .with_prompt(question)
         .default(false)
         .interact()
         .map_err(|e| match e {
@@ -1028,16 +1033,7 @@ fn confirm_destroy(cx: &Context, located: &inventory::Located) -> Result<()> {
     }
     plan.push_str("  - the local record, journal and rendered pattern\n");
     eprint!("{}", output::terminal_safe(&plan));
-    let yes = dialoguer::Confirm::new()
-        .with_prompt(format!("Destroy {name}?"))
-        .default(false)
-        .interact()
-        .map_err(|e| match e {
-            dialoguer::Error::IO(io) if io.kind() == std::io::ErrorKind::Interrupted => {
-                Error::Interrupted
-            }
-            other => Error::Other(format!("cannot read the answer: {other}")),
-        })?;
+    let yes = ask_yes_no(&format!("Destroy {name}?"))?;
     if yes {
         Ok(())
     } else {

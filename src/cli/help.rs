@@ -225,6 +225,15 @@ fn decorate_at(mut cmd: clap::Command, path: &str) -> clap::Command {
     for id in globals {
         cmd = cmd.mut_arg(id.as_str(), |a| a.help_heading("Global options"));
     }
+    for_each_subcommand(cmd, path, decorate_at)
+}
+
+/// Applies `f` to every subcommand of `cmd`, with the subcommand's path (`formation create`).
+fn for_each_subcommand(
+    mut cmd: clap::Command,
+    path: &str,
+    f: fn(clap::Command, &str) -> clap::Command,
+) -> clap::Command {
     let names: Vec<String> = cmd
         .get_subcommands()
         .map(|s| s.get_name().to_string())
@@ -235,7 +244,7 @@ fn decorate_at(mut cmd: clap::Command, path: &str) -> clap::Command {
         } else {
             format!("{path} {name}")
         };
-        cmd = cmd.mut_subcommand(name.as_str(), |s| decorate_at(s, &sub_path));
+        cmd = cmd.mut_subcommand(name.as_str(), |s| f(s, &sub_path));
     }
     cmd
 }
@@ -347,17 +356,5 @@ fn completers_at(mut cmd: clap::Command, path: &str) -> clap::Command {
             None => a,
         });
     }
-    let names: Vec<String> = cmd
-        .get_subcommands()
-        .map(|s| s.get_name().to_string())
-        .collect();
-    for name in names {
-        let sub_path = if path.is_empty() {
-            name.clone()
-        } else {
-            format!("{path} {name}")
-        };
-        cmd = cmd.mut_subcommand(name.as_str(), |s| completers_at(s, &sub_path));
-    }
-    cmd
+    for_each_subcommand(cmd, path, completers_at)
 }

@@ -23,6 +23,19 @@ pub(crate) fn aws_env() -> Aws {
     Aws { env, moto }
 }
 
+/// The `formation:list -o json` row of `name`, with the whole listing for messages.
+fn list_row(env: &Env, name: &str) -> (serde_json::Value, serde_json::Value) {
+    let list = env.run(&["-o", "json", "formation:list"]).ok().json();
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} is not listed: {list}"));
+    (row, list)
+}
+
 #[test]
 fn suite_create_list_describe_endpoints_destroy() {
     let Aws { env, moto } = aws_env();
@@ -854,14 +867,7 @@ fn cancel_stops_a_running_build_and_says_so_in_json() {
     let events = env.journal("halted");
     let last = events.last().unwrap();
     assert_eq!(last["status"], "cancelled", "{last}");
-    let list = env.run(&["-o", "json", "formation:list"]).ok().json();
-    let row = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "halted")
-        .cloned();
-    let row = row.unwrap_or_else(|| panic!("{list}"));
+    let (row, list) = list_row(&env, "halted");
     assert_eq!(row["state"], "cancelled", "{list}");
     assert_eq!(row["busy"], false, "{list}");
     assert!(
@@ -906,14 +912,7 @@ fn a_failed_create_is_replaced_with_replace() {
         moto.stack_status("again").as_deref(),
         Some("CREATE_COMPLETE")
     );
-    let list = env.run(&["-o", "json", "formation:list"]).ok().json();
-    let row = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "again")
-        .cloned()
-        .unwrap();
+    let (row, list) = list_row(&env, "again");
     assert_eq!(row["state"], "running", "{list}");
     env.run(&["destroy", "again", "--yes"]).ok();
 }
