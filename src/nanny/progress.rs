@@ -70,19 +70,33 @@ impl Bars {
     /// A running step far over its usual time is named as what the run waits for.
     fn slow_note(&self, step: &str) -> String {
         match (self.typical.get(step), self.step_started.get(step)) {
-            (Some(usual), Some(t)) => {
-                let spent = t.elapsed().as_secs_f64();
-                if spent > (usual * 3.0).max(usual + 20.0) {
-                    format!(
-                        " — slow: usually {}s, this is what the run waits for",
-                        usual.ceil() as u64
-                    )
-                } else {
-                    String::new()
-                }
-            }
+            (Some(usual), Some(t)) => slow_note(*usual, t.elapsed().as_secs_f64()),
             _ => String::new(),
         }
+    }
+}
+
+/// The note for a step that has run `spent` seconds and usually takes `usual`: empty until it
+/// is well past its usual time (three times, and at least 20 s more).
+fn slow_note(usual: f64, spent: f64) -> String {
+    if spent > (usual * 3.0).max(usual + 20.0) {
+        format!(
+            " — slow: usually {}s, this is what the run waits for",
+            usual.ceil() as u64
+        )
+    } else {
+        String::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_step_far_over_its_usual_time_is_named() {
+        assert_eq!(super::slow_note(10.0, 25.0), "");
+        assert!(super::slow_note(10.0, 31.0).contains("usually 10s"));
+        assert_eq!(super::slow_note(60.0, 150.0), "");
+        assert!(super::slow_note(60.0, 181.0).contains("what the run waits for"));
     }
 }
 
