@@ -89,17 +89,6 @@ fn slow_note(usual: f64, spent: f64) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_step_far_over_its_usual_time_is_named() {
-        assert_eq!(super::slow_note(10.0, 25.0), "");
-        assert!(super::slow_note(10.0, 31.0).contains("usually 10s"));
-        assert_eq!(super::slow_note(60.0, 150.0), "");
-        assert!(super::slow_note(60.0, 181.0).contains("what the run waits for"));
-    }
-}
-
 fn status_word(s: EventStatus) -> &'static str {
     match s {
         EventStatus::Started => "started",
@@ -288,5 +277,16 @@ impl Progress {
                 bars.header.abandon();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_step_far_over_its_usual_time_is_named() {
+        assert_eq!(super::slow_note(10.0, 25.0), "");
+        assert!(super::slow_note(10.0, 31.0).contains("usually 10s"));
+        assert_eq!(super::slow_note(60.0, 150.0), "");
+        assert!(super::slow_note(60.0, 181.0).contains("what the run waits for"));
     }
 }
