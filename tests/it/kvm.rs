@@ -676,7 +676,7 @@ fn kvm_destroy_releases_a_reservation_whose_domain_was_never_defined() {
         .status()
         .unwrap();
     assert!(added.success(), "virsh net-update add {entry}");
-    env.run(&["destroy", &name]).ok();
+    env.run(&["destroy", &name, "--yes"]).ok();
     let net = sh("virsh", &["-c", URI, "net-dumpxml", "default"]);
     assert!(
         !net.contains(&format!("ip='{ip}'")),
@@ -719,7 +719,7 @@ fn kvm_a_start_that_loses_the_race_to_an_earlier_one_still_creates() {
         .ok()
         .json();
     assert_eq!(created["status"], "succeeded", "{created}");
-    env.run(&["destroy", &name]).ok();
+    env.run(&["destroy", &name, "--yes"]).ok();
     assert_nothing_left(&name);
 }
 
