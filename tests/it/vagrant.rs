@@ -211,7 +211,7 @@ impl Drop for Vg {
                 let _ = self.env.run(&["destroy", &name, "--yes"]);
             }
             for d in domains(&format!("{name}_")) {
-                virsh(&["destroy", &d, "--yes"]);
+                virsh(&["destroy", &d]);
                 virsh(&["undefine", &d, "--remove-all-storage"]);
             }
             for v in volumes(&format!("{name}_")) {

@@ -391,7 +391,7 @@ async fn states_from_libvirt_match_vagrant_status() {
 
     // The domain removed behind nepho's back: not created (the id is still recorded).
     let domain = format!("{name}_default");
-    support::virsh(&["destroy", &domain, "--yes"]);
+    support::virsh(&["destroy", &domain]);
     support::virsh(&["undefine", &domain, "--remove-all-storage"]);
     assert!(domains(&format!("{name}_")).is_empty());
     assert!(

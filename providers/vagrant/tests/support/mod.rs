@@ -166,7 +166,7 @@ impl Drop for World {
     fn drop(&mut self) {
         for name in &self.formations {
             for d in domains(&format!("{name}_")) {
-                virsh(&["destroy", &d, "--yes"]);
+                virsh(&["destroy", &d]);
                 virsh(&["undefine", &d, "--remove-all-storage"]);
             }
             for v in volumes(&format!("{name}_")) {
