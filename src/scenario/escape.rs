@@ -337,13 +337,10 @@ fn ruby_literal(value: &JValue) -> String {
             format!("[{}]", items.join(", "))
         }
         ValueKind::Map => {
-            let mut items = Vec::new();
-            if let Ok(keys) = value.try_iter() {
-                for k in keys {
-                    let v = value.get_item(&k).unwrap_or_default();
-                    items.push(format!("{} => {}", ruby_literal(&k), ruby_literal(&v)));
-                }
-            }
+            let items: Vec<String> = super::render::map_entries(value)
+                .iter()
+                .map(|(k, v)| format!("{} => {}", ruby_literal(k), ruby_literal(v)))
+                .collect();
             format!("{{{}}}", items.join(", "))
         }
         _ => format!("\"{}\"", ruby_dq_content(&value.to_string())),

@@ -398,6 +398,21 @@ pub struct Layer {
 }
 
 impl Layer {
+    /// Where one of this layer's values was written: `file:line:col`, `--set ARG`, or the
+    /// layer's name.
+    fn origin_of(&self, entry: &MapEntry) -> String {
+        match (&self.file, &self.arg) {
+            (Some(f), _) => format!(
+                "{}:{}:{}",
+                f.display(),
+                entry.key_pos.line,
+                entry.key_pos.col
+            ),
+            (None, Some(arg)) => format!("--set {arg}"),
+            _ => self.kind.as_str().into(),
+        }
+    }
+
     /// Loads a values file (`-f`, or the user's stored values). Must be a mapping. An error
     /// quotes no value of a top-level key that `is_secret` names.
     pub fn from_file(
@@ -782,16 +797,7 @@ pub fn merge(
                         | LayerKind::Prompt
                 );
                 if user_layer && !tree.contains_key(key) {
-                    let origin = match (&layer.file, &layer.arg) {
-                        (Some(f), _) => format!(
-                            "{}:{}:{}",
-                            f.display(),
-                            entry.key_pos.line,
-                            entry.key_pos.col
-                        ),
-                        (None, Some(arg)) => format!("--set {arg}"),
-                        _ => layer.kind.as_str().into(),
-                    };
+                    let origin = layer.origin_of(entry);
                     warnings.push(format!("{origin}: \"{key}\" is not a parameter of this Nepho 1.x cloudlet or blueprint; ignored (1.x passes only the parameters they define)"));
                     continue;
                 }
@@ -821,16 +827,7 @@ pub fn merge(
                     LayerKind::User | LayerKind::Stored | LayerKind::ValuesFile | LayerKind::Set
                 )
             {
-                let origin = match (&layer.file, &layer.arg) {
-                    (Some(f), _) => format!(
-                        "{}:{}:{}",
-                        f.display(),
-                        entry.key_pos.line,
-                        entry.key_pos.col
-                    ),
-                    (None, Some(arg)) => format!("--set {arg}"),
-                    _ => layer.kind.as_str().into(),
-                };
+                let origin = layer.origin_of(entry);
                 warnings.push(format!("{origin}: unknown parameter \"{key}\" (the scenario does not declare it); passing it to the pattern anyway"));
             }
         }

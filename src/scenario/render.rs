@@ -685,13 +685,8 @@ pub fn python_percent(
         }
     }
     let final_args = if mapping {
-        let mut map: std::collections::BTreeMap<JValue, JValue> = Default::default();
-        if let Ok(keys) = args.try_iter() {
-            for k in keys {
-                let v = args.get_item(&k).unwrap_or_default();
-                map.insert(k, v);
-            }
-        }
+        let mut map: std::collections::BTreeMap<JValue, JValue> =
+            map_entries(args).into_iter().collect();
         for (k, v) in converted_map {
             map.insert(k, v);
         }
@@ -705,6 +700,20 @@ pub fn python_percent(
         &final_args,
     )
     .map(JValue::from)
+}
+
+/// A mapping's keys and values, in its order.
+pub(crate) fn map_entries(value: &JValue) -> Vec<(JValue, JValue)> {
+    value
+        .try_iter()
+        .map(|keys| {
+            keys.map(|k| {
+                let v = value.get_item(&k).unwrap_or_default();
+                (k, v)
+            })
+            .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Python's `str()` of a value.
@@ -752,13 +761,10 @@ pub fn python_repr(value: &JValue) -> String {
             }
         }
         ValueKind::Map => {
-            let mut items = Vec::new();
-            if let Ok(keys) = value.try_iter() {
-                for k in keys {
-                    let v = value.get_item(&k).unwrap_or_default();
-                    items.push(format!("{}: {}", python_repr(&k), python_repr(&v)));
-                }
-            }
+            let items: Vec<String> = map_entries(value)
+                .iter()
+                .map(|(k, v)| format!("{}: {}", python_repr(k), python_repr(v)))
+                .collect();
             format!("{{{}}}", items.join(", "))
         }
         _ => value.to_string(),
