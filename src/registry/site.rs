@@ -136,11 +136,7 @@ fn list_item(root: &str, e: &RegistryEntry) -> String {
         let _ = write!(s, "<p>{}</p>", esc(summary));
     }
     if !e.tags.is_empty() {
-        s.push_str("<p class=\"tags\">");
-        for t in &e.tags {
-            let _ = write!(s, "<span class=\"tag\">{}</span> ", esc(t));
-        }
-        s.push_str("</p>");
+        s.push_str(&tags_html(&e.tags));
     }
     s.push_str("</li>\n");
     s
@@ -265,6 +261,16 @@ fn scenario_section(s: &IndexScenario) -> String {
     out
 }
 
+/// A cloudlet's tags as the list and its page show them.
+fn tags_html(tags: &[String]) -> String {
+    let mut s = String::from("<p class=\"tags\">");
+    for t in tags {
+        let _ = write!(s, "<span class=\"tag\">{}</span> ", esc(t));
+    }
+    s.push_str("</p>");
+    s
+}
+
 fn cloudlet_page(p: &Published, rel: &Path) -> String {
     let e = &p.entry;
     let root = root_of(rel);
@@ -273,11 +279,8 @@ fn cloudlet_page(p: &Published, rel: &Path) -> String {
         let _ = writeln!(body, "<p class=\"lead\">{}</p>", esc(summary));
     }
     if !e.tags.is_empty() {
-        body.push_str("<p class=\"tags\">");
-        for t in &e.tags {
-            let _ = write!(body, "<span class=\"tag\">{}</span> ", esc(t));
-        }
-        body.push_str("</p>\n");
+        body.push_str(&tags_html(&e.tags));
+        body.push('\n');
     }
     body.push_str("<h2>Install</h2>\n");
     body.push_str(&copyable("install-cmd", &install_command(&e.name, None)));
