@@ -500,15 +500,21 @@ pub fn install(paths: &Paths, source: &Source, opts: &InstallOptions) -> Result<
         ))
         .with_hint("--name renames Nepho 1.x cloudlets only"));
     }
-    let broken_blueprints = checked(&cloudlet, "nothing was installed")?;
-    for b in &broken_blueprints {
+    let name = cloudlet.name();
+    let target = cloudlets.join(name.dir_name());
+    let mut broken_blueprints = checked(&cloudlet, "nothing was installed")?;
+    // The reasons were found in the temporary clone: name the files where they will be.
+    let (from, to) = (
+        format!("{}/", work.display()),
+        format!("{}/", target.display()),
+    );
+    for b in &mut broken_blueprints {
+        b.reason = b.reason.replace(&from, &to);
         cloudlet.warnings.push(format!(
             "blueprint {} is broken and will fail when used: {}",
             b.name, b.reason
         ));
     }
-    let name = cloudlet.name();
-    let target = cloudlets.join(name.dir_name());
     let record = InstallRecord {
         name: name.to_string(),
         source: source.describe(),

@@ -270,7 +270,8 @@ impl Cloudlet {
                 "license" => manifest.license = text()?,
                 "summary" => manifest.summary = text()?,
                 "description" => manifest.description = text()?,
-                "project_page" => manifest.project_page = text()?,
+                // `projectpage` is how Nepho 1.x cloudlets spelled it.
+                "project_page" | "projectpage" => manifest.project_page = text()?,
                 "format" => {}
                 "tags" => match v.to_value() {
                     serde_json::Value::Array(items) => {

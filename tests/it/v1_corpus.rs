@@ -272,7 +272,12 @@ fn broken_blueprints_are_listed_validated_and_fail_alone() {
             .unwrap()
             .iter()
             .map(|b| {
-                assert!(!b["reason"].as_str().unwrap().is_empty());
+                let reason = b["reason"].as_str().unwrap();
+                assert!(!reason.is_empty());
+                assert!(
+                    !reason.contains(".tmp-install"),
+                    "the reason names the installed files: {reason}"
+                );
                 b["name"].as_str().unwrap().to_string()
             })
             .collect();
