@@ -97,9 +97,9 @@ pub fn journal(data: &[u8], path: &Path) {
 
 /// Two cloudlets on disk whose templates the render target replaces: a Nepho 1.x one (Jinja2
 /// semantics) and a native one (autoescaped YAML, JSON and Ruby patterns).
+/// Both are loaded once (with their scenarios); each input only rewrites the template files.
 pub struct RenderFixture {
-    v1: PathBuf,
-    native: PathBuf,
+    loaded: Vec<(PathBuf, Cloudlet, crate::cloudlet::Scenario)>,
 }
 
 fn write(root: &Path, rel: &str, text: &str) {
@@ -132,13 +132,49 @@ impl RenderFixture {
             "scenarios/vagrant.yaml",
             "provider: vagrant\npattern: Vagrantfile\n",
         );
-        RenderFixture { v1, native }
+        let mut loaded = Vec::new();
+        write(&v1, "resources/bp/cf.json", "{}");
+        if let Ok(c) = Cloudlet::load(&v1)
+            && let Ok(s) = c.scenario("bp")
+        {
+            loaded.push((v1.join("resources/bp/cf.json"), c, s));
+        }
+        for (provider, file, scenario) in [
+            ("kvm", "p.yaml", "default"),
+            ("aws", "p.json", "aws"),
+            ("vagrant", "Vagrantfile", "vagrant"),
+        ] {
+            let rel = format!("patterns/{provider}/{file}");
+            write(&native, &rel, "");
+            if let Ok(c) = Cloudlet::load(&native)
+                && let Ok(s) = c.scenario(scenario)
+            {
+                loaded.push((native.join(rel), c, s));
+            }
+        }
+        RenderFixture { loaded }
     }
 }
 
 /// A template, NUL, a JSON object of parameters: rendered as a 1.x blueprint and as each kind
-/// of native pattern, within the render budgets.
+/// of native pattern, within the render budgets (the regression replay runs every kind).
 pub fn render(data: &[u8], fixture: &RenderFixture) {
+    for which in 0..fixture.loaded.len() {
+        render_as(which, data, fixture);
+    }
+}
+
+/// The fuzz target's form of [`render`]: the first byte picks the kind of pattern (1.x, YAML,
+/// JSON, Ruby), the rest is the input, so each execution renders once.
+pub fn render_one(data: &[u8], fixture: &RenderFixture) {
+    if let Some((first, rest)) = data.split_first()
+        && !fixture.loaded.is_empty()
+    {
+        render_as(*first as usize % fixture.loaded.len(), rest, fixture);
+    }
+}
+
+fn render_as(which: usize, data: &[u8], fixture: &RenderFixture) {
     let p = parts(data, 2);
     let parameters = serde_json::from_str::<serde_json::Value>(&p[1])
         .ok()
@@ -149,26 +185,8 @@ pub fn render(data: &[u8], fixture: &RenderFixture) {
         parameters,
         secret_keys: vec![],
     };
-    write(&fixture.v1, "resources/bp/cf.json", &p[0]);
-    if let Ok(c) = Cloudlet::load(&fixture.v1)
-        && let Ok(s) = c.scenario("bp")
-    {
-        let _ = render_pattern(&c, &s, &cx);
-    }
-    for (provider, file, scenario) in [
-        ("kvm", "p.yaml", "default"),
-        ("aws", "p.json", "aws"),
-        ("vagrant", "Vagrantfile", "vagrant"),
-    ] {
-        write(
-            &fixture.native,
-            &format!("patterns/{provider}/{file}"),
-            &p[0],
-        );
-        if let Ok(c) = Cloudlet::load(&fixture.native)
-            && let Ok(s) = c.scenario(scenario)
-        {
-            let _ = render_pattern(&c, &s, &cx);
-        }
+    let (file, cloudlet, scenario) = &fixture.loaded[which];
+    if std::fs::write(file, &p[0]).is_ok() {
+        let _ = render_pattern(cloudlet, scenario, &cx);
     }
 }

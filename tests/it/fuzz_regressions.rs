@@ -38,5 +38,9 @@ fn fuzz_inputs_replay_without_a_panic() {
     let journal = dir.path().join("journal");
     replay("journal", |d| nepho::fuzzing::journal(d, &journal));
     let fixture = nepho::fuzzing::RenderFixture::new(&dir.path().join("render"));
-    replay("render", |d| nepho::fuzzing::render(d, &fixture));
+    // Both forms: every kind of pattern, and the fuzz target's (first byte picks the kind).
+    replay("render", |d| {
+        nepho::fuzzing::render(d, &fixture);
+        nepho::fuzzing::render_one(d, &fixture);
+    });
 }
