@@ -9,6 +9,7 @@ mod generated;
 mod injection;
 mod install;
 mod kvm;
+mod kvm_debian;
 mod kvm_formation_ops;
 mod kvm_hosts;
 mod kvm_placement;
