@@ -48,6 +48,66 @@ fn to_jinja<T: Serialize>(v: T) -> JValue {
     JValue::from(minijinja::value::Serde(v))
 }
 
+/// The largest count or width a filter may be asked for. `slice(10**12)`, `batch(n, fill)`,
+/// `indent(n)` and `center(n)` build that many items or bytes before the output budget could
+/// see them (the fuzzer's allocation aborts).
+const MAX_FILTER_SIZE: usize = 1 << 20;
+
+fn bounded(what: &str, n: usize) -> std::result::Result<usize, minijinja::Error> {
+    if n > MAX_FILTER_SIZE {
+        return Err(minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("{what} of {n} is too large (the limit is {MAX_FILTER_SIZE})"),
+        ));
+    }
+    Ok(n)
+}
+
+/// minijinja's `slice`, `batch` and `indent`, with their sizes bounded.
+fn add_bounded_filters(env: &mut Environment<'_>) {
+    env.add_filter(
+        "slice",
+        |state: &State, value: JValue, count: usize, fill: Option<JValue>| {
+            minijinja::filters::slice(state, value, bounded("a slice count", count)?, fill)
+        },
+    );
+    env.add_filter(
+        "batch",
+        |state: &State, value: JValue, count: usize, fill: Option<JValue>| {
+            let count = bounded("a batch size", count)?;
+            if fill.is_some() {
+                bounded(
+                    "a filled batch",
+                    count.saturating_mul(value.len().unwrap_or(0)),
+                )?;
+            }
+            minijinja::filters::batch(state, value, count, fill)
+        },
+    );
+    env.add_filter(
+        "indent",
+        |value: minijinja::value::StringInput<'_>,
+         width: Option<usize>,
+         first: Option<bool>,
+         blank: Option<bool>,
+         kwargs: Kwargs| {
+            let named = kwargs.get::<Option<usize>>("width")?;
+            let width = bounded("an indent width", width.or(named).unwrap_or(4))?;
+            let lines = value.as_str().bytes().filter(|b| *b == b'\n').count() + 1;
+            let size = width
+                .saturating_mul(lines)
+                .saturating_add(value.as_str().len());
+            if size > MAX_RENDERED_BYTES {
+                return Err(minijinja::Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("indenting {lines} lines by {width} is over the output budget"),
+                ));
+            }
+            minijinja::filters::indent(value, Some(width), first, blank, kwargs)
+        },
+    );
+}
+
 /// Renders the scenario's entry template and returns it as the pattern's file.
 pub fn render_pattern(
     cloudlet: &Cloudlet,
@@ -71,6 +131,7 @@ pub fn render_pattern(
     env.set_debug(false);
     // Budgets: a template is input from a stranger's repository.
     env.set_fuel(Some(RENDER_FUEL));
+    add_bounded_filters(&mut env);
     let root = cloudlet.root.clone();
     let search: Arc<Vec<PathBuf>> = Arc::new(scenario.pattern.search_path.clone());
     // Native patterns escape every `{{ … }}` for their language and quoting (1.x ones render
@@ -148,14 +209,18 @@ pub fn render_pattern(
             env.add_filter("center", |v: JValue, width: Option<usize>| {
                 // Python's str.center: the odd space goes right when the text is even-sized.
                 let text = python_str(&v);
-                let width = width.unwrap_or(80);
+                let width = bounded("a center width", width.unwrap_or(80))?;
                 let len = text.chars().count();
                 if width <= len {
-                    return text;
+                    return Ok(text);
                 }
                 let pad = width - len;
                 let left = pad / 2 + (pad & width & 1);
-                format!("{}{text}{}", " ".repeat(left), " ".repeat(pad - left))
+                Ok::<_, minijinja::Error>(format!(
+                    "{}{text}{}",
+                    " ".repeat(left),
+                    " ".repeat(pad - left)
+                ))
             });
             env.add_filter(
                 "truncate",

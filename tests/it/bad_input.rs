@@ -343,6 +343,28 @@ fn runaway_templates_hit_their_budget_and_leave_nothing() {
             "machines:\n  - name: m\n{% set s = 'x' * 100000 %}{% for a in range(100000) %}{{ s }}{% endfor %}\n",
             "larger than",
         ),
+        // Sizes handed to formatting and filters build that much before any output is seen
+        // (each aborted the process on allocation; found by the render fuzzer).
+        (
+            "width.git",
+            "machines:\n  - name: m{{ '%0333333333333d' % 7 }}\n",
+            "too large",
+        ),
+        (
+            "slice.git",
+            "machines:\n  - name: m{{ [1, 2] | slice(1000000000000) | length }}\n",
+            "too large",
+        ),
+        (
+            "batch.git",
+            "machines:\n  - name: m{{ [1] | batch(1000000000000, 'x') | length }}\n",
+            "too large",
+        ),
+        (
+            "indent.git",
+            "machines:\n  - name: m{{ 'a\\nb' | indent(1000000000000) }}\n",
+            "too large",
+        ),
     ];
     for (repo, pattern, expected) in cases {
         publish_with(&env, &daemon, repo, &[("patterns/kvm/main.yaml", pattern)]);

@@ -1012,9 +1012,20 @@ fn parse_number(cursor: &mut Cursor) -> Result<Option<usize>, Error> {
             )
             .with_source(e)
         }));
+        // nepho patch: a width or precision is the size of a buffer to fill; a huge one
+        // ("%0333333333333d") aborted the process on allocation. Found by nepho's render fuzzer.
+        if num > MAX_FORMAT_NUMBER {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("a width or precision of {num} in a format string is too large (the limit is {MAX_FORMAT_NUMBER})"),
+            ));
+        }
         Ok(Some(num))
     }
 }
+
+/// The largest width or precision a format string may ask for (nepho patch).
+const MAX_FORMAT_NUMBER: usize = 1 << 20;
 
 fn parse_type(cursor: &mut Cursor, style: FormatStyle) -> Result<Type, Error> {
     let t = match cursor.rest_bytes().get(0) {
