@@ -57,7 +57,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nepho_provider_api::ProviderError;
+use nepho_provider_api::{FailoverReport, FailoverResult, ProviderError, Watch};
 use serde::{Deserialize, Serialize};
 
 use crate::KvmProvider;
@@ -177,33 +177,6 @@ pub(crate) async fn start_domain(
         "virsh start {domain} on {} failed: {why}",
         host.name
     )))
-}
-
-/// What `cluster:failover HOST` prints (`-o json`): every machine the dead host had.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct FailoverReport {
-    /// The dead host.
-    pub host: String,
-    pub machines: Vec<FailoverResult>,
-}
-
-/// One machine of the dead host and what failover did with it.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct FailoverResult {
-    pub formation: String,
-    pub machine: String,
-    pub domain: String,
-    pub from: String,
-    /// The host it runs on now (`moved`), or would have gone to.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
-    /// `moved`, `not-movable`, `no-room` or `failed`.
-    pub status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub seconds: f64,
 }
 
 pub(crate) fn record_path(iscsi: &IscsiConfig, formation: &str, machine: &str) -> PathBuf {
@@ -509,14 +482,6 @@ pub(crate) fn machine_for_placement(shared: &SharedRecord) -> Machine {
     }
 }
 
-/// State of `cluster:watch` between checks: since when each host has been down, and whether
-/// its outage was handled.
-#[derive(Debug, Default)]
-pub struct Watch {
-    down_since: BTreeMap<String, Instant>,
-    handled: std::collections::BTreeSet<String>,
-}
-
 impl KvmProvider {
     /// One round of `cluster:watch`: every host that has not answered for `grace` is failed
     /// over once per outage (again after another `grace` when a machine could not move yet:
@@ -532,33 +497,22 @@ impl KvmProvider {
                 .await
                 .is_ok()
             {
-                watch.down_since.remove(&h.name);
-                watch.handled.remove(&h.name);
+                watch.answered(&h.name);
                 continue;
             }
-            let since = *watch
-                .down_since
-                .entry(h.name.clone())
-                .or_insert_with(Instant::now);
-            if since.elapsed() < grace || watch.handled.contains(&h.name) {
+            if !watch.due(&h.name, grace, Instant::now()) {
                 continue;
             }
-            let result = self.failover_host(&h.name).await;
-            let retry = match &result {
-                Ok(machines) => machines
-                    .iter()
-                    .any(|m| m.status == "failed" || m.status == "no-room"),
-                Err(_) => true,
-            };
-            if retry {
-                watch.down_since.insert(h.name.clone(), Instant::now());
-            } else {
-                watch.handled.insert(h.name.clone());
-            }
-            reports.push(result.map(|machines| FailoverReport {
-                host: h.name.clone(),
-                machines,
-            }));
+            let result = self
+                .failover_host(&h.name)
+                .await
+                .map(|machines| FailoverReport {
+                    host: h.name.clone(),
+                    machines,
+                });
+            let complete = result.as_ref().is_ok_and(FailoverReport::complete);
+            watch.failed_over(&h.name, complete, Instant::now());
+            reports.push(result);
         }
         reports
     }

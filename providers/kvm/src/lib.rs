@@ -9,6 +9,8 @@ mod cmd;
 mod drives;
 mod failover;
 mod libvirt;
+mod machine_ops;
+mod manager;
 mod media;
 mod migrate;
 mod net;
@@ -28,25 +30,25 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nepho_provider_api::{
-    BoxFuture, Endpoints, FormationDetails, FormationSpec, FormationState, FormationSummary, Plan,
-    PlannedChange, PowerAction, Provider, ProviderError, ProviderKind, ResourceStatus, SshEndpoint,
-    Step, StepContext, StepOutcome,
+    BoxFuture, ClusterOps, Endpoints, FormationDetails, FormationSpec, FormationState,
+    FormationSummary, MachineOps, Plan, PlannedChange, PowerAction, Provider, ProviderError,
+    ProviderKind, ResourceStatus, SshEndpoint, Step, StepContext, StepOutcome,
 };
 
 // `crate::join_all` for the modules that wait on several machines at once.
 use nepho_provider_api::join_all;
 
 pub use cluster::{ClusterFile, local_cluster_yaml};
-pub use drives::DriveChange;
-pub use failover::{FailoverReport, FailoverResult, SharedRecord, Watch};
-pub use media::MediaChange;
-pub use migrate::{MigrateResult, RebalanceReport};
-pub use nic::NicChange;
-pub use pattern::StorageKind;
-pub use place::{Capacity, ClusterStatus, HostMachine, HostStatus, MeasuredUsage};
-pub use resize::DriveResize;
-pub use usage::{AddressUsage, ClusterUsage, DiskUsage};
-pub use vnc::{VncConsole, VncDisplay, VncForward};
+pub use failover::SharedRecord;
+// The result types live in the provider API (`MachineOps`, `ClusterOps`); these names are the
+// ones callers of the inherent methods below have always used.
+pub use nepho_provider_api::{
+    AddressUsage, Capacity, ClusterStatus, ClusterUsage, DiskUsage, DriveChange, DriveResize,
+    FailoverReport, FailoverResult, HostMachine, HostStatus, MachineOpError, MeasuredUsage,
+    MediaChange, MigrateResult, NicChange, RebalanceReport, StorageKind, VncConsole, VncDisplay,
+    Watch,
+};
+pub use vnc::VncForward;
 
 use libvirt::{DiskRecord, FoundDomain};
 use pattern::{Pattern, substitute};
@@ -58,25 +60,6 @@ pub struct KvmSettings {
     /// Where the result of the KVM probe is kept between runs (it boots a guest: ~20 s where
     /// KVM hangs). `None` probes once per process.
     pub probe_cache: Option<PathBuf>,
-}
-
-/// An operation on one machine that needs it in another power state, or failed.
-#[derive(Debug)]
-pub enum MachineOpError {
-    /// The machine is `state` and the operation needs it `needed` (`running`, `shut off`).
-    WrongState {
-        formation: String,
-        machine: String,
-        state: String,
-        needed: &'static str,
-    },
-    Provider(ProviderError),
-}
-
-impl From<ProviderError> for MachineOpError {
-    fn from(e: ProviderError) -> MachineOpError {
-        MachineOpError::Provider(e)
-    }
 }
 
 pub struct KvmProvider {
@@ -146,7 +129,7 @@ impl KvmProvider {
     }
 
     /// The formation's machines (or one of them), primary first.
-    async fn machines(
+    async fn find_machines(
         &self,
         formation: &str,
         machine: Option<&str>,
@@ -178,7 +161,7 @@ impl KvmProvider {
 
     /// Clean ACPI shutdown; forced off after `shutdown_timeout_s`.
     pub async fn stop(&self, formation: &str, machine: Option<&str>) -> Result<(), ProviderError> {
-        let domains = self.machines(formation, machine).await?;
+        let domains = self.find_machines(formation, machine).await?;
         let timeout = Duration::from_secs(self.cluster.shutdown_timeout_s);
         let stops = domains.iter().map(|d| async move {
             if libvirt::domain_state(&d.uri, &d.name).await.as_deref() == Some("shut off") {
@@ -205,7 +188,7 @@ impl KvmProvider {
     }
 
     pub async fn start(&self, formation: &str, machine: Option<&str>) -> Result<(), ProviderError> {
-        for d in self.machines(formation, machine).await? {
+        for d in self.find_machines(formation, machine).await? {
             if libvirt::domain_state(&d.uri, &d.name).await.as_deref() != Some("running") {
                 libvirt::virsh(&d.uri, &["start", &d.name]).await?;
             }
@@ -215,7 +198,7 @@ impl KvmProvider {
 
     /// Hard reset (like the reset button); stopped machines are started.
     pub async fn reset(&self, formation: &str, machine: Option<&str>) -> Result<(), ProviderError> {
-        for d in self.machines(formation, machine).await? {
+        for d in self.find_machines(formation, machine).await? {
             if libvirt::domain_state(&d.uri, &d.name).await.as_deref() == Some("running") {
                 libvirt::virsh(&d.uri, &["reset", &d.name]).await?;
             } else {
@@ -454,7 +437,7 @@ impl Provider for KvmProvider {
         formation: &'a str,
     ) -> BoxFuture<'a, Result<FormationDetails, ProviderError>> {
         Box::pin(async move {
-            let found = self.machines(formation, None).await?;
+            let found = self.find_machines(formation, None).await?;
             let addresses = Self::addresses(&found).await;
             let mut resources = Vec::new();
             for d in &found {
@@ -599,7 +582,7 @@ impl Provider for KvmProvider {
         formation: &'a str,
     ) -> BoxFuture<'a, Result<Endpoints, ProviderError>> {
         Box::pin(async move {
-            let found = self.machines(formation, None).await?;
+            let found = self.find_machines(formation, None).await?;
             let addresses = Self::addresses(&found).await;
             let ssh = found
                 .iter()
@@ -633,11 +616,17 @@ impl Provider for KvmProvider {
         action: PowerAction,
     ) -> BoxFuture<'a, Result<(), ProviderError>> {
         Box::pin(async move {
-            match action {
-                PowerAction::Stop => self.stop(formation, machine).await,
-                PowerAction::Start => self.start(formation, machine).await,
-                PowerAction::Reset => self.reset(formation, machine).await,
-            }
+            MachineOps::power(self, formation, machine, action)
+                .await
+                .map_err(ProviderError::from)
         })
+    }
+
+    fn machines(&self) -> Option<&dyn MachineOps> {
+        Some(self)
+    }
+
+    fn cluster(&self) -> Option<&dyn ClusterOps> {
+        Some(self)
     }
 }

@@ -27,8 +27,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nepho_provider_api::ProviderError;
-use serde::Serialize;
+use nepho_provider_api::{MigrateResult, ProviderError, RebalanceReport};
 
 use crate::KvmProvider;
 use crate::cluster::HostConfig;
@@ -41,38 +40,6 @@ use crate::storage::Runner;
 
 const COPY_TIMEOUT: Duration = Duration::from_secs(1800);
 const SHORT: Duration = Duration::from_secs(60);
-
-/// What `cluster:migrate` prints (`-o json`), and one move of `cluster:rebalance`.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct MigrateResult {
-    pub formation: String,
-    pub machine: String,
-    pub domain: String,
-    pub from: String,
-    pub to: String,
-    /// `moved`, `planned` (`--dry-run`) or `failed` (everything was put back).
-    pub status: String,
-    /// Whether it was running (it runs again after the move).
-    pub was_running: bool,
-    /// Its address on the new host, once ready (running machines).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
-    /// Bytes of local disks and seed copied between the hosts.
-    pub copied_bytes: u64,
-    pub memory_mb: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub seconds: f64,
-}
-
-/// What `cluster:rebalance` and `cluster:evacuate` print (`-o json`).
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct RebalanceReport {
-    /// Memory used / capacity per reachable host, before and after (as planned).
-    pub before: BTreeMap<String, f64>,
-    pub after: BTreeMap<String, f64>,
-    pub moves: Vec<MigrateResult>,
-}
 
 fn failed(message: impl Into<String>) -> ProviderError {
     ProviderError::Failed {
@@ -275,7 +242,7 @@ impl KvmProvider {
         to: Option<&str>,
     ) -> Result<MigrateResult, ProviderError> {
         let d = self
-            .machines(formation, Some(machine))
+            .find_machines(formation, Some(machine))
             .await?
             .into_iter()
             .next()

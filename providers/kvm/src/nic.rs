@@ -3,29 +3,11 @@
 //! path gives a NIC — on a network with a `pool:`, a fixed address (DHCP reservation) and the
 //! `clean-traffic` filter. The NIC joins the machine's record, so destroy releases its address.
 
-use nepho_provider_api::ProviderError;
+use nepho_provider_api::{NicChange, ProviderError};
 
 use crate::libvirt::{self, FoundDomain, NicRecord};
 use crate::steps::reserve_address;
 use crate::{KvmProvider, MachineOpError, net, place};
-
-/// A NIC plugged into or unplugged from a machine.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
-pub struct NicChange {
-    pub machine: String,
-    pub host: String,
-    /// `netN`: the NIC's place among the machine's NICs (`net0` is the one it was built with).
-    pub nic: String,
-    /// The network's name in the cluster file.
-    pub network: String,
-    pub mac: String,
-    /// The fixed address from the network's pool, if it has one.
-    pub ip: Option<String>,
-    /// The libvirt nwfilter on the NIC (`clean-traffic` with a fixed address).
-    pub filter: Option<String>,
-    /// Whether the running machine got (or lost) the NIC at once, not only at its next start.
-    pub live: bool,
-}
 
 fn change(d: &FoundDomain, index: usize, nic: &NicRecord, live: bool) -> NicChange {
     NicChange {

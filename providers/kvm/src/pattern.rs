@@ -59,13 +59,7 @@ pub struct Disk {
     pub storage: StorageKind,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StorageKind {
-    #[default]
-    Qcow2,
-    Iscsi,
-}
+pub use nepho_provider_api::StorageKind;
 
 /// One machine after `count` expansion (`web` ×2 → `web-1`, `web-2`).
 #[derive(Debug, Clone)]

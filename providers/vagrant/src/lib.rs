@@ -13,6 +13,7 @@
 //! of libvirt in one `virsh` batch (`domain_state`); `vagrant status` answers the rest.
 
 mod domain_state;
+mod machine_ops;
 mod machine_readable;
 mod probe;
 mod project;
@@ -26,8 +27,9 @@ use std::time::Duration;
 
 use nepho_provider_api::{
     BoxFuture, Endpoints, EventKind, EventSink, EventStatus, FormationDetails, FormationSpec,
-    FormationState, FormationSummary, Plan, PlannedChange, PowerAction, Progress, Provider,
-    ProviderError, ProviderKind, ResourceStatus, Step, StepContext, StepId, StepOutcome, join_all,
+    FormationState, FormationSummary, MachineOps, Plan, PlannedChange, PowerAction, Progress,
+    Provider, ProviderError, ProviderKind, ResourceStatus, Step, StepContext, StepId, StepOutcome,
+    join_all,
 };
 use serde_json::json;
 
@@ -754,37 +756,6 @@ impl VagrantProvider {
         found.sort();
         found
     }
-
-    async fn power_impl(
-        &self,
-        formation: &str,
-        machine: Option<&str>,
-        action: PowerAction,
-    ) -> Result<(), ProviderError> {
-        let dir = self.existing_dir(formation)?;
-        let provider = project::read_meta(&dir)
-            .map(|m| m.vagrant_provider)
-            .unwrap_or_else(|| self.settings.default_provider.clone());
-        let provider_arg = format!("--provider={provider}");
-        let mut args: Vec<&str> = match action {
-            PowerAction::Stop => vec!["halt"],
-            PowerAction::Start => vec!["up", &provider_arg],
-            PowerAction::Reset => vec!["reload"],
-        };
-        args.push("--machine-readable");
-        if let Some(m) = machine {
-            args.push(m);
-        }
-        let _ = std::fs::remove_file(dir.join(project::SSH_CACHE_FILE));
-        let f = self
-            .vagrant(&dir)
-            .run(&dir, &args, self.settings.up_timeout, true, |_| {})
-            .await?;
-        if !f.success {
-            return Err(run::failure(&format!("vagrant {}", args.join(" ")), &f));
-        }
-        Ok(())
-    }
 }
 
 /// Stops and undefines a domain (by name or UUID) with its storage.
@@ -1218,7 +1189,15 @@ impl Provider for VagrantProvider {
         machine: Option<&'a str>,
         action: PowerAction,
     ) -> BoxFuture<'a, Result<(), ProviderError>> {
-        Box::pin(self.power_impl(formation, machine, action))
+        Box::pin(async move {
+            MachineOps::power(self, formation, machine, action)
+                .await
+                .map_err(ProviderError::from)
+        })
+    }
+
+    fn machines(&self) -> Option<&dyn MachineOps> {
+        Some(self)
     }
 }
 
