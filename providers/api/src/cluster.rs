@@ -227,8 +227,10 @@ pub trait ClusterOps: Send + Sync {
     ) -> BoxFuture<'a, Result<ClusterUsage, ProviderError>>;
 
     /// `cluster:failover HOST`: restarts the machines of an unreachable host elsewhere.
-    fn failover<'a>(&'a self, host: &'a str)
-    -> BoxFuture<'a, Result<FailoverReport, ProviderError>>;
+    fn failover<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> BoxFuture<'a, Result<FailoverReport, ProviderError>>;
 
     /// `cluster:migrate`: moves one machine to `to` (default: where the allocator puts it).
     fn migrate<'a>(

@@ -12,9 +12,7 @@ use crate::{BoxFuture, PowerAction, ProviderError, ProviderKind};
 
 /// Where a machine's drive lives: a qcow2 volume on its host, or a LUN on the cluster's
 /// iSCSI target. The serialized names are the pattern's `storage:` values.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageKind {
     #[default]
