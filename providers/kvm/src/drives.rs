@@ -7,8 +7,8 @@ use nepho_provider_api::{DriveChange, ProviderError};
 
 use crate::KvmProvider;
 use crate::libvirt::{self, DiskRecord, FoundDomain};
+use crate::names::{formation_dir, iqn};
 use crate::pattern::StorageKind;
-use crate::steps::{formation_dir, iqn};
 use crate::storage::{self, Runner, Tgt};
 
 /// The index of drive `diskN` (as `formation:describe` lists it) in the machine's record.
@@ -146,7 +146,7 @@ impl KvmProvider {
         let mut record = d.record.clone();
         record.disks.push(disk.clone());
         libvirt::set_record(&d.uri, &d.name, &record, running).await?;
-        crate::failover::refresh_record(self.cluster(), &d.name, &record).await?;
+        crate::records::refresh_record(self.cluster(), &d.name, &record).await?;
         let (kind, id) = drive_id(&disk);
         Ok(DriveChange {
             machine: m.clone(),
@@ -193,7 +193,7 @@ impl KvmProvider {
         let mut record = d.record.clone();
         record.disks.remove(index);
         libvirt::set_record(&d.uri, &d.name, &record, running).await?;
-        crate::failover::refresh_record(self.cluster(), &d.name, &record).await?;
+        crate::records::refresh_record(self.cluster(), &d.name, &record).await?;
         self.delete_volume(&host, &disk).await?;
         let (kind, id) = drive_id(&disk);
         Ok(DriveChange {

@@ -3,25 +3,33 @@
 //! and a NoCloud seed handing off to the provisioner. Everything is driven through `virsh`,
 //! `qemu-img`, `tgtadm`, `genisoimage` and `ssh` processes; libvirt domain metadata is the
 //! only record of what exists.
+//!
+//! Two layers, dependencies pointing down only:
+//! - the provider: processes and files (`cmd`, `remote`, `yaml`), the cluster file and patterns
+//!   (`net`, `pattern`, `cluster`, `names`), libvirt and storage (`libvirt`, `storage`), the
+//!   shared machine records (`records`), the allocator (`place`), the formation steps (`steps`)
+//!   and the machine operations on top of them (`media`, `drives`, `resize`, `nic`, `vnc`,
+//!   reached through `MachineOps` in `machine_ops`);
+//! - the cluster manager (`manager/`: failover and watch, migrate, rebalance, evacuate,
+//!   usage, reached through `ClusterOps`), which uses the provider and is used by nothing in it.
 
 mod cluster;
 mod cmd;
 mod drives;
-mod failover;
 mod libvirt;
 mod machine_ops;
 mod manager;
 mod media;
-mod migrate;
+mod names;
 mod net;
 mod nic;
 mod pattern;
 mod place;
+mod records;
 mod remote;
 mod resize;
 mod steps;
 mod storage;
-mod usage;
 mod vnc;
 mod yaml;
 
@@ -39,7 +47,7 @@ use nepho_provider_api::{
 use nepho_provider_api::join_all;
 
 pub use cluster::{ClusterFile, local_cluster_yaml};
-pub use failover::SharedRecord;
+pub use records::SharedRecord;
 // The result types live in the provider API (`MachineOps`, `ClusterOps`); these names are the
 // ones callers of the inherent methods below have always used.
 pub use nepho_provider_api::{
@@ -115,7 +123,7 @@ impl KvmProvider {
         let mut errors = Vec::new();
         for host in &self.cluster.hosts {
             match libvirt::nepho_domains(host, Some(formation)).await {
-                Ok(d) => found.extend(failover::drop_stale(&self.cluster, d).await),
+                Ok(d) => found.extend(records::drop_stale(&self.cluster, d).await),
                 Err(e) => errors.push(e),
             }
         }
@@ -310,7 +318,8 @@ impl Provider for KvmProvider {
                         });
                     };
                     if local {
-                        net::check_bridge(&network, std::path::Path::new("/sys/class/net"))
+                        network
+                            .check_bridge(std::path::Path::new("/sys/class/net"))
                             .map_err(|message| ProviderError::Invalid {
                                 message,
                                 hint: Some("fix `networks:` in the cluster file".into()),

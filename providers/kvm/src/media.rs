@@ -9,7 +9,7 @@ use nepho_provider_api::{MediaChange, ProviderError};
 use crate::KvmProvider;
 use crate::cluster::HostConfig;
 use crate::libvirt::{self, FoundDomain};
-use crate::steps::formation_dir;
+use crate::names::formation_dir;
 use crate::storage::Runner;
 
 /// The spare CD-ROM's target device (the seed sits on `hdc`).

@@ -82,12 +82,12 @@ impl KvmProvider {
             ))
         })?;
         if host.is_local() {
-            net::check_bridge(&config, std::path::Path::new("/sys/class/net")).map_err(
-                |message| ProviderError::Invalid {
+            config
+                .check_bridge(std::path::Path::new("/sys/class/net"))
+                .map_err(|message| ProviderError::Invalid {
                     message,
                     hint: Some("fix `networks:` in the cluster file".into()),
-                },
-            )?;
+                })?;
         }
         let live_xml = libvirt::virsh(&d.uri, &["dumpxml", &d.name]).await?;
         let config_xml = libvirt::virsh(&d.uri, &["dumpxml", "--inactive", &d.name]).await?;
@@ -153,7 +153,7 @@ impl KvmProvider {
         let mut record = d.record.clone();
         record.nics.push(nic.clone());
         libvirt::set_record(&d.uri, &d.name, &record, running).await?;
-        crate::failover::refresh_record(self.cluster(), &d.name, &record).await?;
+        crate::records::refresh_record(self.cluster(), &d.name, &record).await?;
         Ok(change(&d, index, &nic, running))
     }
 
@@ -219,7 +219,7 @@ impl KvmProvider {
         let mut record = d.record.clone();
         record.nics.remove(index);
         libvirt::set_record(&d.uri, &d.name, &record, running).await?;
-        crate::failover::refresh_record(self.cluster(), &d.name, &record).await?;
+        crate::records::refresh_record(self.cluster(), &d.name, &record).await?;
         if let (Some(ip), Some(net)) = (&nic.ip, &nic.libvirt_network) {
             crate::steps::release_address(&d.uri, net, &nic.mac, ip).await;
         }

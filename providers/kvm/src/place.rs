@@ -127,7 +127,7 @@ async fn loads(cluster: &ClusterFile, with_usage: bool) -> Vec<HostLoad> {
             Err(e) => load.error = Some(e.to_string()),
             Ok(_) => match libvirt::nepho_domains(host, None).await {
                 Ok(domains) => {
-                    let domains = crate::failover::drop_stale(cluster, domains).await;
+                    let domains = crate::records::drop_stale(cluster, domains).await;
                     for d in &domains {
                         load.used_cpus += d.record.cpus;
                         load.used_memory_mb += d.record.memory_mb;

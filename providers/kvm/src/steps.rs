@@ -18,40 +18,13 @@ use crate::KvmProvider;
 use crate::cluster::{ClusterFile, HostConfig};
 use crate::cmd::{self, shell_quote};
 use crate::libvirt::{self, DiskRecord, DomainSpec, MachineRecord, NicRecord, SwapRecord};
+use crate::names::{domain_name, formation_dir, iqn, iqn_formation};
 use crate::net;
 use crate::pattern::{Machine, Pattern, StorageKind, substitute};
 use crate::place;
 use crate::storage::{self, Runner, Tgt};
 
 // ---- names and paths ---------------------------------------------------------------------------
-
-pub fn domain_name(formation: &str, machine: &str) -> String {
-    format!("nepho-{formation}-{machine}")
-}
-
-pub fn formation_dir(cluster: &ClusterFile, host: &HostConfig, formation: &str) -> PathBuf {
-    cluster.host_dir(host).join(formation)
-}
-
-/// IQNs allow lower-case letters, digits, `.`, `-` and `:` (the separator).
-pub fn iqn_formation(formation: &str) -> String {
-    formation
-        .chars()
-        .map(|c| match c.to_ascii_lowercase() {
-            c @ ('a'..='z' | '0'..='9' | '.' | '-') => c,
-            _ => '-',
-        })
-        .collect()
-}
-
-pub fn iqn(cluster: &ClusterFile, formation: &str, machine: &str) -> Option<String> {
-    let i = cluster.storage.iscsi.as_ref()?;
-    Some(format!(
-        "{}:{}:{machine}",
-        i.iqn_prefix,
-        iqn_formation(formation)
-    ))
-}
 
 pub fn key_path(work_dir: &Path) -> PathBuf {
     work_dir.join("id_ed25519")
@@ -388,7 +361,7 @@ impl KvmProvider {
         }
         tokio::fs::create_dir_all(&spec.work_dir)
             .await
-            .map_err(|e| storage::io_failed(&spec.work_dir, e))?;
+            .map_err(|e| cmd::io_failed(&spec.work_dir, e))?;
         let _ = tokio::fs::remove_file(&key).await;
         let _ = tokio::fs::remove_file(&public).await;
         cmd::check(
@@ -697,10 +670,10 @@ impl KvmProvider {
         let seeds = spec.work_dir.join("seeds");
         tokio::fs::create_dir_all(&seeds)
             .await
-            .map_err(|e| storage::io_failed(&seeds, e))?;
+            .map_err(|e| cmd::io_failed(&seeds, e))?;
         tokio::fs::set_permissions(&seeds, std::fs::Permissions::from_mode(0o700))
             .await
-            .map_err(|e| storage::io_failed(&seeds, e))?;
+            .map_err(|e| cmd::io_failed(&seeds, e))?;
         let local = local_seed(&spec.work_dir, &m.name);
         let staging = seeds.join(format!(".{}.d", m.name));
         if let Some(payload) = &spec.payload_dir {
@@ -708,7 +681,7 @@ impl KvmProvider {
             let _ = tokio::fs::remove_dir_all(&staging).await;
             tokio::fs::create_dir_all(staging.join("nepho"))
                 .await
-                .map_err(|e| storage::io_failed(&staging, e))?;
+                .map_err(|e| cmd::io_failed(&staging, e))?;
             cmd::check(
                 "cp",
                 &[
@@ -769,15 +742,15 @@ impl KvmProvider {
         let record = record_for(self, spec, pattern, m, &host, &Self::ips_of(cx));
         let exists = libvirt::domain_exists(&host.uri, &name).await;
         // Fencing: the domain will hold a lease per iSCSI target in the cluster's lockspace.
-        let lockspace = crate::failover::lockspace_for(&self.cluster, &record);
+        let lockspace = crate::records::lockspace_for(&self.cluster, &record);
         let leases = if exists {
-            crate::failover::Leases::Unchanged
+            crate::records::Leases::Unchanged
         } else {
-            crate::failover::Leases::New(lockspace)
+            crate::records::Leases::New(lockspace)
         };
         // A copy for cluster:failover, next to the LUNs (before the domain exists).
-        crate::failover::save_record(&self.cluster, &name, &record, &m.labels, leases).await?;
-        crate::failover::ensure_lease_files(&self.cluster, &host, &record).await?;
+        crate::records::save_record(&self.cluster, &name, &record, &m.labels, leases).await?;
+        crate::records::ensure_lease_files(&self.cluster, &host, &record).await?;
         if !exists {
             already = false;
             for nic in &record.nics {
@@ -795,7 +768,7 @@ impl KvmProvider {
             let file = spec.work_dir.join(format!("{name}.xml"));
             tokio::fs::write(&file, &xml)
                 .await
-                .map_err(|e| storage::io_failed(&file, e))?;
+                .map_err(|e| cmd::io_failed(&file, e))?;
             let defined = libvirt::virsh(&host.uri, &["define", &file.to_string_lossy()]).await;
             let _ = tokio::fs::remove_file(&file).await;
             defined?;
@@ -804,7 +777,7 @@ impl KvmProvider {
             already = false;
             // Resumed after the nanny died inside this step, its `virsh start` may still be
             // bringing the domain up: `start_domain` counts "already active" as started.
-            crate::failover::start_domain(&host, &name, &m.name).await?;
+            crate::records::start_domain(&host, &name, &m.name).await?;
         }
         cx.events.emit(
             EventKind::Resource,
@@ -1008,7 +981,7 @@ impl KvmProvider {
             }
             files.extend(record.swap.iter().map(|s| s.path.clone()));
             // Its lease files: the domain is gone, and its LUNs go below.
-            if let Some(lockspace) = crate::failover::lockspace_for(&self.cluster, record) {
+            if let Some(lockspace) = crate::records::lockspace_for(&self.cluster, record) {
                 files.extend(libvirt::lease_files(lockspace, record));
             }
             runner.remove(&files).await?;
@@ -1032,7 +1005,7 @@ impl KvmProvider {
                 tgt.runner.remove(&files).await?;
             }
         }
-        crate::failover::forget_record(&self.cluster, &record.formation, &record.machine).await;
+        crate::records::forget_record(&self.cluster, &record.formation, &record.machine).await;
         let local = record.key.parent().map(|w| local_seed(w, &record.machine));
         if let Some(local) = local {
             let _ = tokio::fs::remove_file(local).await;
@@ -1174,7 +1147,7 @@ impl KvmProvider {
             }
             "domain" => {
                 let name = domain_name(&spec.name, &machine);
-                crate::failover::forget_record(&self.cluster, &spec.name, &machine).await;
+                crate::records::forget_record(&self.cluster, &spec.name, &machine).await;
                 for d in self.find_domains(&spec.name).await? {
                     if d.name == name {
                         libvirt::remove_domain(&d.uri, &d.name).await?;

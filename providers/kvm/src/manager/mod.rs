@@ -3,6 +3,10 @@
 //! evacuate) and restarting a dead host's machines elsewhere (failover, watch). It sits on top
 //! of the provider's modules and nothing below it uses it.
 
+mod failover;
+mod migrate;
+mod usage;
+
 use std::time::Duration;
 
 use nepho_provider_api::{

@@ -17,10 +17,10 @@ use nepho_provider_api::{AddressUsage, ClusterUsage, DiskUsage, ProviderError};
 
 use crate::KvmProvider;
 use crate::cluster::HostConfig;
-use crate::failover;
+
 use crate::libvirt::{self, DiskRecord, FoundDomain};
 use crate::place;
-use crate::storage::Runner;
+use crate::storage::{self, Runner};
 
 const SHORT: Duration = Duration::from_secs(30);
 
@@ -142,7 +142,7 @@ impl KvmProvider {
                         SHORT,
                     )
                     .await
-                    .map(|show| failover::sessions_by_target(&show))
+                    .map(|show| storage::sessions_by_target(&show))
                     .unwrap_or_default()
             }
             None => BTreeMap::new(),
