@@ -5,6 +5,7 @@
 //! [`Event`]s. Everything here is serializable so a plan and its progress survive a crash.
 
 pub mod cluster;
+pub mod files;
 pub mod machine;
 
 use std::collections::{BTreeMap, BTreeSet};
