@@ -35,6 +35,7 @@ mod yaml;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nepho_provider_api::{
@@ -72,6 +73,9 @@ pub struct KvmSettings {
 
 pub struct KvmProvider {
     cluster: ClusterFile,
+    /// Patterns already parsed, keyed by what parsing reads from the spec (every step of a
+    /// run asks for the same one).
+    patterns: std::sync::Mutex<Vec<(String, Arc<Pattern>)>>,
     tgt_lock: tokio::sync::Mutex<()>,
     kvm_probe: tokio::sync::OnceCell<bool>,
     probe_cache: Option<PathBuf>,
@@ -106,6 +110,7 @@ impl KvmProvider {
         }
         Ok(KvmProvider {
             cluster,
+            patterns: std::sync::Mutex::new(Vec::new()),
             tgt_lock: tokio::sync::Mutex::new(()),
             kvm_probe: tokio::sync::OnceCell::new(),
             probe_cache: None,
@@ -114,6 +119,22 @@ impl KvmProvider {
 
     pub fn cluster(&self) -> &ClusterFile {
         &self.cluster
+    }
+
+    /// The spec's pattern, parsed once per content.
+    fn pattern(&self, spec: &FormationSpec) -> Result<Arc<Pattern>, ProviderError> {
+        const KEPT: usize = 4;
+        let key = Pattern::cache_key(spec);
+        let mut patterns = self.patterns.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, p)) = patterns.iter().find(|(k, _)| *k == key) {
+            return Ok(p.clone());
+        }
+        let parsed = Arc::new(Pattern::from_spec(spec)?);
+        if patterns.len() == KEPT {
+            patterns.remove(0);
+        }
+        patterns.push((key, parsed.clone()));
+        Ok(parsed)
     }
 
     /// The formation's domains on every reachable host (unreachable hosts are skipped; an
@@ -297,7 +318,7 @@ impl Provider for KvmProvider {
 
     fn validate<'a>(&'a self, spec: &'a FormationSpec) -> BoxFuture<'a, Result<(), ProviderError>> {
         Box::pin(async move {
-            let pattern = Pattern::from_spec(spec)?;
+            let pattern = self.pattern(spec)?;
             for m in &pattern.machines {
                 let image = self.image_path(&m.image)?;
                 let local = self.cluster.hosts.iter().all(|h| h.is_local());
@@ -345,7 +366,7 @@ impl Provider for KvmProvider {
     ) -> BoxFuture<'a, Result<Plan, ProviderError>> {
         Box::pin(async move {
             self.validate(spec).await?;
-            steps::create_plan(&self.cluster, &Pattern::from_spec(spec)?)
+            steps::create_plan(&self.cluster, &*self.pattern(spec)?)
         })
     }
 
@@ -357,7 +378,7 @@ impl Provider for KvmProvider {
     ) -> BoxFuture<'a, Result<Plan, ProviderError>> {
         Box::pin(async move {
             self.validate(spec).await?;
-            let pattern = Pattern::from_spec(spec)?;
+            let pattern = self.pattern(spec)?;
             let mut plan = steps::create_plan(&self.cluster, &pattern)?;
             let gone: Vec<FoundDomain> = self
                 .find_domains(&spec.name)
@@ -503,7 +524,7 @@ impl Provider for KvmProvider {
     ) -> BoxFuture<'a, Result<Vec<PlannedChange>, ProviderError>> {
         Box::pin(async move {
             self.validate(spec).await?;
-            let pattern = Pattern::from_spec(spec)?;
+            let pattern = self.pattern(spec)?;
             let existing = self.find_domains(&spec.name).await.unwrap_or_default();
             let mut changes = Vec::new();
             let add = |resource: String, kind: &str, details: String| PlannedChange {
@@ -637,5 +658,57 @@ impl Provider for KvmProvider {
 
     fn cluster(&self) -> Option<&dyn ClusterOps> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use nepho_provider_api::RenderedFile;
+
+    use super::*;
+
+    fn spec(pattern: &str) -> FormationSpec {
+        FormationSpec {
+            name: "f".into(),
+            cloudlet: "c".into(),
+            scenario: "default".into(),
+            provider: ProviderKind::Kvm,
+            pattern: vec![RenderedFile {
+                name: "machines.yaml".into(),
+                contents: pattern.into(),
+            }],
+            parameters: serde_json::Map::new(),
+            secret_keys: BTreeSet::new(),
+            provisioner: None,
+            payload_dir: None,
+            v1: false,
+            work_dir: PathBuf::from("/tmp"),
+        }
+    }
+
+    #[test]
+    fn a_pattern_is_parsed_once_per_content() {
+        let cluster = ClusterFile::parse(&local_cluster_yaml(), "test").unwrap();
+        let Ok(kvm) = KvmProvider::new(cluster) else {
+            eprintln!("skipped: the KVM tools are not installed");
+            return;
+        };
+        let one = "machines:\n  - name: web\n    image: tiny\n";
+        let first = kvm.pattern(&spec(one)).unwrap();
+        let again = kvm.pattern(&spec(one)).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        let other = kvm
+            .pattern(&spec("machines:\n  - name: db\n    image: tiny\n"))
+            .unwrap();
+        assert_eq!(other.machines[0].name, "db");
+        // A secret_env naming a parameter the spec lacks is still refused, not cached.
+        let secret = "machines:\n  - name: web\n    image: tiny\n    secret_env: [pw]\n";
+        assert!(kvm.pattern(&spec(secret)).is_err());
+        let mut with_pw = spec(secret);
+        with_pw.parameters.insert("pw".into(), "x".into());
+        assert!(kvm.pattern(&with_pw).is_ok());
+        assert!(kvm.pattern(&spec(secret)).is_err());
     }
 }

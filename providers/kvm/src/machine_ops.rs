@@ -19,11 +19,12 @@ impl MachineOps for KvmProvider {
         action: PowerAction,
     ) -> BoxFuture<'a, Result<(), MachineOpError>> {
         Box::pin(async move {
-            Ok(match action {
+            match action {
                 PowerAction::Stop => self.stop(formation, machine).await?,
                 PowerAction::Start => self.start(formation, machine).await?,
                 PowerAction::Reset => self.reset(formation, machine).await?,
-            })
+            }
+            Ok(())
         })
     }
 

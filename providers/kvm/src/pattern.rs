@@ -103,6 +103,22 @@ impl Pattern {
         Ok(pattern)
     }
 
+    /// Everything [`Pattern::from_spec`] reads from the spec: the first file and the parameter
+    /// names (never their values).
+    pub fn cache_key(spec: &FormationSpec) -> String {
+        let mut key = String::new();
+        if let Some(file) = spec.pattern.first() {
+            key.push_str(&file.name);
+            key.push('\0');
+            key.push_str(&file.contents);
+        }
+        for name in spec.parameters.keys() {
+            key.push('\0');
+            key.push_str(name);
+        }
+        key
+    }
+
     pub fn parse(src: &str, what: &str) -> Result<Pattern, ProviderError> {
         let value = yaml::load(src, what).map_err(invalid)?;
         let file: PatternFile = serde_json::from_value(value)
