@@ -4,6 +4,10 @@
 //! the steps (in parallel where the dependency graph allows), journals each one, and publishes
 //! [`Event`]s. Everything here is serializable so a plan and its progress survive a crash.
 
+pub mod cluster;
+pub mod files;
+pub mod machine;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
@@ -12,6 +16,15 @@ use std::pin::Pin;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+pub use cluster::{
+    AddressUsage, Capacity, ClusterOps, ClusterStatus, ClusterUsage, DiskUsage, FailoverReport,
+    FailoverResult, HostMachine, HostStatus, MeasuredUsage, MigrateResult, RebalanceReport, Watch,
+};
+pub use machine::{
+    ConsoleForward, DriveChange, DriveResize, MachineOpError, MachineOps, MediaChange, NicChange,
+    StorageKind, VncConsole, VncDisplay,
+};
 
 /// Version of the NDJSON event stream; bumped only for incompatible changes.
 pub const EVENT_STREAM_VERSION: u32 = 1;
@@ -485,6 +498,17 @@ pub trait Provider: Send + Sync {
                 hint: Some("it works on kvm and vagrant formations".into()),
             })
         })
+    }
+
+    /// The machine operations this provider offers (power, media, drives, NICs, console), if
+    /// any. CloudFormation has none.
+    fn machines(&self) -> Option<&dyn MachineOps> {
+        None
+    }
+
+    /// The cluster this provider manages (status, usage, failover, migration), if any.
+    fn cluster(&self) -> Option<&dyn ClusterOps> {
+        None
     }
 }
 

@@ -84,6 +84,35 @@ pub struct NetworkConfig {
     pub pool: Option<String>,
 }
 
+impl NetworkConfig {
+    /// Checks a network's host bridge on this machine (`sys_class_net` is `/sys/class/net`): it
+    /// must exist, and a VLAN tag needs an Open vSwitch bridge — libvirt (9.x) tags a guest's
+    /// traffic only there, and a Linux bridge (one with a `bridge/` directory) would fail at
+    /// domain start, after disks were made.
+    pub fn check_bridge(&self, sys_class_net: &Path) -> Result<(), String> {
+        let Some(bridge) = &self.bridge else {
+            return Ok(());
+        };
+        let dev = sys_class_net.join(bridge);
+        if !dev.exists() {
+            return Err(format!(
+                "network `{}`: bridge {bridge} does not exist on this host",
+                self.name
+            ));
+        }
+        if let Some(vlan) = self.vlan
+            && dev.join("bridge").is_dir()
+        {
+            return Err(format!(
+                "network `{}`: VLAN {vlan} on {bridge}, a Linux bridge: libvirt tags VLANs only on Open vSwitch bridges; \
+                 use an OVS bridge, or a Linux bridge per VLAN (on top of {bridge}'s uplink.{vlan}) without `vlan:`",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
@@ -220,7 +249,7 @@ impl ClusterFile {
             }
         }
         if let Some(l) = &self.storage.lockspace
-            && crate::libvirt::lease_target(l).is_none()
+            && lease_target(l).is_none()
         {
             return Err(format!(
                 "storage.lockspace `{}` must be an absolute path below a directory (like /var/lib/nepho/lockspace)",
@@ -264,6 +293,17 @@ impl ClusterFile {
         }
         self.networks.iter().find(|n| n.name == name).cloned()
     }
+}
+
+/// A lockspace directory as libvirt's `<lease>` names it: `<target path>` is the parent
+/// directory and `<lockspace>` the last component (lockd locks `<path>/<lockspace>/<key>`).
+pub fn lease_target(lockspace: &Path) -> Option<(String, String)> {
+    if !lockspace.is_absolute() {
+        return None;
+    }
+    let name = lockspace.file_name()?.to_str()?.to_string();
+    let parent = lockspace.parent()?.to_str()?.to_string();
+    Some((parent, name))
 }
 
 /// The cluster file `nepho register kvm` writes for this machine.
@@ -334,6 +374,25 @@ shutdown_timeout_s: 60
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bridges_must_exist_and_carry_vlans_only_when_they_are_ovs() {
+        let sys = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(sys.path().join("br0/bridge")).unwrap();
+        std::fs::create_dir_all(sys.path().join("ovsbr")).unwrap();
+        let net = |bridge: &str, vlan: Option<u16>| NetworkConfig {
+            name: "n".into(),
+            bridge: Some(bridge.into()),
+            vlan,
+            pool: None,
+        };
+        assert_eq!(net("br0", None).check_bridge(sys.path()), Ok(()));
+        assert_eq!(net("ovsbr", Some(10)).check_bridge(sys.path()), Ok(()));
+        let linux = net("br0", Some(10)).check_bridge(sys.path()).unwrap_err();
+        assert!(linux.contains("Open vSwitch"), "{linux}");
+        let missing = net("nope", None).check_bridge(sys.path()).unwrap_err();
+        assert!(missing.contains("does not exist"), "{missing}");
+    }
 
     #[test]
     fn the_local_cluster_file_parses() {

@@ -1,6 +1,7 @@
 //! Running the host tools (virsh, qemu-img, tgtadm, ssh, genisoimage) as processes, always
 //! with a timeout, with their stderr kept for error messages.
 
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -124,4 +125,12 @@ pub fn which(program: &str) -> Option<std::path::PathBuf> {
 /// Single-quotes a word for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// A failed file operation, naming the file.
+pub fn io_failed(path: &Path, e: std::io::Error) -> ProviderError {
+    ProviderError::Failed {
+        message: format!("{}: {e}", path.display()),
+        hint: None,
+    }
 }

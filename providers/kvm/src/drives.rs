@@ -3,29 +3,13 @@
 //! disk when the machine runs. The drive joins the machine's record in the domain metadata, so
 //! `formation:describe` shows it and `formation:destroy` removes it.
 
-use nepho_provider_api::ProviderError;
+use nepho_provider_api::{DriveChange, ProviderError};
 
 use crate::KvmProvider;
 use crate::libvirt::{self, DiskRecord, FoundDomain};
+use crate::names::{formation_dir, iqn};
 use crate::pattern::StorageKind;
-use crate::steps::{formation_dir, iqn};
 use crate::storage::{self, Runner, Tgt};
-
-/// A drive added to or removed from a machine.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
-pub struct DriveChange {
-    pub machine: String,
-    pub host: String,
-    /// `diskN`, as `formation:describe` lists it (`disk0` is the boot disk).
-    pub drive: String,
-    /// The guest device (`vdb`).
-    pub device: String,
-    /// qcow2 | iscsi
-    pub storage: String,
-    /// The volume's path, or `IQN/LUN`.
-    pub id: String,
-    pub size_gb: Option<u64>,
-}
 
 /// The index of drive `diskN` (as `formation:describe` lists it) in the machine's record.
 pub(crate) fn drive_index(d: &FoundDomain, drive: &str) -> Result<usize, ProviderError> {
@@ -162,7 +146,7 @@ impl KvmProvider {
         let mut record = d.record.clone();
         record.disks.push(disk.clone());
         libvirt::set_record(&d.uri, &d.name, &record, running).await?;
-        crate::failover::refresh_record(self.cluster(), &d.name, &record).await?;
+        crate::records::refresh_record(self.cluster(), &d.name, &record).await?;
         let (kind, id) = drive_id(&disk);
         Ok(DriveChange {
             machine: m.clone(),
@@ -209,7 +193,7 @@ impl KvmProvider {
         let mut record = d.record.clone();
         record.disks.remove(index);
         libvirt::set_record(&d.uri, &d.name, &record, running).await?;
-        crate::failover::refresh_record(self.cluster(), &d.name, &record).await?;
+        crate::records::refresh_record(self.cluster(), &d.name, &record).await?;
         self.delete_volume(&host, &disk).await?;
         let (kind, id) = drive_id(&disk);
         Ok(DriveChange {

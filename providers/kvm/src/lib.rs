@@ -3,50 +3,61 @@
 //! and a NoCloud seed handing off to the provisioner. Everything is driven through `virsh`,
 //! `qemu-img`, `tgtadm`, `genisoimage` and `ssh` processes; libvirt domain metadata is the
 //! only record of what exists.
+//!
+//! Two layers, dependencies pointing down only:
+//! - the provider: processes and files (`cmd`, `remote`, `yaml`), the cluster file and patterns
+//!   (`net`, `pattern`, `cluster`, `names`), libvirt and storage (`libvirt`, `storage`), the
+//!   shared machine records (`records`), the allocator (`place`), the formation steps (`steps`)
+//!   and the machine operations on top of them (`media`, `drives`, `resize`, `nic`, `vnc`,
+//!   reached through `MachineOps` in `machine_ops`);
+//! - the cluster manager (`manager/`: failover and watch, migrate, rebalance, evacuate,
+//!   usage, reached through `ClusterOps`), which uses the provider and is used by nothing in it.
 
 mod cluster;
 mod cmd;
 mod drives;
-mod failover;
 mod libvirt;
+mod machine_ops;
+mod manager;
 mod media;
-mod migrate;
+mod names;
 mod net;
 mod nic;
 mod pattern;
 mod place;
+mod records;
 mod remote;
 mod resize;
 mod steps;
 mod storage;
-mod usage;
 mod vnc;
 mod yaml;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nepho_provider_api::{
-    BoxFuture, Endpoints, FormationDetails, FormationSpec, FormationState, FormationSummary, Plan,
-    PlannedChange, PowerAction, Provider, ProviderError, ProviderKind, ResourceStatus, SshEndpoint,
-    Step, StepContext, StepOutcome,
+    BoxFuture, ClusterOps, Endpoints, FormationDetails, FormationSpec, FormationState,
+    FormationSummary, MachineOps, Plan, PlannedChange, PowerAction, Provider, ProviderError,
+    ProviderKind, ResourceStatus, SshEndpoint, Step, StepContext, StepOutcome,
 };
 
 // `crate::join_all` for the modules that wait on several machines at once.
 use nepho_provider_api::join_all;
 
 pub use cluster::{ClusterFile, local_cluster_yaml};
-pub use drives::DriveChange;
-pub use failover::{FailoverReport, FailoverResult, SharedRecord, Watch};
-pub use media::MediaChange;
-pub use migrate::{MigrateResult, RebalanceReport};
-pub use nic::NicChange;
-pub use pattern::StorageKind;
-pub use place::{Capacity, ClusterStatus, HostMachine, HostStatus, MeasuredUsage};
-pub use resize::DriveResize;
-pub use usage::{AddressUsage, ClusterUsage, DiskUsage};
-pub use vnc::{VncConsole, VncDisplay, VncForward};
+pub use records::SharedRecord;
+// The result types live in the provider API (`MachineOps`, `ClusterOps`); these names are the
+// ones callers of the inherent methods below have always used.
+pub use nepho_provider_api::{
+    AddressUsage, Capacity, ClusterStatus, ClusterUsage, DiskUsage, DriveChange, DriveResize,
+    FailoverReport, FailoverResult, HostMachine, HostStatus, MachineOpError, MeasuredUsage,
+    MediaChange, MigrateResult, NicChange, RebalanceReport, StorageKind, VncConsole, VncDisplay,
+    Watch,
+};
+pub use vnc::VncForward;
 
 use libvirt::{DiskRecord, FoundDomain};
 use pattern::{Pattern, substitute};
@@ -60,27 +71,11 @@ pub struct KvmSettings {
     pub probe_cache: Option<PathBuf>,
 }
 
-/// An operation on one machine that needs it in another power state, or failed.
-#[derive(Debug)]
-pub enum MachineOpError {
-    /// The machine is `state` and the operation needs it `needed` (`running`, `shut off`).
-    WrongState {
-        formation: String,
-        machine: String,
-        state: String,
-        needed: &'static str,
-    },
-    Provider(ProviderError),
-}
-
-impl From<ProviderError> for MachineOpError {
-    fn from(e: ProviderError) -> MachineOpError {
-        MachineOpError::Provider(e)
-    }
-}
-
 pub struct KvmProvider {
     cluster: ClusterFile,
+    /// Patterns already parsed, keyed by what parsing reads from the spec (every step of a
+    /// run asks for the same one).
+    patterns: std::sync::Mutex<Vec<(String, Arc<Pattern>)>>,
     tgt_lock: tokio::sync::Mutex<()>,
     kvm_probe: tokio::sync::OnceCell<bool>,
     probe_cache: Option<PathBuf>,
@@ -115,6 +110,7 @@ impl KvmProvider {
         }
         Ok(KvmProvider {
             cluster,
+            patterns: std::sync::Mutex::new(Vec::new()),
             tgt_lock: tokio::sync::Mutex::new(()),
             kvm_probe: tokio::sync::OnceCell::new(),
             probe_cache: None,
@@ -125,6 +121,22 @@ impl KvmProvider {
         &self.cluster
     }
 
+    /// The spec's pattern, parsed once per content.
+    fn pattern(&self, spec: &FormationSpec) -> Result<Arc<Pattern>, ProviderError> {
+        const KEPT: usize = 4;
+        let key = Pattern::cache_key(spec);
+        let mut patterns = self.patterns.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, p)) = patterns.iter().find(|(k, _)| *k == key) {
+            return Ok(p.clone());
+        }
+        let parsed = Arc::new(Pattern::from_spec(spec)?);
+        if patterns.len() == KEPT {
+            patterns.remove(0);
+        }
+        patterns.push((key, parsed.clone()));
+        Ok(parsed)
+    }
+
     /// The formation's domains on every reachable host (unreachable hosts are skipped; an
     /// error only when no host answers).
     async fn find_domains(&self, formation: &str) -> Result<Vec<FoundDomain>, ProviderError> {
@@ -132,7 +144,7 @@ impl KvmProvider {
         let mut errors = Vec::new();
         for host in &self.cluster.hosts {
             match libvirt::nepho_domains(host, Some(formation)).await {
-                Ok(d) => found.extend(failover::drop_stale(&self.cluster, d).await),
+                Ok(d) => found.extend(records::drop_stale(&self.cluster, d).await),
                 Err(e) => errors.push(e),
             }
         }
@@ -146,7 +158,7 @@ impl KvmProvider {
     }
 
     /// The formation's machines (or one of them), primary first.
-    async fn machines(
+    async fn find_machines(
         &self,
         formation: &str,
         machine: Option<&str>,
@@ -178,7 +190,7 @@ impl KvmProvider {
 
     /// Clean ACPI shutdown; forced off after `shutdown_timeout_s`.
     pub async fn stop(&self, formation: &str, machine: Option<&str>) -> Result<(), ProviderError> {
-        let domains = self.machines(formation, machine).await?;
+        let domains = self.find_machines(formation, machine).await?;
         let timeout = Duration::from_secs(self.cluster.shutdown_timeout_s);
         let stops = domains.iter().map(|d| async move {
             if libvirt::domain_state(&d.uri, &d.name).await.as_deref() == Some("shut off") {
@@ -205,7 +217,7 @@ impl KvmProvider {
     }
 
     pub async fn start(&self, formation: &str, machine: Option<&str>) -> Result<(), ProviderError> {
-        for d in self.machines(formation, machine).await? {
+        for d in self.find_machines(formation, machine).await? {
             if libvirt::domain_state(&d.uri, &d.name).await.as_deref() != Some("running") {
                 libvirt::virsh(&d.uri, &["start", &d.name]).await?;
             }
@@ -215,7 +227,7 @@ impl KvmProvider {
 
     /// Hard reset (like the reset button); stopped machines are started.
     pub async fn reset(&self, formation: &str, machine: Option<&str>) -> Result<(), ProviderError> {
-        for d in self.machines(formation, machine).await? {
+        for d in self.find_machines(formation, machine).await? {
             if libvirt::domain_state(&d.uri, &d.name).await.as_deref() == Some("running") {
                 libvirt::virsh(&d.uri, &["reset", &d.name]).await?;
             } else {
@@ -306,7 +318,7 @@ impl Provider for KvmProvider {
 
     fn validate<'a>(&'a self, spec: &'a FormationSpec) -> BoxFuture<'a, Result<(), ProviderError>> {
         Box::pin(async move {
-            let pattern = Pattern::from_spec(spec)?;
+            let pattern = self.pattern(spec)?;
             for m in &pattern.machines {
                 let image = self.image_path(&m.image)?;
                 let local = self.cluster.hosts.iter().all(|h| h.is_local());
@@ -327,7 +339,8 @@ impl Provider for KvmProvider {
                         });
                     };
                     if local {
-                        net::check_bridge(&network, std::path::Path::new("/sys/class/net"))
+                        network
+                            .check_bridge(std::path::Path::new("/sys/class/net"))
                             .map_err(|message| ProviderError::Invalid {
                                 message,
                                 hint: Some("fix `networks:` in the cluster file".into()),
@@ -353,7 +366,7 @@ impl Provider for KvmProvider {
     ) -> BoxFuture<'a, Result<Plan, ProviderError>> {
         Box::pin(async move {
             self.validate(spec).await?;
-            steps::create_plan(&self.cluster, &Pattern::from_spec(spec)?)
+            steps::create_plan(&self.cluster, &*self.pattern(spec)?)
         })
     }
 
@@ -365,7 +378,7 @@ impl Provider for KvmProvider {
     ) -> BoxFuture<'a, Result<Plan, ProviderError>> {
         Box::pin(async move {
             self.validate(spec).await?;
-            let pattern = Pattern::from_spec(spec)?;
+            let pattern = self.pattern(spec)?;
             let mut plan = steps::create_plan(&self.cluster, &pattern)?;
             let gone: Vec<FoundDomain> = self
                 .find_domains(&spec.name)
@@ -454,7 +467,7 @@ impl Provider for KvmProvider {
         formation: &'a str,
     ) -> BoxFuture<'a, Result<FormationDetails, ProviderError>> {
         Box::pin(async move {
-            let found = self.machines(formation, None).await?;
+            let found = self.find_machines(formation, None).await?;
             let addresses = Self::addresses(&found).await;
             let mut resources = Vec::new();
             for d in &found {
@@ -511,7 +524,7 @@ impl Provider for KvmProvider {
     ) -> BoxFuture<'a, Result<Vec<PlannedChange>, ProviderError>> {
         Box::pin(async move {
             self.validate(spec).await?;
-            let pattern = Pattern::from_spec(spec)?;
+            let pattern = self.pattern(spec)?;
             let existing = self.find_domains(&spec.name).await.unwrap_or_default();
             let mut changes = Vec::new();
             let add = |resource: String, kind: &str, details: String| PlannedChange {
@@ -599,7 +612,7 @@ impl Provider for KvmProvider {
         formation: &'a str,
     ) -> BoxFuture<'a, Result<Endpoints, ProviderError>> {
         Box::pin(async move {
-            let found = self.machines(formation, None).await?;
+            let found = self.find_machines(formation, None).await?;
             let addresses = Self::addresses(&found).await;
             let ssh = found
                 .iter()
@@ -633,11 +646,69 @@ impl Provider for KvmProvider {
         action: PowerAction,
     ) -> BoxFuture<'a, Result<(), ProviderError>> {
         Box::pin(async move {
-            match action {
-                PowerAction::Stop => self.stop(formation, machine).await,
-                PowerAction::Start => self.start(formation, machine).await,
-                PowerAction::Reset => self.reset(formation, machine).await,
-            }
+            MachineOps::power(self, formation, machine, action)
+                .await
+                .map_err(ProviderError::from)
         })
+    }
+
+    fn machines(&self) -> Option<&dyn MachineOps> {
+        Some(self)
+    }
+
+    fn cluster(&self) -> Option<&dyn ClusterOps> {
+        Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use nepho_provider_api::RenderedFile;
+
+    use super::*;
+
+    fn spec(pattern: &str) -> FormationSpec {
+        FormationSpec {
+            name: "f".into(),
+            cloudlet: "c".into(),
+            scenario: "default".into(),
+            provider: ProviderKind::Kvm,
+            pattern: vec![RenderedFile {
+                name: "machines.yaml".into(),
+                contents: pattern.into(),
+            }],
+            parameters: serde_json::Map::new(),
+            secret_keys: BTreeSet::new(),
+            provisioner: None,
+            payload_dir: None,
+            v1: false,
+            work_dir: PathBuf::from("/tmp"),
+        }
+    }
+
+    #[test]
+    fn a_pattern_is_parsed_once_per_content() {
+        let cluster = ClusterFile::parse(&local_cluster_yaml(), "test").unwrap();
+        let Ok(kvm) = KvmProvider::new(cluster) else {
+            eprintln!("skipped: the KVM tools are not installed");
+            return;
+        };
+        let one = "machines:\n  - name: web\n    image: tiny\n";
+        let first = kvm.pattern(&spec(one)).unwrap();
+        let again = kvm.pattern(&spec(one)).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        let other = kvm
+            .pattern(&spec("machines:\n  - name: db\n    image: tiny\n"))
+            .unwrap();
+        assert_eq!(other.machines[0].name, "db");
+        // A secret_env naming a parameter the spec lacks is still refused, not cached.
+        let secret = "machines:\n  - name: web\n    image: tiny\n    secret_env: [pw]\n";
+        assert!(kvm.pattern(&spec(secret)).is_err());
+        let mut with_pw = spec(secret);
+        with_pw.parameters.insert("pw".into(), "x".into());
+        assert!(kvm.pattern(&with_pw).is_ok());
+        assert!(kvm.pattern(&spec(secret)).is_err());
     }
 }

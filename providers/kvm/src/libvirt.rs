@@ -8,7 +8,7 @@ use std::time::Duration;
 use nepho_provider_api::ProviderError;
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::HostConfig;
+use crate::cluster::{HostConfig, lease_target};
 use crate::cmd;
 
 pub const NS: &str = "urn:nepho:libvirt:1";
@@ -258,17 +258,6 @@ pub struct DomainSpec<'a> {
     pub lockspace: Option<&'a Path>,
 }
 
-/// A lockspace directory as libvirt's `<lease>` names it: `<target path>` is the parent
-/// directory and `<lockspace>` the last component (lockd locks `<path>/<lockspace>/<key>`).
-pub fn lease_target(lockspace: &Path) -> Option<(String, String)> {
-    if !lockspace.is_absolute() {
-        return None;
-    }
-    let name = lockspace.file_name()?.to_str()?.to_string();
-    let parent = lockspace.parent()?.to_str()?.to_string();
-    Some((parent, name))
-}
-
 /// The lease keys of a machine: one per iSCSI target (its LUNs, hot-plugged ones included,
 /// live on the machine's own target), `nepho-<iqn>` with anything but `[A-Za-z0-9._:-]`
 /// replaced (a key is a file name in the lockspace).
@@ -491,7 +480,7 @@ pub async fn attach_device(
     let file = std::env::temp_dir().join(format!("nepho-{}-{tag}.xml", d.name));
     tokio::fs::write(&file, xml)
         .await
-        .map_err(|e| crate::storage::io_failed(&file, e))?;
+        .map_err(|e| crate::cmd::io_failed(&file, e))?;
     let path = file.to_string_lossy().into_owned();
     let mut args = vec!["attach-device", d.name.as_str(), path.as_str(), "--config"];
     if running {

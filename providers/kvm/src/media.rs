@@ -4,25 +4,16 @@
 
 use std::path::{Path, PathBuf};
 
-use nepho_provider_api::ProviderError;
+use nepho_provider_api::{MediaChange, ProviderError};
 
 use crate::KvmProvider;
 use crate::cluster::HostConfig;
 use crate::libvirt::{self, FoundDomain};
-use crate::steps::formation_dir;
+use crate::names::formation_dir;
 use crate::storage::Runner;
 
 /// The spare CD-ROM's target device (the seed sits on `hdc`).
 pub const ISO_TARGET: &str = "hdd";
-
-/// What is in a machine's spare drive.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
-pub struct MediaChange {
-    pub machine: String,
-    pub host: String,
-    /// The ISO's path on the machine's host; `None` after a detach.
-    pub iso: Option<PathBuf>,
-}
 
 /// The ISO in the spare drive, from a domain's XML.
 pub fn attached_iso(xml: &str) -> Option<PathBuf> {
@@ -170,7 +161,7 @@ impl KvmProvider {
         formation: &str,
         machine: Option<&str>,
     ) -> Result<FoundDomain, ProviderError> {
-        let mut found = self.machines(formation, machine).await?;
+        let mut found = self.find_machines(formation, machine).await?;
         Ok(found.remove(0))
     }
 }

@@ -2,9 +2,6 @@
 //! can do.
 
 use std::net::Ipv4Addr;
-use std::path::Path;
-
-use crate::cluster::NetworkConfig;
 
 /// A stable, locally administered MAC for one NIC of one machine of one formation
 /// (QEMU's 52:54:00 prefix, then 24 bits of an FNV-1a hash).
@@ -42,33 +39,6 @@ pub fn parse_pool(pool: &str) -> Result<Vec<Ipv4Addr>, String> {
         ));
     }
     Ok((a..=b).map(Ipv4Addr::from).collect())
-}
-
-/// Checks a network's host bridge on this machine (`sys_class_net` is `/sys/class/net`): it
-/// must exist, and a VLAN tag needs an Open vSwitch bridge — libvirt (9.x) tags a guest's
-/// traffic only there, and a Linux bridge (one with a `bridge/` directory) would fail at
-/// domain start, after disks were made.
-pub fn check_bridge(network: &NetworkConfig, sys_class_net: &Path) -> Result<(), String> {
-    let Some(bridge) = &network.bridge else {
-        return Ok(());
-    };
-    let dev = sys_class_net.join(bridge);
-    if !dev.exists() {
-        return Err(format!(
-            "network `{}`: bridge {bridge} does not exist on this host",
-            network.name
-        ));
-    }
-    if let Some(vlan) = network.vlan
-        && dev.join("bridge").is_dir()
-    {
-        return Err(format!(
-            "network `{}`: VLAN {vlan} on {bridge}, a Linux bridge: libvirt tags VLANs only on Open vSwitch bridges; \
-             use an OVS bridge, or a Linux bridge per VLAN (on top of {bridge}'s uplink.{vlan}) without `vlan:`",
-            network.name
-        ));
-    }
-    Ok(())
 }
 
 /// `virsh net-dhcp-leases` output → (MAC, IPv4 address) of each lease.
@@ -141,25 +111,6 @@ mod tests {
     }
 
     use super::*;
-
-    #[test]
-    fn bridges_must_exist_and_carry_vlans_only_when_they_are_ovs() {
-        let sys = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(sys.path().join("br0/bridge")).unwrap();
-        std::fs::create_dir_all(sys.path().join("ovsbr")).unwrap();
-        let net = |bridge: &str, vlan: Option<u16>| NetworkConfig {
-            name: "n".into(),
-            bridge: Some(bridge.into()),
-            vlan,
-            pool: None,
-        };
-        assert_eq!(check_bridge(&net("br0", None), sys.path()), Ok(()));
-        assert_eq!(check_bridge(&net("ovsbr", Some(10)), sys.path()), Ok(()));
-        let linux = check_bridge(&net("br0", Some(10)), sys.path()).unwrap_err();
-        assert!(linux.contains("Open vSwitch"), "{linux}");
-        let missing = check_bridge(&net("nope", None), sys.path()).unwrap_err();
-        assert!(missing.contains("does not exist"), "{missing}");
-    }
 
     #[test]
     fn macs_are_stable_and_distinct() {

@@ -3,29 +3,11 @@
 //! path gives a NIC — on a network with a `pool:`, a fixed address (DHCP reservation) and the
 //! `clean-traffic` filter. The NIC joins the machine's record, so destroy releases its address.
 
-use nepho_provider_api::ProviderError;
+use nepho_provider_api::{NicChange, ProviderError};
 
 use crate::libvirt::{self, FoundDomain, NicRecord};
 use crate::steps::reserve_address;
 use crate::{KvmProvider, MachineOpError, net, place};
-
-/// A NIC plugged into or unplugged from a machine.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
-pub struct NicChange {
-    pub machine: String,
-    pub host: String,
-    /// `netN`: the NIC's place among the machine's NICs (`net0` is the one it was built with).
-    pub nic: String,
-    /// The network's name in the cluster file.
-    pub network: String,
-    pub mac: String,
-    /// The fixed address from the network's pool, if it has one.
-    pub ip: Option<String>,
-    /// The libvirt nwfilter on the NIC (`clean-traffic` with a fixed address).
-    pub filter: Option<String>,
-    /// Whether the running machine got (or lost) the NIC at once, not only at its next start.
-    pub live: bool,
-}
 
 fn change(d: &FoundDomain, index: usize, nic: &NicRecord, live: bool) -> NicChange {
     NicChange {
@@ -100,12 +82,12 @@ impl KvmProvider {
             ))
         })?;
         if host.is_local() {
-            net::check_bridge(&config, std::path::Path::new("/sys/class/net")).map_err(
-                |message| ProviderError::Invalid {
+            config
+                .check_bridge(std::path::Path::new("/sys/class/net"))
+                .map_err(|message| ProviderError::Invalid {
                     message,
                     hint: Some("fix `networks:` in the cluster file".into()),
-                },
-            )?;
+                })?;
         }
         let live_xml = libvirt::virsh(&d.uri, &["dumpxml", &d.name]).await?;
         let config_xml = libvirt::virsh(&d.uri, &["dumpxml", "--inactive", &d.name]).await?;
@@ -171,7 +153,7 @@ impl KvmProvider {
         let mut record = d.record.clone();
         record.nics.push(nic.clone());
         libvirt::set_record(&d.uri, &d.name, &record, running).await?;
-        crate::failover::refresh_record(self.cluster(), &d.name, &record).await?;
+        crate::records::refresh_record(self.cluster(), &d.name, &record).await?;
         Ok(change(&d, index, &nic, running))
     }
 
@@ -237,7 +219,7 @@ impl KvmProvider {
         let mut record = d.record.clone();
         record.nics.remove(index);
         libvirt::set_record(&d.uri, &d.name, &record, running).await?;
-        crate::failover::refresh_record(self.cluster(), &d.name, &record).await?;
+        crate::records::refresh_record(self.cluster(), &d.name, &record).await?;
         if let (Some(ip), Some(net)) = (&nic.ip, &nic.libvirt_network) {
             crate::steps::release_address(&d.uri, net, &nic.mac, ip).await;
         }

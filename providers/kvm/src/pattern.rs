@@ -59,13 +59,7 @@ pub struct Disk {
     pub storage: StorageKind,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StorageKind {
-    #[default]
-    Qcow2,
-    Iscsi,
-}
+pub use nepho_provider_api::StorageKind;
 
 /// One machine after `count` expansion (`web` ×2 → `web-1`, `web-2`).
 #[derive(Debug, Clone)]
@@ -107,6 +101,22 @@ impl Pattern {
             }
         }
         Ok(pattern)
+    }
+
+    /// Everything [`Pattern::from_spec`] reads from the spec: the first file and the parameter
+    /// names (never their values).
+    pub fn cache_key(spec: &FormationSpec) -> String {
+        let mut key = String::new();
+        if let Some(file) = spec.pattern.first() {
+            key.push_str(&file.name);
+            key.push('\0');
+            key.push_str(&file.contents);
+        }
+        for name in spec.parameters.keys() {
+            key.push('\0');
+            key.push_str(name);
+        }
+        key
     }
 
     pub fn parse(src: &str, what: &str) -> Result<Pattern, ProviderError> {

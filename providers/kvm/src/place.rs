@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use nepho_provider_api::{Capacity, HostMachine, HostStatus, MeasuredUsage};
 
 use crate::cluster::{ClusterFile, HostConfig, Placement};
 use crate::cmd;
@@ -34,18 +34,6 @@ impl HostLoad {
     fn free_memory(&self) -> i64 {
         self.host.memory_mb as i64 - self.used_memory_mb as i64
     }
-}
-
-/// A host's real usage, every process counted (other domains, the host's own), as libvirt
-/// reads it from the host's kernel. A part that could not be read is null.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct MeasuredUsage {
-    /// Physical memory (`virsh nodememstats`: total).
-    pub memory_total_mb: Option<u64>,
-    /// Memory really in use: total - free - buffers - cached.
-    pub memory_used_mb: Option<u64>,
-    /// CPU busy over about a second, all cores (`virsh nodecpustats --percent`: usage).
-    pub cpu_busy_percent: Option<f64>,
 }
 
 /// `virsh nodememstats` (`total  :  24684092 KiB`, free, buffers, cached) -> (total, in use)
@@ -139,7 +127,7 @@ async fn loads(cluster: &ClusterFile, with_usage: bool) -> Vec<HostLoad> {
             Err(e) => load.error = Some(e.to_string()),
             Ok(_) => match libvirt::nepho_domains(host, None).await {
                 Ok(domains) => {
-                    let domains = crate::failover::drop_stale(cluster, domains).await;
+                    let domains = crate::records::drop_stale(cluster, domains).await;
                     for d in &domains {
                         load.used_cpus += d.record.cpus;
                         load.used_memory_mb += d.record.memory_mb;
@@ -316,43 +304,6 @@ fn explain(m: &Machine, loads: &[HostLoad]) -> String {
         }
     }
     text
-}
-
-/// `cluster:status`: hosts, capacity, usage and the machines on each.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct ClusterStatus {
-    pub hosts: Vec<HostStatus>,
-}
-
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct HostStatus {
-    pub name: String,
-    pub uri: String,
-    pub reachable: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    pub labels: BTreeMap<String, String>,
-    pub capacity: Capacity,
-    pub used: Capacity,
-    /// What the host really uses, every process counted; null when it cannot be read.
-    pub measured: Option<MeasuredUsage>,
-    pub machines: Vec<HostMachine>,
-}
-
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct Capacity {
-    pub cpus: u32,
-    pub memory_mb: u64,
-}
-
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct HostMachine {
-    pub formation: String,
-    pub machine: String,
-    pub domain: String,
-    pub state: String,
-    pub cpus: u32,
-    pub memory_mb: u64,
 }
 
 impl From<&HostLoad> for HostStatus {

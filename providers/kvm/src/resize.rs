@@ -3,7 +3,7 @@
 //! LUN (tgtd reads a LUN's size only when the LUN is created). Shrinking is refused: it would
 //! cut off whatever the guest keeps at the end of the disk.
 
-use nepho_provider_api::ProviderError;
+use nepho_provider_api::{DriveResize, ProviderError};
 
 use crate::drives::{drive_id, drive_index};
 use crate::libvirt::{self, DiskRecord};
@@ -11,26 +11,6 @@ use crate::storage::{self, Runner, Tgt};
 use crate::{KvmProvider, MachineOpError};
 
 const RESIZE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// A drive that was grown.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
-pub struct DriveResize {
-    pub machine: String,
-    pub host: String,
-    /// `diskN`, as `formation:describe` lists it.
-    pub drive: String,
-    /// qcow2 | iscsi
-    pub storage: String,
-    /// The volume's path, or `IQN/LUN`.
-    pub id: String,
-    /// The size before, in bytes.
-    pub previous_bytes: u64,
-    /// The size now, in bytes (`size_gb` GiB).
-    pub bytes: u64,
-    pub size_gb: u64,
-    /// False when the drive already had the requested size.
-    pub changed: bool,
-}
 
 impl KvmProvider {
     /// Grows drive `diskN` of a shut-off `machine` (default: the primary one) to `size_gb` GiB.

@@ -12,46 +12,20 @@ use nepho_provider_api::{
     EventKind, EventStatus, FormationSpec, Plan, ProviderError, Step, StepContext, StepId,
     StepOutcome,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::KvmProvider;
 use crate::cluster::{ClusterFile, HostConfig};
 use crate::cmd::{self, shell_quote};
 use crate::libvirt::{self, DiskRecord, DomainSpec, MachineRecord, NicRecord, SwapRecord};
+use crate::names::{domain_name, formation_dir, iqn, iqn_formation};
 use crate::net;
 use crate::pattern::{Machine, Pattern, StorageKind, substitute};
 use crate::place;
 use crate::storage::{self, Runner, Tgt};
 
 // ---- names and paths ---------------------------------------------------------------------------
-
-pub fn domain_name(formation: &str, machine: &str) -> String {
-    format!("nepho-{formation}-{machine}")
-}
-
-pub fn formation_dir(cluster: &ClusterFile, host: &HostConfig, formation: &str) -> PathBuf {
-    cluster.host_dir(host).join(formation)
-}
-
-/// IQNs allow lower-case letters, digits, `.`, `-` and `:` (the separator).
-pub fn iqn_formation(formation: &str) -> String {
-    formation
-        .chars()
-        .map(|c| match c.to_ascii_lowercase() {
-            c @ ('a'..='z' | '0'..='9' | '.' | '-') => c,
-            _ => '-',
-        })
-        .collect()
-}
-
-pub fn iqn(cluster: &ClusterFile, formation: &str, machine: &str) -> Option<String> {
-    let i = cluster.storage.iscsi.as_ref()?;
-    Some(format!(
-        "{}:{}:{machine}",
-        i.iqn_prefix,
-        iqn_formation(formation)
-    ))
-}
 
 pub fn key_path(work_dir: &Path) -> PathBuf {
     work_dir.join("id_ed25519")
@@ -159,12 +133,54 @@ fn record_for(
 
 // ---- plans -------------------------------------------------------------------------------------
 
-fn step(id: String, description: String, depends_on: Vec<String>, action: Value) -> Step {
+/// What a step does, as it is journaled in [`Step::action`] (`{"op": "disk", "machine": "web"}`).
+/// The JSON is the one plans have always had, so a journal written by an older nepho resumes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Action {
+    Keypair,
+    Place,
+    Disk {
+        machine: String,
+    },
+    Seed {
+        machine: String,
+    },
+    Domain {
+        machine: String,
+    },
+    Ready {
+        machine: String,
+    },
+    Outputs,
+    DestroyMachine {
+        #[serde(default)]
+        domain: String,
+        #[serde(default)]
+        host: String,
+        record: Box<MachineRecord>,
+    },
+    Cleanup {
+        #[serde(default)]
+        formation: String,
+        #[serde(default)]
+        keys: Vec<PathBuf>,
+    },
+}
+
+impl Action {
+    pub fn of(step: &Step) -> Result<Action, ProviderError> {
+        serde_json::from_value(step.action.clone())
+            .map_err(|e| failed(format!("step {}: unknown KVM step action: {e}", step.id)))
+    }
+}
+
+fn step(id: String, description: String, depends_on: Vec<String>, action: Action) -> Step {
     Step {
         id: StepId(id),
         description,
         depends_on: depends_on.into_iter().map(StepId).collect(),
-        action,
+        action: serde_json::to_value(&action).expect("actions serialize"),
     }
 }
 
@@ -174,7 +190,7 @@ pub fn create_plan(cluster: &ClusterFile, pattern: &Pattern) -> Result<Plan, Pro
             "keypair".into(),
             "create the formation's ssh key pair".into(),
             vec![],
-            json!({"op": "keypair"}),
+            Action::Keypair,
         ),
         step(
             "place".into(),
@@ -183,7 +199,7 @@ pub fn create_plan(cluster: &ClusterFile, pattern: &Pattern) -> Result<Plan, Pro
                 pattern.machines.len()
             ),
             vec![],
-            json!({"op": "place"}),
+            Action::Place,
         ),
     ];
     for m in &pattern.machines {
@@ -216,7 +232,7 @@ pub fn create_plan(cluster: &ClusterFile, pattern: &Pattern) -> Result<Plan, Pro
             format!("disk-{n}"),
             format!("create disks of {n} ({})", disks.join(", ")),
             vec!["place".into()],
-            json!({"op": "disk", "machine": n}),
+            Action::Disk { machine: n.clone() },
         ));
         let mut seed_deps = vec!["keypair".to_string(), "place".to_string()];
         seed_deps.extend(
@@ -229,7 +245,7 @@ pub fn create_plan(cluster: &ClusterFile, pattern: &Pattern) -> Result<Plan, Pro
             format!("seed-{n}"),
             format!("build the cloud-init seed of {n}"),
             seed_deps,
-            json!({"op": "seed", "machine": n}),
+            Action::Seed { machine: n.clone() },
         ));
         steps.push(step(
             format!("domain-{n}"),
@@ -238,13 +254,13 @@ pub fn create_plan(cluster: &ClusterFile, pattern: &Pattern) -> Result<Plan, Pro
                 m.cpus, m.memory_mb
             ),
             vec![format!("disk-{n}"), format!("seed-{n}")],
-            json!({"op": "domain", "machine": n}),
+            Action::Domain { machine: n.clone() },
         ));
         steps.push(step(
             format!("ready-{n}"),
             format!("wait for {n}: address, ssh, provisioner"),
             vec![format!("domain-{n}")],
-            json!({"op": "ready", "machine": n}),
+            Action::Ready { machine: n.clone() },
         ));
     }
     steps.push(step(
@@ -255,7 +271,7 @@ pub fn create_plan(cluster: &ClusterFile, pattern: &Pattern) -> Result<Plan, Pro
             .iter()
             .map(|m| format!("ready-{}", m.name))
             .collect(),
-        json!({"op": "outputs"}),
+        Action::Outputs,
     ));
     let plan = Plan { steps };
     plan.validate().map_err(|e| ProviderError::Invalid {
@@ -273,8 +289,11 @@ pub fn destroy_plan(formation: &str, found: &[libvirt::FoundDomain], keys: Vec<P
                 format!("destroy-{}", d.record.machine),
                 format!("remove machine {} from host {}", d.record.machine, d.host),
                 vec![],
-                json!({"op": "destroy-machine", "domain": d.name, "host": d.host,
-                       "record": serde_json::to_value(&d.record).unwrap()}),
+                Action::DestroyMachine {
+                    domain: d.name.clone(),
+                    host: d.host.clone(),
+                    record: Box::new(d.record.clone()),
+                },
             )
         })
         .collect();
@@ -283,7 +302,10 @@ pub fn destroy_plan(formation: &str, found: &[libvirt::FoundDomain], keys: Vec<P
         "cleanup".into(),
         format!("remove what is left of {formation}: disks, LUNs, seeds, keys"),
         deps,
-        json!({"op": "cleanup", "formation": formation, "keys": keys}),
+        Action::Cleanup {
+            formation: formation.to_string(),
+            keys,
+        },
     ));
     Plan { steps }
 }
@@ -297,8 +319,7 @@ fn failed(message: impl Into<String>) -> ProviderError {
     }
 }
 
-fn machine_of<'p>(pattern: &'p Pattern, action: &Value) -> Result<&'p Machine, ProviderError> {
-    let name = action["machine"].as_str().unwrap_or("");
+fn machine_of<'p>(pattern: &'p Pattern, name: &str) -> Result<&'p Machine, ProviderError> {
     pattern
         .machine(name)
         .ok_or_else(|| failed(format!("machine {name} is not in the pattern any more")))
@@ -354,29 +375,36 @@ impl KvmProvider {
         step: &Step,
         cx: StepContext<'_>,
     ) -> Result<StepOutcome, ProviderError> {
-        let op = step.action["op"].as_str().unwrap_or("");
-        if op == "destroy-machine" || op == "cleanup" {
-            return self.run_destroy(step, &cx).await;
-        }
-        let pattern = Pattern::from_spec(cx.spec)?;
-        match op {
-            "keypair" => self.keypair(cx.spec).await,
-            "place" => self.place_step(cx.spec, &pattern).await,
-            "disk" => self.disk(&cx, machine_of(&pattern, &step.action)?).await,
-            "seed" => {
-                self.seed(&cx, &pattern, machine_of(&pattern, &step.action)?)
+        let (action, pattern) = match Action::of(step)? {
+            Action::DestroyMachine { domain, record, .. } => {
+                let existed = self.remove_machine(&record, &domain).await?;
+                return Ok(done(!existed, BTreeMap::new()));
+            }
+            Action::Cleanup { formation, keys } => {
+                return self.cleanup_step(&cx, &formation, keys).await;
+            }
+            action => (action, self.pattern(cx.spec)?),
+        };
+        match action {
+            Action::Keypair => self.keypair(cx.spec).await,
+            Action::Place => self.place_step(cx.spec, &pattern).await,
+            Action::Disk { machine } => self.disk(&cx, machine_of(&pattern, &machine)?).await,
+            Action::Seed { machine } => {
+                self.seed(&cx, &pattern, machine_of(&pattern, &machine)?)
                     .await
             }
-            "domain" => {
-                self.domain(&cx, &pattern, machine_of(&pattern, &step.action)?)
+            Action::Domain { machine } => {
+                self.domain(&cx, &pattern, machine_of(&pattern, &machine)?)
                     .await
             }
-            "ready" => {
-                self.ready(&cx, &pattern, machine_of(&pattern, &step.action)?)
+            Action::Ready { machine } => {
+                self.ready(&cx, &pattern, machine_of(&pattern, &machine)?)
                     .await
             }
-            "outputs" => Ok(self.outputs_step(&cx, &pattern)),
-            other => Err(failed(format!("unknown KVM step action `{other}`"))),
+            Action::Outputs => Ok(self.outputs_step(&cx, &pattern)),
+            Action::DestroyMachine { .. } | Action::Cleanup { .. } => {
+                unreachable!("destroy steps are run above")
+            }
         }
     }
 
@@ -388,7 +416,7 @@ impl KvmProvider {
         }
         tokio::fs::create_dir_all(&spec.work_dir)
             .await
-            .map_err(|e| storage::io_failed(&spec.work_dir, e))?;
+            .map_err(|e| cmd::io_failed(&spec.work_dir, e))?;
         let _ = tokio::fs::remove_file(&key).await;
         let _ = tokio::fs::remove_file(&public).await;
         cmd::check(
@@ -697,10 +725,10 @@ impl KvmProvider {
         let seeds = spec.work_dir.join("seeds");
         tokio::fs::create_dir_all(&seeds)
             .await
-            .map_err(|e| storage::io_failed(&seeds, e))?;
+            .map_err(|e| cmd::io_failed(&seeds, e))?;
         tokio::fs::set_permissions(&seeds, std::fs::Permissions::from_mode(0o700))
             .await
-            .map_err(|e| storage::io_failed(&seeds, e))?;
+            .map_err(|e| cmd::io_failed(&seeds, e))?;
         let local = local_seed(&spec.work_dir, &m.name);
         let staging = seeds.join(format!(".{}.d", m.name));
         if let Some(payload) = &spec.payload_dir {
@@ -708,7 +736,7 @@ impl KvmProvider {
             let _ = tokio::fs::remove_dir_all(&staging).await;
             tokio::fs::create_dir_all(staging.join("nepho"))
                 .await
-                .map_err(|e| storage::io_failed(&staging, e))?;
+                .map_err(|e| cmd::io_failed(&staging, e))?;
             cmd::check(
                 "cp",
                 &[
@@ -769,15 +797,15 @@ impl KvmProvider {
         let record = record_for(self, spec, pattern, m, &host, &Self::ips_of(cx));
         let exists = libvirt::domain_exists(&host.uri, &name).await;
         // Fencing: the domain will hold a lease per iSCSI target in the cluster's lockspace.
-        let lockspace = crate::failover::lockspace_for(&self.cluster, &record);
+        let lockspace = crate::records::lockspace_for(&self.cluster, &record);
         let leases = if exists {
-            crate::failover::Leases::Unchanged
+            crate::records::Leases::Unchanged
         } else {
-            crate::failover::Leases::New(lockspace)
+            crate::records::Leases::New(lockspace)
         };
         // A copy for cluster:failover, next to the LUNs (before the domain exists).
-        crate::failover::save_record(&self.cluster, &name, &record, &m.labels, leases).await?;
-        crate::failover::ensure_lease_files(&self.cluster, &host, &record).await?;
+        crate::records::save_record(&self.cluster, &name, &record, &m.labels, leases).await?;
+        crate::records::ensure_lease_files(&self.cluster, &host, &record).await?;
         if !exists {
             already = false;
             for nic in &record.nics {
@@ -795,7 +823,7 @@ impl KvmProvider {
             let file = spec.work_dir.join(format!("{name}.xml"));
             tokio::fs::write(&file, &xml)
                 .await
-                .map_err(|e| storage::io_failed(&file, e))?;
+                .map_err(|e| cmd::io_failed(&file, e))?;
             let defined = libvirt::virsh(&host.uri, &["define", &file.to_string_lossy()]).await;
             let _ = tokio::fs::remove_file(&file).await;
             defined?;
@@ -804,7 +832,7 @@ impl KvmProvider {
             already = false;
             // Resumed after the nanny died inside this step, its `virsh start` may still be
             // bringing the domain up: `start_domain` counts "already active" as started.
-            crate::failover::start_domain(&host, &name, &m.name).await?;
+            crate::records::start_domain(&host, &name, &m.name).await?;
         }
         cx.events.emit(
             EventKind::Resource,
@@ -955,32 +983,17 @@ impl KvmProvider {
         done(false, outputs)
     }
 
-    async fn run_destroy(
+    async fn cleanup_step(
         &self,
-        step: &Step,
         cx: &StepContext<'_>,
+        formation: &str,
+        mut keys: Vec<PathBuf>,
     ) -> Result<StepOutcome, ProviderError> {
-        if step.action["op"] == "destroy-machine" {
-            let record: MachineRecord = serde_json::from_value(step.action["record"].clone())
-                .map_err(|e| failed(format!("bad destroy action: {e}")))?;
-            let domain = step.action["domain"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let existed = self.remove_machine(&record, &domain).await?;
-            return Ok(done(!existed, BTreeMap::new()));
-        }
-        let formation = step.action["formation"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let mut keys: Vec<PathBuf> =
-            serde_json::from_value(step.action["keys"].clone()).unwrap_or_default();
         if cx.spec.name == formation {
             keys.push(key_path(&cx.spec.work_dir));
             self.release_unrecorded_addresses(cx.spec).await;
         }
-        self.cleanup_formation(&formation, &keys).await?;
+        self.cleanup_formation(formation, &keys).await?;
         Ok(done(false, BTreeMap::new()))
     }
 
@@ -1008,7 +1021,7 @@ impl KvmProvider {
             }
             files.extend(record.swap.iter().map(|s| s.path.clone()));
             // Its lease files: the domain is gone, and its LUNs go below.
-            if let Some(lockspace) = crate::failover::lockspace_for(&self.cluster, record) {
+            if let Some(lockspace) = crate::records::lockspace_for(&self.cluster, record) {
                 files.extend(libvirt::lease_files(lockspace, record));
             }
             runner.remove(&files).await?;
@@ -1032,7 +1045,7 @@ impl KvmProvider {
                 tgt.runner.remove(&files).await?;
             }
         }
-        crate::failover::forget_record(&self.cluster, &record.formation, &record.machine).await;
+        crate::records::forget_record(&self.cluster, &record.formation, &record.machine).await;
         let local = record.key.parent().map(|w| local_seed(w, &record.machine));
         if let Some(local) = local {
             let _ = tokio::fs::remove_file(local).await;
@@ -1120,19 +1133,19 @@ impl KvmProvider {
 
     pub(crate) async fn undo(&self, step: &Step, cx: StepContext<'_>) -> Result<(), ProviderError> {
         let spec = cx.spec;
-        let machine = step.action["machine"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        match step.action["op"].as_str().unwrap_or("") {
-            "keypair" => {
+        // An action this version does not know has nothing of its own to undo.
+        let Ok(action) = Action::of(step) else {
+            return Ok(());
+        };
+        match &action {
+            Action::Keypair => {
                 let key = key_path(&spec.work_dir);
                 let _ = tokio::fs::remove_file(&key).await;
                 let _ = tokio::fs::remove_file(key.with_extension("pub")).await;
             }
-            "disk" => {
-                let pattern = Pattern::from_spec(spec)?;
-                let Some(m) = pattern.machine(&machine) else {
+            Action::Disk { machine } => {
+                let pattern = self.pattern(spec)?;
+                let Some(m) = pattern.machine(machine) else {
                     return Ok(());
                 };
                 for host in &self.cluster.hosts {
@@ -1147,7 +1160,7 @@ impl KvmProvider {
                 }
                 if let (Some(iscsi), Some(iqn)) = (
                     &self.cluster.storage.iscsi,
-                    iqn(&self.cluster, &spec.name, &machine),
+                    iqn(&self.cluster, &spec.name, machine),
                 ) {
                     let tgt = Tgt::new(iscsi);
                     if let Ok(files) = tgt.delete_targets(&|i| i == iqn).await {
@@ -1164,17 +1177,17 @@ impl KvmProvider {
                     tgt.runner.remove(&lun_files).await?;
                 }
             }
-            "seed" => {
-                let _ = tokio::fs::remove_file(local_seed(&spec.work_dir, &machine)).await;
+            Action::Seed { machine } => {
+                let _ = tokio::fs::remove_file(local_seed(&spec.work_dir, machine)).await;
                 for host in &self.cluster.hosts {
                     let seed = formation_dir(&self.cluster, host, &spec.name)
                         .join(format!("{machine}-seed.iso"));
                     let _ = Runner::for_host(host).remove(&[seed]).await;
                 }
             }
-            "domain" => {
-                let name = domain_name(&spec.name, &machine);
-                crate::failover::forget_record(&self.cluster, &spec.name, &machine).await;
+            Action::Domain { machine } => {
+                let name = domain_name(&spec.name, machine);
+                crate::records::forget_record(&self.cluster, &spec.name, machine).await;
                 for d in self.find_domains(&spec.name).await? {
                     if d.name == name {
                         libvirt::remove_domain(&d.uri, &d.name).await?;
@@ -1194,7 +1207,10 @@ impl KvmProvider {
             _ => {}
         }
         // Directories made for this formation go once they are empty (rmdir fails otherwise).
-        if matches!(step.action["op"].as_str(), Some("disk" | "seed" | "domain")) {
+        if matches!(
+            action,
+            Action::Disk { .. } | Action::Seed { .. } | Action::Domain { .. }
+        ) {
             let _ = tokio::fs::remove_dir(spec.work_dir.join("seeds")).await;
             for host in &self.cluster.hosts {
                 let dir = formation_dir(&self.cluster, host, &spec.name);
@@ -1319,4 +1335,123 @@ pub(crate) async fn release_address(uri: &str, network: &str, mac: &str, ip: &st
         ],
     )
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> MachineRecord {
+        MachineRecord {
+            formation: "f".into(),
+            cloudlet: "c".into(),
+            scenario: "s".into(),
+            machine: "web".into(),
+            primary: true,
+            host: "h1".into(),
+            cpus: 1,
+            memory_mb: 256,
+            disks: vec![DiskRecord::File {
+                path: "/d/f/web-disk0.qcow2".into(),
+            }],
+            seed: "/d/f/web-seed.iso".into(),
+            console_log: "/d/f/web-console.log".into(),
+            key: "/w/id_ed25519".into(),
+            ssh_user: "root".into(),
+            outputs: BTreeMap::new(),
+            nics: vec![],
+            swap: None,
+        }
+    }
+
+    /// Plans journaled before the actions were typed: what `json!` made then.
+    #[test]
+    fn actions_are_the_json_older_journals_hold() {
+        let record = record();
+        let keys = vec![PathBuf::from("/w/id_ed25519")];
+        let cases = [
+            (Action::Keypair, json!({"op": "keypair"})),
+            (Action::Place, json!({"op": "place"})),
+            (
+                Action::Disk {
+                    machine: "web".into(),
+                },
+                json!({"op": "disk", "machine": "web"}),
+            ),
+            (
+                Action::Seed {
+                    machine: "web".into(),
+                },
+                json!({"op": "seed", "machine": "web"}),
+            ),
+            (
+                Action::Domain {
+                    machine: "web".into(),
+                },
+                json!({"op": "domain", "machine": "web"}),
+            ),
+            (
+                Action::Ready {
+                    machine: "web".into(),
+                },
+                json!({"op": "ready", "machine": "web"}),
+            ),
+            (Action::Outputs, json!({"op": "outputs"})),
+            (
+                Action::DestroyMachine {
+                    domain: "nepho-f-web".into(),
+                    host: "h1".into(),
+                    record: Box::new(record.clone()),
+                },
+                json!({"op": "destroy-machine", "domain": "nepho-f-web", "host": "h1",
+                       "record": serde_json::to_value(&record).unwrap()}),
+            ),
+            (
+                Action::Cleanup {
+                    formation: "f".into(),
+                    keys: keys.clone(),
+                },
+                json!({"op": "cleanup", "formation": "f", "keys": keys}),
+            ),
+        ];
+        for (action, old) in cases {
+            let step = step("s".into(), "s".into(), vec![], action.clone());
+            // Same text, key order included: journals are compared and diffed as text.
+            assert_eq!(step.action.to_string(), old.to_string());
+            let journaled = Step {
+                action: old,
+                ..step
+            };
+            assert_eq!(Action::of(&journaled).unwrap(), action);
+        }
+        let unknown = Step {
+            id: "x".into(),
+            description: String::new(),
+            depends_on: vec![],
+            action: json!({"op": "teleport"}),
+        };
+        assert!(
+            Action::of(&unknown)
+                .unwrap_err()
+                .to_string()
+                .contains("teleport")
+        );
+    }
+
+    #[test]
+    fn plans_carry_typed_actions() {
+        let pattern = Pattern::parse(
+            "machines:\n  - name: web\n    image: tiny\n    disks: [{size_gb: 1}]\n",
+            "test",
+        )
+        .unwrap();
+        let cluster = ClusterFile::parse(&crate::local_cluster_yaml(), "test").unwrap();
+        let plan = create_plan(&cluster, &pattern).unwrap();
+        let actions: Vec<Action> = plan.steps.iter().map(|s| Action::of(s).unwrap()).collect();
+        assert_eq!(actions[0], Action::Keypair);
+        assert!(actions.contains(&Action::Ready {
+            machine: "web".into()
+        }));
+        assert_eq!(actions.last(), Some(&Action::Outputs));
+    }
 }

@@ -1,6 +1,7 @@
 //! Disks, LUNs and seeds on the hosts: qcow2 overlays (qemu-img), iSCSI LUNs (tgtadm) holding
 //! raw copies of images, and NoCloud seed ISOs. Commands run locally or over ssh.
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use nepho_provider_api::ProviderError;
 
 use crate::cluster::{HostConfig, IscsiConfig};
-use crate::cmd::{self, shell_quote};
+use crate::cmd::{self, io_failed, shell_quote};
 use crate::remote::SshTarget;
 
 const IMG_TIMEOUT: Duration = Duration::from_secs(600);
@@ -139,13 +140,6 @@ impl Runner {
             }
         }
         self.rename(&tmp, dest).await
-    }
-}
-
-pub fn io_failed(path: &Path, e: std::io::Error) -> ProviderError {
-    ProviderError::Failed {
-        message: format!("{}: {e}", path.display()),
-        hint: None,
     }
 }
 
@@ -518,9 +512,42 @@ pub async fn build_seed_iso(
         .map_err(|e| io_failed(out, e))
 }
 
+/// Target IQN -> initiators with a session (`I_T nexus`), from `tgtadm --op show`.
+pub fn sessions_by_target(show: &str) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in show.lines() {
+        if let Some(rest) = line.strip_prefix("Target ") {
+            current = rest.split_once(": ").map(|(_, iqn)| iqn.trim().to_string());
+            continue;
+        }
+        let t = line.trim();
+        if let (Some(iqn), Some(who)) = (&current, t.strip_prefix("Initiator: ")) {
+            let who = who.split(" alias:").next().unwrap_or(who).trim();
+            map.entry(iqn.clone()).or_default().push(who.to_string());
+        } else if let (Some(iqn), Some(ip)) = (&current, t.strip_prefix("IP Address: "))
+            && let Some(last) = map.get_mut(iqn).and_then(|v| v.last_mut())
+        {
+            last.push_str(&format!(" ({})", ip.trim()));
+        }
+    }
+    map
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sessions_are_read_from_tgtadm_show() {
+        let show = "Target 1: iqn.a:f:db\n    System information:\n        Driver: iscsi\n        State: ready\n    I_T nexus information:\n        I_T nexus: 3\n            Initiator: iqn.a:f:db:initiator alias: none\n            Connection: 0\n                IP Address: 127.0.0.1\n    LUN information:\n        LUN: 0\nTarget 2: iqn.a:f:idle\n    System information:\n        Driver: iscsi\n    I_T nexus information:\n    LUN information:\n";
+        let s = sessions_by_target(show);
+        assert_eq!(
+            s.get("iqn.a:f:db").unwrap(),
+            &vec!["iqn.a:f:db:initiator (127.0.0.1)".to_string()]
+        );
+        assert!(!s.contains_key("iqn.a:f:idle"));
+    }
 
     #[test]
     fn parses_tgtadm_show() {

@@ -6,32 +6,14 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use nepho_provider_api::ProviderError;
+use nepho_provider_api::{
+    BoxFuture, ConsoleForward, MachineOpError, ProviderError, VncConsole, VncDisplay,
+};
 
+use crate::KvmProvider;
 use crate::libvirt;
-use crate::{KvmProvider, MachineOpError};
 
 const FORWARD_READY: Duration = Duration::from_secs(20);
-
-/// Where to point a VNC viewer.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
-pub struct VncDisplay {
-    pub machine: String,
-    pub host: String,
-    /// `127.0.0.1:PORT` on this machine: the display itself, or the local end of the forward.
-    pub address: String,
-    pub port: u16,
-    /// The display's port on the machine's host.
-    pub host_port: u16,
-    /// The ssh destination forwarding to the host's display (remote hosts only).
-    pub ssh: Option<String>,
-}
-
-/// A display, with the forward that reaches it when the host is remote.
-pub struct VncConsole {
-    pub display: VncDisplay,
-    pub forward: Option<VncForward>,
-}
 
 /// A running `ssh -N -L` (killed when dropped).
 pub struct VncForward {
@@ -53,6 +35,16 @@ impl VncForward {
 
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
+    }
+}
+
+impl ConsoleForward for VncForward {
+    fn wait(&mut self) -> BoxFuture<'_, ProviderError> {
+        Box::pin(VncForward::wait(self))
+    }
+
+    fn stop(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(VncForward::stop(*self))
     }
 }
 
@@ -176,7 +168,7 @@ impl KvmProvider {
         display.ssh = Some(target.destination.clone());
         Ok(VncConsole {
             display,
-            forward: Some(VncForward { child }),
+            forward: Some(Box::new(VncForward { child })),
         })
     }
 }

@@ -9,7 +9,9 @@ mod support;
 use std::sync::Arc;
 use std::time::Instant;
 
-use nepho_provider_api::{EventStatus, FormationState, Provider, ProviderError};
+use nepho_provider_api::{
+    EventStatus, FormationState, MachineOpError, PowerAction, Provider, ProviderError,
+};
 use nepho_provider_testkit::{Conformance, Expect, Steps, destroy_missing, undo_steps};
 use support::{Cluster, Formation, Recorder, destroy, run_plan, serial, ssh};
 
@@ -215,6 +217,91 @@ async fn two_machines_in_parallel_then_stop_start_reset() {
     assert!(ok && out == "web-2\n");
 
     destroy(&provider, &spec).await;
+    assert!(f.domains().is_empty(), "domains left: {:?}", f.domains());
+    assert!(f.files().is_empty(), "files left: {:?}", f.files());
+    eprintln!("whole test {:.1} s", t0.elapsed().as_secs_f64());
+}
+
+/// The capability traits as the CLI reaches them, through `&dyn Provider`: power through
+/// `machines()`, the machine on its host through `cluster().status()`, and the power state an
+/// operation needs named when the machine is in another one.
+#[tokio::test(flavor = "multi_thread")]
+async fn machine_and_cluster_operations_through_the_provider_trait() {
+    let _lock = serial();
+    let t0 = Instant::now();
+    let cluster = Cluster::new("qemu", 4096);
+    let kvm = cluster.provider().await;
+    let f = Formation::new(&cluster, "ops");
+    let pattern = "machines:\n  - name: box\n    memory_mb: 256\n    image: tiny\n    disks: [{size_gb: 1}]\n    primary: true\n";
+    let spec = f.spec(pattern, None);
+    let plan = kvm.plan_create(&spec).await.unwrap();
+    run_plan(&kvm, &plan, &spec, Arc::new(Recorder::default()))
+        .await
+        .map_err(|(id, e)| format!("{id}: {e}"))
+        .unwrap();
+    eprintln!("machine up in {:.1} s", t0.elapsed().as_secs_f64());
+
+    let provider: &dyn Provider = &kvm;
+    let machines = provider.machines().expect("kvm offers machine operations");
+    let cluster_ops = provider.cluster().expect("kvm manages a cluster");
+    let state_of_box = |status: &nepho_provider_api::ClusterStatus| {
+        status
+            .hosts
+            .iter()
+            .flat_map(|h| &h.machines)
+            .find(|m| m.formation == spec.name && m.machine == "box")
+            .map(|m| m.state.clone())
+    };
+    assert_eq!(cluster_ops.hosts().len(), 1);
+    let status = cluster_ops.status().await.unwrap();
+    assert_eq!(state_of_box(&status).as_deref(), Some("running"));
+    assert!(status.hosts[0].reachable);
+
+    // Growing a drive needs the machine shut off; the error says so.
+    match machines.resize_drive(&spec.name, None, "disk0", 2).await {
+        Err(MachineOpError::WrongState { state, needed, .. }) => {
+            assert_eq!((state.as_str(), needed), ("running", "shut off"));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    machines
+        .power(&spec.name, None, PowerAction::Stop)
+        .await
+        .unwrap();
+    assert_eq!(f.domains().len(), 1);
+    let status = cluster_ops.status().await.unwrap();
+    assert_eq!(state_of_box(&status).as_deref(), Some("shut off"));
+    assert_eq!(
+        provider
+            .list()
+            .await
+            .unwrap()
+            .iter()
+            .find(|s| s.name == spec.name)
+            .unwrap()
+            .state,
+        FormationState::Stopped
+    );
+    match machines.vnc(&spec.name, None, 0).await {
+        Err(MachineOpError::WrongState { needed, .. }) => assert_eq!(needed, "running"),
+        other => panic!("{:?}", other.map(|c| c.display)),
+    }
+    assert!(matches!(
+        machines
+            .power(&spec.name, Some("nope"), PowerAction::Start)
+            .await,
+        Err(MachineOpError::Provider(ProviderError::NotFound(_)))
+    ));
+
+    machines
+        .power(&spec.name, None, PowerAction::Start)
+        .await
+        .unwrap();
+    let status = cluster_ops.status().await.unwrap();
+    assert_eq!(state_of_box(&status).as_deref(), Some("running"));
+
+    destroy(&kvm, &spec).await;
     assert!(f.domains().is_empty(), "domains left: {:?}", f.domains());
     assert!(f.files().is_empty(), "files left: {:?}", f.files());
     eprintln!("whole test {:.1} s", t0.elapsed().as_secs_f64());

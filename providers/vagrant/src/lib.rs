@@ -13,6 +13,7 @@
 //! of libvirt in one `virsh` batch (`domain_state`); `vagrant status` answers the rest.
 
 mod domain_state;
+mod machine_ops;
 mod machine_readable;
 mod probe;
 mod project;
@@ -26,8 +27,9 @@ use std::time::Duration;
 
 use nepho_provider_api::{
     BoxFuture, Endpoints, EventKind, EventSink, EventStatus, FormationDetails, FormationSpec,
-    FormationState, FormationSummary, Plan, PlannedChange, PowerAction, Progress, Provider,
-    ProviderError, ProviderKind, ResourceStatus, Step, StepContext, StepId, StepOutcome, join_all,
+    FormationState, FormationSummary, MachineOps, Plan, PlannedChange, PowerAction, Progress,
+    Provider, ProviderError, ProviderKind, ResourceStatus, Step, StepContext, StepId, StepOutcome,
+    join_all,
 };
 use serde_json::json;
 
@@ -92,8 +94,51 @@ pub fn connect(settings: VagrantSettings) -> Result<VagrantProvider, ProviderErr
     })
 }
 
-fn action_op(step: &Step) -> &str {
-    step.action.get("op").and_then(|v| v.as_str()).unwrap_or("")
+/// What a step does, as it is journaled in [`Step::action`] (`{"op": "up", "provider":
+/// "libvirt"}`). The JSON is the one plans have always had, so a journal written by an older
+/// nepho resumes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+enum Action {
+    Project {
+        #[serde(default = "default_provider")]
+        provider: String,
+    },
+    Box {
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        source: String,
+        #[serde(default = "default_provider")]
+        provider: String,
+    },
+    Up {
+        #[serde(default = "default_provider")]
+        provider: String,
+    },
+    Provision {
+        #[serde(default = "default_provider")]
+        provider: String,
+    },
+    Destroy {
+        #[serde(default)]
+        formation: String,
+    },
+}
+
+fn default_provider() -> String {
+    "libvirt".into()
+}
+
+impl Action {
+    fn of(step: &Step) -> Result<Action, ProviderError> {
+        serde_json::from_value(step.action.clone())
+            .map_err(|e| failed(format!("unknown vagrant step action: {e}")))
+    }
+
+    fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("actions serialize")
+    }
 }
 
 fn failed(message: impl Into<String>) -> ProviderError {
@@ -237,7 +282,10 @@ impl VagrantProvider {
             id: "project".into(),
             description: format!("prepare the Vagrant project for {}", spec.name),
             depends_on: vec![],
-            action: json!({"op": "project", "provider": provider}),
+            action: Action::Project {
+                provider: provider.clone(),
+            }
+            .to_value(),
         }];
         let mut last_deps = vec![StepId::from("project")];
         if let Some(b) = project::box_source(spec)?
@@ -247,19 +295,30 @@ impl VagrantProvider {
                 id: "box".into(),
                 description: format!("add box {} from {source}", b.name),
                 depends_on: vec![],
-                action: json!({"op": "box", "name": b.name, "source": source, "provider": provider}),
+                action: Action::Box {
+                    name: b.name.clone(),
+                    source: source.clone(),
+                    provider: provider.clone(),
+                }
+                .to_value(),
             });
             last_deps.push("box".into());
         }
-        let description = match last {
-            "up" => format!("vagrant up --provider={provider}"),
-            _ => "vagrant provision".to_string(),
+        let (description, action) = match last {
+            "up" => (
+                format!("vagrant up --provider={provider}"),
+                Action::Up { provider },
+            ),
+            _ => (
+                "vagrant provision".to_string(),
+                Action::Provision { provider },
+            ),
         };
         steps.push(Step {
             id: last.into(),
             description,
             depends_on: last_deps,
-            action: json!({"op": last, "provider": provider}),
+            action: action.to_value(),
         });
         let plan = Plan { steps };
         plan.validate().map_err(|e| failed(e.to_string()))?;
@@ -271,14 +330,8 @@ impl VagrantProvider {
         step: &Step,
         cx: StepContext<'_>,
     ) -> Result<StepOutcome, ProviderError> {
-        let provider = step
-            .action
-            .get("provider")
-            .and_then(|v| v.as_str())
-            .unwrap_or("libvirt")
-            .to_string();
-        match action_op(step) {
-            "project" => {
+        match Action::of(step)? {
+            Action::Project { provider } => {
                 let driver = if provider == "libvirt" {
                     Some(self.libvirt_driver().await)
                 } else {
@@ -303,12 +356,12 @@ impl VagrantProvider {
                     outputs,
                 })
             }
-            "box" => {
-                let name = step.action["name"].as_str().unwrap_or_default();
-                let source = step.action["source"].as_str().unwrap_or_default();
-                self.add_box(name, source, &provider, &cx.events).await
-            }
-            "up" => {
+            Action::Box {
+                name,
+                source,
+                provider,
+            } => self.add_box(&name, &source, &provider, &cx.events).await,
+            Action::Up { provider } => {
                 let dir = project::spec_project_dir(cx.spec);
                 // Resumed after the nanny died: let the vagrant it started finish first (it
                 // holds Vagrant's machine lock), and drop domains it created but never recorded.
@@ -328,29 +381,27 @@ impl VagrantProvider {
                 self.stream(&dir, &args, &cx.events, "vagrant up").await?;
                 Ok(StepOutcome::default())
             }
-            "provision" => {
+            Action::Provision { .. } => {
                 let dir = project::spec_project_dir(cx.spec);
                 let args = ["provision", "--machine-readable"];
                 self.stream(&dir, &args, &cx.events, "vagrant provision")
                     .await?;
                 Ok(StepOutcome::default())
             }
-            "destroy" => {
-                let formation = step.action["formation"].as_str().unwrap_or_default();
-                let done = self.destroy(formation, &cx.events).await?;
+            Action::Destroy { formation } => {
+                let done = self.destroy(&formation, &cx.events).await?;
                 Ok(StepOutcome {
                     already_done: !done,
                     outputs: BTreeMap::new(),
                 })
             }
-            other => Err(failed(format!("unknown vagrant step action {other:?}"))),
         }
     }
 
     async fn undo_step_impl(&self, step: &Step, cx: StepContext<'_>) -> Result<(), ProviderError> {
-        match action_op(step) {
+        match Action::of(step) {
             // Rollback of a failed create: the machines go, and with them the project.
-            "up" | "project" => {
+            Ok(Action::Up { .. } | Action::Project { .. }) => {
                 self.destroy(&cx.spec.name, &cx.events).await?;
                 Ok(())
             }
@@ -754,37 +805,6 @@ impl VagrantProvider {
         found.sort();
         found
     }
-
-    async fn power_impl(
-        &self,
-        formation: &str,
-        machine: Option<&str>,
-        action: PowerAction,
-    ) -> Result<(), ProviderError> {
-        let dir = self.existing_dir(formation)?;
-        let provider = project::read_meta(&dir)
-            .map(|m| m.vagrant_provider)
-            .unwrap_or_else(|| self.settings.default_provider.clone());
-        let provider_arg = format!("--provider={provider}");
-        let mut args: Vec<&str> = match action {
-            PowerAction::Stop => vec!["halt"],
-            PowerAction::Start => vec!["up", &provider_arg],
-            PowerAction::Reset => vec!["reload"],
-        };
-        args.push("--machine-readable");
-        if let Some(m) = machine {
-            args.push(m);
-        }
-        let _ = std::fs::remove_file(dir.join(project::SSH_CACHE_FILE));
-        let f = self
-            .vagrant(&dir)
-            .run(&dir, &args, self.settings.up_timeout, true, |_| {})
-            .await?;
-        if !f.success {
-            return Err(run::failure(&format!("vagrant {}", args.join(" ")), &f));
-        }
-        Ok(())
-    }
 }
 
 /// Stops and undefines a domain (by name or UUID) with its storage.
@@ -1024,7 +1044,10 @@ impl Provider for VagrantProvider {
                         "vagrant destroy -f and remove the project of {formation}"
                     ),
                     depends_on: vec![],
-                    action: json!({"op": "destroy", "formation": formation}),
+                    action: Action::Destroy {
+                        formation: formation.to_string(),
+                    }
+                    .to_value(),
                 }],
             })
         })
@@ -1218,13 +1241,83 @@ impl Provider for VagrantProvider {
         machine: Option<&'a str>,
         action: PowerAction,
     ) -> BoxFuture<'a, Result<(), ProviderError>> {
-        Box::pin(self.power_impl(formation, machine, action))
+        Box::pin(async move {
+            MachineOps::power(self, formation, machine, action)
+                .await
+                .map_err(ProviderError::from)
+        })
+    }
+
+    fn machines(&self) -> Option<&dyn MachineOps> {
+        Some(self)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Plans journaled before the actions were typed: what `json!` made then.
+    #[test]
+    fn actions_are_the_json_older_journals_hold() {
+        let cases = [
+            (
+                Action::Project {
+                    provider: "libvirt".into(),
+                },
+                json!({"op": "project", "provider": "libvirt"}),
+            ),
+            (
+                Action::Box {
+                    name: "tiny".into(),
+                    source: "/b/tiny.box".into(),
+                    provider: "libvirt".into(),
+                },
+                json!({"op": "box", "name": "tiny", "source": "/b/tiny.box", "provider": "libvirt"}),
+            ),
+            (
+                Action::Up {
+                    provider: "virtualbox".into(),
+                },
+                json!({"op": "up", "provider": "virtualbox"}),
+            ),
+            (
+                Action::Provision {
+                    provider: "libvirt".into(),
+                },
+                json!({"op": "provision", "provider": "libvirt"}),
+            ),
+            (
+                Action::Destroy {
+                    formation: "lab".into(),
+                },
+                json!({"op": "destroy", "formation": "lab"}),
+            ),
+        ];
+        for (action, old) in cases {
+            assert_eq!(action.to_value().to_string(), old.to_string());
+            let step = Step {
+                id: "s".into(),
+                description: String::new(),
+                depends_on: vec![],
+                action: old,
+            };
+            assert_eq!(Action::of(&step).unwrap(), action);
+        }
+        // The provider defaulted to libvirt when an action had none.
+        let step = Step {
+            id: "up".into(),
+            description: String::new(),
+            depends_on: vec![],
+            action: json!({"op": "up"}),
+        };
+        assert_eq!(
+            Action::of(&step).unwrap(),
+            Action::Up {
+                provider: "libvirt".into()
+            }
+        );
+    }
 
     #[test]
     fn formation_state_follows_the_machines() {

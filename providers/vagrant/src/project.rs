@@ -6,10 +6,10 @@
 //! `<directory>_<machine>`.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+pub use nepho_provider_api::files::write_atomic;
+use nepho_provider_api::files::write_private;
 use nepho_provider_api::{FormationSpec, ProviderError};
 use serde::{Deserialize, Serialize};
 
@@ -302,7 +302,7 @@ pub fn write(
     write_atomic(&meta_path, &meta_json, 0o644).map_err(|e| io("writing", &meta_path, e))?;
     let env_path = dir.join(ENV_FILE);
     let env_json = serde_json::to_vec_pretty(env).expect("environment serializes");
-    write_atomic(&env_path, &env_json, 0o600).map_err(|e| io("writing", &env_path, e))?;
+    write_private(&env_path, &env_json).map_err(|e| io("writing", &env_path, e))?;
     let _ = std::fs::remove_file(dir.join(SSH_CACHE_FILE));
     Ok(dir)
 }
@@ -316,20 +316,6 @@ pub fn read_env(dir: &Path) -> BTreeMap<String, String> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
-}
-
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let tmp = path.with_extension("nepho-tmp");
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-    }
-    std::fs::rename(&tmp, path)
 }
 
 fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {

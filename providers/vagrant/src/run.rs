@@ -236,6 +236,7 @@ pub async fn stop_orphan(dir: &Path, grace: Duration) {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         if group_alive(pgid) {
+            // SAFETY: as above; std can signal a child it spawned, not a process group.
             unsafe {
                 libc::kill(-pgid, libc::SIGKILL);
             }

@@ -13,66 +13,16 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use nepho_provider_api::ProviderError;
-use serde::Serialize;
+use nepho_provider_api::{AddressUsage, ClusterUsage, DiskUsage, ProviderError};
 
 use crate::KvmProvider;
 use crate::cluster::HostConfig;
-use crate::failover;
+
 use crate::libvirt::{self, DiskRecord, FoundDomain};
 use crate::place;
-use crate::storage::Runner;
+use crate::storage::{self, Runner};
 
 const SHORT: Duration = Duration::from_secs(30);
-
-/// What `cluster:usage` prints (`-o json`).
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct ClusterUsage {
-    pub disks: Vec<DiskUsage>,
-    pub addresses: Vec<AddressUsage>,
-    /// Hosts that did not answer (their machines are missing above).
-    pub unreachable: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct DiskUsage {
-    pub host: String,
-    pub formation: String,
-    pub machine: String,
-    /// `disk0`, `disk1`… as `formation:describe` lists them.
-    pub disk: String,
-    /// `qcow2`, `iscsi` or `swap` (the host's local swap file).
-    pub kind: String,
-    /// The iSCSI export (`IQN/LUN`) or the qcow2 file.
-    pub export: String,
-    /// The file holding the data (a LUN's backing file on the target host).
-    pub file: String,
-    pub capacity_bytes: Option<u64>,
-    pub allocated_bytes: Option<u64>,
-    /// Since the machine started (running machines only).
-    pub read_bytes: Option<u64>,
-    pub written_bytes: Option<u64>,
-    /// Initiators with a session on the LUN's target (iSCSI only).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub sessions: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct AddressUsage {
-    pub host: String,
-    pub formation: String,
-    pub machine: String,
-    /// `net0`, `net1`… in the machine's order.
-    pub nic: String,
-    pub network: String,
-    pub mac: String,
-    pub ip: Option<String>,
-    /// Since the machine started, as the host sees the machine's interface.
-    pub rx_bytes: Option<u64>,
-    pub tx_bytes: Option<u64>,
-    pub rx_packets: Option<u64>,
-    pub tx_packets: Option<u64>,
-}
 
 /// `virsh domblklist --details`: source (file path or `IQN/LUN`) -> target device.
 fn parse_blklist(text: &str) -> BTreeMap<String, String> {
@@ -192,7 +142,7 @@ impl KvmProvider {
                         SHORT,
                     )
                     .await
-                    .map(|show| failover::sessions_by_target(&show))
+                    .map(|show| storage::sessions_by_target(&show))
                     .unwrap_or_default()
             }
             None => BTreeMap::new(),

@@ -27,52 +27,20 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nepho_provider_api::ProviderError;
-use serde::Serialize;
+use nepho_provider_api::{MigrateResult, ProviderError, RebalanceReport};
 
 use crate::KvmProvider;
 use crate::cluster::HostConfig;
 use crate::cmd::{self, shell_quote};
-use crate::failover::{self, SharedRecord};
 use crate::libvirt::{self, DiskRecord, FoundDomain, MachineRecord};
+use crate::names;
 use crate::place::{self, HostLoad};
+use crate::records::{self, SharedRecord};
 use crate::steps;
 use crate::storage::Runner;
 
 const COPY_TIMEOUT: Duration = Duration::from_secs(1800);
 const SHORT: Duration = Duration::from_secs(60);
-
-/// What `cluster:migrate` prints (`-o json`), and one move of `cluster:rebalance`.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct MigrateResult {
-    pub formation: String,
-    pub machine: String,
-    pub domain: String,
-    pub from: String,
-    pub to: String,
-    /// `moved`, `planned` (`--dry-run`) or `failed` (everything was put back).
-    pub status: String,
-    /// Whether it was running (it runs again after the move).
-    pub was_running: bool,
-    /// Its address on the new host, once ready (running machines).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
-    /// Bytes of local disks and seed copied between the hosts.
-    pub copied_bytes: u64,
-    pub memory_mb: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub seconds: f64,
-}
-
-/// What `cluster:rebalance` and `cluster:evacuate` print (`-o json`).
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct RebalanceReport {
-    /// Memory used / capacity per reachable host, before and after (as planned).
-    pub before: BTreeMap<String, f64>,
-    pub after: BTreeMap<String, f64>,
-    pub moves: Vec<MigrateResult>,
-}
 
 fn failed(message: impl Into<String>) -> ProviderError {
     ProviderError::Failed {
@@ -141,7 +109,7 @@ fn same_file(from: &Runner, to: &Runner, a: &Path, b: &Path) -> bool {
 
 /// The record as it will be on `to`: local files in `to`'s formation directory.
 fn record_on(cluster: &crate::ClusterFile, old: &MachineRecord, to: &HostConfig) -> MachineRecord {
-    let dir = steps::formation_dir(cluster, to, &old.formation);
+    let dir = names::formation_dir(cluster, to, &old.formation);
     let moved = |p: &Path| dir.join(p.file_name().unwrap_or_default());
     let mut record = old.clone();
     record.host = to.name.clone();
@@ -275,7 +243,7 @@ impl KvmProvider {
         to: Option<&str>,
     ) -> Result<MigrateResult, ProviderError> {
         let d = self
-            .machines(formation, Some(machine))
+            .find_machines(formation, Some(machine))
             .await?
             .into_iter()
             .next()
@@ -415,8 +383,8 @@ impl KvmProvider {
         let Some(iscsi) = &self.cluster.storage.iscsi else {
             return BTreeMap::new();
         };
-        let path = failover::record_path(iscsi, &d.record.formation, &d.record.machine);
-        match failover::read_shared(&Runner::for_iscsi(iscsi), &path).await {
+        let path = records::record_path(iscsi, &d.record.formation, &d.record.machine);
+        match records::read_shared(&Runner::for_iscsi(iscsi), &path).await {
             Ok(Some(shared)) => shared.labels,
             _ => BTreeMap::new(),
         }
@@ -466,7 +434,7 @@ impl KvmProvider {
             record: r.clone(),
             lockspace: None, // only placed, never written
         };
-        let machine = failover::machine_for_placement(&shared);
+        let machine = records::machine_for_placement(&shared);
         let placed = place::place(
             &self.cluster,
             &candidates,
@@ -508,14 +476,14 @@ impl KvmProvider {
         let old = &d.record;
         let new = record_on(&self.cluster, old, to);
         let iso = crate::media::attached_iso(&saved_xml);
-        let src_dir = steps::formation_dir(&self.cluster, &from, &old.formation);
+        let src_dir = names::formation_dir(&self.cluster, &from, &old.formation);
         // Where the ISO will be on `to`: nepho's own copies (under the formation's directory,
         // made for remote hosts) and any ISO when a host is remote move to `to`'s `iso/`.
         let iso_on = |to: &HostConfig, iso: &Path| -> PathBuf {
             if to.is_local() && from.is_local() && !iso.starts_with(&src_dir) {
                 iso.to_path_buf()
             } else {
-                steps::formation_dir(&self.cluster, to, &old.formation)
+                names::formation_dir(&self.cluster, to, &old.formation)
                     .join("iso")
                     .join(iso.file_name().unwrap_or_default())
             }
@@ -533,7 +501,7 @@ impl KvmProvider {
             undefined_source: false,
         };
         let outcome: Result<(Option<String>, u64), ProviderError> = async {
-            dst.mkdir(&steps::formation_dir(&self.cluster, to, &old.formation))
+            dst.mkdir(&names::formation_dir(&self.cluster, to, &old.formation))
                 .await?;
             let mut copied = 0;
             let pairs = old
@@ -576,11 +544,11 @@ impl KvmProvider {
                 undo.copies.push(b.path.clone());
             }
             // The shared record names the new owner (and its UUID) before the domain exists.
-            let uuid = failover::new_uuid().await?;
+            let uuid = records::new_uuid().await?;
             if let Some(iscsi) = &self.cluster.storage.iscsi {
                 let storage = Runner::for_iscsi(iscsi);
-                let path = failover::record_path(iscsi, &old.formation, &old.machine);
-                let before = failover::read_shared(&storage, &path).await.ok().flatten();
+                let path = records::record_path(iscsi, &old.formation, &old.machine);
+                let before = records::read_shared(&storage, &path).await.ok().flatten();
                 let moved = SharedRecord {
                     domain: d.name.clone(),
                     host: to.name.clone(),
@@ -591,10 +559,10 @@ impl KvmProvider {
                         .map(|b| b.labels.clone())
                         .unwrap_or_default(),
                     record: new.clone(),
-                    lockspace: failover::lockspace_for(&self.cluster, &new).map(Path::to_path_buf),
+                    lockspace: records::lockspace_for(&self.cluster, &new).map(Path::to_path_buf),
                 };
                 undo.shared_before = before;
-                let written = failover::write_shared(&storage, &path, &moved).await;
+                let written = records::write_shared(&storage, &path, &moved).await;
                 if written.is_err()
                     && old
                         .disks
@@ -624,7 +592,7 @@ impl KvmProvider {
                 .await?;
             }
             if was_running {
-                failover::start_domain(to, &d.name, &old.machine).await?;
+                records::start_domain(to, &d.name, &old.machine).await?;
             }
             let address = if was_running {
                 Some(self.wait_ready(&d.name, &new, to).await?)
@@ -734,8 +702,8 @@ impl Undo<'_> {
         }
         let _ = Runner::for_host(self.to).remove(self.copies).await;
         if let (Some(iscsi), Some(before)) = (&cluster.storage.iscsi, &self.shared_before) {
-            let path = failover::record_path(iscsi, &d.record.formation, &d.record.machine);
-            let _ = failover::write_shared(&Runner::for_iscsi(iscsi), &path, before).await;
+            let path = records::record_path(iscsi, &d.record.formation, &d.record.machine);
+            let _ = records::write_shared(&Runner::for_iscsi(iscsi), &path, before).await;
         }
         if self.undefined_source || !libvirt::domain_exists(&d.uri, &d.name).await {
             let dir = d
@@ -747,7 +715,7 @@ impl Undo<'_> {
             let file = dir.join(format!("{}.restore.xml", d.name));
             tokio::fs::write(&file, self.saved_xml)
                 .await
-                .map_err(|e| crate::storage::io_failed(&file, e))?;
+                .map_err(|e| crate::cmd::io_failed(&file, e))?;
             let out = libvirt::virsh(&d.uri, &["define", &file.to_string_lossy()]).await;
             let _ = tokio::fs::remove_file(&file).await;
             out?;
