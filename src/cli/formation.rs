@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::ops::formation::{self as ops, Build, BuildOutcome, CreateOptions};
 use crate::ops::machine::{self, StorageKind};
 use crate::output::human::{self, Human};
-use crate::output::{SshLine, Url};
+use crate::output::{Format, OperationStatus, SshLine, Url};
 
 #[derive(Debug, Subcommand)]
 pub enum FormationCommand {
@@ -392,9 +392,15 @@ fn show_build(cx: &Context, outcome: BuildOutcome) {
                 r.operation, r.formation, r.formation
             )
         }),
-        BuildOutcome::Finished { shown: true, .. } | BuildOutcome::Nothing => {}
+        BuildOutcome::Nothing => {}
+        // On a terminal the progress display already said it succeeded.
+        BuildOutcome::Finished { result: r, drawn }
+            if drawn
+                && r.status == OperationStatus::Succeeded
+                && cx.out.format == Format::Table
+                && crate::output::stdout_is_tty() => {}
         BuildOutcome::Finished { result: r, .. } => cx.out.data(&r, || match r.status {
-            crate::output::OperationStatus::Detached => format!(
+            OperationStatus::Detached => format!(
                 "detached: the {} of {} goes on; re-attach with `nepho formation:watch {}`",
                 r.operation, r.formation, r.formation
             ),

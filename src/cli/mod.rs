@@ -1,5 +1,5 @@
-//! Command-line parsing and dispatch. This layer only parses and prints; the work lives in the
-//! domain modules (`cloudlet`, `scenario`, `registry`).
+//! Command-line parsing and dispatch. This layer only parses and prints: each command calls one
+//! `crate::ops` function and prints the typed result it returns (`crate::output`).
 //!
 //! Commands are groups (`cloudlet`, `scenario`, `registry`) with subcommands; the roadmap's colon
 //! form (`cloudlet:install`) is rewritten to the space form before clap sees it.

@@ -43,11 +43,11 @@ pub enum BuildOutcome {
     Preview(Vec<PlannedChange>),
     /// `--detach`: the nanny runs it.
     Started(OperationResult),
-    /// Followed to its end (succeeded) or detached from with Ctrl-C. `shown`: the progress
-    /// display already said so on this terminal.
+    /// Followed to its end (succeeded) or detached from with Ctrl-C. `drawn`: the progress
+    /// display on stderr ended with the result.
     Finished {
         result: OperationResult,
-        shown: bool,
+        drawn: bool,
     },
     /// Nothing to do (a destroy of a formation that is already gone).
     Nothing,
@@ -444,12 +444,11 @@ fn launch(
             )),
         });
     }
-    report(cx, fdir, provider, op, followed?, drawn)
+    report(fdir, provider, op, followed?, drawn)
 }
 
 /// What a followed build came to: the result to show, or the error that says why not.
 fn report(
-    cx: &Context,
     fdir: &FormationDir,
     provider: ProviderKind,
     op: Operation,
@@ -491,13 +490,9 @@ fn report(
             });
         }
     };
-    let shown = drawn
-        && status == OperationStatus::Succeeded
-        && cx.out.format == output::Format::Table
-        && output::stdout_is_tty();
     Ok(BuildOutcome::Finished {
         result: OperationResult::new(fdir, op, status, provider),
-        shown,
+        drawn,
     })
 }
 
@@ -527,7 +522,7 @@ pub fn watch(cx: &Context, name: &str) -> Result<BuildOutcome> {
     ))?;
     let drawn = bars.drawn();
     bars.finish();
-    report(cx, &fdir, record.provider, op, followed, drawn)
+    report(&fdir, record.provider, op, followed, drawn)
 }
 
 /// The formation's journal, with a warning when damaged lines had to be skipped.
