@@ -321,12 +321,23 @@ impl Config {
     }
 }
 
-/// Writes a file atomically: a temporary sibling, fsync'd, then renamed over the target.
+/// Writes a file atomically: a temporary sibling, fsync'd, then renamed over the target. The
+/// file is private (0600) whatever the umask: settings may hold credentials, state may quote
+/// secrets.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    write_atomic_mode(path, contents, 0o600)
+}
+
+/// [`write_atomic`] with another permission mode.
+pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).at(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).at(dir)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .at(path)?;
     tmp.write_all(contents).at(path)?;
     tmp.as_file().sync_all().at(path)?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;

@@ -183,19 +183,10 @@ impl FormationDir {
             private.insert(PRIVATE_PATTERN_KEY.into(), pattern);
         }
         // Secrets first: a spec.json whose pattern was scrubbed must find its original.
-        let path = self.secrets_file();
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .at(&tmp)?;
-        f.write_all(&serde_json::to_vec(&private).unwrap_or_default())
-            .at(&tmp)?;
-        f.sync_all().at(&tmp)?;
-        std::fs::rename(&tmp, &path).at(&path)?;
+        write_atomic(
+            &self.secrets_file(),
+            &serde_json::to_vec(&private).unwrap_or_default(),
+        )?;
         write_atomic(
             &self.spec_file(),
             &serde_json::to_vec_pretty(&public).map_err(|e| Error::Other(e.to_string()))?,
@@ -383,8 +374,7 @@ impl FormationLock {
             .mode(0o600)
             .open(&path)
             .at(&path)?;
-        let try_lock =
-            |f: &File| unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        let try_lock = |f: &File| f.try_lock().is_ok();
         let mut locked = try_lock(&file);
         if !locked && run_finished(dir) {
             // A nanny whose run has ended is only saying goodbye to its clients: wait for it.
@@ -424,31 +414,16 @@ impl FormationLock {
 
     /// Lets a child process inherit the lock: clears close-on-exec and returns the fd number.
     pub fn inheritable_fd(&self) -> Result<i32> {
-        let fd = self.file.as_raw_fd();
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-        if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } < 0 {
-            return Err(Error::Other(
-                "cannot pass the formation lock to the nanny".into(),
-            ));
-        }
-        Ok(fd)
+        inheritable_fd(&self.file)
+            .map_err(|_| Error::Other("cannot pass the formation lock to the nanny".into()))
     }
 
     /// Adopts a lock inherited from the parent (`--lock-fd`), checking it really is held.
     pub fn adopt(fd: i32, dir: &FormationDir) -> Result<FormationLock> {
-        use std::os::fd::FromRawFd;
-        let file = unsafe { File::from_raw_fd(fd) };
-        // Re-locking a lock this open file already holds succeeds; anything else means the fd is wrong.
-        if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            return Err(Error::conflict(format!(
-                "formation {} lock was not handed over",
-                dir.name
-            )));
-        }
-        let lock = FormationLock { file };
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-        unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) };
-        Ok(lock)
+        let file = adopt_locked_fd(fd).ok_or_else(|| {
+            Error::conflict(format!("formation {} lock was not handed over", dir.name))
+        })?;
+        Ok(FormationLock { file })
     }
 
     /// Replaces the lock file's text (who holds it, shown to whoever finds it busy). Written at
@@ -474,7 +449,42 @@ pub fn is_busy(dir: &FormationDir) -> bool {
     let Ok(file) = std::fs::OpenOptions::new().read(true).open(dir.lock_file()) else {
         return false;
     };
-    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
+    file.try_lock().is_err()
+}
+
+/// Clears close-on-exec on a lock's descriptor so that a child started next inherits it (the
+/// lock travels with the open file); returns the descriptor's number for the child's
+/// `--lock-fd`. std has no safe form of `F_SETFD`.
+pub fn inheritable_fd(file: &File) -> std::io::Result<i32> {
+    let fd = file.as_raw_fd();
+    // SAFETY: F_GETFD/F_SETFD only read and set the flags of a descriptor `file` owns and keeps
+    // open for the duration of the calls.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// Takes ownership of a lock descriptor inherited from the parent (`--lock-fd N`), if it is
+/// one: re-locking a lock this open file already holds succeeds; anything else means the
+/// number names something else. Close-on-exec is set again, so the lock is not passed on.
+pub fn adopt_locked_fd(fd: i32) -> Option<File> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: the parent passed this descriptor to this process alone (`--lock-fd`) and
+    // nothing else here opened, owns or closes it.
+    let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    if file.try_lock().is_err() {
+        // Not ours to close: forget it rather than closing a descriptor we cannot name.
+        std::mem::forget(file);
+        return None;
+    }
+    // SAFETY: as in `inheritable_fd`, on a descriptor `file` now owns.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+    }
+    Some(file)
 }
 
 /// Every local record, sorted by name.

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::formation::{
     self, FormationDir, FormationLock, FormationName, FormationRecord, RecordState,
 };
-use crate::output::FormationListItem;
+use crate::output::{FormationListItem, ListSource, ListedState};
 use crate::providers;
 
 /// `formation:list`: every registered provider's formations, then local records none of them
@@ -60,9 +60,9 @@ pub async fn list(paths: &Paths) -> Result<Listing> {
                     provider: kind.to_string(),
                     cloudlet: s.cloudlet,
                     scenario: s.scenario,
-                    state: format!("{:?}", s.state).to_lowercase(),
+                    state: s.state.into(),
                     status_reason: s.status_reason,
-                    source: "provider".into(),
+                    source: ListSource::Provider,
                     busy,
                 }
             })),
@@ -89,13 +89,13 @@ pub async fn list(paths: &Paths) -> Result<Listing> {
             scenario: Some(r.scenario.clone()),
             state: match (r.state, busy) {
                 // Its provider did not answer: nobody can say whether it exists.
-                _ if unreachable.iter().any(|(k, _)| *k == r.provider) => "unknown".into(),
+                _ if unreachable.iter().any(|(k, _)| *k == r.provider) => ListedState::Unknown,
                 (
                     RecordState::Creating | RecordState::Updating | RecordState::Destroying,
                     false,
-                ) => "interrupted".into(),
-                (RecordState::Created, _) => "missing".into(),
-                (s, _) => format!("{s:?}").to_lowercase(),
+                ) => ListedState::Interrupted,
+                (RecordState::Created, _) => ListedState::Missing,
+                (s, _) => s.into(),
             },
             status_reason: unreachable
                 .iter()
@@ -106,7 +106,7 @@ pub async fn list(paths: &Paths) -> Result<Listing> {
                         .then(|| last_failure(fdir))
                         .flatten()
                 }),
-            source: "local".into(),
+            source: ListSource::Local,
             busy,
         });
     }

@@ -12,8 +12,10 @@ pub mod formation;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod git;
+pub mod help;
 pub mod inventory;
 pub mod nanny;
+pub mod ops;
 pub mod output;
 pub mod providers;
 pub mod registry;

@@ -9,6 +9,15 @@ use comfy_table::{ContentArrangement, Table, presets};
 use serde::Serialize;
 
 use crate::cloudlet::CloudletFormat;
+use crate::scenario::params::{LayerKind, ParamType};
+
+pub mod human;
+
+/// Where the JSON Schemas are published: `{SCHEMA_BASE}/<name>/v{SCHEMA_VERSION}.json`.
+pub const SCHEMA_BASE: &str = "https://nepho.dev/schema";
+/// The version of every machine-readable shape: it changes only when a shape changes
+/// incompatibly (fields are only ever added within a version).
+pub const SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -27,6 +36,16 @@ pub struct Out {
 }
 
 impl Out {
+    /// Plain output in `format`: not quiet, not verbose, no colour.
+    pub fn plain(format: Format) -> Out {
+        Out {
+            format,
+            quiet: false,
+            verbose: 0,
+            color: false,
+        }
+    }
+
     pub fn warn(&self, msg: &str) {
         let prefix = if self.color {
             "\x1b[33mwarning:\x1b[0m"
@@ -43,6 +62,58 @@ impl Out {
         }
     }
 
+    /// Prints a typed result: JSON or YAML, or its table/text for people.
+    pub fn show<T: Serialize + human::Human + ?Sized>(&self, value: &T) {
+        self.data(value, || value.human());
+    }
+
+    /// One event of a journal: an NDJSON line, a `---` YAML document, or a progress line.
+    pub fn event(&self, e: &nepho_provider_api::Event) {
+        let text = match self.format {
+            Format::Json => serde_json::to_string(e).unwrap_or_default() + "\n",
+            Format::Yaml => {
+                let value = serde_json::to_value(e).unwrap_or_default();
+                let doc = serde_saphyr::to_string(&value).unwrap_or_default();
+                format!(
+                    "---\n{}{}",
+                    doc,
+                    if doc.ends_with('\n') { "" } else { "\n" }
+                )
+            }
+            Format::Table => crate::nanny::progress::line(e) + "\n",
+        };
+        write_stdout(text.as_bytes());
+    }
+
+    /// Reports an error on stderr: as an [`ErrorReport`] with `-o json|yaml`, else as text.
+    pub fn error(&self, e: &crate::error::Error) {
+        let out = self;
+        match out.format {
+            Format::Json | Format::Yaml => {
+                let report = ErrorReport::of(e);
+                let text = if out.format == Format::Json {
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                } else {
+                    serde_saphyr::to_string(&serde_json::to_value(&report).unwrap_or_default())
+                        .unwrap_or_default()
+                };
+                eprintln!("{}", text.trim_end());
+            }
+            Format::Table => {
+                let prefix = if out.color {
+                    "\x1b[31merror:\x1b[0m"
+                } else {
+                    "error:"
+                };
+                // Messages quote registry and cloudlet text, which may carry terminal escapes.
+                eprintln!("{prefix} {}", terminal_safe(&e.to_string()));
+                if let Some(hint) = e.hint() {
+                    eprintln!("hint: {}", terminal_safe(hint));
+                }
+            }
+        }
+    }
+
     pub fn debug(&self, msg: &str) {
         if self.verbose > 0 {
             eprintln!("debug: {msg}");
@@ -50,7 +121,7 @@ impl Out {
     }
 
     /// Prints `value` as JSON or YAML, or the table/text from `human` for `-o table`.
-    pub fn data<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
+    pub fn data<T: Serialize + ?Sized>(&self, value: &T, human: impl FnOnce() -> String) {
         let text = match self.format {
             Format::Json => {
                 let mut s = serde_json::to_string_pretty(value).expect("output types serialize");
@@ -76,6 +147,71 @@ impl Out {
         };
         write_stdout(text.as_bytes());
     }
+}
+
+/// `-v`: what nepho does (git and host commands, provider calls, resolved paths); `-vv`: also how
+/// long each took; `-vvv`: also what they answered and the HTTP traffic of the AWS SDK (which
+/// redacts credentials itself). On stderr, so results on stdout stay clean.
+pub fn init_logging(verbose: u8, color: bool) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    if verbose == 0 {
+        return;
+    }
+    let ours = [
+        "nepho",
+        "nepho_provider_kvm",
+        "nepho_provider_vagrant",
+        "nepho_provider_cloudformation",
+    ];
+    let mut filter = Targets::new();
+    for target in ours {
+        filter = filter.with_target(
+            target,
+            match verbose {
+                1 => LevelFilter::INFO,
+                2 => LevelFilter::DEBUG,
+                _ => LevelFilter::TRACE,
+            },
+        );
+    }
+    if verbose >= 3 {
+        filter = filter.with_default(LevelFilter::DEBUG);
+    }
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(color)
+        .with_target(verbose >= 3);
+    let layer = if verbose >= 2 {
+        layer
+            .with_timer(tracing_subscriber::fmt::time::Uptime::default())
+            .boxed()
+    } else {
+        layer.without_time().boxed()
+    };
+    let _ = tracing_subscriber::registry()
+        .with(layer.with_filter(filter))
+        .try_init();
+}
+
+/// A usage error from clap's rendered text, for scripts that asked for JSON/YAML: the error
+/// lines as its message, the `tip:`/`Usage:` lines as its hint.
+pub fn usage_error(text: &str) -> crate::error::Error {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+        .collect();
+    let is_aside = |l: &str| l.starts_with("tip:") || l.starts_with("Usage:");
+    let message = lines
+        .iter()
+        .take_while(|l| !is_aside(l))
+        .map(|l| l.trim_start_matches("error: "))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let hint: Vec<&str> = lines.iter().copied().filter(|l| is_aside(l)).collect();
+    let hint = (!hint.is_empty()).then(|| hint.join("; "));
+    crate::error::Error::Usage { message, hint }
 }
 
 /// Writes `text` to stdout as it is. When the reader went away (`nepho … | head`), nepho stops
@@ -226,8 +362,8 @@ pub struct ParameterValue {
     pub key: String,
     /// The value (`"********"` for secrets).
     pub value: serde_json::Value,
-    /// cloudlet | scenario | provider-defaults | user | stored | values-file | set | prompt
-    pub layer: String,
+    /// The layer the value came from.
+    pub layer: LayerKind,
     /// `file:line:col`, or `--set KEY=VALUE`.
     pub source: String,
     pub secret: bool,
@@ -237,7 +373,7 @@ pub struct ParameterValue {
 pub struct ParameterDeclaration {
     pub name: String,
     #[serde(rename = "type")]
-    pub ty: Option<String>,
+    pub ty: Option<ParamType>,
     pub description: Option<String>,
     pub required: bool,
     pub secret: bool,
@@ -263,6 +399,9 @@ pub struct ScenarioDescription {
     /// Required parameters with no value yet.
     pub missing: Vec<String>,
     pub warnings: Vec<String>,
+    /// The cloudlet's directory: tables show its files relative to it.
+    #[serde(skip)]
+    pub root: std::path::PathBuf,
 }
 
 /// `scenario:render`.
@@ -299,11 +438,66 @@ pub struct ErrorReport {
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ErrorBody {
-    /// not_found | invalid | conflict | unavailable | provider | usage | failure | interrupted
-    pub kind: String,
+    pub kind: ErrorKind,
     pub message: String,
     pub hint: Option<String>,
     pub exit_code: i32,
+}
+
+/// What kind of failure an error is (its exit code, in words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    Success,
+    Failure,
+    Usage,
+    NotFound,
+    Invalid,
+    Provider,
+    Conflict,
+    Unavailable,
+    Interrupted,
+}
+
+impl From<&crate::error::Error> for ErrorKind {
+    fn from(e: &crate::error::Error) -> ErrorKind {
+        use crate::error::ExitCode as C;
+        match e.exit_code() {
+            C::Success => ErrorKind::Success,
+            C::Failure => ErrorKind::Failure,
+            C::Usage => ErrorKind::Usage,
+            C::NotFound => ErrorKind::NotFound,
+            C::Invalid => ErrorKind::Invalid,
+            C::Provider => ErrorKind::Provider,
+            C::Conflict => ErrorKind::Conflict,
+            C::Unavailable => ErrorKind::Unavailable,
+            C::Interrupted => ErrorKind::Interrupted,
+        }
+    }
+}
+
+impl ErrorReport {
+    pub fn of(e: &crate::error::Error) -> ErrorReport {
+        ErrorReport {
+            error: ErrorBody {
+                kind: e.into(),
+                message: e.to_string(),
+                hint: e.hint().map(str::to_string),
+                exit_code: e.exit_code() as i32,
+            },
+        }
+    }
+}
+
+/// How a create, update or destroy ended (as far as this command saw it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OperationStatus {
+    Succeeded,
+    Failed,
+    Cancelled,
+    /// It goes on in its nanny (`--detach`, or Ctrl-C).
+    Detached,
 }
 
 /// `-o json` result of create, update and destroy.
@@ -311,10 +505,114 @@ pub struct ErrorBody {
 pub struct OperationResult {
     pub formation: String,
     pub operation: String,
-    /// succeeded | failed | cancelled | detached
-    pub status: String,
+    pub status: OperationStatus,
     pub provider: String,
     pub journal: String,
+}
+
+impl OperationResult {
+    pub fn new(
+        fdir: &crate::formation::FormationDir,
+        op: crate::engine::Operation,
+        status: OperationStatus,
+        provider: nepho_provider_api::ProviderKind,
+    ) -> OperationResult {
+        OperationResult {
+            formation: fdir.name.to_string(),
+            operation: op.as_str().into(),
+            status,
+            provider: provider.to_string(),
+            journal: fdir.journal_file().display().to_string(),
+        }
+    }
+}
+
+/// A formation's state in `formation:list`: its provider's word for it, or what its local
+/// record says when the provider does not list it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ListedState {
+    Creating,
+    Created,
+    Running,
+    Updating,
+    Stopped,
+    Failed,
+    Cancelled,
+    Destroying,
+    Destroyed,
+    /// A local record whose build stopped with no nanny left to finish it.
+    Interrupted,
+    /// A local record of a built formation its provider no longer lists.
+    Missing,
+    /// Its provider did not answer, or does not know.
+    Unknown,
+}
+
+impl ListedState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListedState::Creating => "creating",
+            ListedState::Created => "created",
+            ListedState::Running => "running",
+            ListedState::Updating => "updating",
+            ListedState::Stopped => "stopped",
+            ListedState::Failed => "failed",
+            ListedState::Cancelled => "cancelled",
+            ListedState::Destroying => "destroying",
+            ListedState::Destroyed => "destroyed",
+            ListedState::Interrupted => "interrupted",
+            ListedState::Missing => "missing",
+            ListedState::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ListedState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<nepho_provider_api::FormationState> for ListedState {
+    fn from(s: nepho_provider_api::FormationState) -> ListedState {
+        use nepho_provider_api::FormationState as S;
+        match s {
+            S::Creating => ListedState::Creating,
+            S::Running => ListedState::Running,
+            S::Updating => ListedState::Updating,
+            S::Stopped => ListedState::Stopped,
+            S::Failed => ListedState::Failed,
+            S::Destroying => ListedState::Destroying,
+            S::Destroyed => ListedState::Destroyed,
+            S::Unknown => ListedState::Unknown,
+        }
+    }
+}
+
+impl From<crate::formation::RecordState> for ListedState {
+    fn from(s: crate::formation::RecordState) -> ListedState {
+        use crate::formation::RecordState as S;
+        match s {
+            S::Creating => ListedState::Creating,
+            S::Created => ListedState::Created,
+            S::Updating => ListedState::Updating,
+            S::Failed => ListedState::Failed,
+            S::Cancelled => ListedState::Cancelled,
+            S::Destroying => ListedState::Destroying,
+            S::Destroyed => ListedState::Destroyed,
+        }
+    }
+}
+
+/// Where a `formation:list` row comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ListSource {
+    /// Read from the infrastructure.
+    Provider,
+    /// A local record of a build in flight or failed.
+    Local,
 }
 
 /// One row of `formation:list`.
@@ -324,10 +622,9 @@ pub struct FormationListItem {
     pub provider: String,
     pub cloudlet: Option<String>,
     pub scenario: Option<String>,
-    pub state: String,
+    pub state: ListedState,
     pub status_reason: Option<String>,
-    /// provider (read from the infrastructure) | local (a record of a build in flight or failed)
-    pub source: String,
+    pub source: ListSource,
     /// A nanny is working on it right now.
     pub busy: bool,
 }
@@ -348,7 +645,6 @@ pub struct FormationDescription {
     pub recent_journal: Vec<String>,
 }
 
-/// Every schema under `schema/`, by file name.
 /// `formation:cancel`: the running build was asked to stop.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CancelRequested {
@@ -357,7 +653,59 @@ pub struct CancelRequested {
     pub resume: String,
 }
 
+/// `register`: where the settings went (secrets shown as `********`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Registered {
+    pub provider: String,
+    pub file: String,
+    pub settings: std::collections::BTreeMap<String, String>,
+}
+
+/// `cluster:watch --status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatcherStatus {
+    pub running: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    pub log: String,
+}
+
+/// `cluster:watch --detach`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatcherStarted {
+    pub pid: u32,
+    pub log: String,
+}
+
+/// `formation:ssh --print`: the ssh command line, one argument each.
+#[derive(Debug, Clone, Serialize)]
+pub struct SshLine {
+    pub command: Vec<String>,
+}
+
+/// `formation:open`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Url {
+    pub url: String,
+}
+
+/// Every schema under `schema/`, by file name, each with its `$id` and version.
 pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    let mut all = unversioned_schemas();
+    for (name, schema) in &mut all {
+        let stem = name.trim_end_matches(".json");
+        schema.insert(
+            "$id".into(),
+            format!("{SCHEMA_BASE}/{stem}/v{SCHEMA_VERSION}.json").into(),
+        );
+        schema.insert("version".into(), SCHEMA_VERSION.into());
+    }
+    all
+}
+
+fn unversioned_schemas() -> Vec<(&'static str, schemars::Schema)> {
     use schemars::schema_for;
     vec![
         ("cloudlet-list.json", schema_for!(Vec<InstalledCloudlet>)),
@@ -399,11 +747,11 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("formation-cancel.json", schema_for!(CancelRequested)),
         (
             "context-list.json",
-            schema_for!(Vec<crate::cli::context::ContextRow>),
+            schema_for!(Vec<crate::ops::context::ContextRow>),
         ),
         (
             "context-use.json",
-            schema_for!(crate::cli::context::ContextRow),
+            schema_for!(crate::ops::context::ContextRow),
         ),
         ("error.json", schema_for!(ErrorReport)),
         ("event.json", schema_for!(nepho_provider_api::Event)),

@@ -86,11 +86,7 @@ pub fn write_settings(
     kind: ProviderKind,
     settings: &BTreeMap<String, String>,
 ) -> Result<PathBuf> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let path = settings_file(paths, kind);
-    let dir = path.parent().expect("settings live in a directory");
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut text =
         String::from("# written by `nepho register`; may contain credentials (mode 0600)\n");
     for (k, v) in settings {
@@ -99,17 +95,7 @@ pub fn write_settings(
             serde_json::to_string(v).unwrap_or_default()
         ));
     }
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(text.as_bytes())
-        .map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    crate::config::write_atomic(&path, text.as_bytes())?;
     Ok(path)
 }
 

@@ -1,14 +1,13 @@
-//! Command-line parsing and dispatch. This layer only parses and prints; the work lives in the
-//! domain modules (`cloudlet`, `scenario`, `registry`).
+//! Command-line parsing and dispatch. This layer only parses and prints: each command calls one
+//! `crate::ops` function and prints the typed result it returns (`crate::output`).
 //!
 //! Commands are groups (`cloudlet`, `scenario`, `registry`) with subcommands; the roadmap's colon
 //! form (`cloudlet:install`) is rewritten to the space form before clap sees it.
 
 mod cloudlet;
 mod cluster;
-pub(crate) mod context;
+mod context;
 mod formation;
-mod help;
 mod register;
 mod registry;
 mod scenario;
@@ -18,9 +17,11 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::config::{Config, Paths};
 use crate::error::{Error, ExitCode, Result};
-use crate::output::{ErrorBody, ErrorReport, Format, Out};
+use crate::help::{COMPLETE_VAR, completion_args};
+pub use crate::help::{completion_script, man_pages};
+pub use crate::ops::Context;
+use crate::output::{Format, Out};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -199,197 +200,50 @@ pub fn expand_colon_form(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStrin
 }
 
 pub fn command() -> clap::Command {
-    help::with_completers(help::decorate(Cli::command()))
+    crate::help::with_completers(crate::help::decorate(Cli::command()))
 }
 
-/// `nepho -- nepho scenario:render we` as the shell sends it, with the colon form expanded
-/// (`scenario render`) so completion sees what parsing will, and the shell's index of the word
-/// being completed moved along.
-fn completion_args(raw: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    let Some(sep) = raw.iter().position(|a| a == "--") else {
-        return raw;
-    };
-    let index: Option<usize> = std::env::var("_CLAP_COMPLETE_INDEX")
-        .ok()
-        .and_then(|i| i.parse().ok());
-    let words = raw[sep + 1..].to_vec();
-    // Only words before the one being completed are expanded: a half-typed `formation:cr`
-    // stays as typed.
-    let upto = index
-        .map(|i| i.min(words.len()))
-        .unwrap_or(words.len().saturating_sub(1));
-    let mut before = expand_colon_form(words[..upto].to_vec());
-    let grew = before.len().saturating_sub(upto);
-    before.extend_from_slice(&words[upto..]);
-    if let (Some(i), true) = (index, grew > 0) {
-        // SAFETY: single-threaded here, at the very start of main, before any thread exists.
-        unsafe { std::env::set_var("_CLAP_COMPLETE_INDEX", (i + grew).to_string()) };
-    }
-    let mut out = raw[..=sep].to_vec();
-    out.extend(before);
-    out
-}
+/// Asks on the terminal (stderr), with dialoguer; Ctrl-C at a prompt is an interrupt (exit 130).
+struct Terminal;
 
-/// The variable the shell sets when it asks nepho for completions (`NEPHO_COMPLETE=bash nepho …`).
-const COMPLETE_VAR: &str = "NEPHO_COMPLETE";
-
-/// The script a shell sources to complete nepho: it calls back into nepho, which completes
-/// commands and options from its definition and cloudlet, scenario and formation names from
-/// this machine's state.
-pub fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
-    let name = shell.to_string();
-    let shells = clap_complete::env::Shells::builtins();
-    let mut script = Vec::new();
-    if let Some(completer) = shells.completer(&name) {
-        let _ = completer.write_registration(COMPLETE_VAR, "nepho", "nepho", "nepho", &mut script);
-    }
-    script
-}
-
-type RenderSection = fn(&clap_mangen::Man, &mut dyn std::io::Write) -> std::io::Result<()>;
-
-/// One man page per command (`nepho.1`, `nepho-cloudlet.1`, `nepho-cloudlet-install.1`, …),
-/// each with ENVIRONMENT, FILES and EXIT STATUS sections: (file name, roff).
-pub fn man_pages() -> Vec<(String, Vec<u8>)> {
-    fn walk(cmd: &clap::Command, out: &mut Vec<(String, Vec<u8>)>) {
-        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-            walk(sub, out);
-        }
-        let man = clap_mangen::Man::new(cmd.clone()).date("").source("nepho");
-        let mut page = Vec::new();
-        let sections: [RenderSection; 6] = [
-            clap_mangen::Man::render_title,
-            clap_mangen::Man::render_name_section,
-            clap_mangen::Man::render_synopsis_section,
-            clap_mangen::Man::render_description_section,
-            clap_mangen::Man::render_options_section,
-            clap_mangen::Man::render_subcommands_section,
-        ];
-        for (i, render) in sections.iter().enumerate() {
-            if i == 5 && cmd.get_subcommands().all(|s| s.is_hide_set()) {
-                continue;
+impl Terminal {
+    fn answer<T>(r: dialoguer::Result<T>) -> Result<T> {
+        r.map_err(|e| match e {
+            dialoguer::Error::IO(io) if io.kind() == std::io::ErrorKind::Interrupted => {
+                Error::Interrupted
             }
-            let _ = render(&man, &mut page);
-        }
-        if cmd.get_after_help().is_some() || cmd.get_after_long_help().is_some() {
-            let _ = man.render_extra_section(&mut page);
-        }
-        page.extend_from_slice(MAN_COMMON_SECTIONS.as_bytes());
-        let mut see_also: Vec<String> = cmd
-            .get_subcommands()
-            .filter(|s| !s.is_hide_set())
-            .map(|s| {
-                format!(
-                    "\\fB{}\\fR(1)",
-                    s.get_display_name().unwrap_or(s.get_name())
-                )
-            })
-            .collect();
-        if see_also.is_empty() {
-            see_also.push("\\fBnepho\\fR(1)".into());
-        }
-        page.extend_from_slice(format!(".SH \"SEE ALSO\"\n{}\n", see_also.join(", ")).as_bytes());
-        out.push((man.get_filename(), page));
+            other => Error::Other(format!("prompt failed: {other}")),
+        })
     }
-    let mut cmd = command().disable_help_subcommand(true);
-    cmd.build();
-    let mut out = Vec::new();
-    walk(&cmd, &mut out);
-    out.sort();
-    out
 }
 
-const MAN_COMMON_SECTIONS: &str = r#".SH ENVIRONMENT
-.TP
-\fBNEPHO_HOME\fR
-Keep config, cache, state and runtime files under this one directory.
-.TP
-\fBNEPHO_CONFIG\fR
-The config file (as \fB\-\-config\fR).
-.TP
-\fBNEPHO_OUTPUT\fR, \fBNEPHO_NO_INPUT\fR
-Defaults for \fB\-o\fR and \fB\-\-no\-input\fR.
-.TP
-\fBXDG_CONFIG_HOME\fR, \fBXDG_CACHE_HOME\fR, \fBXDG_STATE_HOME\fR, \fBXDG_RUNTIME_DIR\fR
-Where files go without NEPHO_HOME.
-.TP
-\fBNO_COLOR\fR
-Set (non\-empty) to turn colour off.
-.TP
-\fBAWS_PROFILE\fR, \fBAWS_REGION\fR, \fBAWS_ACCESS_KEY_ID\fR, \fBAWS_SECRET_ACCESS_KEY\fR, \fBAWS_ENDPOINT_URL\fR
-The standard AWS credential chain for the CloudFormation provider.
-.TP
-\fBNEPHO_LIBVIRT_DRIVER\fR, \fBVAGRANT_HOME\fR
-libvirt domain type (kvm or qemu) and Vagrant's home for the Vagrant provider.
-.SH FILES
-.TP
-\fI$XDG_CONFIG_HOME/nepho/config.yaml\fR
-Settings: registries, output, provider settings (\fBnepho register\fR writes them, 0600).
-.TP
-\fI$XDG_CONFIG_HOME/nepho/cluster.yaml\fR
-The KVM cluster: hosts, networks, storage.
-.TP
-\fI$XDG_DATA_HOME/nepho/cloudlets/\fR
-Installed cloudlets, one git clone each.
-.TP
-\fI$XDG_STATE_HOME/nepho/formations/NAME/\fR
-A formation's record, rendered spec and event journal.
-.SH "EXIT STATUS"
-.TP
-0
-success
-.TP
-1
-failure (I/O, internal error)
-.TP
-2
-usage error
-.TP
-3
-not found (cloudlet, scenario, formation, registry entry)
-.TP
-4
-invalid input (YAML, parameter types, missing required values, unsafe cloudlet contents, templates)
-.TP
-5
-provider failure
-.TP
-6
-conflict (already installed, in use, local changes)
-.TP
-7
-unavailable (git, a registry or a provider unreachable or missing)
-.TP
-130
-interrupted
-"#;
-
-/// Everything a command needs: where things are, the config, and how to print.
-pub struct Context {
-    pub paths: Paths,
-    pub config: Config,
-    pub out: Out,
-    /// True when prompting is allowed (TTY on stdin and stderr, and not --no-input).
-    pub interactive: bool,
-}
-
-impl Context {
-    pub fn git(&self) -> crate::git::Git {
-        crate::git::Git {
-            no_prompt: !self.interactive,
-        }
+impl crate::ops::Prompter for Terminal {
+    fn confirm(&self, question: &str) -> Result<bool> {
+        let c = dialoguer::Confirm::new()
+            .with_prompt(question)
+            .default(false);
+        Self::answer(c.interact())
     }
-
-    pub fn registry(&self) -> crate::registry::Registry {
-        crate::registry::Registry {
-            sources: self.config.registries.clone(),
-            trusted_keys: self.config.registry_keys.clone(),
-            cache_dir: self.paths.registry_cache_dir(),
-            default_max_age: self
-                .config
-                .registry_max_age
-                .unwrap_or(crate::registry::DEFAULT_MAX_AGE),
+    fn input(&self, label: &str, default: Option<&str>) -> Result<String> {
+        let theme = dialoguer::theme::SimpleTheme;
+        let mut input = dialoguer::Input::<String>::with_theme(&theme).with_prompt(label);
+        if let Some(d) = default {
+            input = input.default(d.to_string());
         }
+        Self::answer(input.interact_text())
+    }
+    fn password(&self, label: &str) -> Result<String> {
+        let theme = dialoguer::theme::SimpleTheme;
+        Self::answer(
+            dialoguer::Password::with_theme(&theme)
+                .with_prompt(label)
+                .interact(),
+        )
+    }
+    fn select(&self, label: &str, items: &[String]) -> Result<usize> {
+        let theme = dialoguer::theme::SimpleTheme;
+        let select = dialoguer::Select::with_theme(&theme).with_prompt(label);
+        Self::answer(select.items(items).default(0).interact())
     }
 }
 
@@ -416,33 +270,21 @@ fn nanny_entry(args: Vec<std::ffi::OsString>) -> i32 {
             return e.exit_code();
         }
     };
-    let out = Out {
-        format: Format::Table,
-        quiet: false,
-        verbose: 0,
-        color: false,
-    };
-    let context = std::env::var("NEPHO_CONTEXT").ok();
-    let result = Paths::discover(None)
-        .and_then(|p| p.with_context(context.as_deref()))
-        .and_then(|paths| {
-            match crate::nanny::nanny_main(
-                &paths,
-                &args.formation,
-                &args.op,
-                args.lock_fd,
-                args.resume,
-                !args.no_rollback,
-            )? {
-                crate::engine::Outcome::Succeeded => Ok(()),
-                crate::engine::Outcome::Cancelled => Err(Error::Interrupted),
-                crate::engine::Outcome::Failed(e) => Err(crate::providers::provider_error(e)),
-            }
-        });
+    let result = crate::ops::formation::nanny(
+        &args.formation,
+        &args.op,
+        args.lock_fd,
+        args.resume,
+        !args.no_rollback,
+    );
+    exit_code(result, &Out::plain(Format::Table))
+}
+
+fn exit_code(result: Result<()>, out: &Out) -> i32 {
     match result {
         Ok(()) => ExitCode::Success as i32,
         Err(e) => {
-            report_error(&out, &e);
+            out.error(&e);
             e.exit_code() as i32
         }
     }
@@ -515,29 +357,7 @@ pub fn main() -> i32 {
             match requested {
                 // Scripts that asked for JSON/YAML get the usage error in that form too.
                 Some(format) if !informational => {
-                    let text = e.render().to_string();
-                    let lines: Vec<&str> = text
-                        .lines()
-                        .map(str::trim)
-                        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
-                        .collect();
-                    let is_aside = |l: &str| l.starts_with("tip:") || l.starts_with("Usage:");
-                    let message = lines
-                        .iter()
-                        .take_while(|l| !is_aside(l))
-                        .map(|l| l.trim_start_matches("error: "))
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    let hint: Vec<&str> = lines.iter().copied().filter(|l| is_aside(l)).collect();
-                    let hint = (!hint.is_empty()).then(|| hint.join("; "));
-                    let out = Out {
-                        format,
-                        quiet: false,
-                        verbose: 0,
-                        color: false,
-                    };
-                    let error = Error::Usage { message, hint };
-                    report_error(&out, &error);
+                    Out::plain(format).error(&crate::output::usage_error(&e.render().to_string()));
                     return ExitCode::Usage as i32;
                 }
                 _ => {
@@ -555,135 +375,22 @@ pub fn main() -> i32 {
         verbose: cli.global.verbose,
         color,
     };
-    match run(cli, &mut out) {
-        Ok(()) => ExitCode::Success as i32,
-        Err(e) => {
-            report_error(&out, &e);
-            e.exit_code() as i32
-        }
-    }
-}
-
-fn report_error(out: &Out, e: &Error) {
-    let code = e.exit_code() as i32;
-    match out.format {
-        Format::Json | Format::Yaml => {
-            let report = ErrorReport {
-                error: ErrorBody {
-                    kind: e.kind().into(),
-                    message: e.to_string(),
-                    hint: e.hint().map(str::to_string),
-                    exit_code: code,
-                },
-            };
-            let text = if out.format == Format::Json {
-                serde_json::to_string_pretty(&report).unwrap_or_default()
-            } else {
-                serde_saphyr::to_string(&serde_json::to_value(&report).unwrap_or_default())
-                    .unwrap_or_default()
-            };
-            eprintln!("{}", text.trim_end());
-        }
-        Format::Table => {
-            let prefix = if out.color {
-                "\x1b[31merror:\x1b[0m"
-            } else {
-                "error:"
-            };
-            // Messages quote registry and cloudlet text, which may carry terminal escapes.
-            eprintln!("{prefix} {}", crate::output::terminal_safe(&e.to_string()));
-            if let Some(hint) = e.hint() {
-                eprintln!("hint: {}", crate::output::terminal_safe(hint));
-            }
-        }
-    }
-}
-
-/// `-v`: what nepho does (git and host commands, provider calls, resolved paths); `-vv`: also how
-/// long each took; `-vvv`: also what they answered and the HTTP traffic of the AWS SDK (which
-/// redacts credentials itself). On stderr, so results on stdout stay clean.
-fn init_logging(verbose: u8, color: bool) {
-    use tracing_subscriber::filter::{LevelFilter, Targets};
-    use tracing_subscriber::prelude::*;
-    if verbose == 0 {
-        return;
-    }
-    let ours = [
-        "nepho",
-        "nepho_provider_kvm",
-        "nepho_provider_vagrant",
-        "nepho_provider_cloudformation",
-    ];
-    let mut filter = Targets::new();
-    for target in ours {
-        filter = filter.with_target(
-            target,
-            match verbose {
-                1 => LevelFilter::INFO,
-                2 => LevelFilter::DEBUG,
-                _ => LevelFilter::TRACE,
-            },
-        );
-    }
-    if verbose >= 3 {
-        filter = filter.with_default(LevelFilter::DEBUG);
-    }
-    let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(color)
-        .with_target(verbose >= 3);
-    let layer = if verbose >= 2 {
-        layer
-            .with_timer(tracing_subscriber::fmt::time::Uptime::default())
-            .boxed()
-    } else {
-        layer.without_time().boxed()
-    };
-    let _ = tracing_subscriber::registry()
-        .with(layer.with_filter(filter))
-        .try_init();
+    let result = run(cli, &mut out);
+    exit_code(result, &out)
 }
 
 fn run(cli: Cli, out: &mut Out) -> Result<()> {
-    init_logging(cli.global.verbose, out.color);
-    if let Some(file) = &cli.global.config
-        && !file.is_file()
-    {
-        return Err(
-            Error::not_found(format!("--config {}: no such file", file.display()))
-                .with_hint("give the path of an existing config file, or leave --config out"),
-        );
-    }
-    let paths = Paths::discover(cli.global.config.as_deref())?
-        .with_context(cli.global.context.as_deref())?;
-    tracing::info!(
-        "config {}, cloudlets {}, state {}",
-        paths.config_file.display(),
-        paths.cloudlets_dir().display(),
-        paths.state_dir.display()
-    );
-    let config = Config::load(&paths.config_file)?;
-    for w in &config.warnings {
-        out.warn(w);
-    }
-    if cli.global.output.is_none()
-        && let Some(f) = &config.output
-    {
-        out.format = match f.as_str() {
-            "table" => Format::Table,
-            "json" => Format::Json,
-            "yaml" => Format::Yaml,
-            other => {
-                return Err(Error::invalid(format!(
-                    "{}: unknown output format \"{other}\"",
-                    paths.config_file.display()
-                )));
-            }
-        };
-    }
-    let no_input = cli.global.no_input || config.no_input.unwrap_or(false);
-    let interactive =
-        !no_input && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    crate::output::init_logging(cli.global.verbose, out.color);
+    let g = &cli.global;
+    let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let cx = Context::load(
+        g.config.as_deref(),
+        g.context.as_deref(),
+        g.output.is_some(),
+        g.no_input,
+        terminal,
+        out,
+    )?;
     if !matches!(
         cli.command,
         Command::Formation(_) | Command::Create(_) | Command::Destroy(_)
@@ -691,12 +398,6 @@ fn run(cli: Cli, out: &mut Out) -> Result<()> {
         // Builds handle Ctrl-C themselves (detach); elsewhere it cleans up and exits 130.
         crate::git::catch_interrupts();
     }
-    let cx = Context {
-        paths,
-        config,
-        out: out.clone(),
-        interactive,
-    };
     match cli.command {
         Command::Cloudlet(c) => cloudlet::run(&cx, c),
         Command::Scenario(c) => scenario::run(&cx, c),

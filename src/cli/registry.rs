@@ -7,10 +7,7 @@ use clap::Subcommand;
 
 use super::Context;
 use crate::error::Result;
-use crate::output;
-use crate::registry::Refresh;
-use crate::registry::build::{self, BuildOptions};
-use crate::registry::serve;
+use crate::ops::registry as ops;
 
 #[derive(Debug, Subcommand)]
 pub enum RegistryCommand {
@@ -47,74 +44,21 @@ pub enum RegistryCommand {
 
 pub fn run(cx: &Context, cmd: RegistryCommand) -> Result<()> {
     match cmd {
-        RegistryCommand::Update => {
-            let warn = |m: &str| cx.out.warn(m);
-            let (_, reports) = cx.registry().load(Refresh::Force, &warn)?;
-            cx.out.data(&reports, || {
-                let mut t = output::table(&["REGISTRY", "STATUS", "CLOUDLETS", "SIGNED"]);
-                for r in &reports {
-                    t.add_row(vec![
-                        r.source.clone(),
-                        r.status.clone(),
-                        r.entries.to_string(),
-                        if r.verified { "verified" } else { "-" }.into(),
-                    ]);
-                }
-                output::render_table(&t)
-            });
-            Ok(())
-        }
+        RegistryCommand::Update => cx.out.show(&ops::update(cx)?[..]),
         RegistryCommand::Build {
             sources,
             manifest,
             out,
             sign,
         } => {
-            let progress = |m: &str| cx.out.notice(m);
-            let git = cx.git();
-            let report = build::build(&BuildOptions {
-                sources: &sources,
-                manifest: manifest.as_deref(),
-                out: &out,
-                sign_key: sign.as_deref(),
-                git: &git,
-                progress: &progress,
-            })?;
-            for s in &report.skipped {
-                cx.out.warn(&format!(
-                    "{} {} is not published: {}",
-                    s.source, s.version, s.reason
-                ));
-            }
-            cx.out.data(&report, || {
-                format!(
-                    "Built {} cloudlet{} ({} version{}, {} pages{}) in {} in {:.2}s",
-                    report.cloudlets,
-                    if report.cloudlets == 1 { "" } else { "s" },
-                    report.versions,
-                    if report.versions == 1 { "" } else { "s" },
-                    report.pages,
-                    if report.signed { ", signed" } else { "" },
-                    report.out,
-                    report.seconds
-                )
-            });
-            Ok(())
+            let report = ops::build(cx, &sources, manifest.as_deref(), &out, sign.as_deref())?;
+            cx.out.show(&report);
         }
         RegistryCommand::Serve {
             dir,
             listen,
             allow_remote,
-        } => {
-            let server = serve::bind(&dir, listen, allow_remote)?;
-            let serving = server.serving();
-            cx.out.data(&serving, || {
-                format!(
-                    "{}\nServing {} (index: {}); Ctrl-C stops",
-                    serving.url, serving.root, serving.index_url
-                )
-            });
-            server.run()
-        }
+        } => return ops::serve(&dir, listen, allow_remote, &|s| cx.out.show(s)),
     }
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! Help text that applies across commands: an Examples section on every command, a description
-//! for every positional argument, and the global options under their own heading. Kept in one
-//! table so each command's declaration stays about its arguments.
+//! for every positional argument, the global options under their own heading, completion of
+//! names, and the man pages. Kept in tables so each command's declaration (`crate::cli`) stays
+//! about its arguments.
 
 /// `(command path, examples)`: shown after each command's help (`nepho help formation:create`).
 const EXAMPLES: &[(&str, &str)] = &[
@@ -357,4 +358,166 @@ fn completers_at(mut cmd: clap::Command, path: &str) -> clap::Command {
         });
     }
     for_each_subcommand(cmd, path, completers_at)
+}
+
+type RenderSection = fn(&clap_mangen::Man, &mut dyn std::io::Write) -> std::io::Result<()>;
+
+/// One man page per command (`nepho.1`, `nepho-cloudlet.1`, `nepho-cloudlet-install.1`, …),
+/// each with ENVIRONMENT, FILES and EXIT STATUS sections: (file name, roff).
+pub fn man_pages() -> Vec<(String, Vec<u8>)> {
+    fn walk(cmd: &clap::Command, out: &mut Vec<(String, Vec<u8>)>) {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            walk(sub, out);
+        }
+        let man = clap_mangen::Man::new(cmd.clone()).date("").source("nepho");
+        let mut page = Vec::new();
+        let sections: [RenderSection; 6] = [
+            clap_mangen::Man::render_title,
+            clap_mangen::Man::render_name_section,
+            clap_mangen::Man::render_synopsis_section,
+            clap_mangen::Man::render_description_section,
+            clap_mangen::Man::render_options_section,
+            clap_mangen::Man::render_subcommands_section,
+        ];
+        for (i, render) in sections.iter().enumerate() {
+            if i == 5 && cmd.get_subcommands().all(|s| s.is_hide_set()) {
+                continue;
+            }
+            let _ = render(&man, &mut page);
+        }
+        if cmd.get_after_help().is_some() || cmd.get_after_long_help().is_some() {
+            let _ = man.render_extra_section(&mut page);
+        }
+        page.extend_from_slice(MAN_COMMON_SECTIONS.as_bytes());
+        let mut see_also: Vec<String> = cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set())
+            .map(|s| {
+                format!(
+                    "\\fB{}\\fR(1)",
+                    s.get_display_name().unwrap_or(s.get_name())
+                )
+            })
+            .collect();
+        if see_also.is_empty() {
+            see_also.push("\\fBnepho\\fR(1)".into());
+        }
+        page.extend_from_slice(format!(".SH \"SEE ALSO\"\n{}\n", see_also.join(", ")).as_bytes());
+        out.push((man.get_filename(), page));
+    }
+    let mut cmd = crate::cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let mut out = Vec::new();
+    walk(&cmd, &mut out);
+    out.sort();
+    out
+}
+
+const MAN_COMMON_SECTIONS: &str = r#".SH ENVIRONMENT
+.TP
+\fBNEPHO_HOME\fR
+Keep config, cache, state and runtime files under this one directory.
+.TP
+\fBNEPHO_CONFIG\fR
+The config file (as \fB\-\-config\fR).
+.TP
+\fBNEPHO_OUTPUT\fR, \fBNEPHO_NO_INPUT\fR
+Defaults for \fB\-o\fR and \fB\-\-no\-input\fR.
+.TP
+\fBXDG_CONFIG_HOME\fR, \fBXDG_CACHE_HOME\fR, \fBXDG_STATE_HOME\fR, \fBXDG_RUNTIME_DIR\fR
+Where files go without NEPHO_HOME.
+.TP
+\fBNO_COLOR\fR
+Set (non\-empty) to turn colour off.
+.TP
+\fBAWS_PROFILE\fR, \fBAWS_REGION\fR, \fBAWS_ACCESS_KEY_ID\fR, \fBAWS_SECRET_ACCESS_KEY\fR, \fBAWS_ENDPOINT_URL\fR
+The standard AWS credential chain for the CloudFormation provider.
+.TP
+\fBNEPHO_LIBVIRT_DRIVER\fR, \fBVAGRANT_HOME\fR
+libvirt domain type (kvm or qemu) and Vagrant's home for the Vagrant provider.
+.SH FILES
+.TP
+\fI$XDG_CONFIG_HOME/nepho/config.yaml\fR
+Settings: registries, output, provider settings (\fBnepho register\fR writes them, 0600).
+.TP
+\fI$XDG_CONFIG_HOME/nepho/cluster.yaml\fR
+The KVM cluster: hosts, networks, storage.
+.TP
+\fI$XDG_DATA_HOME/nepho/cloudlets/\fR
+Installed cloudlets, one git clone each.
+.TP
+\fI$XDG_STATE_HOME/nepho/formations/NAME/\fR
+A formation's record, rendered spec and event journal.
+.SH "EXIT STATUS"
+.TP
+0
+success
+.TP
+1
+failure (I/O, internal error)
+.TP
+2
+usage error
+.TP
+3
+not found (cloudlet, scenario, formation, registry entry)
+.TP
+4
+invalid input (YAML, parameter types, missing required values, unsafe cloudlet contents, templates)
+.TP
+5
+provider failure
+.TP
+6
+conflict (already installed, in use, local changes)
+.TP
+7
+unavailable (git, a registry or a provider unreachable or missing)
+.TP
+130
+interrupted
+"#;
+
+/// `nepho -- nepho scenario:render we` as the shell sends it, with the colon form expanded
+/// (`scenario render`) so completion sees what parsing will, and the shell's index of the word
+/// being completed moved along.
+pub(crate) fn completion_args(raw: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let Some(sep) = raw.iter().position(|a| a == "--") else {
+        return raw;
+    };
+    let index: Option<usize> = std::env::var("_CLAP_COMPLETE_INDEX")
+        .ok()
+        .and_then(|i| i.parse().ok());
+    let words = raw[sep + 1..].to_vec();
+    // Only words before the one being completed are expanded: a half-typed `formation:cr`
+    // stays as typed.
+    let upto = index
+        .map(|i| i.min(words.len()))
+        .unwrap_or(words.len().saturating_sub(1));
+    let mut before = crate::cli::expand_colon_form(words[..upto].to_vec());
+    let grew = before.len().saturating_sub(upto);
+    before.extend_from_slice(&words[upto..]);
+    if let (Some(i), true) = (index, grew > 0) {
+        // SAFETY: single-threaded here, at the very start of main, before any thread exists.
+        unsafe { std::env::set_var("_CLAP_COMPLETE_INDEX", (i + grew).to_string()) };
+    }
+    let mut out = raw[..=sep].to_vec();
+    out.extend(before);
+    out
+}
+
+/// The variable the shell sets when it asks nepho for completions (`NEPHO_COMPLETE=bash nepho …`).
+pub(crate) const COMPLETE_VAR: &str = "NEPHO_COMPLETE";
+
+/// The script a shell sources to complete nepho: it calls back into nepho, which completes
+/// commands and options from its definition and cloudlet, scenario and formation names from
+/// this machine's state.
+pub fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
+    let name = shell.to_string();
+    let shells = clap_complete::env::Shells::builtins();
+    let mut script = Vec::new();
+    if let Some(completer) = shells.completer(&name) {
+        let _ = completer.write_registration(COMPLETE_VAR, "nepho", "nepho", "nepho", &mut script);
+    }
+    script
 }

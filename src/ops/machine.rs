@@ -1,0 +1,231 @@
+//! What a formation's machines can do besides being built: power, ISO media, data drives,
+//! NICs and the VNC console. Power works on KVM and Vagrant; the rest is KVM's, reached through
+//! the KVM provider.
+
+use std::path::Path;
+
+use nepho_provider_api::{PowerAction, ProviderKind};
+pub use nepho_provider_kvm::VncDisplay;
+use nepho_provider_kvm::{DriveChange, DriveResize, MediaChange, NicChange};
+
+use super::formation::existing;
+use super::{Context, runtime};
+use crate::error::{Error, Result};
+use crate::formation::{FormationDir, FormationLock};
+use crate::providers;
+
+/// Where a new data drive lives.
+pub use nepho_provider_kvm::StorageKind;
+
+/// `formation:stop|start|reset`: one machine, or all of the formation's.
+pub fn power(cx: &Context, name: &str, machine: Option<&str>, action: PowerAction) -> Result<()> {
+    let (fdir, record) = existing(cx, name)?;
+    if record.provider == ProviderKind::Aws {
+        return Err(Error::usage(format!(
+            "formation:{action} works on kvm and vagrant formations; {} runs on {}",
+            fdir.name, record.provider
+        )));
+    }
+    let _lock = FormationLock::acquire(&fdir, action.as_str())?;
+    runtime()?.block_on(async {
+        let provider = providers::connect(record.provider, &cx.paths, true).await?;
+        provider
+            .power(fdir.name.as_str(), machine, action)
+            .await
+            .map_err(providers::provider_error)
+    })?;
+    cx.out.notice(&format!(
+        "{action}: {}{} done",
+        fdir.name,
+        machine.map(|m| format!("/{m}")).unwrap_or_default()
+    ));
+    Ok(())
+}
+
+/// `formation:add-drive`: an empty data drive, live when the machine runs.
+pub fn add_drive(
+    cx: &Context,
+    name: &str,
+    machine: Option<&str>,
+    size_gb: u64,
+    storage: StorageKind,
+) -> Result<DriveChange> {
+    let (fdir, _lock) = kvm_formation(cx, name, "add-drive")?;
+    runtime()?.block_on(async {
+        let kvm = providers::kvm(&cx.paths).await?;
+        kvm.add_drive(fdir.name.as_str(), machine, size_gb, storage)
+            .await
+            .map_err(providers::provider_error)
+    })
+}
+
+/// `formation:remove-drive`: detaches `drive` and deletes its volume or LUN.
+pub fn remove_drive(
+    cx: &Context,
+    name: &str,
+    machine: Option<&str>,
+    drive: &str,
+) -> Result<DriveChange> {
+    let (fdir, _lock) = kvm_formation(cx, name, "remove-drive")?;
+    runtime()?.block_on(async {
+        let kvm = providers::kvm(&cx.paths).await?;
+        kvm.remove_drive(fdir.name.as_str(), machine, drive)
+            .await
+            .map_err(providers::provider_error)
+    })
+}
+
+/// `formation:resize-drive`: offline growth of one drive.
+pub fn resize_drive(
+    cx: &Context,
+    name: &str,
+    machine: &str,
+    drive: &str,
+    size_gb: u64,
+) -> Result<DriveResize> {
+    let (fdir, _lock) = kvm_formation(cx, name, "resize-drive")?;
+    runtime()?.block_on(async {
+        let kvm = providers::kvm(&cx.paths).await?;
+        kvm.resize_drive(fdir.name.as_str(), Some(machine), drive, size_gb)
+            .await
+            .map_err(machine_op_error)
+    })
+}
+
+/// An operation that needs the machine in another power state says which command gets it there.
+fn machine_op_error(e: nepho_provider_kvm::MachineOpError) -> Error {
+    match e {
+        nepho_provider_kvm::MachineOpError::WrongState {
+            formation,
+            machine,
+            state,
+            needed,
+        } => {
+            let (verb, fix) = if needed == "running" {
+                ("start", "formation:start")
+            } else {
+                ("stop", "formation:stop")
+            };
+            Error::conflict(format!(
+                "{formation}/{machine} is {state}; this needs it {needed}"
+            ))
+            .with_hint(format!(
+                "{verb} it first: nepho {fix} {formation} {machine}"
+            ))
+        }
+        nepho_provider_kvm::MachineOpError::Provider(e) => providers::provider_error(e),
+    }
+}
+
+/// `formation:vnc`: where to point a VNC viewer; for a remote host, an ssh forward that runs
+/// until Ctrl-C (or SIGTERM/SIGHUP).
+///
+/// `show` gets the address as soon as it is known (before the forward waits).
+pub fn vnc(
+    cx: &Context,
+    name: &str,
+    machine: Option<&str>,
+    local_port: u16,
+    show: &dyn Fn(&VncDisplay),
+) -> Result<()> {
+    let (fdir, record) = existing(cx, name)?;
+    if record.provider != ProviderKind::Kvm {
+        return Err(Error::usage(format!(
+            "formation:vnc works on KVM formations; {} runs on {}",
+            fdir.name, record.provider
+        )));
+    }
+    runtime()?.block_on(async {
+        let kvm = providers::kvm(&cx.paths).await?;
+        let console = kvm
+            .vnc(fdir.name.as_str(), machine, local_port)
+            .await
+            .map_err(machine_op_error)?;
+        // Handlers first: the address is printed for someone who may interrupt right away.
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers = console.forward.is_some().then(|| {
+            (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            )
+        });
+        show(&console.display);
+        let Some(mut forward) = console.forward else {
+            return Ok(());
+        };
+        let Some((Ok(mut int), Ok(mut term), Ok(mut hup))) = handlers else {
+            return Err(Error::Other("cannot install signal handlers".into()));
+        };
+        cx.out
+            .notice("keep this running while the viewer is connected; Ctrl-C ends the forward");
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+            ended = forward.wait() => return Err(providers::provider_error(ended)),
+        }
+        forward.stop().await;
+        Ok(())
+    })
+}
+
+/// `formation:attach-nic`: plugs `machine` into one more network of the cluster file.
+pub fn attach_nic(cx: &Context, name: &str, machine: &str, network: &str) -> Result<NicChange> {
+    let (fdir, _lock) = kvm_formation(cx, name, "attach-nic")?;
+    runtime()?.block_on(async {
+        let kvm = providers::kvm(&cx.paths).await?;
+        kvm.attach_nic(fdir.name.as_str(), Some(machine), network)
+            .await
+            .map_err(machine_op_error)
+    })
+}
+
+/// `formation:detach-nic`: unplugs `nic` (`netN`, or the network of the machine's only NIC on
+/// it) and releases its address.
+pub fn detach_nic(cx: &Context, name: &str, machine: &str, nic: &str) -> Result<NicChange> {
+    let (fdir, _lock) = kvm_formation(cx, name, "detach-nic")?;
+    runtime()?.block_on(async {
+        let kvm = providers::kvm(&cx.paths).await?;
+        kvm.detach_nic(fdir.name.as_str(), Some(machine), nic)
+            .await
+            .map_err(machine_op_error)
+    })
+}
+
+/// A KVM formation, locked for a cluster operation.
+fn kvm_formation(cx: &Context, name: &str, verb: &str) -> Result<(FormationDir, FormationLock)> {
+    let (fdir, record) = existing(cx, name)?;
+    if record.provider != ProviderKind::Kvm {
+        return Err(Error::usage(format!(
+            "formation:{verb} works on KVM formations; {} runs on {}",
+            fdir.name, record.provider
+        )));
+    }
+    let lock = FormationLock::acquire(&fdir, verb)?;
+    Ok((fdir, lock))
+}
+
+/// `formation:attach-iso` (`Some(iso)`) / `formation:detach-iso` (`None`): the spare CD-ROM
+/// drive of `machine` (default: the primary one), live when it runs.
+pub fn change_media(
+    cx: &Context,
+    name: &str,
+    machine: Option<&str>,
+    iso: Option<&Path>,
+) -> Result<MediaChange> {
+    let verb = if iso.is_some() {
+        "attach-iso"
+    } else {
+        "detach-iso"
+    };
+    let (fdir, _lock) = kvm_formation(cx, name, verb)?;
+    runtime()?.block_on(async {
+        let kvm = providers::kvm(&cx.paths).await?;
+        let done = match iso {
+            Some(iso) => kvm.attach_iso(fdir.name.as_str(), machine, iso).await,
+            None => kvm.detach_iso(fdir.name.as_str(), machine).await,
+        };
+        done.map_err(providers::provider_error)
+    })
+}
