@@ -158,12 +158,7 @@ pub fn init_logging(verbose: u8, color: bool) {
     if verbose == 0 {
         return;
     }
-    let ours = [
-        "nepho",
-        "nepho_provider_kvm",
-        "nepho_provider_vagrant",
-        "nepho_provider_cloudformation",
-    ];
+    let ours = crate::providers::LOG_TARGETS;
     let mut filter = Targets::new();
     for target in ours {
         filter = filter.with_target(
@@ -759,43 +754,43 @@ fn unversioned_schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("formation-list.json", schema_for!(Vec<FormationListItem>)),
         (
             "formation-media.json",
-            schema_for!(nepho_provider_kvm::MediaChange),
+            schema_for!(nepho_provider_api::MediaChange),
         ),
         (
             "formation-drive.json",
-            schema_for!(nepho_provider_kvm::DriveChange),
+            schema_for!(nepho_provider_api::DriveChange),
         ),
         (
             "formation-resize.json",
-            schema_for!(nepho_provider_kvm::DriveResize),
+            schema_for!(nepho_provider_api::DriveResize),
         ),
         (
             "formation-vnc.json",
-            schema_for!(nepho_provider_kvm::VncDisplay),
+            schema_for!(nepho_provider_api::VncDisplay),
         ),
         (
             "formation-nic.json",
-            schema_for!(nepho_provider_kvm::NicChange),
+            schema_for!(nepho_provider_api::NicChange),
         ),
         (
             "cluster-status.json",
-            schema_for!(nepho_provider_kvm::ClusterStatus),
+            schema_for!(nepho_provider_api::ClusterStatus),
         ),
         (
             "cluster-failover.json",
-            schema_for!(nepho_provider_kvm::FailoverReport),
+            schema_for!(nepho_provider_api::FailoverReport),
         ),
         (
             "cluster-migrate.json",
-            schema_for!(nepho_provider_kvm::MigrateResult),
+            schema_for!(nepho_provider_api::MigrateResult),
         ),
         (
             "cluster-rebalance.json",
-            schema_for!(nepho_provider_kvm::RebalanceReport),
+            schema_for!(nepho_provider_api::RebalanceReport),
         ),
         (
             "cluster-usage.json",
-            schema_for!(nepho_provider_kvm::ClusterUsage),
+            schema_for!(nepho_provider_api::ClusterUsage),
         ),
         ("formation-describe.json", schema_for!(FormationDescription)),
         (

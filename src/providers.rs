@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use nepho_provider_api::{Provider, ProviderError, ProviderKind};
+use nepho_provider_api::{ClusterOps, MachineOps, Provider, ProviderError, ProviderKind};
 
 use crate::config::Paths;
 use crate::error::{Error, Result};
@@ -122,7 +122,7 @@ pub async fn connect(
     tracing::info!("connecting to the {kind} provider");
     match kind {
         ProviderKind::Aws => connect_aws(paths, rollback).await,
-        ProviderKind::Kvm => Ok(Box::new(kvm(paths).await?)),
+        ProviderKind::Kvm => kvm(paths).await,
         ProviderKind::Vagrant => Ok(Box::new(vagrant(paths)?)),
     }
 }
@@ -201,8 +201,45 @@ fn probe_cache(paths: &Paths) -> PathBuf {
         .unwrap_or_else(|| paths.cache_dir.join("kvm-probe.json"))
 }
 
-/// The KVM provider itself, for its cluster operations (stop/start/reset, cluster status).
-pub async fn kvm(paths: &Paths) -> Result<nepho_provider_kvm::KvmProvider> {
+/// The crates whose logs `-v` shows: nepho's own and each provider's.
+pub const LOG_TARGETS: [&str; 4] = [
+    "nepho",
+    "nepho_provider_kvm",
+    "nepho_provider_vagrant",
+    "nepho_provider_cloudformation",
+];
+
+/// The cluster file `nepho register kvm` writes for this machine as a one-host cluster.
+pub fn local_cluster_yaml() -> String {
+    nepho_provider_kvm::local_cluster_yaml()
+}
+
+/// What a provider can do to its machines (power, media, drives, NICs, console).
+pub fn machine_ops(provider: &dyn Provider) -> Result<&dyn MachineOps> {
+    provider.machines().ok_or_else(|| {
+        Error::usage(format!(
+            "the {} provider has no machines to operate on",
+            provider.kind()
+        ))
+    })
+}
+
+/// What a provider can do to its cluster of hosts (status, usage, failover, moves).
+pub fn cluster_ops(provider: &dyn Provider) -> Result<&dyn ClusterOps> {
+    provider.cluster().ok_or_else(|| {
+        Error::usage(format!(
+            "the {} provider has no cluster of hosts",
+            provider.kind()
+        ))
+    })
+}
+
+/// The KVM provider (its cluster file must exist), for its machine and cluster operations.
+pub async fn kvm(paths: &Paths) -> Result<Box<dyn Provider>> {
+    Ok(Box::new(kvm_provider(paths).await?))
+}
+
+async fn kvm_provider(paths: &Paths) -> Result<nepho_provider_kvm::KvmProvider> {
     let cluster_file = cluster_file(paths);
     if !cluster_file.is_file() {
         return Err(Error::unavailable(format!("no KVM cluster file at {}", cluster_file.display()))

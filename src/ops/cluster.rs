@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use nepho_provider_kvm::{
+use nepho_provider_api::{
     ClusterStatus, ClusterUsage, FailoverReport, MigrateResult, RebalanceReport,
 };
 
@@ -17,13 +17,12 @@ pub fn failover(cx: &Context, host: &str) -> Result<FailoverReport> {
     cx.out.notice(&format!(
         "failover: moving the machines of host {host} (waits until they are ready)"
     ));
-    let machines = runtime()?.block_on(async {
+    runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
-        kvm.failover(host).await.map_err(providers::provider_error)
-    })?;
-    Ok(FailoverReport {
-        host: host.to_string(),
-        machines,
+        providers::cluster_ops(&*kvm)?
+            .failover(host)
+            .await
+            .map_err(providers::provider_error)
     })
 }
 
@@ -253,7 +252,8 @@ pub fn watch(cx: &Context, a: &WatchOptions, show: &dyn Fn(&FailoverReport)) -> 
     let runtime = runtime()?;
     runtime.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
-        let names: Vec<String> = kvm.cluster().hosts.iter().map(|h| h.name.clone()).collect();
+        let cluster = providers::cluster_ops(&*kvm)?;
+        let names = cluster.hosts();
         cx.out.notice(&format!(
             "watching hosts {} every {} s; failover after {} s unreachable",
             names.join(", "),
@@ -261,9 +261,9 @@ pub fn watch(cx: &Context, a: &WatchOptions, show: &dyn Fn(&FailoverReport)) -> 
             a.grace
         ));
         let started = std::time::Instant::now();
-        let mut watch = nepho_provider_kvm::Watch::default();
+        let mut watch = nepho_provider_api::Watch::default();
         loop {
-            for report in kvm
+            for report in cluster
                 .watch_round(&mut watch, Duration::from_secs(a.grace))
                 .await
             {
@@ -308,7 +308,8 @@ pub fn migrate(
     ));
     runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
-        kvm.migrate(formation, machine, to)
+        providers::cluster_ops(&*kvm)?
+            .migrate(formation, machine, to)
             .await
             .map_err(providers::provider_error)
     })
@@ -318,7 +319,8 @@ pub fn migrate(
 pub fn rebalance(cx: &Context, dry_run: bool, max_moves: usize) -> Result<RebalanceReport> {
     runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
-        kvm.rebalance(dry_run, max_moves)
+        providers::cluster_ops(&*kvm)?
+            .rebalance(dry_run, max_moves)
             .await
             .map_err(providers::provider_error)
     })
@@ -328,7 +330,8 @@ pub fn rebalance(cx: &Context, dry_run: bool, max_moves: usize) -> Result<Rebala
 pub fn evacuate(cx: &Context, host: &str, dry_run: bool) -> Result<RebalanceReport> {
     runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
-        kvm.evacuate(host, dry_run)
+        providers::cluster_ops(&*kvm)?
+            .evacuate(host, dry_run)
             .await
             .map_err(providers::provider_error)
     })
@@ -354,7 +357,8 @@ pub fn moves_done(report: &RebalanceReport) -> Result<()> {
 pub fn usage(cx: &Context, formation: Option<&str>) -> Result<ClusterUsage> {
     let report = runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
-        kvm.usage(formation)
+        providers::cluster_ops(&*kvm)?
+            .usage(formation)
             .await
             .map_err(providers::provider_error)
     })?;
@@ -370,7 +374,8 @@ pub fn usage(cx: &Context, formation: Option<&str>) -> Result<ClusterUsage> {
 pub fn status(cx: &Context) -> Result<ClusterStatus> {
     runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
-        kvm.cluster_status()
+        providers::cluster_ops(&*kvm)?
+            .status()
             .await
             .map_err(providers::provider_error)
     })

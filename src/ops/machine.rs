@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
+pub use nepho_provider_api::VncDisplay;
+use nepho_provider_api::{DriveChange, DriveResize, MachineOpError, MediaChange, NicChange};
 use nepho_provider_api::{PowerAction, ProviderKind};
-pub use nepho_provider_kvm::VncDisplay;
-use nepho_provider_kvm::{DriveChange, DriveResize, MediaChange, NicChange};
 
 use super::formation::existing;
 use super::{Context, runtime};
@@ -15,7 +15,7 @@ use crate::formation::{FormationDir, FormationLock};
 use crate::providers;
 
 /// Where a new data drive lives.
-pub use nepho_provider_kvm::StorageKind;
+pub use nepho_provider_api::StorageKind;
 
 /// `formation:stop|start|reset`: one machine, or all of the formation's.
 pub fn power(cx: &Context, name: &str, machine: Option<&str>, action: PowerAction) -> Result<()> {
@@ -29,10 +29,10 @@ pub fn power(cx: &Context, name: &str, machine: Option<&str>, action: PowerActio
     let _lock = FormationLock::acquire(&fdir, action.as_str())?;
     runtime()?.block_on(async {
         let provider = providers::connect(record.provider, &cx.paths, true).await?;
-        provider
+        providers::machine_ops(&*provider)?
             .power(fdir.name.as_str(), machine, action)
             .await
-            .map_err(providers::provider_error)
+            .map_err(machine_op_error)
     })?;
     cx.out.notice(&format!(
         "{action}: {}{} done",
@@ -53,9 +53,10 @@ pub fn add_drive(
     let (fdir, _lock) = kvm_formation(cx, name, "add-drive")?;
     runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
-        kvm.add_drive(fdir.name.as_str(), machine, size_gb, storage)
+        providers::machine_ops(&*kvm)?
+            .add_drive(fdir.name.as_str(), machine, size_gb, storage)
             .await
-            .map_err(providers::provider_error)
+            .map_err(machine_op_error)
     })
 }
 
@@ -69,9 +70,10 @@ pub fn remove_drive(
     let (fdir, _lock) = kvm_formation(cx, name, "remove-drive")?;
     runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
-        kvm.remove_drive(fdir.name.as_str(), machine, drive)
+        providers::machine_ops(&*kvm)?
+            .remove_drive(fdir.name.as_str(), machine, drive)
             .await
-            .map_err(providers::provider_error)
+            .map_err(machine_op_error)
     })
 }
 
@@ -86,16 +88,17 @@ pub fn resize_drive(
     let (fdir, _lock) = kvm_formation(cx, name, "resize-drive")?;
     runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
-        kvm.resize_drive(fdir.name.as_str(), Some(machine), drive, size_gb)
+        providers::machine_ops(&*kvm)?
+            .resize_drive(fdir.name.as_str(), Some(machine), drive, size_gb)
             .await
             .map_err(machine_op_error)
     })
 }
 
 /// An operation that needs the machine in another power state says which command gets it there.
-fn machine_op_error(e: nepho_provider_kvm::MachineOpError) -> Error {
+fn machine_op_error(e: MachineOpError) -> Error {
     match e {
-        nepho_provider_kvm::MachineOpError::WrongState {
+        MachineOpError::WrongState {
             formation,
             machine,
             state,
@@ -113,7 +116,7 @@ fn machine_op_error(e: nepho_provider_kvm::MachineOpError) -> Error {
                 "{verb} it first: nepho {fix} {formation} {machine}"
             ))
         }
-        nepho_provider_kvm::MachineOpError::Provider(e) => providers::provider_error(e),
+        MachineOpError::Provider(e) => providers::provider_error(e),
     }
 }
 
@@ -137,7 +140,7 @@ pub fn vnc(
     }
     runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
-        let console = kvm
+        let console = providers::machine_ops(&*kvm)?
             .vnc(fdir.name.as_str(), machine, local_port)
             .await
             .map_err(machine_op_error)?;
@@ -175,7 +178,8 @@ pub fn attach_nic(cx: &Context, name: &str, machine: &str, network: &str) -> Res
     let (fdir, _lock) = kvm_formation(cx, name, "attach-nic")?;
     runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
-        kvm.attach_nic(fdir.name.as_str(), Some(machine), network)
+        providers::machine_ops(&*kvm)?
+            .attach_nic(fdir.name.as_str(), Some(machine), network)
             .await
             .map_err(machine_op_error)
     })
@@ -187,7 +191,8 @@ pub fn detach_nic(cx: &Context, name: &str, machine: &str, nic: &str) -> Result<
     let (fdir, _lock) = kvm_formation(cx, name, "detach-nic")?;
     runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
-        kvm.detach_nic(fdir.name.as_str(), Some(machine), nic)
+        providers::machine_ops(&*kvm)?
+            .detach_nic(fdir.name.as_str(), Some(machine), nic)
             .await
             .map_err(machine_op_error)
     })
@@ -222,10 +227,11 @@ pub fn change_media(
     let (fdir, _lock) = kvm_formation(cx, name, verb)?;
     runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
+        let ops = providers::machine_ops(&*kvm)?;
         let done = match iso {
-            Some(iso) => kvm.attach_iso(fdir.name.as_str(), machine, iso).await,
-            None => kvm.detach_iso(fdir.name.as_str(), machine).await,
+            Some(iso) => ops.attach_iso(fdir.name.as_str(), machine, iso).await,
+            None => ops.detach_iso(fdir.name.as_str(), machine).await,
         };
-        done.map_err(providers::provider_error)
+        done.map_err(machine_op_error)
     })
 }

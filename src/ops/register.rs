@@ -47,7 +47,7 @@ fn kvm(cx: &Context) -> Result<Registered> {
             file.display()
         ));
     } else {
-        crate::config::write_atomic(&file, nepho_provider_kvm::local_cluster_yaml().as_bytes())?;
+        crate::config::write_atomic(&file, crate::providers::local_cluster_yaml().as_bytes())?;
     }
     Ok(Registered {
         provider: "kvm".into(),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use nepho_provider_api::PlannedChange;
-use nepho_provider_kvm::{
+use nepho_provider_api::{
     ClusterUsage, DriveChange, DriveResize, FailoverReport, MediaChange, MigrateResult, NicChange,
     VncDisplay,
 };
@@ -662,7 +662,7 @@ pub fn moves(moves: &[MigrateResult]) -> String {
 
 /// A rebalance/evacuate report; `nothing` says why there are no moves.
 pub fn rebalance(
-    report: &nepho_provider_kvm::RebalanceReport,
+    report: &nepho_provider_api::RebalanceReport,
     dry_run: bool,
     nothing: &str,
 ) -> String {
