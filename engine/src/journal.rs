@@ -5,17 +5,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use nepho_provider_api::{
-    EVENT_STREAM_VERSION, Event, EventKind, EventSink, EventStatus, Progress, REDACTED, StepId,
+    EVENT_STREAM_VERSION, Event, EventData, EventKind, EventLevel, EventSink, EventStatus,
+    Progress, REDACTED, StepId,
 };
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, Result, timestamp};
 
 /// Reads every event of a journal. Damaged lines are skipped; see [`read_all`].
 pub fn read(path: &Path) -> Result<Vec<Event>> {
@@ -80,7 +81,7 @@ fn parse_line(line: &[u8]) -> (Option<Event>, bool) {
 
 /// The operation (create, update, destroy) an event run belongs to.
 pub fn op_of(event: &Event) -> Option<&str> {
-    event.data.as_ref()?.get("op")?.as_str()
+    event.data.as_ref()?.op()
 }
 
 /// Index of the event that started the latest run of any operation.
@@ -115,12 +116,10 @@ pub fn finished_steps(events: &[Event], start: usize) -> BTreeMap<StepId, BTreeM
         }
         match e.status {
             EventStatus::Succeeded | EventStatus::Skipped => {
-                let outputs: BTreeMap<String, Value> = e
-                    .data
-                    .as_ref()
-                    .and_then(|d| d.get("outputs"))
-                    .and_then(|o| serde_json::from_value(o.clone()).ok())
-                    .unwrap_or_default();
+                let outputs: BTreeMap<String, Value> = match &e.data {
+                    Some(EventData::Outputs(o)) => o.outputs.clone(),
+                    _ => BTreeMap::new(),
+                };
                 done.insert(step.clone(), outputs);
             }
             // An undone step is no longer done (rollback).
@@ -131,6 +130,12 @@ pub fn finished_steps(events: &[Event], start: usize) -> BTreeMap<StepId, BTreeM
         }
     }
     done
+}
+
+/// Where the cluster's journal lives: `<state>/cluster/journal.ndjson`, beside the cluster
+/// watcher's files (a formation's journal is `<state>/formations/<name>/journal.ndjson`).
+pub fn cluster_journal_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("cluster").join("journal.ndjson")
 }
 
 /// Appends events to the journal and broadcasts them to live subscribers.
@@ -172,6 +177,21 @@ impl Journal {
         }))
     }
 
+    /// The cluster's own journal ([`cluster_journal_path`]): operations on hosts and on
+    /// machines across formations (failover, migrate, rebalance, evacuate). Its events have
+    /// an empty `formation`; the formation a machine belongs to is in their data.
+    pub fn open_cluster(state_dir: &Path) -> Result<Arc<Journal>> {
+        let path = cluster_journal_path(state_dir);
+        if let Some(dir) = path.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .at(dir)?;
+        }
+        Journal::open(&path, "", Vec::new())
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.live.subscribe()
     }
@@ -198,12 +218,15 @@ impl Journal {
         status: EventStatus,
         message: &str,
         progress: Option<Progress>,
-        data: Option<Value>,
+        data: Option<EventData>,
     ) -> Event {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.seq += 1;
-        let data =
-            data.map(|d| serde_json::from_str(&self.scrub(&d.to_string())).unwrap_or(Value::Null));
+        let data = data.and_then(|d| {
+            let text = serde_json::to_string(&d).ok()?;
+            serde_json::from_str(&self.scrub(&text)).ok()
+        });
+        let message = self.scrub(message);
         let event = Event {
             v: EVENT_STREAM_VERSION,
             seq: inner.seq,
@@ -212,7 +235,8 @@ impl Journal {
             step: step.cloned(),
             kind,
             status,
-            message: self.scrub(message),
+            level: EventLevel::of(status, &message),
+            message,
             progress,
             data,
         };
@@ -235,15 +259,6 @@ fn ends_torn(path: &Path) -> bool {
     };
     let mut last = [0u8; 1];
     file.seek(SeekFrom::End(-1)).is_ok() && file.read_exact(&mut last).is_ok() && last[0] != b'\n'
-}
-
-/// RFC 3339 with milliseconds.
-fn timestamp() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let base = crate::util::rfc3339(now.as_secs());
-    format!("{}.{:03}Z", base.trim_end_matches('Z'), now.subsec_millis())
 }
 
 /// What a provider sees while a step runs: its events land in the journal under that step.
