@@ -367,14 +367,16 @@ async fn step_delay() {
     }
 }
 
-/// Undoes completed steps, dependents first. Failures are reported and the unwind goes on.
-async fn unwind(
+/// Undoes the `done` steps of `plan` (with their outputs), dependents first: a failed
+/// create's rollback. Failures are journaled and the unwind goes on; returns them.
+pub async fn unwind(
     provider: &dyn Provider,
     spec: &FormationSpec,
     plan: &Plan,
     journal: &Arc<Journal>,
     done: &BTreeMap<StepId, BTreeMap<String, Value>>,
-) {
+) -> Vec<(StepId, ProviderError)> {
+    let mut failures = Vec::new();
     let done_ids: BTreeSet<StepId> = done.keys().cloned().collect();
     for step in plan.unwind_order(&done_ids) {
         let cx = StepContext {
@@ -405,9 +407,11 @@ async fn unwind(
                     None,
                     None,
                 );
+                failures.push((step.id.clone(), e));
             }
         }
     }
+    failures
 }
 
 fn finish(journal: &Journal, op: Operation, outcome: Outcome, data: Option<EventData>) -> Outcome {
