@@ -308,6 +308,7 @@ const EXPECT: Expect<'static> = Expect {
     destroy_rerun_already_done: Steps::Only(&["delete-machine"]),
     power: true,
     preview_always_modifies: &[],
+    preview_gap: None,
 };
 
 fn changed(name: &str) -> FormationSpec {
