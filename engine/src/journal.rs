@@ -302,6 +302,43 @@ mod tests {
     }
 
     #[test]
+    fn journals_of_older_versions_read_with_typed_data_and_a_derived_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.ndjson");
+        let lines = [
+            r#"{"v":1,"seq":1,"ts":"t","formation":"f","step":null,"kind":"formation","status":"started","message":"create f","progress":null,"data":{"op":"create"}}"#,
+            r#"{"v":1,"seq":2,"ts":"t","formation":"f","step":null,"kind":"formation","status":"in_progress","message":"plan","progress":{"done":0,"total":1},"data":{"op":"create","steps":[{"id":"vm","description":"do vm","depends_on":[]}]}}"#,
+            r#"{"v":1,"seq":3,"ts":"t","formation":"f","step":"vm","kind":"step","status":"succeeded","message":"do vm","progress":{"done":1,"total":1},"data":{"outputs":{"id":"vm-1"}}}"#,
+            r#"{"v":1,"seq":4,"ts":"t","formation":"f","step":null,"kind":"log","status":"info","message":"warning: odd","progress":null,"data":{"x":[1,2]}}"#,
+            r#"{"v":1,"seq":5,"ts":"t","formation":"f","step":null,"kind":"formation","status":"failed","message":"create failed: no","progress":null,"data":{"op":"create"}}"#,
+        ];
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let contents = read_all(&path).unwrap();
+        assert_eq!(contents.skipped, 0);
+        let events = contents.events;
+        let levels: Vec<_> = events.iter().map(|e| e.level).collect();
+        use EventLevel::*;
+        assert_eq!(levels, [Info, Info, Info, Warn, Error]);
+        assert_eq!(op_of(&events[0]), Some("create"));
+        assert!(
+            matches!(&events[1].data, Some(EventData::Run(r)) if r.steps.as_ref().unwrap()[0].id.0 == "vm")
+        );
+        assert_eq!(
+            finished_steps(&events, 0)[&StepId::from("vm")]["id"],
+            "vm-1"
+        );
+        assert!(matches!(events[3].data, Some(EventData::Other(_))));
+        assert_eq!(run_finished(&events, 0), Some(EventStatus::Failed));
+        // Written again, every payload has the shape it was read with; only `level` is new.
+        for (event, line) in events.iter().zip(lines) {
+            let mut written = serde_json::to_value(event).unwrap();
+            written.as_object_mut().unwrap().remove("level");
+            let read: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(written, read);
+        }
+    }
+
+    #[test]
     fn damaged_lines_never_hide_later_events() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.ndjson");

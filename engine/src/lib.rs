@@ -681,6 +681,55 @@ mod tests {
     }
 
     #[test]
+    fn a_run_stopped_after_journaled_steps_is_resumed_where_it_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("j.ndjson"), "f", vec![]).unwrap();
+        let p = Scripted::default();
+        let (_tx, rx) = watch::channel(false);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcome = rt.block_on(run_with(
+            &p,
+            &spec(),
+            Operation::Create,
+            journal.clone(),
+            rx,
+            RunOptions {
+                resume: false,
+                rollback: true,
+            },
+            Harness {
+                plan: None,
+                stop_after_steps: Some(2),
+            },
+        ));
+        assert!(matches!(outcome, Outcome::Cancelled), "{outcome:?}");
+        let events = journal::read(&journal.path).unwrap();
+        let start = journal::last_run_start(&events).unwrap();
+        assert_eq!(
+            journal::run_finished(&events, start),
+            None,
+            "no terminal event"
+        );
+        assert_eq!(
+            journal::finished_steps(&events, start).len(),
+            2,
+            "disk-a and disk-b"
+        );
+        assert!(journal::interrupted_steps(&events, start).is_empty());
+        assert!(!p.log.lock().unwrap().iter().any(|l| l == "undo disk-a"));
+
+        let p = Scripted::default();
+        assert!(matches!(go(&p, journal.clone(), true), Outcome::Succeeded));
+        assert_eq!(
+            *p.log.lock().unwrap(),
+            ["start vm", "end vm", "start ready", "end ready"]
+        );
+    }
+
+    #[test]
     fn secrets_are_scrubbed_from_the_journal() {
         let dir = tempfile::tempdir().unwrap();
         let journal = Journal::open(
