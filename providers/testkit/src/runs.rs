@@ -9,8 +9,8 @@ use std::sync::Arc;
 use nepho_engine::journal;
 use nepho_engine::{Harness, Journal, Operation, Outcome, RunOptions};
 use nepho_provider_api::{
-    Event, EventData, EventKind, EventSink, EventStatus, FormationSpec, Plan, Provider,
-    ProviderError, StepId, StepOutcome,
+    Event, EventData, EventKind, EventSink, EventStatus, FormationSpec, OperationData, Plan,
+    Provider, ProviderError, StepId, StepOutcome,
 };
 use tokio::sync::{broadcast, watch};
 
@@ -74,6 +74,19 @@ impl EngineRun {
         );
         let outcome = forward(journal.subscribe(), &*self.events, run).await;
         (outcome, before)
+    }
+
+    /// Runs `operation` (a machine or cluster operation described by `data`) journaled
+    /// through [`nepho_engine::record_operation`], its events also going to the sink.
+    pub async fn record_operation<T, E: std::fmt::Display>(
+        &self,
+        data: OperationData,
+        operation: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let journal =
+            Journal::open(&self.path(), &self.formation, Vec::new()).expect("the journal opens");
+        let recorded = nepho_engine::record_operation(&journal, data, operation);
+        forward(journal.subscribe(), &*self.events, recorded).await
     }
 
     /// What each step finished after event `after` returned (a later event of a step wins).

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use nepho_engine::journal;
 use nepho_engine::{Harness, Operation, Outcome, RunOptions};
 use nepho_provider_api::{
-    BoxFuture, Endpoints, EventKind, EventStatus, FormationDetails, FormationSpec, FormationState,
-    FormationSummary, Plan, PlannedChange, PowerAction, Provider, ProviderError, Step, StepContext,
-    StepOutcome,
+    BoxFuture, Endpoints, EventData, EventKind, EventStatus, FormationDetails, FormationSpec,
+    FormationState, FormationSummary, OperationData, Plan, PlannedChange, PowerAction, Provider,
+    ProviderError, Step, StepContext, StepOutcome,
 };
 
 use crate::recorder::Recorder;
@@ -419,8 +419,9 @@ impl<'a> Conformance<'a> {
         details
     }
 
-    /// Stop every machine, then start them again: describe says stopped, then running, and
-    /// the endpoints answer. Skipped, saying why, for a provider without machines.
+    /// Stop every machine, then start them again, each journaled as the ops layer journals
+    /// it (`nepho_engine::record_operation`): describe says stopped, then running, and the
+    /// endpoints answer. Skipped, saying why, for a provider without machines.
     pub async fn power(&mut self) {
         self.enter(Phase::Power);
         let name = self.spec.name.clone();
@@ -435,10 +436,32 @@ impl<'a> Conformance<'a> {
             (PowerAction::Stop, FormationState::Stopped),
             (PowerAction::Start, FormationState::Running),
         ] {
-            self.provider
-                .power(&name, None, action)
+            let data = OperationData::Power {
+                formation: name.clone(),
+                machine: None,
+                action,
+            };
+            let before = self.journal.events().last().map_or(0, |e| e.seq);
+            self.journal
+                .record_operation(data.clone(), self.provider.power(&name, None, action))
                 .await
                 .unwrap_or_else(|e| panic!("{action} {name}: {e}"));
+            let journaled: Vec<_> = self
+                .journal
+                .events()
+                .into_iter()
+                .filter(|e| e.seq > before)
+                .map(|e| (e.kind, e.status, e.data))
+                .collect();
+            let data = Some(EventData::Operation(data));
+            assert_eq!(
+                journaled,
+                [
+                    (EventKind::Power, EventStatus::Started, data.clone()),
+                    (EventKind::Power, EventStatus::Succeeded, data),
+                ],
+                "{action} is journaled"
+            );
             let details = self.provider.describe(&name).await.unwrap();
             assert_eq!(details.summary.state, state, "after {action}: {details:?}");
         }

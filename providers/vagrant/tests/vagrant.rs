@@ -135,11 +135,10 @@ async fn provider_suite_on_real_vagrant() {
         })
         .await;
 
-    // Halt, then up again; the machine answers ssh afterwards.
+    // Halt, then up again (without provisioning: /tmp starts empty); ssh answers afterwards.
     suite.power().await;
     let endpoints = provider.endpoints(&name).await.unwrap();
-    let out = ssh(&endpoints.ssh[0], "cat /tmp/marker");
-    assert!(out.contains("provisioned second"), "{out}");
+    ssh(&endpoints.ssh[0], "true");
 
     // Destroy still works when the Vagrantfile no longer loads (vagrant itself cannot help):
     // the machines' ids recorded in the project are enough. (The end-to-end tests cover the
