@@ -170,6 +170,14 @@ impl Error {
     }
 }
 
+impl From<nepho_engine::Error> for Error {
+    fn from(e: nepho_engine::Error) -> Error {
+        match e {
+            nepho_engine::Error::Io { path, source } => Error::Io { path, source },
+        }
+    }
+}
+
 /// `fs` calls with the path in the error.
 pub trait IoContext<T> {
     fn at(self, path: impl Into<PathBuf>) -> Result<T>;

@@ -6,7 +6,6 @@
 pub mod cli;
 pub mod cloudlet;
 pub mod config;
-pub mod engine;
 pub mod error;
 pub mod formation;
 #[doc(hidden)]
@@ -23,3 +22,6 @@ pub mod scenario;
 pub mod secret;
 pub mod util;
 pub mod yaml;
+
+/// The step engine lives in its own crate; `crate::engine::...` paths keep working.
+pub use nepho_engine as engine;

@@ -165,7 +165,7 @@ async fn run_async(
                 EventStatus::Started,
                 &format!("{} {}", op.as_str(), name),
                 None,
-                Some(serde_json::json!({"op": op.as_str()})),
+                Some(nepho_provider_api::EventData::run(op.as_str())),
             );
             journal.record(
                 None,
@@ -173,7 +173,7 @@ async fn run_async(
                 EventStatus::Failed,
                 &format!("{} failed: {err}", op.as_str()),
                 None,
-                Some(serde_json::json!({"op": op.as_str()})),
+                Some(nepho_provider_api::EventData::run(op.as_str())),
             );
             Outcome::Failed(err)
         }

@@ -173,16 +173,10 @@ impl Progress {
         if let (None, Some(p)) = (&e.step, &e.progress) {
             bars.total = p.total;
         }
-        if let Some(steps) = e
-            .data
-            .as_ref()
-            .and_then(|d| d.get("steps"))
-            .and_then(|s| s.as_array())
+        if let Some(nepho_provider_api::EventData::Run(run)) = &e.data
+            && let Some(steps) = &run.steps
         {
-            bars.planned = steps
-                .iter()
-                .filter_map(|s| s.get("id").and_then(|i| i.as_str()).map(str::to_string))
-                .collect();
+            bars.planned = steps.iter().map(|s| s.id.0.clone()).collect();
         }
         if let Some(step) = &e.step {
             bars.step_started

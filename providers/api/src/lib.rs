@@ -317,6 +317,22 @@ pub enum EventKind {
     Resource,
     /// Output of a provisioner or of a provider's tool.
     Log,
+    /// `formation:stop|start|reset` of one machine or all of a formation's.
+    Power,
+    /// An ISO inserted into or ejected from a machine's CD-ROM.
+    Media,
+    /// A virtual drive attached, detached or resized.
+    Drive,
+    /// A network interface attached or detached.
+    Nic,
+    /// `cluster:failover`: a dead host's machines restarted elsewhere.
+    Failover,
+    /// `cluster:migrate`: a machine moved to another host.
+    Migrate,
+    /// `cluster:rebalance`: machines moved to even out the hosts.
+    Rebalance,
+    /// A host emptied of its machines (maintenance).
+    Evacuate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -332,8 +348,38 @@ pub enum EventStatus {
     Info,
 }
 
+/// How much an event matters (Terraform's `@level`): what a log filter or a UI colour keys on.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum EventLevel {
+    #[default]
+    Info,
+    Warn,
+    Error,
+}
+
+impl EventLevel {
+    /// The level an event of this status and message has: failures are errors; cancellations,
+    /// undone steps and `warning:` messages are warnings. Also how the level of a journal line
+    /// written before events had one is derived.
+    pub fn of(status: EventStatus, message: &str) -> EventLevel {
+        match status {
+            EventStatus::Failed => EventLevel::Error,
+            EventStatus::Cancelled => EventLevel::Warn,
+            _ if message.starts_with("warning:") => EventLevel::Warn,
+            _ => EventLevel::Info,
+        }
+    }
+}
+
 /// One line of the versioned NDJSON event stream (`formation:events -o json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+///
+/// The stream only grows compatibly (still version 1): `level` and the machine and cluster
+/// [`EventKind`]s and [`EventData`] payloads were added; a line without `level` (written
+/// before it existed) gets the one [`EventLevel::of`] derives from its status.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Event {
     /// Stream version ([`EVENT_STREAM_VERSION`]).
     pub v: u32,
@@ -341,16 +387,275 @@ pub struct Event {
     pub seq: u64,
     /// RFC 3339 UTC timestamp.
     pub ts: String,
+    /// The formation the event is about; empty in the cluster's own journal.
     pub formation: String,
     pub step: Option<StepId>,
     pub kind: EventKind,
     pub status: EventStatus,
+    /// info | warn | error; derived from `status` when absent (journals of older versions).
+    #[serde(default)]
+    pub level: EventLevel,
     pub message: String,
     pub progress: Option<Progress>,
-    /// Machine-readable details: `{"op": "create"}` on formation events, `{"outputs": ...}` on
-    /// finished steps. Never secrets.
+    /// Machine-readable details (see [`EventData`]). Never secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<serde_json::Value>,
+    pub data: Option<EventData>,
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Event, D::Error> {
+        /// An event as written, any version: `level` may be missing.
+        #[derive(Deserialize)]
+        struct Line {
+            v: u32,
+            seq: u64,
+            ts: String,
+            formation: String,
+            step: Option<StepId>,
+            kind: EventKind,
+            status: EventStatus,
+            #[serde(default)]
+            level: Option<EventLevel>,
+            message: String,
+            progress: Option<Progress>,
+            #[serde(default)]
+            data: Option<EventData>,
+        }
+        let line = Line::deserialize(deserializer)?;
+        Ok(Event {
+            level: line
+                .level
+                .unwrap_or_else(|| EventLevel::of(line.status, &line.message)),
+            v: line.v,
+            seq: line.seq,
+            ts: line.ts,
+            formation: line.formation,
+            step: line.step,
+            kind: line.kind,
+            status: line.status,
+            message: line.message,
+            progress: line.progress,
+            data: line.data,
+        })
+    }
+}
+
+/// The machine-readable details of an event, written without a tag so journals keep the
+/// shapes they always had: `{"op": "create"}` on a run's formation events (with `"steps"` on
+/// the plan event), `{"outputs": {...}}` on finished steps, and `{"operation": "power", ...}`
+/// on machine and cluster operations. Anything else read back is kept as it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum EventData {
+    Operation(OperationData),
+    Run(RunData),
+    Outputs(StepOutputs),
+    Other(serde_json::Value),
+}
+
+impl EventData {
+    /// `{"op": op}`: the run (create, update, destroy) a formation event belongs to.
+    pub fn run(op: &str) -> EventData {
+        EventData::Run(RunData {
+            op: op.to_string(),
+            steps: None,
+        })
+    }
+
+    /// The run's operation, when the event belongs to one.
+    pub fn op(&self) -> Option<&str> {
+        match self {
+            EventData::Run(run) => Some(&run.op),
+            EventData::Other(v) => v.get("op")?.as_str(),
+            _ => None,
+        }
+    }
+}
+
+/// A run of the engine (create, update, destroy) and, on its plan event, the plan's steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunData {
+    pub op: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<PlannedStep>>,
+}
+
+/// A step as the plan event lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PlannedStep {
+    pub id: StepId,
+    pub description: String,
+    pub depends_on: Vec<StepId>,
+}
+
+/// What a finished step handed on to later steps (its [`StepOutcome::outputs`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StepOutputs {
+    pub outputs: BTreeMap<String, serde_json::Value>,
+}
+
+/// What a device operation did to a machine's drive or network interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceAction {
+    Attach,
+    Detach,
+    Resize,
+}
+
+/// A machine or cluster operation outside the engine's runs, as journaled (tagged by
+/// `operation`, which names its [`EventKind`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "operation", rename_all = "snake_case")]
+pub enum OperationData {
+    Power {
+        formation: String,
+        /// None: every machine of the formation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        machine: Option<String>,
+        action: PowerAction,
+    },
+    Media {
+        formation: String,
+        machine: String,
+        /// The ISO inserted; none: the drive was ejected.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        iso: Option<String>,
+    },
+    Drive {
+        formation: String,
+        machine: String,
+        drive: String,
+        action: DeviceAction,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size_gb: Option<u64>,
+    },
+    Nic {
+        formation: String,
+        machine: String,
+        nic: String,
+        action: DeviceAction,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        network: Option<String>,
+    },
+    Failover {
+        /// The dead host.
+        host: String,
+    },
+    Migrate {
+        formation: String,
+        machine: String,
+        from: String,
+        to: String,
+        live: bool,
+    },
+    Rebalance {},
+    Evacuate {
+        host: String,
+    },
+}
+
+impl OperationData {
+    /// The kind of the events that journal this operation.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            OperationData::Power { .. } => EventKind::Power,
+            OperationData::Media { .. } => EventKind::Media,
+            OperationData::Drive { .. } => EventKind::Drive,
+            OperationData::Nic { .. } => EventKind::Nic,
+            OperationData::Failover { .. } => EventKind::Failover,
+            OperationData::Migrate { .. } => EventKind::Migrate,
+            OperationData::Rebalance {} => EventKind::Rebalance,
+            OperationData::Evacuate { .. } => EventKind::Evacuate,
+        }
+    }
+
+    /// The formation the operation is about, if it is about one.
+    pub fn formation(&self) -> Option<&str> {
+        match self {
+            OperationData::Power { formation, .. }
+            | OperationData::Media { formation, .. }
+            | OperationData::Drive { formation, .. }
+            | OperationData::Nic { formation, .. }
+            | OperationData::Migrate { formation, .. } => Some(formation),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for OperationData {
+    /// For people: "stop web of agmedia", "migrate web of agmedia from h1 to h2 (live)".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let of = |machine: &str, formation: &str| format!("{machine} of {formation}");
+        match self {
+            OperationData::Power {
+                formation,
+                machine,
+                action,
+            } => match machine {
+                Some(m) => write!(f, "{action} {}", of(m, formation)),
+                None => write!(f, "{action} {formation}"),
+            },
+            OperationData::Media {
+                formation,
+                machine,
+                iso,
+            } => match iso {
+                Some(iso) => write!(f, "insert {iso} into {}", of(machine, formation)),
+                None => write!(f, "eject the ISO of {}", of(machine, formation)),
+            },
+            OperationData::Drive {
+                formation,
+                machine,
+                drive,
+                action,
+                size_gb,
+            } => {
+                let size = size_gb.map(|g| format!(" ({g} GiB)")).unwrap_or_default();
+                let action = serde_json::to_value(action).unwrap_or_default();
+                let action = action.as_str().unwrap_or("change");
+                write!(
+                    f,
+                    "{action} drive {drive}{size} of {}",
+                    of(machine, formation)
+                )
+            }
+            OperationData::Nic {
+                formation,
+                machine,
+                nic,
+                action,
+                network,
+            } => {
+                let on = network
+                    .as_ref()
+                    .map(|n| format!(" on {n}"))
+                    .unwrap_or_default();
+                let action = serde_json::to_value(action).unwrap_or_default();
+                let action = action.as_str().unwrap_or("change");
+                write!(
+                    f,
+                    "{action} interface {nic}{on} of {}",
+                    of(machine, formation)
+                )
+            }
+            OperationData::Failover { host } => write!(f, "fail over the machines of {host}"),
+            OperationData::Migrate {
+                formation,
+                machine,
+                from,
+                to,
+                live,
+            } => write!(
+                f,
+                "migrate {} from {from} to {to}{}",
+                of(machine, formation),
+                if *live { " (live)" } else { "" }
+            ),
+            OperationData::Rebalance {} => f.write_str("rebalance the cluster"),
+            OperationData::Evacuate { host } => write!(f, "evacuate {host}"),
+        }
+    }
 }
 
 /// Where a provider reports what it is doing while a step runs.

@@ -59,6 +59,11 @@ async fn create_list_describe_endpoints_destroy() {
             crash_after: 1,
             rerun_already_done: Steps::All,
             destroy_rerun_already_done: Steps::Only(&["delete-stack"]),
+            power: false,
+            preview_always_modifies: &[],
+            preview_gap: Some(
+                "moto lists no changes in an update change set, and answers DeleteChangeSet of one without changes with no XML",
+            ),
         },
     );
     let outcomes = suite.create().await;
@@ -156,6 +161,23 @@ async fn create_list_describe_endpoints_destroy() {
     suite.rerun().await;
     assert_eq!(provider.list().await.unwrap().len(), 1, "no second stack");
 
+    // Preview and update: a new instance type modifies the instance, through a change set.
+    let mut changed = suite.spec().clone();
+    changed
+        .parameters
+        .insert("instance_type".into(), json!("t3.small"));
+    suite.preview(&changed).await;
+    suite
+        .update(changed, |details| {
+            // (moto reports the stack's update, not the instance's.)
+            (details.summary.status_reason.as_deref() == Some("UPDATE_COMPLETE"))
+                .then_some(())
+                .ok_or_else(|| "the stack was not updated".to_string())
+        })
+        .await;
+    // A stack has no machines to power: the suite says so and goes on.
+    suite.power().await;
+
     let destroy = provider.plan_destroy("hello-one").await.unwrap();
     assert_eq!(step_ids(&destroy), ["delete-stack", "delete-objects"]);
     let outcomes = suite.destroy().await;
@@ -173,6 +195,10 @@ async fn create_list_describe_endpoints_destroy() {
         provider.endpoints("hello-one").await,
         Err(ProviderError::NotFound(_))
     ));
+
+    // A create whose last step fails is rolled back: no stack is left.
+    suite.rollback(&moto, hello_spec("hello-doomed")).await;
+    assert!(provider.list().await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

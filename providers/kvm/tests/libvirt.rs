@@ -17,6 +17,9 @@ use support::{Cluster, Formation, Recorder, destroy, run_plan, serial, ssh};
 
 const HELLO: &str = "machines:\n  - name: hello\n    cpus: 1\n    memory_mb: 256\n    image: tiny\n    disks: [{size_gb: 1, storage: qcow2}]\n    networks: [default]\n    primary: true\n    env: {GREETING: hi there}\n    secret_env: [db_password]\noutputs:\n  ssh_user: root\n  url: http://${hello.address}/\n";
 
+/// HELLO and a second machine, which the update adds.
+const HELLO_WORLD: &str = "machines:\n  - name: hello\n    cpus: 1\n    memory_mb: 256\n    image: tiny\n    disks: [{size_gb: 1, storage: qcow2}]\n    networks: [default]\n    primary: true\n    env: {GREETING: hi there}\n    secret_env: [db_password]\n  - name: world\n    cpus: 1\n    memory_mb: 256\n    image: tiny\n    disks: [{size_gb: 1, storage: qcow2}]\n    networks: [default]\n    env: {GREETING: hi there}\noutputs:\n  ssh_user: root\n  url: http://${hello.address}/\n";
+
 const PROVISION: &str = "#!/bin/sh\necho \"provisioned $GREETING\" > /root/marker\necho \"$DB_PASSWORD\" > /root/secret\n";
 
 /// The conformance suite on one machine (created through a crash after its first disk and a
@@ -66,6 +69,9 @@ async fn create_ssh_list_describe_rerun_destroy() {
             crash_after: 3,
             rerun_already_done: Steps::Only(&["keypair", "disk-hello", "domain-hello", "place"]),
             destroy_rerun_already_done: Steps::Only(&["destroy-hello"]),
+            power: true,
+            preview_always_modifies: &[],
+            preview_gap: None,
         },
     );
     let outcomes = suite.create().await;
@@ -145,6 +151,29 @@ async fn create_ssh_list_describe_rerun_destroy() {
     assert_eq!(f.domains().len(), 1);
     eprintln!("re-run took {:.1} s", t1.elapsed().as_secs_f64());
 
+    // Preview and update: a second machine is added beside the first.
+    let changed = f.spec(HELLO_WORLD, Some(PROVISION));
+    let changes = suite.preview(&changed).await;
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.action == "add" && c.resource == "world" && c.kind == "machine"),
+        "{changes:?}"
+    );
+    let t2 = Instant::now();
+    suite
+        .update(changed, |details| {
+            let machines = details.resources.iter().filter(|r| r.kind == "machine");
+            (machines.filter(|r| r.status == "running").count() == 2)
+                .then_some(())
+                .ok_or_else(|| "two running machines".to_string())
+        })
+        .await;
+    assert_eq!(f.domains().len(), 2);
+    eprintln!("update took {:.1} s", t2.elapsed().as_secs_f64());
+    // Both machines stop, then start again.
+    suite.power().await;
+
     suite.destroy().await;
     assert!(f.domains().is_empty(), "domains left: {:?}", f.domains());
     assert!(f.files().is_empty(), "files left: {:?}", f.files());
@@ -160,6 +189,14 @@ async fn create_ssh_list_describe_rerun_destroy() {
         provider.describe(&spec.name).await,
         Err(ProviderError::NotFound(_))
     ));
+
+    // A create whose last step fails is rolled back: no domain, disk or seed is left.
+    let doomed = Formation::new(&cluster, "doomed");
+    suite
+        .rollback(&doomed, doomed.spec(HELLO, Some(PROVISION)))
+        .await;
+    assert!(doomed.domains().is_empty(), "{:?}", doomed.domains());
+    assert!(doomed.files().is_empty(), "{:?}", doomed.files());
     eprintln!("whole test {:.1} s", t0.elapsed().as_secs_f64());
 }
 

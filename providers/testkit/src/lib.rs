@@ -1,16 +1,15 @@
-//! What every provider crate's tests share: a step driver that runs a [`Plan`] the way the
-//! engine does (ready steps together, a simulated crash and a resume, undo), a recording
-//! [`EventSink`], and the conformance suite each provider runs against its real backend.
+//! What every provider crate's tests share: plans run through the real engine
+//! ([`nepho_engine`]) with a journal of their own in a temporary directory (a crash is the
+//! engine stopped after some steps, a resume the engine reading that journal back), a
+//! recording [`EventSink`], and the conformance suite each provider runs against its real
+//! backend.
 //!
-//! [`Plan`]: nepho_provider_api::Plan
 //! [`EventSink`]: nepho_provider_api::EventSink
 
-mod driver;
 mod recorder;
+mod runs;
 mod suite;
 
-pub use driver::{
-    Crashed, Outcomes, StepFailure, resume_plan, run_plan, run_plan_until_crash, undo_steps,
-};
 pub use recorder::{Recorded, Recorder};
+pub use runs::{EngineRun, Outcomes, StepFailure, run_plan, undo_steps};
 pub use suite::{Backend, Conformance, Expect, Steps, destroy_missing};

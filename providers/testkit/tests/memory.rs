@@ -1,17 +1,18 @@
-//! The testkit against an in-memory provider: the driver's crash, resume and undo, and the
-//! conformance suite passing on a well-behaved provider and failing on one that is not.
+//! The testkit against an in-memory provider: the engine's crash, resume and undo as the
+//! testkit drives them, and the conformance suite passing on a well-behaved provider and
+//! failing on one that is not.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
+use nepho_engine::{Harness, Operation, Outcome, RunOptions};
 use nepho_provider_api::{
     BoxFuture, Endpoints, FormationDetails, FormationSpec, FormationState, FormationSummary, Plan,
-    PlannedChange, Provider, ProviderError, ProviderKind, ResourceStatus, SshEndpoint, Step,
-    StepContext, StepId, StepOutcome,
+    PlannedChange, PowerAction, Provider, ProviderError, ProviderKind, ResourceStatus, SshEndpoint,
+    Step, StepContext, StepId, StepOutcome,
 };
 use nepho_provider_testkit::{
-    Backend, Conformance, Expect, Recorder, Steps, destroy_missing, resume_plan, run_plan,
-    run_plan_until_crash, undo_steps,
+    Backend, Conformance, EngineRun, Expect, Recorder, Steps, destroy_missing, run_plan, undo_steps,
 };
 use serde_json::json;
 
@@ -19,6 +20,10 @@ use serde_json::json;
 #[derive(Default)]
 struct Memory {
     formations: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// The parameters each formation was last built with (by its outputs step).
+    applied: Mutex<BTreeMap<String, serde_json::Map<String, serde_json::Value>>>,
+    /// Formations whose machine is stopped.
+    stopped: Mutex<BTreeSet<String>>,
     /// A broken provider: the machine step never notices the machine is there.
     forgetful: bool,
 }
@@ -37,16 +42,18 @@ impl Memory {
         self.formations.lock().unwrap().get(name).cloned()
     }
 
-    fn summary(name: &str, resources: &BTreeSet<String>) -> FormationSummary {
+    fn summary(&self, name: &str, resources: &BTreeSet<String>) -> FormationSummary {
         FormationSummary {
             name: name.to_string(),
             provider: ProviderKind::Kvm,
             cloudlet: Some("mem".into()),
             scenario: Some("default".into()),
-            state: if resources.contains("machine") {
-                FormationState::Running
-            } else {
+            state: if !resources.contains("machine") {
                 FormationState::Creating
+            } else if self.stopped.lock().unwrap().contains(name) {
+                FormationState::Stopped
+            } else {
+                FormationState::Running
             },
             status_reason: None,
         }
@@ -64,6 +71,10 @@ impl Memory {
                     "url".into(),
                     json!(format!("http://{}/", address.as_str().unwrap())),
                 );
+                self.applied
+                    .lock()
+                    .unwrap()
+                    .insert(name.clone(), cx.spec.parameters.clone());
                 false
             }
             "delete-machine" => {
@@ -74,7 +85,10 @@ impl Memory {
                 }
                 gone
             }
-            "cleanup" => formations.remove(name).is_none(),
+            "cleanup" => {
+                self.applied.lock().unwrap().remove(name);
+                formations.remove(name).is_none()
+            }
             "broken" => {
                 return Err(ProviderError::Failed {
                     message: "broken on purpose".into(),
@@ -171,10 +185,7 @@ impl Provider for Memory {
     fn list<'a>(&'a self) -> BoxFuture<'a, Result<Vec<FormationSummary>, ProviderError>> {
         Box::pin(async move {
             let formations = self.formations.lock().unwrap();
-            Ok(formations
-                .iter()
-                .map(|(n, r)| Memory::summary(n, r))
-                .collect())
+            Ok(formations.iter().map(|(n, r)| self.summary(n, r)).collect())
         })
     }
 
@@ -187,7 +198,7 @@ impl Provider for Memory {
                 .resources(name)
                 .ok_or_else(|| ProviderError::NotFound(name.to_string()))?;
             Ok(FormationDetails {
-                summary: Memory::summary(name, &resources),
+                summary: self.summary(name, &resources),
                 resources: resources
                     .iter()
                     .map(|r| ResourceStatus {
@@ -198,7 +209,15 @@ impl Provider for Memory {
                         id: None,
                     })
                     .collect(),
-                outputs: BTreeMap::new(),
+                outputs: self
+                    .applied
+                    .lock()
+                    .unwrap()
+                    .get(name)
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.to_string()))
+                    .collect(),
                 recent_events: vec![],
             })
         })
@@ -206,9 +225,40 @@ impl Provider for Memory {
 
     fn preview<'a>(
         &'a self,
-        _: &'a FormationSpec,
+        spec: &'a FormationSpec,
     ) -> BoxFuture<'a, Result<Vec<PlannedChange>, ProviderError>> {
-        Box::pin(async { Ok(vec![]) })
+        Box::pin(async move {
+            let change = |action: &str| PlannedChange {
+                action: action.into(),
+                resource: spec.name.clone(),
+                kind: "machine".into(),
+                replacement: None,
+                details: None,
+            };
+            Ok(match self.applied.lock().unwrap().get(&spec.name) {
+                None => vec![change("add")],
+                Some(applied) if applied != &spec.parameters => vec![change("modify")],
+                Some(_) => vec![],
+            })
+        })
+    }
+
+    fn power<'a>(
+        &'a self,
+        name: &'a str,
+        _: Option<&'a str>,
+        action: PowerAction,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            self.resources(name)
+                .ok_or_else(|| ProviderError::NotFound(name.to_string()))?;
+            let mut stopped = self.stopped.lock().unwrap();
+            match action {
+                PowerAction::Stop => stopped.insert(name.to_string()),
+                PowerAction::Start | PowerAction::Reset => stopped.remove(name),
+            };
+            Ok(())
+        })
     }
 
     fn endpoints<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Endpoints, ProviderError>> {
@@ -256,13 +306,22 @@ const EXPECT: Expect<'static> = Expect {
     crash_after: 3,
     rerun_already_done: Steps::Only(&["network", "disk", "machine"]),
     destroy_rerun_already_done: Steps::Only(&["delete-machine"]),
+    power: true,
+    preview_always_modifies: &[],
+    preview_gap: None,
 };
+
+fn changed(name: &str) -> FormationSpec {
+    let mut spec = spec(name);
+    spec.parameters.insert("size".into(), json!(2));
+    spec
+}
 
 #[tokio::test]
 async fn the_suite_passes_on_a_well_behaved_provider() {
     let memory = Memory::default();
     Conformance::new(&memory, &memory, spec("good"), EXPECT)
-        .run_all()
+        .run_all(changed("good"), &memory, spec("doomed"))
         .await;
     let outcomes = destroy_missing(&memory, &memory, &spec("never")).await;
     assert!(outcomes.values().all(|o| o.already_done));
@@ -276,12 +335,14 @@ async fn the_suite_catches_a_step_that_is_not_idempotent() {
         ..Memory::default()
     };
     Conformance::new(&memory, &memory, spec("bad"), EXPECT)
-        .run_all()
+        .run_all(changed("bad"), &memory, spec("doomed"))
         .await;
 }
 
 #[tokio::test]
-#[should_panic(expected = "the conformance suite skipped [Rerun, Destroy]")]
+#[should_panic(
+    expected = "the conformance suite skipped [Rerun, Preview, Update, Power, Destroy, Rollback]"
+)]
 async fn skipping_phases_fails() {
     let memory = Memory::default();
     let mut suite = Conformance::new(&memory, &memory, spec("short"), EXPECT);
@@ -292,36 +353,72 @@ async fn skipping_phases_fails() {
 }
 
 #[tokio::test]
-async fn a_crash_leaves_journaled_steps_and_the_resume_finishes_with_their_outputs() {
+async fn the_engine_stops_after_journaled_steps_and_resumes_with_their_outputs() {
     let memory = Memory::default();
     let spec = spec("crash");
     let plan = memory.plan_create(&spec).await.unwrap();
     let events = Arc::new(Recorder::default());
+    let run = EngineRun::new("crash", events.clone());
     // network and disk are ready together; the crash comes after machine.
-    let crashed = run_plan_until_crash(&memory, &plan, &spec, events.clone(), 3)
-        .await
-        .unwrap();
+    let (outcome, _) = run
+        .run(
+            &memory,
+            &spec,
+            Operation::Create,
+            RunOptions {
+                resume: false,
+                rollback: true,
+            },
+            Harness {
+                plan: Some(plan.clone()),
+                stop_after_steps: Some(3),
+            },
+        )
+        .await;
+    assert!(matches!(outcome, Outcome::Cancelled), "{outcome:?}");
+    let journaled = run.outcomes_after(0);
     assert_eq!(
-        crashed
-            .journaled
-            .keys()
-            .map(|s| s.0.as_str())
-            .collect::<Vec<_>>(),
-        ["disk", "network"]
+        journaled.keys().map(|s| s.0.as_str()).collect::<Vec<_>>(),
+        ["disk", "machine", "network"]
     );
-    assert_eq!(crashed.interrupted.0.0, "machine");
-    let outcomes = resume_plan(&memory, &plan, &spec, events.clone(), crashed.journaled)
-        .await
-        .unwrap();
+    assert!(memory.resources("crash").unwrap().contains("machine"));
+    assert_eq!(run.tear_last_line().step, Some("machine".into()));
+
+    // The engine plans again on resume, re-runs the torn step and hands on its outputs.
+    let (outcome, resumed_at) = run
+        .run(
+            &memory,
+            &spec,
+            Operation::Create,
+            RunOptions {
+                resume: true,
+                rollback: true,
+            },
+            Harness::default(),
+        )
+        .await;
+    assert!(matches!(outcome, Outcome::Succeeded), "{outcome:?}");
+    let outcomes = run.outcomes_after(resumed_at);
+    assert_eq!(
+        outcomes.keys().map(|s| s.0.as_str()).collect::<Vec<_>>(),
+        ["machine", "outputs"]
+    );
     assert!(outcomes[&"machine".into()].already_done);
     assert_eq!(
         outcomes[&"outputs".into()].outputs["url"],
         "http://127.0.0.1/"
     );
-    assert_eq!(outcomes.len(), 4);
+    assert!(
+        events
+            .messages()
+            .iter()
+            .any(|m| m.contains("re-running interrupted machine")),
+        "{:?}",
+        events.messages()
+    );
 
     // Rollback undoes what was done, dependents first.
-    let done = outcomes.keys().cloned().collect();
+    let done = run.outcomes_after(0).keys().cloned().collect();
     undo_steps(&memory, &plan, &spec, events, &done)
         .await
         .unwrap();

@@ -42,6 +42,8 @@ async fn provider_suite_on_real_vagrant() {
     let mut world = World::new("suite");
     let name = format!("vgsuite{}", std::process::id());
     let spec = world.spec(&name);
+    // The formation whose create the suite fails at its last step and rolls back.
+    let doomed = world.spec(&format!("vgdoomed{}", std::process::id()));
     let provider = world.provider();
 
     provider.validate(&spec).await.unwrap();
@@ -63,6 +65,10 @@ async fn provider_suite_on_real_vagrant() {
             crash_after: 2,
             rerun_already_done: Steps::Only(&["box"]),
             destroy_rerun_already_done: Steps::Only(&["destroy"]),
+            power: true,
+            // Every update re-renders the project and provisions again.
+            preview_always_modifies: &["vagrant-project"],
+            preview_gap: None,
         },
     );
     let events = suite.events.clone();
@@ -108,36 +114,31 @@ async fn provider_suite_on_real_vagrant() {
         "{out}"
     );
 
-    provider
-        .power(&name, None, PowerAction::Stop)
-        .await
-        .unwrap();
-    assert_eq!(
-        provider
-            .list()
-            .await
-            .unwrap()
-            .iter()
-            .find(|s| s.name == name)
-            .unwrap()
-            .state,
-        FormationState::Stopped
-    );
-    provider
-        .power(&name, Some("default"), PowerAction::Start)
-        .await
-        .unwrap();
-    let endpoints = provider.endpoints(&name).await.unwrap();
-    ssh(&endpoints.ssh[0], "true");
-
     // Update: re-render with a new value and `vagrant provision`.
     let mut updated = spec.clone();
     updated.parameters.insert("mark".into(), "second".into());
     let plan = provider.plan_update(&updated).await.unwrap();
     assert_eq!(plan.steps.last().unwrap().id.0, "provision");
-    run_plan(&provider, &updated, &plan, &events).await.unwrap();
-    let out = ssh(&endpoints.ssh[0], "cat /tmp/marker");
-    assert!(out.contains("provisioned second"), "{out}");
+    let changes = suite.preview(&updated).await;
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.kind == "vagrant-project" && c.action == "modify"),
+        "{changes:?}"
+    );
+    suite
+        .update(updated, |_| {
+            let out = ssh(&endpoints.ssh[0], "cat /tmp/marker");
+            out.contains("provisioned second")
+                .then_some(())
+                .ok_or(format!("the marker says {out:?}"))
+        })
+        .await;
+
+    // Halt, then up again (without provisioning: /tmp starts empty); ssh answers afterwards.
+    suite.power().await;
+    let endpoints = provider.endpoints(&name).await.unwrap();
+    ssh(&endpoints.ssh[0], "true");
 
     // Destroy still works when the Vagrantfile no longer loads (vagrant itself cannot help):
     // the machines' ids recorded in the project are enough. (The end-to-end tests cover the
@@ -162,6 +163,11 @@ async fn provider_suite_on_real_vagrant() {
         provider.endpoints(&name).await,
         Err(nepho_provider_api::ProviderError::NotFound(_))
     ));
+
+    // A create whose last step (vagrant up) fails is rolled back: no project is left.
+    let doomed_dir = doomed.work_dir.join(&doomed.name);
+    suite.rollback(&world, doomed).await;
+    assert!(!doomed_dir.exists(), "{} is left", doomed_dir.display());
 }
 
 /// Destroying a formation that was never created succeeds with nothing to do.

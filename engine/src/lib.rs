@@ -1,8 +1,14 @@
 //! The step engine: runs a provider's plan, independent steps in parallel, journaling each
 //! step's start and end; resumes from the journal after a crash, and unwinds completed steps
 //! when a create fails (the CloudStack orchestration RFC's idempotent-steps design).
+//!
+//! Every change is an event: the engine's runs journal themselves ([`run`]); machine and
+//! cluster operations journal through [`record_operation`], a formation's in the formation's
+//! journal, the cluster's in `<state>/cluster/journal.ndjson` ([`Journal::open_cluster`]).
 
+mod error;
 pub mod journal;
+mod operation;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -10,12 +16,15 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use nepho_provider_api::{
-    EventKind, EventStatus, FormationSpec, Plan, Provider, ProviderError, StepContext, StepId,
+    EventData, EventKind, EventStatus, FormationSpec, Plan, PlannedStep, Provider, ProviderError,
+    RunData, StepContext, StepId, StepOutputs,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::watch;
 
-pub use journal::Journal;
+pub use error::{Error, Result};
+pub use journal::{Journal, cluster_journal_path};
+pub use operation::record_operation;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -59,14 +68,48 @@ pub struct RunOptions {
     pub rollback: bool,
 }
 
+/// What tests and fault injection change about a run; nepho itself never sets any of it.
+#[derive(Debug, Clone, Default)]
+pub struct Harness {
+    /// The plan to run instead of the one the provider makes for the operation (a test runs
+    /// the plan it already checked).
+    pub plan: Option<Plan>,
+    /// A crash after this many steps: the run starts no more than this many steps, and once
+    /// they have finished and been journaled it stops as a killed process would, with no
+    /// terminal event, so the run stays resumable. The outcome is [`Outcome::Cancelled`].
+    pub stop_after_steps: Option<usize>,
+}
+
 /// Runs `op` for `spec` to completion, publishing every change to `journal`.
 pub async fn run(
     provider: &dyn Provider,
     spec: &FormationSpec,
     op: Operation,
     journal: Arc<Journal>,
+    cancel: watch::Receiver<bool>,
+    options: RunOptions,
+) -> Outcome {
+    run_with(
+        provider,
+        spec,
+        op,
+        journal,
+        cancel,
+        options,
+        Harness::default(),
+    )
+    .await
+}
+
+/// [`run`], changed by a test's [`Harness`].
+pub async fn run_with(
+    provider: &dyn Provider,
+    spec: &FormationSpec,
+    op: Operation,
+    journal: Arc<Journal>,
     mut cancel: watch::Receiver<bool>,
     options: RunOptions,
+    harness: Harness,
 ) -> Outcome {
     let events = journal::read(&journal.path).unwrap_or_default();
     let mut done: BTreeMap<StepId, BTreeMap<String, Value>> = BTreeMap::new();
@@ -74,7 +117,7 @@ pub async fn run(
         journal::op_of(&events[start]) == Some(op.as_str())
             && journal::run_finished(&events, start).is_none()
     });
-    let op_data = Some(json!({ "op": op.as_str() }));
+    let op_data = Some(EventData::run(op.as_str()));
     match (options.resume, resumable) {
         (true, Some(start)) => {
             done = journal::finished_steps(&events, start);
@@ -116,10 +159,11 @@ pub async fn run(
         }
     }
 
-    let plan = match op {
-        Operation::Create => provider.plan_create(spec).await,
-        Operation::Update => provider.plan_update(spec).await,
-        Operation::Destroy => provider.plan_destroy(&spec.name).await,
+    let plan = match (harness.plan, op) {
+        (Some(plan), _) => Ok(plan),
+        (None, Operation::Create) => provider.plan_create(spec).await,
+        (None, Operation::Update) => provider.plan_update(spec).await,
+        (None, Operation::Destroy) => provider.plan_destroy(&spec.name).await,
     };
     let plan = match plan.and_then(|p| {
         p.validate().map(|_| p).map_err(|e| ProviderError::Invalid {
@@ -136,24 +180,47 @@ pub async fn run(
         None,
         EventKind::Formation,
         EventStatus::InProgress,
-        &format!("plan: {total} step(s): {}", plan.steps.iter().map(|s| s.id.0.as_str()).collect::<Vec<_>>().join(", ")),
-        Some(nepho_provider_api::Progress { done: done.len() as u64, total: total as u64 }),
-        Some(json!({ "op": op.as_str(), "steps": plan.steps.iter().map(|s| json!({"id": s.id, "description": s.description, "depends_on": s.depends_on})).collect::<Vec<_>>() })),
+        &format!(
+            "plan: {total} step(s): {}",
+            plan.steps
+                .iter()
+                .map(|s| s.id.0.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Some(nepho_provider_api::Progress {
+            done: done.len() as u64,
+            total: total as u64,
+        }),
+        Some(EventData::Run(RunData {
+            op: op.as_str().to_string(),
+            steps: Some(
+                plan.steps
+                    .iter()
+                    .map(|s| PlannedStep {
+                        id: s.id.clone(),
+                        description: s.description.clone(),
+                        depends_on: s.depends_on.clone(),
+                    })
+                    .collect(),
+            ),
+        })),
     );
 
-    let failure = run_steps(
+    let mut steps = Steps {
         provider,
         spec,
-        &plan,
-        &journal,
-        &mut cancel,
-        &mut done,
+        plan: &plan,
+        journal: &journal,
         total,
-    )
-    .await;
+        budget: harness.stop_after_steps,
+    };
+    let failure = steps.run(&mut cancel, &mut done).await;
     match failure {
         None => finish(&journal, op, Outcome::Succeeded, op_data),
-        Some(Outcome::Failed(err)) if op == Operation::Create && options.rollback => {
+        // A simulated crash: no terminal event, nothing undone.
+        Some(Stop::Crashed) => Outcome::Cancelled,
+        Some(Stop::Failed(err)) if op == Operation::Create && options.rollback => {
             journal.record(
                 None,
                 EventKind::Formation,
@@ -165,92 +232,128 @@ pub async fn run(
             unwind(provider, spec, &plan, &journal, &done).await;
             finish(&journal, op, Outcome::Failed(err), op_data)
         }
-        Some(outcome) => finish(&journal, op, outcome, op_data),
+        Some(Stop::Failed(err)) => finish(&journal, op, Outcome::Failed(err), op_data),
+        Some(Stop::Cancelled) => finish(&journal, op, Outcome::Cancelled, op_data),
     }
 }
 
-async fn run_steps(
-    provider: &dyn Provider,
-    spec: &FormationSpec,
-    plan: &Plan,
-    journal: &Arc<Journal>,
-    cancel: &mut watch::Receiver<bool>,
-    done: &mut BTreeMap<StepId, BTreeMap<String, Value>>,
+/// Why the steps stopped before all were done.
+enum Stop {
+    Failed(ProviderError),
+    Cancelled,
+    /// [`Harness::stop_after_steps`] was reached.
+    Crashed,
+}
+
+/// One run's steps and where their events go.
+struct Steps<'r> {
+    provider: &'r dyn Provider,
+    spec: &'r FormationSpec,
+    plan: &'r Plan,
+    journal: &'r Arc<Journal>,
     total: usize,
-) -> Option<Outcome> {
-    let mut running: BTreeSet<StepId> = BTreeSet::new();
-    let mut in_flight = FuturesUnordered::new();
-    let mut failure: Option<Outcome> = None;
-    loop {
-        if failure.is_none() && !*cancel.borrow() {
-            let done_ids: BTreeSet<StepId> = done.keys().cloned().collect();
-            for step in plan.ready_steps(&done_ids, &running) {
-                running.insert(step.id.clone());
-                journal.record(
-                    Some(&step.id),
-                    EventKind::Step,
-                    EventStatus::Started,
-                    &step.description,
-                    None,
-                    None,
-                );
-                let cx = StepContext {
-                    spec,
-                    outputs: done.clone(),
-                    events: Arc::new(journal::StepSink {
-                        journal: journal.clone(),
-                        step: step.id.clone(),
-                    }),
-                };
-                in_flight.push(async move {
-                    step_delay().await;
-                    (step, provider.run_step(step, cx).await)
-                });
+    /// Steps this run may still start before its simulated crash.
+    budget: Option<usize>,
+}
+
+impl Steps<'_> {
+    /// Runs every step not yet `done`, each as soon as its dependencies are; `None` when all
+    /// finished.
+    async fn run(
+        &mut self,
+        cancel: &mut watch::Receiver<bool>,
+        done: &mut BTreeMap<StepId, BTreeMap<String, Value>>,
+    ) -> Option<Stop> {
+        let Steps {
+            provider,
+            spec,
+            plan,
+            journal,
+            total,
+            ..
+        } = *self;
+        let mut running: BTreeSet<StepId> = BTreeSet::new();
+        let mut in_flight = FuturesUnordered::new();
+        let mut failure: Option<Stop> = None;
+        loop {
+            if failure.is_none() && !*cancel.borrow() {
+                let done_ids: BTreeSet<StepId> = done.keys().cloned().collect();
+                let mut ready = plan.ready_steps(&done_ids, &running);
+                if let Some(budget) = &mut self.budget {
+                    ready.truncate(*budget);
+                    *budget -= ready.len();
+                }
+                for step in ready {
+                    running.insert(step.id.clone());
+                    journal.record(
+                        Some(&step.id),
+                        EventKind::Step,
+                        EventStatus::Started,
+                        &step.description,
+                        None,
+                        None,
+                    );
+                    let cx = StepContext {
+                        spec,
+                        outputs: done.clone(),
+                        events: Arc::new(journal::StepSink {
+                            journal: journal.clone(),
+                            step: step.id.clone(),
+                        }),
+                    };
+                    in_flight.push(async move {
+                        step_delay().await;
+                        (step, provider.run_step(step, cx).await)
+                    });
+                }
             }
-        }
-        if in_flight.is_empty() {
-            break;
-        }
-        tokio::select! {
-            Some((step, result)) = in_flight.next() => {
-                running.remove(&step.id);
-                match result {
-                    Ok(outcome) => {
-                        let status = if outcome.already_done { EventStatus::Skipped } else { EventStatus::Succeeded };
-                        let message = if outcome.already_done { format!("{} (already done)", step.description) } else { step.description.clone() };
-                        done.insert(step.id.clone(), outcome.outputs.clone());
-                        journal.record(
-                            Some(&step.id),
-                            EventKind::Step,
-                            status,
-                            &message,
-                            Some(nepho_provider_api::Progress { done: done.len() as u64, total: total as u64 }),
-                            Some(json!({ "outputs": outcome.outputs })),
-                        );
+            if in_flight.is_empty() {
+                if failure.is_none() && self.budget == Some(0) && done.len() < total {
+                    failure = Some(Stop::Crashed);
+                }
+                break;
+            }
+            tokio::select! {
+                Some((step, result)) = in_flight.next() => {
+                    running.remove(&step.id);
+                    match result {
+                        Ok(outcome) => {
+                            let status = if outcome.already_done { EventStatus::Skipped } else { EventStatus::Succeeded };
+                            let message = if outcome.already_done { format!("{} (already done)", step.description) } else { step.description.clone() };
+                            done.insert(step.id.clone(), outcome.outputs.clone());
+                            journal.record(
+                                Some(&step.id),
+                                EventKind::Step,
+                                status,
+                                &message,
+                                Some(nepho_provider_api::Progress { done: done.len() as u64, total: total as u64 }),
+                                Some(EventData::Outputs(StepOutputs { outputs: outcome.outputs })),
+                            );
+                        }
+                        Err(ProviderError::Cancelled) => {
+                            journal.record(Some(&step.id), EventKind::Step, EventStatus::Cancelled, &format!("{}: cancelled", step.description), None, None);
+                            failure.get_or_insert(Stop::Cancelled);
+                        }
+                        Err(err) => {
+                            journal.record(Some(&step.id), EventKind::Step, EventStatus::Failed, &format!("{}: {err}", step.description), None, None);
+                            failure.get_or_insert(Stop::Failed(err));
+                        }
                     }
-                    Err(ProviderError::Cancelled) => {
-                        journal.record(Some(&step.id), EventKind::Step, EventStatus::Cancelled, &format!("{}: cancelled", step.description), None, None);
-                        failure.get_or_insert(Outcome::Cancelled);
-                    }
-                    Err(err) => {
-                        journal.record(Some(&step.id), EventKind::Step, EventStatus::Failed, &format!("{}: {err}", step.description), None, None);
-                        failure.get_or_insert(Outcome::Failed(err));
+                }
+                changed = cancel.changed(), if failure.is_none() => {
+                    if changed.is_ok() && *cancel.borrow() {
+                        journal.record(None, EventKind::Formation, EventStatus::InProgress, "cancel requested: waiting for running steps to stop", None, None);
+                        failure = Some(Stop::Cancelled);
+                        // Dropping the futures stops the provider's waiting; steps are idempotent.
+                        in_flight.clear();
+                        running.clear();
+                        break;
                     }
                 }
             }
-            changed = cancel.changed(), if failure.is_none() => {
-                if changed.is_ok() && *cancel.borrow() {
-                    journal.record(None, EventKind::Formation, EventStatus::InProgress, "cancel requested: waiting for running steps to stop", None, None);
-                    failure = Some(Outcome::Cancelled);
-                    // Dropping the futures stops the provider's waiting; steps are idempotent.
-                    in_flight.clear();
-                    running.clear();
-                    break;
-                }
-            }
         }
+        failure
     }
-    failure
 }
 
 /// `NEPHO_STEP_DELAY_MS` slows every step down: a debugging aid for watching, detaching and
@@ -264,14 +367,16 @@ async fn step_delay() {
     }
 }
 
-/// Undoes completed steps, dependents first. Failures are reported and the unwind goes on.
-async fn unwind(
+/// Undoes the `done` steps of `plan` (with their outputs), dependents first: a failed
+/// create's rollback. Failures are journaled and the unwind goes on; returns them.
+pub async fn unwind(
     provider: &dyn Provider,
     spec: &FormationSpec,
     plan: &Plan,
     journal: &Arc<Journal>,
     done: &BTreeMap<StepId, BTreeMap<String, Value>>,
-) {
+) -> Vec<(StepId, ProviderError)> {
+    let mut failures = Vec::new();
     let done_ids: BTreeSet<StepId> = done.keys().cloned().collect();
     for step in plan.unwind_order(&done_ids) {
         let cx = StepContext {
@@ -302,12 +407,14 @@ async fn unwind(
                     None,
                     None,
                 );
+                failures.push((step.id.clone(), e));
             }
         }
     }
+    failures
 }
 
-fn finish(journal: &Journal, op: Operation, outcome: Outcome, data: Option<Value>) -> Outcome {
+fn finish(journal: &Journal, op: Operation, outcome: Outcome, data: Option<EventData>) -> Outcome {
     let (status, message) = match &outcome {
         Outcome::Succeeded => (EventStatus::Succeeded, format!("{} succeeded", op.as_str())),
         Outcome::Failed(e) => (EventStatus::Failed, format!("{} failed: {e}", op.as_str())),
@@ -536,7 +643,7 @@ mod tests {
                 EventStatus::Started,
                 "create f",
                 None,
-                Some(serde_json::json!({"op": "create"})),
+                Some(EventData::run("create")),
             );
             j.record(
                 Some(&"disk-a".into()),
@@ -560,7 +667,9 @@ mod tests {
                 EventStatus::Succeeded,
                 "do disk-a",
                 None,
-                Some(serde_json::json!({"outputs": {"id": "disk-a-1"}})),
+                Some(EventData::Outputs(StepOutputs {
+                    outputs: [("id".to_string(), serde_json::json!("disk-a-1"))].into(),
+                })),
             );
         }
         let journal = Journal::open(&path, "f", vec![]).unwrap();
@@ -569,6 +678,55 @@ mod tests {
         let log = p.log.lock().unwrap().clone();
         assert!(!log.contains(&"start disk-a".to_string()), "{log:?}");
         assert!(log.contains(&"start disk-b".to_string()));
+    }
+
+    #[test]
+    fn a_run_stopped_after_journaled_steps_is_resumed_where_it_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("j.ndjson"), "f", vec![]).unwrap();
+        let p = Scripted::default();
+        let (_tx, rx) = watch::channel(false);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcome = rt.block_on(run_with(
+            &p,
+            &spec(),
+            Operation::Create,
+            journal.clone(),
+            rx,
+            RunOptions {
+                resume: false,
+                rollback: true,
+            },
+            Harness {
+                plan: None,
+                stop_after_steps: Some(2),
+            },
+        ));
+        assert!(matches!(outcome, Outcome::Cancelled), "{outcome:?}");
+        let events = journal::read(&journal.path).unwrap();
+        let start = journal::last_run_start(&events).unwrap();
+        assert_eq!(
+            journal::run_finished(&events, start),
+            None,
+            "no terminal event"
+        );
+        assert_eq!(
+            journal::finished_steps(&events, start).len(),
+            2,
+            "disk-a and disk-b"
+        );
+        assert!(journal::interrupted_steps(&events, start).is_empty());
+        assert!(!p.log.lock().unwrap().iter().any(|l| l == "undo disk-a"));
+
+        let p = Scripted::default();
+        assert!(matches!(go(&p, journal.clone(), true), Outcome::Succeeded));
+        assert_eq!(
+            *p.log.lock().unwrap(),
+            ["start vm", "end vm", "start ready", "end ready"]
+        );
     }
 
     #[test]
@@ -586,7 +744,7 @@ mod tests {
             EventStatus::Info,
             "password is hunter2-secret",
             None,
-            Some(serde_json::json!({"x": "hunter2-secret"})),
+            Some(EventData::Other(serde_json::json!({"x": "hunter2-secret"}))),
         );
         let text = std::fs::read_to_string(&journal.path).unwrap();
         assert!(

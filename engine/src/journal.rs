@@ -5,17 +5,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use nepho_provider_api::{
-    EVENT_STREAM_VERSION, Event, EventKind, EventSink, EventStatus, Progress, REDACTED, StepId,
+    EVENT_STREAM_VERSION, Event, EventData, EventKind, EventLevel, EventSink, EventStatus,
+    Progress, REDACTED, StepId,
 };
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, Result, timestamp};
 
 /// Reads every event of a journal. Damaged lines are skipped; see [`read_all`].
 pub fn read(path: &Path) -> Result<Vec<Event>> {
@@ -80,7 +81,7 @@ fn parse_line(line: &[u8]) -> (Option<Event>, bool) {
 
 /// The operation (create, update, destroy) an event run belongs to.
 pub fn op_of(event: &Event) -> Option<&str> {
-    event.data.as_ref()?.get("op")?.as_str()
+    event.data.as_ref()?.op()
 }
 
 /// Index of the event that started the latest run of any operation.
@@ -115,12 +116,10 @@ pub fn finished_steps(events: &[Event], start: usize) -> BTreeMap<StepId, BTreeM
         }
         match e.status {
             EventStatus::Succeeded | EventStatus::Skipped => {
-                let outputs: BTreeMap<String, Value> = e
-                    .data
-                    .as_ref()
-                    .and_then(|d| d.get("outputs"))
-                    .and_then(|o| serde_json::from_value(o.clone()).ok())
-                    .unwrap_or_default();
+                let outputs: BTreeMap<String, Value> = match &e.data {
+                    Some(EventData::Outputs(o)) => o.outputs.clone(),
+                    _ => BTreeMap::new(),
+                };
                 done.insert(step.clone(), outputs);
             }
             // An undone step is no longer done (rollback).
@@ -131,6 +130,12 @@ pub fn finished_steps(events: &[Event], start: usize) -> BTreeMap<StepId, BTreeM
         }
     }
     done
+}
+
+/// Where the cluster's journal lives: `<state>/cluster/journal.ndjson`, beside the cluster
+/// watcher's files (a formation's journal is `<state>/formations/<name>/journal.ndjson`).
+pub fn cluster_journal_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("cluster").join("journal.ndjson")
 }
 
 /// Appends events to the journal and broadcasts them to live subscribers.
@@ -172,6 +177,21 @@ impl Journal {
         }))
     }
 
+    /// The cluster's own journal ([`cluster_journal_path`]): operations on hosts and on
+    /// machines across formations (failover, migrate, rebalance, evacuate). Its events have
+    /// an empty `formation`; the formation a machine belongs to is in their data.
+    pub fn open_cluster(state_dir: &Path) -> Result<Arc<Journal>> {
+        let path = cluster_journal_path(state_dir);
+        if let Some(dir) = path.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .at(dir)?;
+        }
+        Journal::open(&path, "", Vec::new())
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.live.subscribe()
     }
@@ -198,12 +218,15 @@ impl Journal {
         status: EventStatus,
         message: &str,
         progress: Option<Progress>,
-        data: Option<Value>,
+        data: Option<EventData>,
     ) -> Event {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.seq += 1;
-        let data =
-            data.map(|d| serde_json::from_str(&self.scrub(&d.to_string())).unwrap_or(Value::Null));
+        let data = data.and_then(|d| {
+            let text = serde_json::to_string(&d).ok()?;
+            serde_json::from_str(&self.scrub(&text)).ok()
+        });
+        let message = self.scrub(message);
         let event = Event {
             v: EVENT_STREAM_VERSION,
             seq: inner.seq,
@@ -212,7 +235,8 @@ impl Journal {
             step: step.cloned(),
             kind,
             status,
-            message: self.scrub(message),
+            level: EventLevel::of(status, &message),
+            message,
             progress,
             data,
         };
@@ -235,15 +259,6 @@ fn ends_torn(path: &Path) -> bool {
     };
     let mut last = [0u8; 1];
     file.seek(SeekFrom::End(-1)).is_ok() && file.read_exact(&mut last).is_ok() && last[0] != b'\n'
-}
-
-/// RFC 3339 with milliseconds.
-fn timestamp() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let base = crate::util::rfc3339(now.as_secs());
-    format!("{}.{:03}Z", base.trim_end_matches('Z'), now.subsec_millis())
 }
 
 /// What a provider sees while a step runs: its events land in the journal under that step.
@@ -284,6 +299,43 @@ mod tests {
         let j = serde_json::json!({"v": 1, "seq": seq, "ts": "t", "formation": "f", "step": null,
             "kind": "log", "status": "info", "message": format!("event {seq}"), "progress": null});
         format!("{j}\n")
+    }
+
+    #[test]
+    fn journals_of_older_versions_read_with_typed_data_and_a_derived_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.ndjson");
+        let lines = [
+            r#"{"v":1,"seq":1,"ts":"t","formation":"f","step":null,"kind":"formation","status":"started","message":"create f","progress":null,"data":{"op":"create"}}"#,
+            r#"{"v":1,"seq":2,"ts":"t","formation":"f","step":null,"kind":"formation","status":"in_progress","message":"plan","progress":{"done":0,"total":1},"data":{"op":"create","steps":[{"id":"vm","description":"do vm","depends_on":[]}]}}"#,
+            r#"{"v":1,"seq":3,"ts":"t","formation":"f","step":"vm","kind":"step","status":"succeeded","message":"do vm","progress":{"done":1,"total":1},"data":{"outputs":{"id":"vm-1"}}}"#,
+            r#"{"v":1,"seq":4,"ts":"t","formation":"f","step":null,"kind":"log","status":"info","message":"warning: odd","progress":null,"data":{"x":[1,2]}}"#,
+            r#"{"v":1,"seq":5,"ts":"t","formation":"f","step":null,"kind":"formation","status":"failed","message":"create failed: no","progress":null,"data":{"op":"create"}}"#,
+        ];
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let contents = read_all(&path).unwrap();
+        assert_eq!(contents.skipped, 0);
+        let events = contents.events;
+        let levels: Vec<_> = events.iter().map(|e| e.level).collect();
+        use EventLevel::*;
+        assert_eq!(levels, [Info, Info, Info, Warn, Error]);
+        assert_eq!(op_of(&events[0]), Some("create"));
+        assert!(
+            matches!(&events[1].data, Some(EventData::Run(r)) if r.steps.as_ref().unwrap()[0].id.0 == "vm")
+        );
+        assert_eq!(
+            finished_steps(&events, 0)[&StepId::from("vm")]["id"],
+            "vm-1"
+        );
+        assert!(matches!(events[3].data, Some(EventData::Other(_))));
+        assert_eq!(run_finished(&events, 0), Some(EventStatus::Failed));
+        // Written again, every payload has the shape it was read with; only `level` is new.
+        for (event, line) in events.iter().zip(lines) {
+            let mut written = serde_json::to_value(event).unwrap();
+            written.as_object_mut().unwrap().remove("level");
+            let read: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(written, read);
+        }
     }
 
     #[test]
