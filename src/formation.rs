@@ -436,12 +436,17 @@ impl FormationLock {
     }
 }
 
-/// Does the journal end with a finished run?
+/// Has the journal's last run finished? (Machine and cluster operations journaled after it,
+/// a stop or a migrate, are not runs.)
 fn run_finished(dir: &FormationDir) -> bool {
-    crate::engine::journal::read(&dir.journal_file())
+    use crate::engine::journal;
+    journal::read(&dir.journal_file())
         .ok()
-        .and_then(|events| events.last().map(crate::nanny::is_final))
-        .unwrap_or(false)
+        .and_then(|events| {
+            let start = journal::last_run_start(&events)?;
+            journal::run_finished(&events, start)
+        })
+        .is_some()
 }
 
 /// Is someone building this formation right now?

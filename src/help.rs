@@ -144,6 +144,10 @@ const EXAMPLES: &[(&str, &str)] = &[
         "nepho cluster:usage\nnepho cluster:usage --formation hi",
     ),
     (
+        "cluster events",
+        "nepho cluster:events\nnepho -o json cluster:events --since 40   # NDJSON, as formation:events",
+    ),
+    (
         "register",
         "nepho register aws\nnepho register kvm\nnepho register vagrant\nnepho register aws --context prod --region eu-west-1   # a second account or region",
     ),

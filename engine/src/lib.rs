@@ -214,6 +214,7 @@ pub async fn run_with(
         journal: &journal,
         total,
         budget: harness.stop_after_steps,
+        unfinished: BTreeSet::new(),
     };
     let failure = steps.run(&mut cancel, &mut done).await;
     match failure {
@@ -229,12 +230,39 @@ pub async fn run_with(
                 None,
                 None,
             );
-            unwind(provider, spec, &plan, &journal, &done).await;
+            let made = with_unfinished(done, &steps.unfinished);
+            unwind(provider, spec, &plan, &journal, &made).await;
             finish(&journal, op, Outcome::Failed(err), op_data)
         }
         Some(Stop::Failed(err)) => finish(&journal, op, Outcome::Failed(err), op_data),
+        // A cancelled create (Ctrl-C, `formation:cancel`, `--timeout`) rolls back like a
+        // failed one, interrupted steps included.
+        Some(Stop::Cancelled) if op == Operation::Create && options.rollback => {
+            journal.record(
+                None,
+                EventKind::Formation,
+                EventStatus::InProgress,
+                "create cancelled; rolling back",
+                None,
+                None,
+            );
+            let made = with_unfinished(done, &steps.unfinished);
+            unwind(provider, spec, &plan, &journal, &made).await;
+            finish(&journal, op, Outcome::Cancelled, op_data)
+        }
         Some(Stop::Cancelled) => finish(&journal, op, Outcome::Cancelled, op_data),
     }
+}
+
+/// The completed steps and, with no outputs, those that started and did not finish.
+fn with_unfinished(
+    mut done: BTreeMap<StepId, BTreeMap<String, Value>>,
+    unfinished: &BTreeSet<StepId>,
+) -> BTreeMap<StepId, BTreeMap<String, Value>> {
+    for id in unfinished {
+        done.entry(id.clone()).or_default();
+    }
+    done
 }
 
 /// Why the steps stopped before all were done.
@@ -254,6 +282,9 @@ struct Steps<'r> {
     total: usize,
     /// Steps this run may still start before its simulated crash.
     budget: Option<usize>,
+    /// Steps that started but did not finish (failed, or stopped by a cancel): a rollback
+    /// undoes them too, since they may have made part of their resource (undo is idempotent).
+    unfinished: BTreeSet<StepId>,
 }
 
 impl Steps<'_> {
@@ -331,10 +362,12 @@ impl Steps<'_> {
                             );
                         }
                         Err(ProviderError::Cancelled) => {
+                            self.unfinished.insert(step.id.clone());
                             journal.record(Some(&step.id), EventKind::Step, EventStatus::Cancelled, &format!("{}: cancelled", step.description), None, None);
                             failure.get_or_insert(Stop::Cancelled);
                         }
                         Err(err) => {
+                            self.unfinished.insert(step.id.clone());
                             journal.record(Some(&step.id), EventKind::Step, EventStatus::Failed, &format!("{}: {err}", step.description), None, None);
                             failure.get_or_insert(Stop::Failed(err));
                         }
@@ -345,6 +378,7 @@ impl Steps<'_> {
                         journal.record(None, EventKind::Formation, EventStatus::InProgress, "cancel requested: waiting for running steps to stop", None, None);
                         failure = Some(Stop::Cancelled);
                         // Dropping the futures stops the provider's waiting; steps are idempotent.
+                        self.unfinished.extend(running.iter().cloned());
                         in_flight.clear();
                         running.clear();
                         break;
@@ -628,6 +662,56 @@ mod tests {
             "{log:?}"
         );
         assert!(!log.iter().any(|l| l == "start ready"));
+    }
+
+    #[test]
+    fn a_cancelled_create_undoes_finished_and_interrupted_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("j.ndjson"), "f", vec![]).unwrap();
+        let p = Scripted {
+            slow: Duration::from_millis(300),
+            ..Default::default()
+        };
+        let (tx, rx) = watch::channel(false);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let spec = spec();
+        let outcome = rt.block_on(async {
+            let cancel = async {
+                // disk-a and disk-b are done; vm is running.
+                tokio::time::sleep(Duration::from_millis(450)).await;
+                tx.send(true).unwrap();
+                std::future::pending::<()>().await
+            };
+            let run = run(
+                &p,
+                &spec,
+                Operation::Create,
+                journal.clone(),
+                rx,
+                RunOptions {
+                    resume: false,
+                    rollback: true,
+                },
+            );
+            tokio::select! {
+                outcome = run => outcome,
+                _ = cancel => unreachable!(),
+            }
+        });
+        assert!(matches!(outcome, Outcome::Cancelled), "{outcome:?}");
+        let log = p.log.lock().unwrap().clone();
+        for undone in ["undo disk-a", "undo disk-b", "undo vm"] {
+            assert!(log.contains(&undone.to_string()), "{undone}: {log:?}");
+        }
+        let events = journal::read(&journal.path).unwrap();
+        let start = journal::last_run_start(&events).unwrap();
+        assert_eq!(
+            journal::run_finished(&events, start),
+            Some(EventStatus::Cancelled)
+        );
     }
 
     #[test]

@@ -144,6 +144,13 @@ pub enum ClusterCommand {
     /// What each machine uses: per disk / iSCSI export (space, I/O, sessions) and per address
     /// (traffic)
     Usage(cluster::UsageArgs),
+    /// The cluster's journal: failovers, migrations, rebalances and evacuations, with the
+    /// versioned event shape of `formation:events`
+    Events {
+        /// Only events with this sequence number or later
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+    },
 }
 
 /// Group names that accept the colon form.
@@ -412,6 +419,9 @@ fn run(cli: Cli, out: &mut Out) -> Result<()> {
         Command::Cluster(ClusterCommand::Rebalance(a)) => cluster::rebalance(&cx, &a),
         Command::Cluster(ClusterCommand::Evacuate(a)) => cluster::evacuate(&cx, &a),
         Command::Cluster(ClusterCommand::Usage(a)) => cluster::usage(&cx, &a),
+        Command::Cluster(ClusterCommand::Events { since }) => {
+            crate::ops::cluster::events(&cx, since, &mut |e| cx.out.event(e))
+        }
         Command::Create(a) => formation::run(&cx, formation::FormationCommand::Create(a)),
         Command::List => formation::run(&cx, formation::FormationCommand::List),
         Command::Stop(a) => formation::run(&cx, formation::FormationCommand::Stop(a)),

@@ -7,8 +7,12 @@ use nepho_provider_api::{
     ClusterStatus, ClusterUsage, FailoverReport, MigrateResult, RebalanceReport,
 };
 
+use nepho_provider_api::{EventData, EventStatus, OperationData};
+
 use super::{Context, runtime};
+use crate::engine::Journal;
 use crate::error::{Error, Result};
+use crate::formation::{FormationDir, FormationName};
 use crate::output::{WatcherStarted, WatcherStatus};
 use crate::providers;
 
@@ -17,13 +21,35 @@ pub fn failover(cx: &Context, host: &str) -> Result<FailoverReport> {
     cx.out.notice(&format!(
         "failover: moving the machines of host {host} (waits until they are ready)"
     ));
-    runtime()?.block_on(async {
+    let report = runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
-        providers::cluster_ops(&*kvm)?
-            .failover(host)
-            .await
-            .map_err(providers::provider_error)
-    })
+        let ops = providers::cluster_ops(&*kvm)?;
+        let data = OperationData::Failover {
+            host: host.to_string(),
+        };
+        crate::engine::record_operation(&*cluster_journal(cx)?, data, async {
+            ops.failover(host).await.map_err(providers::provider_error)
+        })
+        .await
+    })?;
+    for m in &report.machines {
+        if m.status == "moved" {
+            formation_event(
+                cx,
+                &m.formation,
+                EventStatus::Succeeded,
+                OperationData::Failover {
+                    host: host.to_string(),
+                },
+                &format!(
+                    "{} restarted on {}: its host {host} is down",
+                    m.machine,
+                    m.to.as_deref().unwrap_or("another host")
+                ),
+            );
+        }
+    }
+    Ok(report)
 }
 
 /// The error a failover exits with (after its report is printed) when a machine was not moved.
@@ -306,35 +332,165 @@ pub fn migrate(
         "migrate: {machine} of {formation} goes offline while its disks move{}",
         to.map(|t| format!(" to host {t}")).unwrap_or_default()
     ));
-    runtime()?.block_on(async {
+    let moved = runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
-        providers::cluster_ops(&*kvm)?
-            .migrate(formation, machine, to)
-            .await
-            .map_err(providers::provider_error)
-    })
+        let ops = providers::cluster_ops(&*kvm)?;
+        let data = OperationData::Migrate {
+            formation: formation.to_string(),
+            machine: machine.to_string(),
+            from: "its host".into(),
+            to: to.unwrap_or("the host with most room").to_string(),
+            live: false,
+        };
+        formation_event(
+            cx,
+            formation,
+            EventStatus::Started,
+            data.clone(),
+            &data.to_string(),
+        );
+        let journal = cluster_journal(cx)?;
+        let moved = crate::engine::record_operation(&*journal, data.clone(), async {
+            ops.migrate(formation, machine, to)
+                .await
+                .map_err(providers::provider_error)
+        })
+        .await;
+        match &moved {
+            Ok(m) => note_moves(cx, std::slice::from_ref(m)),
+            Err(e) => formation_event(
+                cx,
+                formation,
+                EventStatus::Failed,
+                data.clone(),
+                &format!("{data} failed: {e}"),
+            ),
+        }
+        moved
+    })?;
+    Ok(moved)
+}
+
+/// The cluster's own journal (`<state>/cluster/journal.ndjson`): failovers, migrations,
+/// rebalances and evacuations, as `cluster:events` shows them.
+fn cluster_journal(cx: &Context) -> Result<std::sync::Arc<Journal>> {
+    Ok(Journal::open_cluster(&cx.paths.state_dir)?)
+}
+
+/// One event in a formation's journal (when this home has the formation), for a change the
+/// cluster made to its machines.
+fn formation_event(
+    cx: &Context,
+    formation: &str,
+    status: EventStatus,
+    data: OperationData,
+    message: &str,
+) {
+    let Ok(name) = FormationName::parse(formation) else {
+        return;
+    };
+    let fdir = FormationDir::new(&cx.paths, &name);
+    if !fdir.journal_file().exists() {
+        return;
+    }
+    if let Ok(journal) = Journal::open(&fdir.journal_file(), formation, fdir.secret_values()) {
+        journal.record(
+            None,
+            data.kind(),
+            status,
+            message,
+            None,
+            Some(EventData::Operation(data)),
+        );
+    }
+}
+
+/// Each machine a migrate, rebalance or evacuate moved, in its formation's journal.
+fn note_moves(cx: &Context, moves: &[MigrateResult]) {
+    for m in moves.iter().filter(|m| m.status == "moved") {
+        let data = OperationData::Migrate {
+            formation: m.formation.clone(),
+            machine: m.machine.clone(),
+            from: m.from.clone(),
+            to: m.to.clone(),
+            live: false,
+        };
+        formation_event(
+            cx,
+            &m.formation,
+            EventStatus::Succeeded,
+            data.clone(),
+            &format!("{data}: done"),
+        );
+    }
+}
+
+/// `cluster:events`: the cluster journal, oldest first.
+pub fn events(
+    cx: &Context,
+    since: u64,
+    show: &mut dyn FnMut(&nepho_provider_api::Event),
+) -> Result<()> {
+    let path = crate::engine::cluster_journal_path(&cx.paths.state_dir);
+    if !path.exists() {
+        return Ok(());
+    }
+    for e in crate::engine::journal::read(&path)? {
+        if e.seq >= since {
+            show(&e);
+        }
+    }
+    Ok(())
 }
 
 /// `cluster:rebalance [--dry-run]`.
 pub fn rebalance(cx: &Context, dry_run: bool, max_moves: usize) -> Result<RebalanceReport> {
-    runtime()?.block_on(async {
+    let report = runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
-        providers::cluster_ops(&*kvm)?
-            .rebalance(dry_run, max_moves)
-            .await
-            .map_err(providers::provider_error)
-    })
+        let ops = providers::cluster_ops(&*kvm)?;
+        let rebalance = async {
+            ops.rebalance(dry_run, max_moves)
+                .await
+                .map_err(providers::provider_error)
+        };
+        if dry_run {
+            return rebalance.await;
+        }
+        crate::engine::record_operation(
+            &*cluster_journal(cx)?,
+            OperationData::Rebalance {},
+            rebalance,
+        )
+        .await
+    })?;
+    if !dry_run {
+        note_moves(cx, &report.moves);
+    }
+    Ok(report)
 }
 
 /// `cluster:evacuate HOST [--dry-run]`.
 pub fn evacuate(cx: &Context, host: &str, dry_run: bool) -> Result<RebalanceReport> {
-    runtime()?.block_on(async {
+    let report = runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
-        providers::cluster_ops(&*kvm)?
-            .evacuate(host, dry_run)
-            .await
-            .map_err(providers::provider_error)
-    })
+        let ops = providers::cluster_ops(&*kvm)?;
+        let evacuate = async {
+            ops.evacuate(host, dry_run)
+                .await
+                .map_err(providers::provider_error)
+        };
+        if dry_run {
+            return evacuate.await;
+        }
+        let data = OperationData::Evacuate {
+            host: host.to_string(),
+        };
+        crate::engine::record_operation(&*cluster_journal(cx)?, data, evacuate).await
+    })?;
+    if !dry_run {
+        note_moves(cx, &report.moves);
+    }
+    Ok(report)
 }
 
 /// The error a rebalance/evacuate exits with (after printing) when a move failed or found no room.

@@ -5,7 +5,9 @@
 use std::path::Path;
 
 pub use nepho_provider_api::VncDisplay;
-use nepho_provider_api::{DriveChange, DriveResize, MachineOpError, MediaChange, NicChange};
+use nepho_provider_api::{
+    DeviceAction, DriveChange, DriveResize, MachineOpError, MediaChange, NicChange, OperationData,
+};
 use nepho_provider_api::{PowerAction, ProviderKind};
 
 use super::formation::existing;
@@ -13,6 +15,26 @@ use super::{Context, runtime};
 use crate::error::{Error, Result};
 use crate::formation::{FormationDir, FormationLock};
 use crate::providers;
+
+/// Runs one change to a formation's machines journaled in the formation's journal (started,
+/// then succeeded or failed with the error), so `formation:events` shows it like a build.
+async fn journaled<T>(
+    fdir: &FormationDir,
+    data: OperationData,
+    change: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    let journal = crate::engine::Journal::open(
+        &fdir.journal_file(),
+        fdir.name.as_str(),
+        fdir.secret_values(),
+    )?;
+    crate::engine::record_operation(&journal, data, change).await
+}
+
+/// The machine an operation names, for its event (`None`: the primary one).
+fn named(machine: Option<&str>) -> String {
+    machine.unwrap_or("the primary machine").to_string()
+}
 
 /// Where a new data drive lives.
 pub use nepho_provider_api::StorageKind;
@@ -29,10 +51,18 @@ pub fn power(cx: &Context, name: &str, machine: Option<&str>, action: PowerActio
     let _lock = FormationLock::acquire(&fdir, action.as_str())?;
     runtime()?.block_on(async {
         let provider = providers::connect(record.provider, &cx.paths, true).await?;
-        providers::machine_ops(&*provider)?
-            .power(fdir.name.as_str(), machine, action)
-            .await
-            .map_err(machine_op_error)
+        let ops = providers::machine_ops(&*provider)?;
+        let data = OperationData::Power {
+            formation: fdir.name.to_string(),
+            machine: machine.map(str::to_string),
+            action,
+        };
+        journaled(&fdir, data, async {
+            ops.power(fdir.name.as_str(), machine, action)
+                .await
+                .map_err(machine_op_error)
+        })
+        .await
     })?;
     cx.out.notice(&format!(
         "{action}: {}{} done",
@@ -53,10 +83,20 @@ pub fn add_drive(
     let (fdir, _lock) = kvm_formation(cx, name, "add-drive")?;
     runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
-        providers::machine_ops(&*kvm)?
-            .add_drive(fdir.name.as_str(), machine, size_gb, storage)
-            .await
-            .map_err(machine_op_error)
+        let ops = providers::machine_ops(&*kvm)?;
+        let data = OperationData::Drive {
+            formation: fdir.name.to_string(),
+            machine: named(machine),
+            drive: "new".into(),
+            action: DeviceAction::Attach,
+            size_gb: Some(size_gb),
+        };
+        journaled(&fdir, data, async {
+            ops.add_drive(fdir.name.as_str(), machine, size_gb, storage)
+                .await
+                .map_err(machine_op_error)
+        })
+        .await
     })
 }
 
@@ -70,10 +110,20 @@ pub fn remove_drive(
     let (fdir, _lock) = kvm_formation(cx, name, "remove-drive")?;
     runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
-        providers::machine_ops(&*kvm)?
-            .remove_drive(fdir.name.as_str(), machine, drive)
-            .await
-            .map_err(machine_op_error)
+        let ops = providers::machine_ops(&*kvm)?;
+        let data = OperationData::Drive {
+            formation: fdir.name.to_string(),
+            machine: named(machine),
+            drive: drive.to_string(),
+            action: DeviceAction::Detach,
+            size_gb: None,
+        };
+        journaled(&fdir, data, async {
+            ops.remove_drive(fdir.name.as_str(), machine, drive)
+                .await
+                .map_err(machine_op_error)
+        })
+        .await
     })
 }
 
@@ -88,10 +138,20 @@ pub fn resize_drive(
     let (fdir, _lock) = kvm_formation(cx, name, "resize-drive")?;
     runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
-        providers::machine_ops(&*kvm)?
-            .resize_drive(fdir.name.as_str(), Some(machine), drive, size_gb)
-            .await
-            .map_err(machine_op_error)
+        let ops = providers::machine_ops(&*kvm)?;
+        let data = OperationData::Drive {
+            formation: fdir.name.to_string(),
+            machine: machine.to_string(),
+            drive: drive.to_string(),
+            action: DeviceAction::Resize,
+            size_gb: Some(size_gb),
+        };
+        journaled(&fdir, data, async {
+            ops.resize_drive(fdir.name.as_str(), Some(machine), drive, size_gb)
+                .await
+                .map_err(machine_op_error)
+        })
+        .await
     })
 }
 
@@ -178,10 +238,20 @@ pub fn attach_nic(cx: &Context, name: &str, machine: &str, network: &str) -> Res
     let (fdir, _lock) = kvm_formation(cx, name, "attach-nic")?;
     runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
-        providers::machine_ops(&*kvm)?
-            .attach_nic(fdir.name.as_str(), Some(machine), network)
-            .await
-            .map_err(machine_op_error)
+        let ops = providers::machine_ops(&*kvm)?;
+        let data = OperationData::Nic {
+            formation: fdir.name.to_string(),
+            machine: machine.to_string(),
+            nic: "new".into(),
+            action: DeviceAction::Attach,
+            network: Some(network.to_string()),
+        };
+        journaled(&fdir, data, async {
+            ops.attach_nic(fdir.name.as_str(), Some(machine), network)
+                .await
+                .map_err(machine_op_error)
+        })
+        .await
     })
 }
 
@@ -191,10 +261,20 @@ pub fn detach_nic(cx: &Context, name: &str, machine: &str, nic: &str) -> Result<
     let (fdir, _lock) = kvm_formation(cx, name, "detach-nic")?;
     runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
-        providers::machine_ops(&*kvm)?
-            .detach_nic(fdir.name.as_str(), Some(machine), nic)
-            .await
-            .map_err(machine_op_error)
+        let ops = providers::machine_ops(&*kvm)?;
+        let data = OperationData::Nic {
+            formation: fdir.name.to_string(),
+            machine: machine.to_string(),
+            nic: nic.to_string(),
+            action: DeviceAction::Detach,
+            network: None,
+        };
+        journaled(&fdir, data, async {
+            ops.detach_nic(fdir.name.as_str(), Some(machine), nic)
+                .await
+                .map_err(machine_op_error)
+        })
+        .await
     })
 }
 
@@ -228,10 +308,18 @@ pub fn change_media(
     runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
         let ops = providers::machine_ops(&*kvm)?;
-        let done = match iso {
-            Some(iso) => ops.attach_iso(fdir.name.as_str(), machine, iso).await,
-            None => ops.detach_iso(fdir.name.as_str(), machine).await,
+        let data = OperationData::Media {
+            formation: fdir.name.to_string(),
+            machine: named(machine),
+            iso: iso.map(|i| i.display().to_string()),
         };
-        done.map_err(machine_op_error)
+        journaled(&fdir, data, async {
+            let done = match iso {
+                Some(iso) => ops.attach_iso(fdir.name.as_str(), machine, iso).await,
+                None => ops.detach_iso(fdir.name.as_str(), machine).await,
+            };
+            done.map_err(machine_op_error)
+        })
+        .await
     })
 }

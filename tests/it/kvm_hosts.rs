@@ -672,6 +672,59 @@ fn kvm_offline_migration_and_rebalance_between_two_hosts() {
     let unknown = env.run(&["cluster:evacuate", "h9"]);
     assert_eq!(unknown.code, 4, "{}", unknown.stderr);
 
+    // Every change is an event: the stop, the ISO and each move are in the formation's
+    // journal (versioned, with a level and typed data); the moves are in the cluster's too.
+    let events: Vec<serde_json::Value> = env
+        .run(&["-o", "json", "formation:events", &name])
+        .ok()
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let done = |kind: &str| -> Vec<&serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e["kind"] == kind && e["status"] == "succeeded")
+            .collect()
+    };
+    let stop = done("power");
+    assert!(
+        stop.iter().any(|e| e["data"]["operation"] == "power"
+            && e["data"]["action"] == "stop"
+            && e["data"]["machine"] == other),
+        "{events:?}"
+    );
+    let media = done("media");
+    assert!(
+        media
+            .iter()
+            .any(|e| e["data"]["iso"] == iso.to_str().unwrap()),
+        "{events:?}"
+    );
+    let moves = done("migrate");
+    assert!(
+        moves
+            .iter()
+            .any(|e| e["data"]["machine"] == "hello-1" && e["data"]["to"] == "h2"),
+        "{events:?}"
+    );
+    assert!(
+        moves.len() >= 3,
+        "three moves of this formation: {events:?}"
+    );
+    for e in stop.iter().chain(&media).chain(&moves) {
+        assert_eq!(
+            (&e["v"], &e["level"]),
+            (&serde_json::json!(1), &serde_json::json!("info")),
+            "{e}"
+        );
+    }
+    let cluster = env.run(&["-o", "json", "cluster:events"]).ok().stdout;
+    assert!(
+        cluster.contains("\"kind\":\"migrate\"") && cluster.contains("\"kind\":\"evacuate\""),
+        "{cluster}"
+    );
+
     env.run(&["destroy", &name, "--yes"]).ok();
     assert!(domains(h1, &name).is_empty() && domains(&h2, &name).is_empty());
     let (_, left) = sh(&format!("find {s} -path '*{name}*'"));
