@@ -350,7 +350,7 @@ pub fn migrate(
             &data.to_string(),
         );
         let journal = cluster_journal(cx)?;
-        let moved = crate::engine::record_operation(&*journal, data.clone(), async {
+        let moved = crate::engine::record_operation(&journal, data.clone(), async {
             ops.migrate(formation, machine, to)
                 .await
                 .map_err(providers::provider_error)
