@@ -92,7 +92,7 @@ impl Paths {
                 Error::Other("cannot determine a home directory".into())
                     .with_hint("set HOME, or NEPHO_HOME to keep everything under one directory")
             })?;
-            let uid = unsafe { libc::geteuid() };
+            let uid = crate::util::euid();
             // `~/.local/state/nepho`. Earlier versions used `~/.local/state/nepho/state`: a
             // home that has formations there keeps using it, so nothing it built is forgotten.
             let base = dirs.state_dir().unwrap_or_else(|| dirs.data_dir());

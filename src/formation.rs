@@ -548,7 +548,7 @@ pub fn socket_path(paths: &Paths, name: &FormationName) -> PathBuf {
 
 /// `/tmp/nepho-<uid>-<hash of the runtime dir>`: short, and still one per home and user.
 fn short_runtime_dir(paths: &Paths) -> PathBuf {
-    let uid = unsafe { libc::geteuid() };
+    let uid = crate::util::euid();
     let key = crate::util::short_hash(paths.runtime_dir.as_os_str().as_encoded_bytes());
     std::env::temp_dir().join(format!("nepho-{uid}-{key}"))
 }
@@ -579,7 +579,7 @@ fn private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     std::fs::create_dir_all(dir).at(dir)?;
     let meta = std::fs::symlink_metadata(dir).at(dir)?;
-    if !meta.is_dir() || meta.uid() != unsafe { libc::geteuid() } {
+    if !meta.is_dir() || meta.uid() != crate::util::euid() {
         return Err(Error::conflict(format!(
             "{} is not a directory of yours; nepho will not put its sockets there",
             dir.display()

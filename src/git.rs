@@ -23,6 +23,8 @@ extern "C" fn on_sigint(_: libc::c_int) {
 /// From here on, Ctrl-C stops child processes (they share our process group) but lets nepho
 /// clean up before exiting with code 130.
 pub fn catch_interrupts() {
+    // SAFETY: the handler only stores to an atomic (async-signal-safe), and `signal` is given a
+    // valid `extern "C" fn(c_int)`.
     unsafe {
         libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
     }

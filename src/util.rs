@@ -67,12 +67,20 @@ pub fn rfc3339(secs: u64) -> String {
 /// Runs `cmd`'s child in a session of its own, with stdin from /dev/null and its output
 /// appended to `log`: the terminal closing (SIGHUP) or Ctrl-C in it does not reach the child.
 /// For nepho's background processes (the nanny, the cluster watcher).
+/// This process's effective user id.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions, touches no memory and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 pub fn in_own_session(cmd: &mut std::process::Command, log: std::fs::File) -> std::io::Result<()> {
     use std::os::unix::process::CommandExt;
     let log2 = log.try_clone()?;
     cmd.stdin(std::process::Stdio::null())
         .stdout(log)
         .stderr(log2);
+    // SAFETY: the closure runs in the forked child before exec and only calls setsid, which is
+    // async-signal-safe; it allocates nothing and takes no locks.
     unsafe {
         cmd.pre_exec(|| {
             if libc::setsid() < 0 {

@@ -234,7 +234,7 @@ impl Drop for RemoveOnDrop {
 }
 
 async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
-    let me = unsafe { libc::geteuid() };
+    let me = crate::util::euid();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
