@@ -440,7 +440,7 @@ impl FormationLock {
 fn run_finished(dir: &FormationDir) -> bool {
     crate::engine::journal::read(&dir.journal_file())
         .ok()
-        .and_then(|events| events.last().map(crate::nanny::is_final))
+        .and_then(|events| events.last().map(crate::engine::journal::is_final))
         .unwrap_or(false)
 }
 
