@@ -740,14 +740,8 @@ fn unversioned_schemas() -> Vec<(&'static str, schemars::Schema)> {
             schema_for!(crate::registry::serve::Serving),
         ),
         ("formation-cancel.json", schema_for!(CancelRequested)),
-        (
-            "context-list.json",
-            schema_for!(Vec<crate::ops::context::ContextRow>),
-        ),
-        (
-            "context-use.json",
-            schema_for!(crate::ops::context::ContextRow),
-        ),
+        ("context-list.json", schema_for!(Vec<ContextRow>)),
+        ("context-use.json", schema_for!(ContextRow)),
         ("error.json", schema_for!(ErrorReport)),
         ("event.json", schema_for!(nepho_provider_api::Event)),
         ("formation-result.json", schema_for!(OperationResult)),
@@ -798,6 +792,16 @@ fn unversioned_schemas() -> Vec<(&'static str, schemars::Schema)> {
             schema_for!(Vec<nepho_provider_api::PlannedChange>),
         ),
     ]
+}
+
+/// One row of `context:list`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ContextRow {
+    pub name: String,
+    pub current: bool,
+    /// Providers with settings in this context (aws, kvm, vagrant).
+    pub providers: Vec<String>,
+    pub path: String,
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use super::{Context, Prompter};
 use crate::cloudlet::install::{self, Installed};
 use crate::cloudlet::{Cloudlet, Scenario};
 use crate::error::{Error, Result};
+use crate::output::human::show_value;
 use crate::output::{
     ParameterDeclaration, ParameterValue, RenderedScenario, ScenarioDescription, ScenarioSummary,
 };
@@ -287,12 +288,4 @@ pub fn render(
         secrets_redacted: r.redacted,
         files: vec![r.file],
     })
-}
-
-/// A value as a person types it: strings without quotes.
-pub fn show_value(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
