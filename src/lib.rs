@@ -20,6 +20,7 @@ pub mod output;
 pub mod providers;
 pub mod registry;
 pub mod scenario;
+pub mod schema;
 pub mod secret;
 pub mod util;
 pub mod yaml;

@@ -13,11 +13,7 @@ use crate::scenario::params::{LayerKind, ParamType};
 
 pub mod human;
 
-/// Where the JSON Schemas are published: `{SCHEMA_BASE}/<name>/v{SCHEMA_VERSION}.json`.
-pub const SCHEMA_BASE: &str = "https://nepho.dev/schema";
-/// The version of every machine-readable shape: it changes only when a shape changes
-/// incompatibly (fields are only ever added within a version).
-pub const SCHEMA_VERSION: u32 = 1;
+pub use crate::schema::{SCHEMA_BASE, SCHEMA_VERSION};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -688,16 +684,10 @@ pub struct Url {
 
 /// Every schema under `schema/`, by file name, each with its `$id` and version.
 pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
-    let mut all = unversioned_schemas();
-    for (name, schema) in &mut all {
-        let stem = name.trim_end_matches(".json");
-        schema.insert(
-            "$id".into(),
-            format!("{SCHEMA_BASE}/{stem}/v{SCHEMA_VERSION}.json").into(),
-        );
-        schema.insert("version".into(), SCHEMA_VERSION.into());
-    }
-    all
+    unversioned_schemas()
+        .into_iter()
+        .map(|(name, schema)| (name, crate::schema::versioned(name, schema)))
+        .collect()
 }
 
 fn unversioned_schemas() -> Vec<(&'static str, schemars::Schema)> {

@@ -126,11 +126,8 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let index_path = opts.out.join("index.json");
     crate::config::write_atomic(&index_path, &json)?;
     // The same schema (with its `$id` and version) as `schema/registry-index.json`.
-    let schema = crate::output::schemas()
-        .into_iter()
-        .find(|(name, _)| *name == "registry-index.json")
-        .map(|(_, schema)| schema)
-        .unwrap_or_else(|| schemars::schema_for!(RegistryIndex));
+    let schema =
+        crate::schema::versioned("registry-index.json", schemars::schema_for!(RegistryIndex));
     let schema = serde_json::to_vec_pretty(&schema).map_err(|e| Error::Other(e.to_string()))?;
     crate::config::write_atomic(&opts.out.join("schema.json"), &schema)?;
     let signed = match opts.sign_key {
