@@ -17,6 +17,7 @@ pub mod inventory;
 pub mod nanny;
 pub mod ops;
 pub mod output;
+pub mod params;
 pub mod providers;
 pub mod registry;
 pub mod scenario;

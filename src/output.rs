@@ -9,7 +9,7 @@ use comfy_table::{ContentArrangement, Table, presets};
 use serde::Serialize;
 
 use crate::cloudlet::CloudletFormat;
-use crate::scenario::params::{LayerKind, ParamType};
+use crate::params::{LayerKind, ParamType};
 
 pub mod human;
 

@@ -17,7 +17,7 @@ use nepho_provider_api::ProviderKind;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::scenario::params::{self, LayerKind, ParamDecl};
+use crate::params::{self, LayerKind, ParamDecl};
 use crate::util::safe_relative;
 use crate::yaml::{self, Dialect, Node, YamlError};
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::Cloudlet;
 use crate::error::{Error, Result};
-use crate::scenario::params::{self, ParamType};
+use crate::params::{self, ParamType};
 use crate::scenario::render::{self, RenderContext};
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]

@@ -13,7 +13,7 @@ use crate::output::human::show_value;
 use crate::output::{
     ParameterDeclaration, ParameterValue, RenderedScenario, ScenarioDescription, ScenarioSummary,
 };
-use crate::scenario::params::{LayerKind, MergedParameters, MissingParam, ParamType};
+use crate::params::{LayerKind, MergedParameters, MissingParam, ParamType};
 use crate::scenario::render::{self, RenderContext};
 use crate::scenario::{self as scen, ValueSources};
 
