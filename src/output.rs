@@ -305,7 +305,7 @@ pub struct InstalledCloudlet {
     pub commit: Option<String>,
     pub scenarios: Vec<String>,
     /// Nepho 1.x blueprints that did not load or render when installed (they fail when used).
-    pub broken_blueprints: Vec<crate::cloudlet::install::BrokenBlueprint>,
+    pub broken_blueprints: Vec<crate::validate::BrokenBlueprint>,
     /// Set when the installed copy no longer loads.
     pub error: Option<String>,
 }
@@ -702,13 +702,13 @@ fn unversioned_schemas() -> Vec<(&'static str, schemars::Schema)> {
         ),
         (
             "cloudlet-update.json",
-            schema_for!(Vec<crate::cloudlet::install::UpdateOutcome>),
+            schema_for!(Vec<crate::install::UpdateOutcome>),
         ),
         ("cloudlet-uninstall.json", schema_for!(Uninstalled)),
         ("cloudlet-create.json", schema_for!(Created)),
         (
             "cloudlet-validate.json",
-            schema_for!(Vec<crate::cloudlet::validate::ValidationReport>),
+            schema_for!(Vec<crate::validate::ValidationReport>),
         ),
         ("scenario-list.json", schema_for!(Vec<ScenarioSummary>)),
         ("scenario-describe.json", schema_for!(ScenarioDescription)),

@@ -5,9 +5,7 @@
 //! `payload/`. Both become a [`Cloudlet`] with [`Scenario`]s.
 
 pub mod bundled;
-pub mod install;
 pub mod scaffold;
-pub mod validate;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

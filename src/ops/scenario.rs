@@ -6,9 +6,9 @@ use nepho_provider_api::RenderedFile;
 use serde_json::Value;
 
 use super::{Context, Prompter};
-use crate::cloudlet::install::{self, Installed};
 use crate::cloudlet::{Cloudlet, Scenario};
 use crate::error::{Error, Result};
+use crate::install::{self, Installed};
 use crate::output::human::show_value;
 use crate::output::{
     ParameterDeclaration, ParameterValue, RenderedScenario, ScenarioDescription, ScenarioSummary,

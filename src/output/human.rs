@@ -15,11 +15,11 @@ use super::{
     FormationListItem, InstalledCloudlet, Registered, RenderedScenario, ScenarioDescription,
     ScenarioSummary, SshLine, Uninstalled, Url, WatcherStarted, render_table, table,
 };
-use crate::cloudlet::install::UpdateOutcome;
-use crate::cloudlet::validate::ValidationReport;
+use crate::install::UpdateOutcome;
 use crate::registry::build::BuildReport;
 use crate::registry::serve::Serving;
 use crate::registry::{RefreshReport, SearchHit};
+use crate::validate::ValidationReport;
 
 /// A value as a person types it: strings without quotes.
 pub fn show_value(v: &serde_json::Value) -> String {
