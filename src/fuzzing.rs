@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cloudlet::Cloudlet;
-use crate::scenario::params::{Layer, LayerKind, MergeMode, merge, parse_decls};
+use crate::params::{Layer, LayerKind, MergeMode, merge, parse_decls};
 use crate::scenario::render::{RenderContext, render_pattern};
 use crate::yaml::{Dialect, Tags, parse};
 

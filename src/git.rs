@@ -253,7 +253,7 @@ impl Git {
                     },
                     other => other,
                 })?;
-            } else if crate::cloudlet::safe_relative(value).is_none()
+            } else if crate::util::safe_relative(value).is_none()
                 || value.split('/').any(|p| p == ".git")
             {
                 return Err(Error::invalid(format!(

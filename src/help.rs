@@ -368,7 +368,7 @@ type RenderSection = fn(&clap_mangen::Man, &mut dyn std::io::Write) -> std::io::
 
 /// One man page per command (`nepho.1`, `nepho-cloudlet.1`, `nepho-cloudlet-install.1`, …),
 /// each with ENVIRONMENT, FILES and EXIT STATUS sections: (file name, roff).
-pub fn man_pages() -> Vec<(String, Vec<u8>)> {
+pub fn man_pages(cmd: clap::Command) -> Vec<(String, Vec<u8>)> {
     fn walk(cmd: &clap::Command, out: &mut Vec<(String, Vec<u8>)>) {
         for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
             walk(sub, out);
@@ -409,7 +409,7 @@ pub fn man_pages() -> Vec<(String, Vec<u8>)> {
         page.extend_from_slice(format!(".SH \"SEE ALSO\"\n{}\n", see_also.join(", ")).as_bytes());
         out.push((man.get_filename(), page));
     }
-    let mut cmd = crate::cli::command().disable_help_subcommand(true);
+    let mut cmd = cmd.disable_help_subcommand(true);
     cmd.build();
     let mut out = Vec::new();
     walk(&cmd, &mut out);
@@ -485,7 +485,11 @@ interrupted
 /// `nepho -- nepho scenario:render we` as the shell sends it, with the colon form expanded
 /// (`scenario render`) so completion sees what parsing will, and the shell's index of the word
 /// being completed moved along.
-pub(crate) fn completion_args(raw: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+/// `expand_colon_form` is the parser's own rewrite, supplied by the CLI.
+pub(crate) fn completion_args(
+    raw: Vec<std::ffi::OsString>,
+    expand_colon_form: fn(Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
     let Some(sep) = raw.iter().position(|a| a == "--") else {
         return raw;
     };
@@ -498,7 +502,7 @@ pub(crate) fn completion_args(raw: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsS
     let upto = index
         .map(|i| i.min(words.len()))
         .unwrap_or(words.len().saturating_sub(1));
-    let mut before = crate::cli::expand_colon_form(words[..upto].to_vec());
+    let mut before = expand_colon_form(words[..upto].to_vec());
     let grew = before.len().saturating_sub(upto);
     before.extend_from_slice(&words[upto..]);
     if let (Some(i), true) = (index, grew > 0) {

@@ -4,14 +4,116 @@
 //! reinstall, a corrupt file) is still found, described and destroyed through its provider.
 
 use nepho_provider_api::{FormationDetails, FormationSummary, ProviderKind};
+use serde::Serialize;
 
 use crate::config::Paths;
 use crate::error::{Error, Result};
 use crate::formation::{
     self, FormationDir, FormationLock, FormationName, FormationRecord, RecordState,
 };
-use crate::output::{FormationListItem, ListSource, ListedState};
 use crate::providers;
+
+/// A formation's state in `formation:list`: its provider's word for it, or what its local
+/// record says when the provider does not list it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ListedState {
+    Creating,
+    Created,
+    Running,
+    Updating,
+    Stopped,
+    Failed,
+    Cancelled,
+    Destroying,
+    Destroyed,
+    /// A local record whose build stopped with no nanny left to finish it.
+    Interrupted,
+    /// A local record of a built formation its provider no longer lists.
+    Missing,
+    /// Its provider did not answer, or does not know.
+    Unknown,
+}
+
+impl ListedState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListedState::Creating => "creating",
+            ListedState::Created => "created",
+            ListedState::Running => "running",
+            ListedState::Updating => "updating",
+            ListedState::Stopped => "stopped",
+            ListedState::Failed => "failed",
+            ListedState::Cancelled => "cancelled",
+            ListedState::Destroying => "destroying",
+            ListedState::Destroyed => "destroyed",
+            ListedState::Interrupted => "interrupted",
+            ListedState::Missing => "missing",
+            ListedState::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ListedState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<nepho_provider_api::FormationState> for ListedState {
+    fn from(s: nepho_provider_api::FormationState) -> ListedState {
+        use nepho_provider_api::FormationState as S;
+        match s {
+            S::Creating => ListedState::Creating,
+            S::Running => ListedState::Running,
+            S::Updating => ListedState::Updating,
+            S::Stopped => ListedState::Stopped,
+            S::Failed => ListedState::Failed,
+            S::Destroying => ListedState::Destroying,
+            S::Destroyed => ListedState::Destroyed,
+            S::Unknown => ListedState::Unknown,
+        }
+    }
+}
+
+impl From<crate::formation::RecordState> for ListedState {
+    fn from(s: crate::formation::RecordState) -> ListedState {
+        use crate::formation::RecordState as S;
+        match s {
+            S::Creating => ListedState::Creating,
+            S::Created => ListedState::Created,
+            S::Updating => ListedState::Updating,
+            S::Failed => ListedState::Failed,
+            S::Cancelled => ListedState::Cancelled,
+            S::Destroying => ListedState::Destroying,
+            S::Destroyed => ListedState::Destroyed,
+        }
+    }
+}
+
+/// Where a `formation:list` row comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ListSource {
+    /// Read from the infrastructure.
+    Provider,
+    /// A local record of a build in flight or failed.
+    Local,
+}
+
+/// One row of `formation:list`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct FormationListItem {
+    pub name: String,
+    pub provider: String,
+    pub cloudlet: Option<String>,
+    pub scenario: Option<String>,
+    pub state: ListedState,
+    pub status_reason: Option<String>,
+    pub source: ListSource,
+    /// A nanny is working on it right now.
+    pub busy: bool,
+}
 
 /// `formation:list`: every registered provider's formations, then local records none of them
 /// listed. A provider that cannot be asked is a warning, not a failure of the whole listing.

@@ -12,15 +12,19 @@ pub mod formation;
 pub mod fuzzing;
 pub mod git;
 pub mod help;
+pub mod install;
 pub mod inventory;
 pub mod nanny;
 pub mod ops;
 pub mod output;
+pub mod params;
 pub mod providers;
 pub mod registry;
 pub mod scenario;
+pub mod schema;
 pub mod secret;
 pub mod util;
+pub mod validate;
 pub mod yaml;
 
 /// The step engine lives in its own crate; `crate::engine::...` paths keep working.

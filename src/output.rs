@@ -9,15 +9,12 @@ use comfy_table::{ContentArrangement, Table, presets};
 use serde::Serialize;
 
 use crate::cloudlet::CloudletFormat;
-use crate::scenario::params::{LayerKind, ParamType};
+use crate::params::{LayerKind, ParamType};
 
 pub mod human;
 
-/// Where the JSON Schemas are published: `{SCHEMA_BASE}/<name>/v{SCHEMA_VERSION}.json`.
-pub const SCHEMA_BASE: &str = "https://nepho.dev/schema";
-/// The version of every machine-readable shape: it changes only when a shape changes
-/// incompatibly (fields are only ever added within a version).
-pub const SCHEMA_VERSION: u32 = 1;
+pub use crate::inventory::{FormationListItem, ListSource, ListedState};
+pub use crate::schema::{SCHEMA_BASE, SCHEMA_VERSION};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -309,7 +306,7 @@ pub struct InstalledCloudlet {
     pub commit: Option<String>,
     pub scenarios: Vec<String>,
     /// Nepho 1.x blueprints that did not load or render when installed (they fail when used).
-    pub broken_blueprints: Vec<crate::cloudlet::install::BrokenBlueprint>,
+    pub broken_blueprints: Vec<crate::validate::BrokenBlueprint>,
     /// Set when the installed copy no longer loads.
     pub error: Option<String>,
 }
@@ -522,108 +519,6 @@ impl OperationResult {
     }
 }
 
-/// A formation's state in `formation:list`: its provider's word for it, or what its local
-/// record says when the provider does not list it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ListedState {
-    Creating,
-    Created,
-    Running,
-    Updating,
-    Stopped,
-    Failed,
-    Cancelled,
-    Destroying,
-    Destroyed,
-    /// A local record whose build stopped with no nanny left to finish it.
-    Interrupted,
-    /// A local record of a built formation its provider no longer lists.
-    Missing,
-    /// Its provider did not answer, or does not know.
-    Unknown,
-}
-
-impl ListedState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ListedState::Creating => "creating",
-            ListedState::Created => "created",
-            ListedState::Running => "running",
-            ListedState::Updating => "updating",
-            ListedState::Stopped => "stopped",
-            ListedState::Failed => "failed",
-            ListedState::Cancelled => "cancelled",
-            ListedState::Destroying => "destroying",
-            ListedState::Destroyed => "destroyed",
-            ListedState::Interrupted => "interrupted",
-            ListedState::Missing => "missing",
-            ListedState::Unknown => "unknown",
-        }
-    }
-}
-
-impl std::fmt::Display for ListedState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl From<nepho_provider_api::FormationState> for ListedState {
-    fn from(s: nepho_provider_api::FormationState) -> ListedState {
-        use nepho_provider_api::FormationState as S;
-        match s {
-            S::Creating => ListedState::Creating,
-            S::Running => ListedState::Running,
-            S::Updating => ListedState::Updating,
-            S::Stopped => ListedState::Stopped,
-            S::Failed => ListedState::Failed,
-            S::Destroying => ListedState::Destroying,
-            S::Destroyed => ListedState::Destroyed,
-            S::Unknown => ListedState::Unknown,
-        }
-    }
-}
-
-impl From<crate::formation::RecordState> for ListedState {
-    fn from(s: crate::formation::RecordState) -> ListedState {
-        use crate::formation::RecordState as S;
-        match s {
-            S::Creating => ListedState::Creating,
-            S::Created => ListedState::Created,
-            S::Updating => ListedState::Updating,
-            S::Failed => ListedState::Failed,
-            S::Cancelled => ListedState::Cancelled,
-            S::Destroying => ListedState::Destroying,
-            S::Destroyed => ListedState::Destroyed,
-        }
-    }
-}
-
-/// Where a `formation:list` row comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ListSource {
-    /// Read from the infrastructure.
-    Provider,
-    /// A local record of a build in flight or failed.
-    Local,
-}
-
-/// One row of `formation:list`.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct FormationListItem {
-    pub name: String,
-    pub provider: String,
-    pub cloudlet: Option<String>,
-    pub scenario: Option<String>,
-    pub state: ListedState,
-    pub status_reason: Option<String>,
-    pub source: ListSource,
-    /// A nanny is working on it right now.
-    pub busy: bool,
-}
-
 /// `formation:describe`.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct FormationDescription {
@@ -688,16 +583,10 @@ pub struct Url {
 
 /// Every schema under `schema/`, by file name, each with its `$id` and version.
 pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
-    let mut all = unversioned_schemas();
-    for (name, schema) in &mut all {
-        let stem = name.trim_end_matches(".json");
-        schema.insert(
-            "$id".into(),
-            format!("{SCHEMA_BASE}/{stem}/v{SCHEMA_VERSION}.json").into(),
-        );
-        schema.insert("version".into(), SCHEMA_VERSION.into());
-    }
-    all
+    unversioned_schemas()
+        .into_iter()
+        .map(|(name, schema)| (name, crate::schema::versioned(name, schema)))
+        .collect()
 }
 
 fn unversioned_schemas() -> Vec<(&'static str, schemars::Schema)> {
@@ -712,13 +601,13 @@ fn unversioned_schemas() -> Vec<(&'static str, schemars::Schema)> {
         ),
         (
             "cloudlet-update.json",
-            schema_for!(Vec<crate::cloudlet::install::UpdateOutcome>),
+            schema_for!(Vec<crate::install::UpdateOutcome>),
         ),
         ("cloudlet-uninstall.json", schema_for!(Uninstalled)),
         ("cloudlet-create.json", schema_for!(Created)),
         (
             "cloudlet-validate.json",
-            schema_for!(Vec<crate::cloudlet::validate::ValidationReport>),
+            schema_for!(Vec<crate::validate::ValidationReport>),
         ),
         ("scenario-list.json", schema_for!(Vec<ScenarioSummary>)),
         ("scenario-describe.json", schema_for!(ScenarioDescription)),
@@ -740,14 +629,8 @@ fn unversioned_schemas() -> Vec<(&'static str, schemars::Schema)> {
             schema_for!(crate::registry::serve::Serving),
         ),
         ("formation-cancel.json", schema_for!(CancelRequested)),
-        (
-            "context-list.json",
-            schema_for!(Vec<crate::ops::context::ContextRow>),
-        ),
-        (
-            "context-use.json",
-            schema_for!(crate::ops::context::ContextRow),
-        ),
+        ("context-list.json", schema_for!(Vec<ContextRow>)),
+        ("context-use.json", schema_for!(ContextRow)),
         ("error.json", schema_for!(ErrorReport)),
         ("event.json", schema_for!(nepho_provider_api::Event)),
         ("formation-result.json", schema_for!(OperationResult)),
@@ -798,6 +681,16 @@ fn unversioned_schemas() -> Vec<(&'static str, schemars::Schema)> {
             schema_for!(Vec<nepho_provider_api::PlannedChange>),
         ),
     ]
+}
+
+/// One row of `context:list`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ContextRow {
+    pub name: String,
+    pub current: bool,
+    /// Providers with settings in this context (aws, kvm, vagrant).
+    pub providers: Vec<String>,
+    pub path: String,
 }
 
 #[cfg(test)]

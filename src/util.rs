@@ -1,6 +1,6 @@
 //! Small helpers with no better home.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// 12 hex digits (48 bits of FNV-1a) naming something by a longer key: a directory per nepho
@@ -92,6 +92,23 @@ pub fn in_own_session(cmd: &mut std::process::Command, log: std::fs::File) -> st
     Ok(())
 }
 
+/// A relative path with no `..`, root or prefix components.
+pub fn safe_relative(p: &str) -> Option<PathBuf> {
+    let path = Path::new(p);
+    if p.is_empty()
+        || path
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return None;
+    }
+    Some(
+        path.components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -112,5 +129,16 @@ mod tests {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::rfc3339(1_795_317_247), "2026-11-22T03:14:07Z");
         assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn relative_paths_stay_inside() {
+        use super::safe_relative;
+        use std::path::PathBuf;
+        assert_eq!(safe_relative("a/b.yaml"), Some(PathBuf::from("a/b.yaml")));
+        assert_eq!(safe_relative("./a"), Some(PathBuf::from("a")));
+        assert_eq!(safe_relative("../a"), None);
+        assert_eq!(safe_relative("/etc/passwd"), None);
+        assert_eq!(safe_relative("a/../../b"), None);
     }
 }

@@ -18,6 +18,15 @@ use tokio::sync::broadcast;
 
 use crate::error::{Error, IoContext, Result, timestamp};
 
+/// Does this event end a run (the formation succeeded, failed or was cancelled)?
+pub fn is_final(e: &Event) -> bool {
+    e.kind == EventKind::Formation
+        && matches!(
+            e.status,
+            EventStatus::Succeeded | EventStatus::Failed | EventStatus::Cancelled
+        )
+}
+
 /// Reads every event of a journal. Damaged lines are skipped; see [`read_all`].
 pub fn read(path: &Path) -> Result<Vec<Event>> {
     read_all(path).map(|r| r.events)

@@ -18,8 +18,8 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::error::{Error, ExitCode, Result};
+pub use crate::help::completion_script;
 use crate::help::{COMPLETE_VAR, completion_args};
-pub use crate::help::{completion_script, man_pages};
 pub use crate::ops::Context;
 use crate::output::{Format, Out};
 
@@ -210,6 +210,11 @@ pub fn command() -> clap::Command {
     crate::help::with_completers(crate::help::decorate(Cli::command()))
 }
 
+/// One man page per command, from this command line's definition; see [`crate::help::man_pages`].
+pub fn man_pages() -> Vec<(String, Vec<u8>)> {
+    crate::help::man_pages(command())
+}
+
 /// Asks on the terminal (stderr), with dialoguer; Ctrl-C at a prompt is an interrupt (exit 130).
 struct Terminal;
 
@@ -335,7 +340,7 @@ pub fn main() -> i32 {
     }
     // A shell asking for completions: answer and exit.
     if std::env::var_os(COMPLETE_VAR).is_some() {
-        let args = completion_args(raw.clone());
+        let args = completion_args(raw.clone(), expand_colon_form);
         let done = clap_complete::CompleteEnv::with_factory(command)
             .var(COMPLETE_VAR)
             .try_complete(args, std::env::current_dir().ok().as_deref());

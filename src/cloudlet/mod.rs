@@ -5,19 +5,18 @@
 //! `payload/`. Both become a [`Cloudlet`] with [`Scenario`]s.
 
 pub mod bundled;
-pub mod install;
 pub mod scaffold;
-pub mod validate;
 
 use std::fmt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 use nepho_provider_api::ProviderKind;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::scenario::params::{self, LayerKind, ParamDecl};
+use crate::params::{self, LayerKind, ParamDecl};
+use crate::util::safe_relative;
 use crate::yaml::{self, Dialect, Node, YamlError};
 
 /// A validated cloudlet name: `hello`, `huit/mediawiki`, `my-org/web_app`.
@@ -695,23 +694,6 @@ impl IntoHint for Error {
     }
 }
 
-/// A relative path with no `..`, root or prefix components.
-pub fn safe_relative(p: &str) -> Option<PathBuf> {
-    let path = Path::new(p);
-    if p.is_empty()
-        || path
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-    {
-        return None;
-    }
-    Some(
-        path.components()
-            .filter(|c| matches!(c, Component::Normal(_)))
-            .collect(),
-    )
-}
-
 /// The most nepho reads of one YAML file of a cloudlet (cloudlet.yaml, a scenario, a blueprint):
 /// the largest published ones are a few KiB.
 pub const MAX_YAML_BYTES: u64 = 1 << 20;
@@ -793,14 +775,5 @@ mod tests {
                 "{bad} should be rejected"
             );
         }
-    }
-
-    #[test]
-    fn relative_paths_stay_inside() {
-        assert_eq!(safe_relative("a/b.yaml"), Some(PathBuf::from("a/b.yaml")));
-        assert_eq!(safe_relative("./a"), Some(PathBuf::from("a")));
-        assert_eq!(safe_relative("../a"), None);
-        assert_eq!(safe_relative("/etc/passwd"), None);
-        assert_eq!(safe_relative("a/../../b"), None);
     }
 }

@@ -8,8 +8,9 @@ use nepho_provider_api::{Event, EventKind, EventStatus};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use super::{Request, Status, is_final};
+use super::{Request, Status};
 use crate::engine::journal;
+use crate::engine::journal::is_final;
 use crate::error::{Error, Result};
 
 /// How following a run ended.

@@ -23,6 +23,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use crate::config::Paths;
+use crate::engine::journal::is_final;
 use crate::engine::{self, Journal, Operation, Outcome, RunOptions};
 use crate::error::{Error, IoContext, Result};
 use crate::formation::{FormationDir, FormationLock, FormationName, RecordState};
@@ -42,14 +43,6 @@ pub struct Status {
     pub pid: u32,
     pub last_seq: u64,
     pub finished: bool,
-}
-
-pub fn is_final(e: &Event) -> bool {
-    e.kind == EventKind::Formation
-        && matches!(
-            e.status,
-            EventStatus::Succeeded | EventStatus::Failed | EventStatus::Cancelled
-        )
 }
 
 struct Shared {

@@ -236,7 +236,7 @@ impl Progress {
                 }
                 bars.refresh_header();
             }
-            (None, EventKind::Formation) if super::is_final(e) => {
+            (None, EventKind::Formation) if crate::engine::journal::is_final(e) => {
                 let secs = bars.started.elapsed().as_secs_f64();
                 // The final line says it once, with its own time (no running clock beside it).
                 bars.header.set_style(

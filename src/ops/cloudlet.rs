@@ -4,16 +4,15 @@
 use std::path::{Path, PathBuf};
 
 use super::Context;
-use crate::cloudlet::install::{
-    self, InstallOptions, Installed, RegistryPin, Source, UpdateOutcome,
-};
-use crate::cloudlet::validate::ValidationReport;
-use crate::cloudlet::{Cloudlet, CloudletName, bundled, scaffold, validate};
+use crate::cloudlet::{Cloudlet, CloudletName, bundled, scaffold};
 use crate::error::{Error, Result};
+use crate::install::{self, InstallOptions, Installed, RegistryPin, Source, UpdateOutcome};
 use crate::output::{
     CloudletDescription, Created, InstalledCloudlet, ScenarioSummary, Uninstalled,
 };
 use crate::registry::{self, Refresh, SearchHit};
+use crate::validate;
+use crate::validate::ValidationReport;
 
 /// `cloudlet:search`: registry entries matching `terms`, best first.
 pub fn search(cx: &Context, terms: &[String]) -> Result<Vec<SearchHit>> {

@@ -3,21 +3,11 @@
 //! in the config directory; a named one in `<config>/contexts/NAME/`.
 
 use nepho_provider_api::ProviderKind;
-use serde::Serialize;
 
 use super::Context;
 use crate::config::{DEFAULT_CONTEXT, Paths, context_name};
 use crate::error::{Error, Result};
-
-/// One row of `context:list`.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct ContextRow {
-    pub name: String,
-    pub current: bool,
-    /// Providers with settings in this context (aws, kvm, vagrant).
-    pub providers: Vec<String>,
-    pub path: String,
-}
+pub use crate::output::ContextRow;
 
 fn names(paths: &Paths) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(paths.config_dir.join("contexts"))

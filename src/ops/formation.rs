@@ -482,7 +482,7 @@ fn report(
             let last = crate::engine::journal::read(&fdir.journal_file())?
                 .into_iter()
                 .rev()
-                .find(nanny::is_final)
+                .find(crate::engine::journal::is_final)
                 .map(|e| e.message);
             return Err(Error::Provider {
                 message: last.unwrap_or_else(|| format!("{} of {name} failed", op.as_str())),

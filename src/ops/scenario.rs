@@ -6,13 +6,14 @@ use nepho_provider_api::RenderedFile;
 use serde_json::Value;
 
 use super::{Context, Prompter};
-use crate::cloudlet::install::{self, Installed};
 use crate::cloudlet::{Cloudlet, Scenario};
 use crate::error::{Error, Result};
+use crate::install::{self, Installed};
+use crate::output::human::show_value;
 use crate::output::{
     ParameterDeclaration, ParameterValue, RenderedScenario, ScenarioDescription, ScenarioSummary,
 };
-use crate::scenario::params::{LayerKind, MergedParameters, MissingParam, ParamType};
+use crate::params::{LayerKind, MergedParameters, MissingParam, ParamType};
 use crate::scenario::render::{self, RenderContext};
 use crate::scenario::{self as scen, ValueSources};
 
@@ -287,12 +288,4 @@ pub fn render(
         secrets_redacted: r.redacted,
         files: vec![r.file],
     })
-}
-
-/// A value as a person types it: strings without quotes.
-pub fn show_value(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }

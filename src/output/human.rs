@@ -11,16 +11,23 @@ use nepho_provider_api::{
 };
 
 use super::{
-    CancelRequested, CloudletDescription, Created, FormationDescription, FormationListItem,
-    InstalledCloudlet, Registered, RenderedScenario, ScenarioDescription, ScenarioSummary, SshLine,
-    Uninstalled, Url, WatcherStarted, render_table, table,
+    CancelRequested, CloudletDescription, ContextRow, Created, FormationDescription,
+    FormationListItem, InstalledCloudlet, Registered, RenderedScenario, ScenarioDescription,
+    ScenarioSummary, SshLine, Uninstalled, Url, WatcherStarted, render_table, table,
 };
-use crate::cloudlet::install::UpdateOutcome;
-use crate::cloudlet::validate::ValidationReport;
-use crate::ops::context::ContextRow;
+use crate::install::UpdateOutcome;
 use crate::registry::build::BuildReport;
 use crate::registry::serve::Serving;
 use crate::registry::{RefreshReport, SearchHit};
+use crate::validate::ValidationReport;
+
+/// A value as a person types it: strings without quotes.
+pub fn show_value(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
 
 /// The text `-o table` prints for a result.
 pub trait Human {
@@ -247,7 +254,7 @@ impl Human for ScenarioDescription {
         for v in &d.values {
             t.add_row(vec![
                 v.key.clone(),
-                crate::ops::scenario::show_value(&v.value),
+                show_value(&v.value),
                 v.layer.as_str().to_string(),
                 v.source
                     .strip_prefix(&root)

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::{
     IndexParameter, IndexScenario, MAX_INDEX_BYTES, RegistryEntry, RegistryIndex, RegistryVersion,
 };
-use crate::cloudlet::{Cloudlet, CloudletFormat, CloudletName, install, validate};
+use crate::cloudlet::{Cloudlet, CloudletFormat, CloudletName};
 use crate::error::{Error, IoContext, Result};
 use crate::git::Git;
+use crate::validate;
 
 /// The most of a README that is published.
 pub const MAX_README_BYTES: u64 = 256 << 10;
@@ -126,11 +127,8 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let index_path = opts.out.join("index.json");
     crate::config::write_atomic(&index_path, &json)?;
     // The same schema (with its `$id` and version) as `schema/registry-index.json`.
-    let schema = crate::output::schemas()
-        .into_iter()
-        .find(|(name, _)| *name == "registry-index.json")
-        .map(|(_, schema)| schema)
-        .unwrap_or_else(|| schemars::schema_for!(RegistryIndex));
+    let schema =
+        crate::schema::versioned("registry-index.json", schemars::schema_for!(RegistryIndex));
     let schema = serde_json::to_vec_pretty(&schema).map_err(|e| Error::Other(e.to_string()))?;
     crate::config::write_atomic(&opts.out.join("schema.json"), &schema)?;
     let signed = match opts.sign_key {
@@ -329,7 +327,7 @@ fn from_repository(
         git.run(Some(clone), ["clean", "--quiet", "-ffdx"])?;
         let loaded = validate::check_tree(clone)
             .and_then(|()| Cloudlet::load_named(clone, v1_name.as_deref()))
-            .and_then(|c| install::checked(&c, "it is not published").map(|_| c));
+            .and_then(|c| validate::checked(&c, "it is not published").map(|_| c));
         let cloudlet = match loaded {
             Ok(c) => c,
             Err(e) => {

@@ -2,7 +2,6 @@
 //! the render context handed to its pattern.
 
 pub mod escape;
-pub mod params;
 pub mod render;
 
 use std::path::{Path, PathBuf};
@@ -13,8 +12,8 @@ use serde_json::Value;
 use crate::cloudlet::{Cloudlet, CloudletFormat, Scenario};
 use crate::config::Paths;
 use crate::error::Result;
+use crate::params::{self, Layer, LayerKind, MergedParameters};
 use crate::secret::StoredSecrets;
-use params::{Layer, LayerKind, MergedParameters};
 
 /// Where the user's own values come from, in command-line order.
 #[derive(Debug, Clone, Default)]

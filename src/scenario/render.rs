@@ -14,10 +14,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::escape;
-use crate::cloudlet::{
-    Cloudlet, CloudletFormat, MAX_TEMPLATE_BYTES, Scenario, read_confined, safe_relative,
-};
+use crate::cloudlet::{Cloudlet, CloudletFormat, MAX_TEMPLATE_BYTES, Scenario, read_confined};
 use crate::error::{Error, Result};
+use crate::util::safe_relative;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {

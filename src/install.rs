@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Cloudlet, CloudletName, bundled, validate};
+use crate::cloudlet::{Cloudlet, CloudletFormat, CloudletName, bundled};
 use crate::config::{Paths, write_atomic};
 use crate::error::{Error, IoContext, Result};
 use crate::git::Git;
+use crate::validate::{self, BrokenBlueprint, checked};
 
 /// What nepho remembers about an install (stored in the clone's `.git/nepho-install.json`).
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -30,13 +31,6 @@ pub struct InstallRecord {
     /// them anyway and failed only when one was used; so does nepho, and says which).
     #[serde(default)]
     pub broken_blueprints: Vec<BrokenBlueprint>,
-}
-
-/// A 1.x blueprint that does not load or render, and why.
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct BrokenBlueprint {
-    pub name: String,
-    pub reason: String,
 }
 
 #[derive(Debug, Clone)]
@@ -325,46 +319,6 @@ impl Source {
     }
 }
 
-/// Validates a cloudlet about to be installed. Any problem refuses a native cloudlet. A Nepho 1.x
-/// cloudlet is refused only for problems of the whole cloudlet; a blueprint that does not load
-/// or render is returned as broken (1.x installed such cloudlets and failed when one was used).
-pub(crate) fn checked(cloudlet: &Cloudlet, consequence: &str) -> Result<Vec<BrokenBlueprint>> {
-    let report = validate::validate(cloudlet);
-    let v1 = cloudlet.format == super::CloudletFormat::V1;
-    let fatal: Vec<&String> = if v1 {
-        report.errors.iter().collect()
-    } else {
-        report.errors().collect()
-    };
-    if let Some(first) = fatal.first() {
-        let count = fatal.len();
-        return Err(Error::invalid(format!(
-            "{} failed validation ({count} error{}); {consequence}:\n  {}",
-            cloudlet.manifest.name,
-            if count == 1 { "" } else { "s" },
-            fatal
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join("\n  ")
-        ))
-        .with_hint(if first.contains("required") {
-            "fix the cloudlet and install again"
-        } else {
-            "fix the cloudlet, then install again"
-        }));
-    }
-    Ok(report
-        .scenarios
-        .iter()
-        .filter(|s| v1 && !s.ok)
-        .map(|s| BrokenBlueprint {
-            name: s.scenario.clone(),
-            reason: s.errors.join("; "),
-        })
-        .collect())
-}
-
 /// Does `arg` look like a git URL or path rather than a registry name?
 pub fn looks_like_url(arg: &str) -> bool {
     arg.contains("://")
@@ -483,7 +437,7 @@ pub fn install(paths: &Paths, source: &Source, opts: &InstallOptions) -> Result<
         None => source.default_name(),
     };
     let mut cloudlet = Cloudlet::load_named(&work, v1_name.as_deref())?;
-    if cloudlet.format == super::CloudletFormat::V1 && v1_name.is_none() {
+    if cloudlet.format == CloudletFormat::V1 && v1_name.is_none() {
         return Err(Error::usage(format!(
             "cannot name this Nepho 1.x cloudlet after {}: its last part is not a valid name",
             source.describe()
@@ -491,7 +445,7 @@ pub fn install(paths: &Paths, source: &Source, opts: &InstallOptions) -> Result<
         .with_hint("give it one with `--name NAME`"));
     }
     if let Some(n) = opts.name
-        && cloudlet.format == super::CloudletFormat::Native
+        && cloudlet.format == CloudletFormat::Native
         && n != cloudlet.manifest.name
     {
         return Err(Error::usage(format!(

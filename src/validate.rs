@@ -4,12 +4,12 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::Cloudlet;
+use crate::cloudlet::{Cloudlet, CloudletFormat, Scenario};
 use crate::error::{Error, Result};
-use crate::scenario::params::{self, ParamType};
+use crate::params::{self, ParamType};
 use crate::scenario::render::{self, RenderContext};
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -26,7 +26,7 @@ pub struct ScenarioCheck {
 pub struct ValidationReport {
     pub cloudlet: String,
     pub path: String,
-    pub format: super::CloudletFormat,
+    pub format: CloudletFormat,
     pub ok: bool,
     pub errors: Vec<String>,
     pub warnings: Vec<String>,
@@ -56,9 +56,7 @@ pub fn validate(cloudlet: &Cloudlet) -> ValidationReport {
     }
     match cloudlet.scenario_names() {
         Ok(names) => {
-            if !names.iter().any(|n| n == "default")
-                && cloudlet.format == super::CloudletFormat::Native
-            {
+            if !names.iter().any(|n| n == "default") && cloudlet.format == CloudletFormat::Native {
                 report.errors.push(format!(
                     "{}: a cloudlet needs a `default` scenario (scenarios/default.yaml)",
                     cloudlet.root.display()
@@ -142,7 +140,7 @@ fn check_scenario(cloudlet: &Cloudlet, name: &str) -> ScenarioCheck {
         parameters: values,
         secret_keys: merged.secrets.iter().cloned().collect(),
     };
-    if cloudlet.format == super::CloudletFormat::Native {
+    if cloudlet.format == CloudletFormat::Native {
         check.warnings.extend(unescaped_splices(&scenario));
     }
     match render::render_pattern(cloudlet, &scenario, &cx) {
@@ -160,7 +158,7 @@ fn check_scenario(cloudlet: &Cloudlet, name: &str) -> ScenarioCheck {
 
 /// Warnings for parameters spliced with escaping turned off, in the files of the scenario's
 /// pattern directory.
-fn unescaped_splices(scenario: &super::Scenario) -> Vec<String> {
+fn unescaped_splices(scenario: &Scenario) -> Vec<String> {
     let Some(dir) = scenario.pattern.search_path.first() else {
         return Vec::new();
     };
@@ -254,4 +252,51 @@ fn lexical_resolve(base: &Path, target: &Path) -> Option<PathBuf> {
         }
     }
     Some(out)
+}
+
+/// A 1.x blueprint that does not load or render, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct BrokenBlueprint {
+    pub name: String,
+    pub reason: String,
+}
+
+/// Validates a cloudlet about to be installed. Any problem refuses a native cloudlet. A Nepho 1.x
+/// cloudlet is refused only for problems of the whole cloudlet; a blueprint that does not load
+/// or render is returned as broken (1.x installed such cloudlets and failed when one was used).
+pub(crate) fn checked(cloudlet: &Cloudlet, consequence: &str) -> Result<Vec<BrokenBlueprint>> {
+    let report = validate(cloudlet);
+    let v1 = cloudlet.format == CloudletFormat::V1;
+    let fatal: Vec<&String> = if v1 {
+        report.errors.iter().collect()
+    } else {
+        report.errors().collect()
+    };
+    if let Some(first) = fatal.first() {
+        let count = fatal.len();
+        return Err(Error::invalid(format!(
+            "{} failed validation ({count} error{}); {consequence}:\n  {}",
+            cloudlet.manifest.name,
+            if count == 1 { "" } else { "s" },
+            fatal
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        ))
+        .with_hint(if first.contains("required") {
+            "fix the cloudlet and install again"
+        } else {
+            "fix the cloudlet, then install again"
+        }));
+    }
+    Ok(report
+        .scenarios
+        .iter()
+        .filter(|s| v1 && !s.ok)
+        .map(|s| BrokenBlueprint {
+            name: s.scenario.clone(),
+            reason: s.errors.join("; "),
+        })
+        .collect())
 }
