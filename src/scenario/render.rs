@@ -129,7 +129,8 @@ pub fn render_pattern(
     env.set_unknown_method_callback(python_methods);
     env.set_debug(false);
     // Budgets: a template is input from a stranger's repository.
-    env.set_fuel(Some(RENDER_FUEL));
+    let fuel = FUEL.load(std::sync::atomic::Ordering::Relaxed);
+    env.set_fuel(Some(fuel));
     add_bounded_filters(&mut env);
     let root = cloudlet.root.clone();
     let search: Arc<Vec<PathBuf>> = Arc::new(scenario.pattern.search_path.clone());
@@ -346,7 +347,7 @@ pub fn render_pattern(
         }
         if e.kind() == ErrorKind::OutOfFuel {
             return Err(Error::invalid(format!(
-                "{}: the template used up its budget of {RENDER_FUEL} steps",
+                "{}: the template used up its budget of {fuel} steps",
                 scenario.pattern.path.display()
             ))
             .with_hint("a loop in the template runs far longer than a pattern needs"));
@@ -363,6 +364,16 @@ pub fn render_pattern(
 
 /// Instructions a render may run (a big legitimate pattern needs well under a million).
 const RENDER_FUEL: u64 = 20_000_000;
+/// The budget in force: [`RENDER_FUEL`] unless [`lower_fuel`] lowered it.
+static FUEL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(RENDER_FUEL);
+
+/// Lowers the instruction budget of every later render in this process. For the fuzz targets:
+/// each input must finish in milliseconds (a template that loops until the budget runs out took
+/// 0.4 s at the full budget and starved the fuzzer), and running out is the same code at any
+/// budget.
+pub fn lower_fuel(fuel: u64) {
+    FUEL.fetch_min(fuel, std::sync::atomic::Ordering::Relaxed);
+}
 /// Largest rendered pattern (CloudFormation's own limit for a template is 1 MB).
 const MAX_RENDERED_BYTES: usize = 16 << 20;
 
