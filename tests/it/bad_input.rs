@@ -351,6 +351,11 @@ fn runaway_templates_hit_their_budget_and_leave_nothing() {
             "too large",
         ),
         (
+            "exponent.git",
+            "machines:\n  - name: m{{ ('%.65535E' % 1.5) | length }}{{ '%.2000000e' % 1.5 }}\n",
+            "too large",
+        ),
+        (
             "slice.git",
             "machines:\n  - name: m{{ [1, 2] | slice(1000000000000) | length }}\n",
             "too large",

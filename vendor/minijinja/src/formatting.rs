@@ -314,7 +314,9 @@ impl FormatSpec {
     // and callers format it further. Also, the integer exponent is used to decide
     // `f` vs. `e` formats when the general format (`g`) is used.
     fn mantissa_and_exp<T: LowerExp>(val: T, precision: usize) -> (String, i32) {
-        let native_precision = precision.min(MAX_NATIVE_FORMAT_PRECISION);
+        // nepho patch: `{:.65535e}` asks core for 65536 digits, which overflows its u16 digit
+        // count and panics ("ndigits > 0"); found by nepho's render fuzzer (`"%.65535E" % 1.5`).
+        let native_precision = precision.min(MAX_NATIVE_FORMAT_PRECISION - 1);
         let formatted = format!("{val:.native_precision$e}");
         let (mantissa, exponent) = formatted
             .rsplit_once('e')
