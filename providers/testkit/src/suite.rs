@@ -539,7 +539,10 @@ impl Conformance<'_> {
         // Every step is undone, the failed one too: it may have made part of its resource
         // before failing, and undo is idempotent.
         let built: BTreeSet<_> = plan.steps.iter().map(|s| s.id.clone()).collect();
-        assert_eq!(undone, built, "every step up to the failed {last} is undone");
+        assert_eq!(
+            undone, built,
+            "every step up to the failed {last} is undone"
+        );
         let failures: Vec<_> = events
             .iter()
             .filter(|e| e.message.starts_with("could not undo"))
