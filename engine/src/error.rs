@@ -46,8 +46,9 @@ pub(crate) fn timestamp() -> String {
     )
 }
 
-/// Formats seconds since the epoch (civil-from-days, Howard Hinnant's algorithm).
-fn rfc3339(secs: u64) -> String {
+/// Formats seconds since the epoch as RFC 3339 UTC (civil-from-days, Howard Hinnant's
+/// algorithm).
+pub fn rfc3339(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let z = days + 719_468;

@@ -22,7 +22,7 @@ use nepho_provider_api::{
 use serde_json::Value;
 use tokio::sync::watch;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, rfc3339};
 pub use journal::{Journal, cluster_journal_path};
 pub use operation::record_operation;
 
