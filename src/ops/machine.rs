@@ -6,7 +6,8 @@ use std::path::Path;
 
 pub use nepho_provider_api::VncDisplay;
 use nepho_provider_api::{
-    DeviceAction, DriveChange, DriveResize, MachineOpError, MediaChange, NicChange, OperationData,
+    DeviceAction, DriveChange, DriveResize, MachineOpError, MachineOps, MediaChange, NicChange,
+    OperationData,
 };
 use nepho_provider_api::{PowerAction, ProviderKind};
 
@@ -80,23 +81,15 @@ pub fn add_drive(
     size_gb: u64,
     storage: StorageKind,
 ) -> Result<DriveChange> {
-    let (fdir, _lock) = kvm_formation(cx, name, "add-drive")?;
-    runtime()?.block_on(async {
-        let kvm = providers::kvm(&cx.paths).await?;
-        let ops = providers::machine_ops(&*kvm)?;
-        let data = OperationData::Drive {
-            formation: fdir.name.to_string(),
-            machine: named(machine),
-            drive: "new".into(),
-            action: DeviceAction::Attach,
-            size_gb: Some(size_gb),
-        };
-        journaled(&fdir, data, async {
-            ops.add_drive(fdir.name.as_str(), machine, size_gb, storage)
-                .await
-                .map_err(machine_op_error)
-        })
-        .await
+    let data = |formation| OperationData::Drive {
+        formation,
+        machine: named(machine),
+        drive: "new".into(),
+        action: DeviceAction::Attach,
+        size_gb: Some(size_gb),
+    };
+    kvm_change(cx, name, "add-drive", data, async |ops, formation| {
+        ops.add_drive(formation, machine, size_gb, storage).await
     })
 }
 
@@ -107,23 +100,15 @@ pub fn remove_drive(
     machine: Option<&str>,
     drive: &str,
 ) -> Result<DriveChange> {
-    let (fdir, _lock) = kvm_formation(cx, name, "remove-drive")?;
-    runtime()?.block_on(async {
-        let kvm = providers::kvm(&cx.paths).await?;
-        let ops = providers::machine_ops(&*kvm)?;
-        let data = OperationData::Drive {
-            formation: fdir.name.to_string(),
-            machine: named(machine),
-            drive: drive.to_string(),
-            action: DeviceAction::Detach,
-            size_gb: None,
-        };
-        journaled(&fdir, data, async {
-            ops.remove_drive(fdir.name.as_str(), machine, drive)
-                .await
-                .map_err(machine_op_error)
-        })
-        .await
+    let data = |formation| OperationData::Drive {
+        formation,
+        machine: named(machine),
+        drive: drive.to_string(),
+        action: DeviceAction::Detach,
+        size_gb: None,
+    };
+    kvm_change(cx, name, "remove-drive", data, async |ops, formation| {
+        ops.remove_drive(formation, machine, drive).await
     })
 }
 
@@ -135,23 +120,16 @@ pub fn resize_drive(
     drive: &str,
     size_gb: u64,
 ) -> Result<DriveResize> {
-    let (fdir, _lock) = kvm_formation(cx, name, "resize-drive")?;
-    runtime()?.block_on(async {
-        let kvm = providers::kvm(&cx.paths).await?;
-        let ops = providers::machine_ops(&*kvm)?;
-        let data = OperationData::Drive {
-            formation: fdir.name.to_string(),
-            machine: machine.to_string(),
-            drive: drive.to_string(),
-            action: DeviceAction::Resize,
-            size_gb: Some(size_gb),
-        };
-        journaled(&fdir, data, async {
-            ops.resize_drive(fdir.name.as_str(), Some(machine), drive, size_gb)
-                .await
-                .map_err(machine_op_error)
-        })
-        .await
+    let data = |formation| OperationData::Drive {
+        formation,
+        machine: machine.to_string(),
+        drive: drive.to_string(),
+        action: DeviceAction::Resize,
+        size_gb: Some(size_gb),
+    };
+    kvm_change(cx, name, "resize-drive", data, async |ops, formation| {
+        ops.resize_drive(formation, Some(machine), drive, size_gb)
+            .await
     })
 }
 
@@ -235,44 +213,49 @@ pub fn vnc(
 
 /// `formation:attach-nic`: plugs `machine` into one more network of the cluster file.
 pub fn attach_nic(cx: &Context, name: &str, machine: &str, network: &str) -> Result<NicChange> {
-    let (fdir, _lock) = kvm_formation(cx, name, "attach-nic")?;
-    runtime()?.block_on(async {
-        let kvm = providers::kvm(&cx.paths).await?;
-        let ops = providers::machine_ops(&*kvm)?;
-        let data = OperationData::Nic {
-            formation: fdir.name.to_string(),
-            machine: machine.to_string(),
-            nic: "new".into(),
-            action: DeviceAction::Attach,
-            network: Some(network.to_string()),
-        };
-        journaled(&fdir, data, async {
-            ops.attach_nic(fdir.name.as_str(), Some(machine), network)
-                .await
-                .map_err(machine_op_error)
-        })
-        .await
+    let data = |formation| OperationData::Nic {
+        formation,
+        machine: machine.to_string(),
+        nic: "new".into(),
+        action: DeviceAction::Attach,
+        network: Some(network.to_string()),
+    };
+    kvm_change(cx, name, "attach-nic", data, async |ops, formation| {
+        ops.attach_nic(formation, Some(machine), network).await
     })
 }
 
 /// `formation:detach-nic`: unplugs `nic` (`netN`, or the network of the machine's only NIC on
 /// it) and releases its address.
 pub fn detach_nic(cx: &Context, name: &str, machine: &str, nic: &str) -> Result<NicChange> {
-    let (fdir, _lock) = kvm_formation(cx, name, "detach-nic")?;
+    let data = |formation| OperationData::Nic {
+        formation,
+        machine: machine.to_string(),
+        nic: nic.to_string(),
+        action: DeviceAction::Detach,
+        network: None,
+    };
+    kvm_change(cx, name, "detach-nic", data, async |ops, formation| {
+        ops.detach_nic(formation, Some(machine), nic).await
+    })
+}
+
+/// One change to a KVM formation's machines: the formation locked, the provider's machine
+/// operations, the change journaled as `data(formation)` (see [`journaled`]).
+fn kvm_change<T>(
+    cx: &Context,
+    name: &str,
+    verb: &str,
+    data: impl FnOnce(String) -> OperationData,
+    change: impl AsyncFnOnce(&dyn MachineOps, &str) -> std::result::Result<T, MachineOpError>,
+) -> Result<T> {
+    let (fdir, _lock) = kvm_formation(cx, name, verb)?;
     runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
         let ops = providers::machine_ops(&*kvm)?;
-        let data = OperationData::Nic {
-            formation: fdir.name.to_string(),
-            machine: machine.to_string(),
-            nic: nic.to_string(),
-            action: DeviceAction::Detach,
-            network: None,
-        };
-        journaled(&fdir, data, async {
-            ops.detach_nic(fdir.name.as_str(), Some(machine), nic)
-                .await
-                .map_err(machine_op_error)
+        let formation = fdir.name.as_str();
+        journaled(&fdir, data(formation.to_string()), async {
+            change(ops, formation).await.map_err(machine_op_error)
         })
         .await
     })
@@ -304,22 +287,13 @@ pub fn change_media(
     } else {
         "detach-iso"
     };
-    let (fdir, _lock) = kvm_formation(cx, name, verb)?;
-    runtime()?.block_on(async {
-        let kvm = providers::kvm(&cx.paths).await?;
-        let ops = providers::machine_ops(&*kvm)?;
-        let data = OperationData::Media {
-            formation: fdir.name.to_string(),
-            machine: named(machine),
-            iso: iso.map(|i| i.display().to_string()),
-        };
-        journaled(&fdir, data, async {
-            let done = match iso {
-                Some(iso) => ops.attach_iso(fdir.name.as_str(), machine, iso).await,
-                None => ops.detach_iso(fdir.name.as_str(), machine).await,
-            };
-            done.map_err(machine_op_error)
-        })
-        .await
+    let data = |formation| OperationData::Media {
+        formation,
+        machine: named(machine),
+        iso: iso.map(|i| i.display().to_string()),
+    };
+    kvm_change(cx, name, verb, data, async |ops, formation| match iso {
+        Some(iso) => ops.attach_iso(formation, machine, iso).await,
+        None => ops.detach_iso(formation, machine).await,
     })
 }
