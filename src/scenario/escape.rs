@@ -223,6 +223,7 @@ pub fn escape_filter(value: JValue, context: &str) -> Result<JValue, minijinja::
     if value.is_safe() || value.is_undefined() {
         return Ok(value);
     }
+    super::render::check_printable(&value)?;
     let (language, quoting) = context.split_once('-').unwrap_or(("yaml", "bare"));
     let text = match (language, quoting) {
         ("ruby", "bare") => ruby_literal(&value),

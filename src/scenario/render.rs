@@ -62,6 +62,61 @@ fn bounded(what: &str, n: usize) -> std::result::Result<usize, minijinja::Error>
     Ok(n)
 }
 
+/// The longest text one value may print as (the rendered pattern's own limit): a list of a
+/// million references to a list of a million items prints as terabytes.
+const MAX_VALUE_TEXT: usize = MAX_RENDERED_BYTES;
+/// The deepest nesting a printed value may have (a namespace can hold itself).
+const MAX_VALUE_DEPTH: usize = 128;
+
+/// Refuses a value that would print as more than [`MAX_VALUE_TEXT`] bytes or nest deeper than
+/// [`MAX_VALUE_DEPTH`], before any of the printers (Python's `str()`/`repr()`, JSON, the
+/// escapes) spends time and memory on it. Stops as soon as the budget is spent.
+pub(crate) fn check_printable(value: &JValue) -> std::result::Result<(), minijinja::Error> {
+    fn walk(v: &JValue, budget: &mut usize, depth: usize) -> std::result::Result<(), &'static str> {
+        if depth > MAX_VALUE_DEPTH {
+            return Err("is nested too deeply to print");
+        }
+        let own = match v.kind() {
+            // Escapes can double a string: count it twice.
+            ValueKind::String => v.as_str().map_or(0, str::len).saturating_mul(2) + 2,
+            ValueKind::Bytes => v.as_bytes().map_or(0, <[u8]>::len).saturating_mul(4) + 3,
+            _ => 8,
+        };
+        *budget = budget.checked_sub(own).ok_or("prints as too much text")?;
+        match v.kind() {
+            ValueKind::Seq | ValueKind::Iterable => {
+                for item in v.try_iter().into_iter().flatten() {
+                    *budget = budget.checked_sub(2).ok_or("prints as too much text")?;
+                    walk(&item, budget, depth + 1)?;
+                }
+            }
+            ValueKind::Map => {
+                for key in v.try_iter().into_iter().flatten() {
+                    *budget = budget.checked_sub(4).ok_or("prints as too much text")?;
+                    let item = v.get_item(&key).unwrap_or_default();
+                    walk(&key, budget, depth + 1)?;
+                    walk(&item, budget, depth + 1)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    let mut budget = MAX_VALUE_TEXT;
+    walk(value, &mut budget, 0).map_err(|why| {
+        minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("a value {why} (the limit is {} MiB)", MAX_VALUE_TEXT >> 20),
+        )
+    })
+}
+
+/// Python's `str()` of a value, refused when it would be too large (see [`check_printable`]).
+fn printed(value: &JValue) -> std::result::Result<String, minijinja::Error> {
+    check_printable(value)?;
+    Ok(python_str(value))
+}
+
 /// minijinja's `slice`, `batch` and `indent`, with their sizes bounded.
 fn add_bounded_filters(env: &mut Environment<'_>) {
     env.add_filter(
@@ -131,6 +186,8 @@ pub fn render_pattern(
     // Budgets: a template is input from a stranger's repository.
     let fuel = FUEL.load(std::sync::atomic::Ordering::Relaxed);
     env.set_fuel(Some(fuel));
+    let time_ms = TIME_MS.load(std::sync::atomic::Ordering::Relaxed);
+    env.set_time_budget(Some(std::time::Duration::from_millis(time_ms)));
     add_bounded_filters(&mut env);
     let root = cloudlet.root.clone();
     let search: Arc<Vec<PathBuf>> = Arc::new(scenario.pattern.search_path.clone());
@@ -180,7 +237,7 @@ pub fn render_pattern(
         Flavor::Python => {
             env.set_formatter(python_formatter);
             env.add_filter("tojson", python_tojson);
-            env.add_filter("string", |v: JValue| python_str(&v));
+            env.add_filter("string", |v: JValue| printed(&v));
             env.add_filter(
                 "format",
                 |format: String, args: minijinja::value::Rest<JValue>| {
@@ -201,14 +258,16 @@ pub fn render_pattern(
             env.add_filter("length", python_length);
             // Jinja2 filters minijinja does not have.
             env.add_filter("wordcount", |v: JValue| {
-                python_str(&v)
-                    .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                    .filter(|w| !w.is_empty())
-                    .count()
+                Ok::<_, minijinja::Error>(
+                    printed(&v)?
+                        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                        .filter(|w| !w.is_empty())
+                        .count(),
+                )
             });
             env.add_filter("center", |v: JValue, width: Option<usize>| {
                 // Python's str.center: the odd space goes right when the text is even-sized.
-                let text = python_str(&v);
+                let text = printed(&v)?;
                 let width = bounded("a center width", width.unwrap_or(80))?;
                 let len = text.chars().count();
                 if width <= len {
@@ -229,24 +288,24 @@ pub fn render_pattern(
                  killwords: Option<bool>,
                  end: Option<String>,
                  leeway: Option<usize>| {
-                    let text = python_str(&v);
+                    let text = printed(&v)?;
                     let length = length.unwrap_or(255);
                     let end = end.unwrap_or_else(|| "...".into());
                     let leeway = leeway.unwrap_or(5);
                     let chars: Vec<char> = text.chars().collect();
-                    if chars.len() <= length + leeway {
-                        return text;
+                    if chars.len() <= length.saturating_add(leeway) {
+                        return Ok::<_, minijinja::Error>(text);
                     }
                     let keep = length.saturating_sub(end.chars().count());
                     let head: String = chars[..keep].iter().collect();
                     if killwords.unwrap_or(false) {
-                        return head + &end;
+                        return Ok(head + &end);
                     }
                     let cut = match head.rfind(' ') {
                         Some(i) => &head[..i],
                         None => head.as_str(),
                     };
-                    format!("{cut}{end}")
+                    Ok(format!("{cut}{end}"))
                 },
             );
             env.add_filter("count", python_length);
@@ -260,10 +319,11 @@ pub fn render_pattern(
             env.add_filter("__nepho_escape", escape::escape_filter);
             // `| raw`: this value is spliced as it is (the template vouches for it).
             env.add_filter("raw", |v: JValue| {
-                JValue::from_safe_string(match v.as_str() {
+                check_printable(&v)?;
+                Ok::<_, minijinja::Error>(JValue::from_safe_string(match v.as_str() {
                     Some(s) => s.to_string(),
                     None => serde_json::to_string(&v).unwrap_or_default(),
-                })
+                }))
             });
         }
     }
@@ -345,6 +405,14 @@ pub fn render_pattern(
             ))
             .with_hint("a loop in the template produces far more text than a pattern needs"));
         }
+        if e.kind() == ErrorKind::OutOfFuel && e.detail() == Some("time budget exceeded") {
+            return Err(Error::invalid(format!(
+                "{}: the template ran longer than its budget of {:.1} s",
+                scenario.pattern.path.display(),
+                time_ms as f64 / 1000.0
+            ))
+            .with_hint("the template does far more work than a pattern needs"));
+        }
         if e.kind() == ErrorKind::OutOfFuel {
             return Err(Error::invalid(format!(
                 "{}: the template used up its budget of {fuel} steps",
@@ -367,12 +435,20 @@ const RENDER_FUEL: u64 = 20_000_000;
 /// The budget in force: [`RENDER_FUEL`] unless [`lower_fuel`] lowered it.
 static FUEL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(RENDER_FUEL);
 
-/// Lowers the instruction budget of every later render in this process. For the fuzz targets:
-/// each input must finish in milliseconds (a template that loops until the budget runs out took
-/// 0.4 s at the full budget and starved the fuzzer), and running out is the same code at any
-/// budget.
+/// Wall-clock time a render may take, in milliseconds. Steps alone do not bound it: one step
+/// can escape, print or copy megabytes.
+const RENDER_TIME_MS: u64 = 10_000;
+/// The time budget in force: [`RENDER_TIME_MS`] unless [`lower_fuel`] lowered it.
+static TIME_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(RENDER_TIME_MS);
+
+/// Lowers the instruction budget of every later render in this process, and the time budget in
+/// proportion (at least 50 ms). For the fuzz targets: each input must finish in milliseconds (a
+/// template that loops until the budget runs out took 0.4 s at the full budget and starved the
+/// fuzzer), and running out is the same code at any budget.
 pub fn lower_fuel(fuel: u64) {
     FUEL.fetch_min(fuel, std::sync::atomic::Ordering::Relaxed);
+    let time = (RENDER_TIME_MS as u128 * fuel as u128 / RENDER_FUEL as u128).max(50) as u64;
+    TIME_MS.fetch_min(time, std::sync::atomic::Ordering::Relaxed);
 }
 /// Largest rendered pattern (CloudFormation's own limit for a template is 1 MB).
 const MAX_RENDERED_BYTES: usize = 16 << 20;
@@ -445,6 +521,7 @@ fn native_formatter(
             .write_str(if value.is_true() { "true" } else { "false" })
             .map_err(Into::into),
         ValueKind::Seq | ValueKind::Map | ValueKind::Iterable | ValueKind::Plain => {
+            check_printable(value)?;
             let json = serde_json::to_string(value)
                 .map_err(|e| minijinja::Error::new(ErrorKind::BadSerialization, e.to_string()))?;
             out.write_str(&json).map_err(Into::into)
@@ -461,7 +538,7 @@ fn python_formatter(
     if value.is_undefined() {
         return Ok(());
     }
-    out.write_str(&python_str(value)).map_err(Into::into)
+    out.write_str(&printed(value)?).map_err(Into::into)
 }
 
 /// Jinja2's `int(default=0, base=10)`: what Python's `int()` makes of it (strings also through
@@ -605,7 +682,27 @@ fn python_replace(
     new: String,
     count: Option<i64>,
 ) -> std::result::Result<JValue, minijinja::Error> {
-    let text = python_str(&v);
+    let text = printed(&v)?;
+    // Each match can grow the text by `new`: refuse a result past the value limit up front.
+    let matches = if old.is_empty() {
+        text.chars().count() + 1
+    } else {
+        text.matches(&old).count()
+    };
+    let matches = match count {
+        Some(n) if n >= 0 => matches.min(n as usize),
+        _ => matches,
+    };
+    let grown = text.len().saturating_add(matches.saturating_mul(new.len()));
+    if grown > MAX_VALUE_TEXT {
+        return Err(minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "replace would build more than {} MiB of text",
+                MAX_VALUE_TEXT >> 20
+            ),
+        ));
+    }
     Ok(JValue::from(match count {
         Some(n) if n >= 0 => text.replacen(&old, &new, n as usize),
         _ => text.replace(&old, &new),
@@ -662,6 +759,7 @@ pub fn python_percent(
     format: &str,
     args: &JValue,
 ) -> std::result::Result<JValue, minijinja::Error> {
+    check_printable(args)?;
     let positional: Vec<JValue> = match args.downcast_object_ref::<minijinja::value::Tuple>() {
         Some(t) => t.iter().cloned().collect(),
         None => vec![args.clone()],
@@ -673,12 +771,18 @@ pub fn python_percent(
     let mut converted = positional.clone();
     let mut converted_map: Vec<(JValue, JValue)> = Vec::new();
     let mut next_arg = 0usize;
-    let mut chars = format.char_indices().peekable();
-    while let Some((_, c)) = chars.next() {
-        out_format.push(c);
+    let mut rest = format;
+    let mut chars = rest.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
         if c != '%' {
+            // The text up to the next `%` at once (a format can be megabytes).
+            let run = rest[i..].find('%').unwrap_or(rest.len() - i);
+            out_format.push_str(&rest[i..i + run]);
+            rest = &rest[i + run..];
+            chars = rest.char_indices().peekable();
             continue;
         }
+        out_format.push(c);
         if let Some(&(_, '%')) = chars.peek() {
             out_format.push('%');
             chars.next();
@@ -903,6 +1007,7 @@ fn python_quote(s: &str) -> String {
 fn python_tojson(value: JValue, kwargs: Kwargs) -> std::result::Result<JValue, minijinja::Error> {
     let indent: Option<usize> = kwargs.get("indent")?;
     kwargs.assert_all_used()?;
+    check_printable(&value)?;
     let json: Value = serde_json::to_value(&value)
         .map_err(|e| minijinja::Error::new(ErrorKind::BadSerialization, e.to_string()))?;
     let mut out = String::new();

@@ -370,6 +370,23 @@ fn runaway_templates_hit_their_budget_and_leave_nothing() {
             "machines:\n  - name: m{{ 'a\\nb' | indent(1000000000000) }}\n",
             "too large",
         ),
+        // Values built step by step past any size: each step is cheap to count, but the value
+        // doubles (`s ~ s`, `l + l`), or one print walks a million references to a million items.
+        (
+            "doubling.git",
+            "machines:\n  - name: m\n{% set n = namespace(s='x') %}{% for i in range(64) %}{% set n.s = n.s ~ n.s %}{% endfor %}\n",
+            "too large",
+        ),
+        (
+            "lists.git",
+            "machines:\n  - name: m\n{% set n = namespace(l=[1]) %}{% for i in range(64) %}{% set n.l = n.l + n.l %}{% endfor %}\n",
+            "too large",
+        ),
+        (
+            "nested.git",
+            "machines:\n  - name: m\n{% set a = [0] * 1000000 %}{% set b = [a] * 1000000 %}  - name: {{ b }}\n",
+            "too much text",
+        ),
     ];
     for (repo, pattern, expected) in cases {
         publish_with(&env, &daemon, repo, &[("patterns/kvm/main.yaml", pattern)]);

@@ -80,6 +80,8 @@ pub struct Environment<'source> {
     debug: bool,
     #[cfg(feature = "fuel")]
     fuel: Option<u64>,
+    #[cfg(feature = "fuel")]
+    time_budget: Option<std::time::Duration>,
     recursion_limit: usize,
 }
 
@@ -122,6 +124,8 @@ impl<'source> Environment<'source> {
             debug: cfg!(debug_assertions),
             #[cfg(feature = "fuel")]
             fuel: None,
+            #[cfg(feature = "fuel")]
+            time_budget: None,
             recursion_limit: MAX_RECURSION,
         }
     }
@@ -145,6 +149,8 @@ impl<'source> Environment<'source> {
             debug: cfg!(debug_assertions),
             #[cfg(feature = "fuel")]
             fuel: None,
+            #[cfg(feature = "fuel")]
+            time_budget: None,
             recursion_limit: MAX_RECURSION,
         }
     }
@@ -591,6 +597,20 @@ impl<'source> Environment<'source> {
     #[cfg_attr(docsrs, doc(cfg(feature = "fuel")))]
     pub fn set_fuel(&mut self, fuel: Option<u64>) {
         self.fuel = fuel;
+    }
+
+    /// nepho patch: sets a wall-clock budget per render, enforced with the fuel (so only when
+    /// fuel is set): a render that runs longer stops with an `OutOfFuel` error whose detail
+    /// is "time budget exceeded".
+    #[cfg(feature = "fuel")]
+    pub fn set_time_budget(&mut self, budget: Option<std::time::Duration>) {
+        self.time_budget = budget;
+    }
+
+    /// nepho patch: the configured time budget.
+    #[cfg(feature = "fuel")]
+    pub fn time_budget(&self) -> Option<std::time::Duration> {
+        self.time_budget
     }
 
     /// Returns the configured fuel.

@@ -6,8 +6,12 @@ use crate::value::{
 };
 
 const MIN_I128_AS_POS_U128: u128 = 170141183460469231731687303715884105728;
-const MAX_REPEATED_STRING_LEN: usize = 100_000_000;
-const MAX_REPEATED_SEQUENCE_LEN: usize = 100_000_000;
+// nepho patch: 16 MiB and 1 Mi items (upstream: 100 million each, which lets one instruction
+// allocate gigabytes and take seconds).
+const MAX_REPEATED_STRING_LEN: usize = 16 << 20;
+const MAX_REPEATED_SEQUENCE_LEN: usize = 1 << 20;
+/// nepho patch: the longest string `~` may build.
+const MAX_CONCAT_STRING_LEN: usize = 16 << 20;
 
 /// Iterator wrapper that provides exact size hints for iterators with known length.
 pub(crate) struct LenIterWrap<I: Send + Sync>(pub(crate) usize, pub(crate) I);
@@ -317,6 +321,24 @@ fn materialize_seq_concat(lhs: &Value, rhs: &Value, len: usize) -> Result<Value,
 }
 
 pub fn add(lhs: &Value, rhs: &Value) -> Result<Value, Error> {
+    // nepho patch: `a + a` in a loop doubles a lazy sequence past any size; refuse results over
+    // the repeat limits.
+    if matches!(lhs.kind(), ValueKind::Seq | ValueKind::Iterable)
+        && matches!(seq_concat_len(lhs, rhs), Some(len) if len > MAX_REPEATED_SEQUENCE_LEN)
+    {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "concatenated sequence is too large",
+        ));
+    }
+    if let (Some(a), Some(b)) = (lhs.as_str(), rhs.as_str()) {
+        if a.len().saturating_add(b.len()) > MAX_CONCAT_STRING_LEN {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "concatenated string is too large",
+            ));
+        }
+    }
     if lhs.is_tuple() || rhs.is_tuple() {
         if lhs.is_tuple() && rhs.is_tuple() {
             let mut values = Vec::with_capacity(untrusted_size_hint(
@@ -611,8 +633,30 @@ pub fn neg(val: &Value) -> Result<Value, Error> {
 }
 
 /// Attempts a string concatenation.
-pub fn string_concat(left: Value, right: &Value) -> Value {
-    Value::from(format!("{left}{right}"))
+///
+/// nepho patch: refuses a result over [`MAX_CONCAT_STRING_LEN`] (upstream builds any size, so
+/// `s ~ s` in a loop doubles until memory runs out), and stops formatting as soon as it is
+/// over (a nested sequence can print as terabytes).
+pub fn string_concat(left: Value, right: &Value) -> Result<Value, Error> {
+    use std::fmt::Write;
+    struct Capped(String);
+    impl Write for Capped {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            if self.0.len() + s.len() > MAX_CONCAT_STRING_LEN {
+                return Err(std::fmt::Error);
+            }
+            self.0.push_str(s);
+            Ok(())
+        }
+    }
+    let mut out = Capped(String::new());
+    if write!(out, "{left}{right}").is_err() {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "concatenated string is too large",
+        ));
+    }
+    Ok(Value::from(out.0))
 }
 
 /// Implements a containment operation on values.
@@ -939,11 +983,11 @@ mod tests {
     #[test]
     fn test_concat() {
         assert_eq!(
-            string_concat(Value::from("foo"), &Value::from(42)),
+            string_concat(Value::from("foo"), &Value::from(42)).unwrap(),
             Value::from("foo42")
         );
         assert_eq!(
-            string_concat(Value::from(23), &Value::from(42)),
+            string_concat(Value::from(23), &Value::from(42)).unwrap(),
             Value::from("2342")
         );
     }

@@ -6,15 +6,24 @@ pub struct FuelTracker {
     // The initial fuel level.
     initial: u64,
     remaining: isize,
+    // nepho patch: a wall-clock budget, checked every few instructions (an instruction can
+    // work on megabytes, so a step budget alone does not bound the time a render takes).
+    deadline: Option<std::time::Instant>,
+    until_clock_check: u32,
 }
+
+/// nepho patch: instructions between two looks at the clock.
+const CLOCK_CHECK_EVERY: u32 = 16;
 
 impl FuelTracker {
     /// Creates a new fuel tracker.
     ///
-    pub fn new(fuel: u64) -> FuelTracker {
+    pub fn new(fuel: u64, time_budget: Option<std::time::Duration>) -> FuelTracker {
         FuelTracker {
             initial: fuel,
             remaining: fuel as isize,
+            deadline: time_budget.and_then(|t| std::time::Instant::now().checked_add(t)),
+            until_clock_check: CLOCK_CHECK_EVERY,
         }
     }
 
@@ -25,6 +34,15 @@ impl FuelTracker {
             self.remaining -= fuel_to_consume;
             if self.remaining <= 0 {
                 return Err(Error::from(ErrorKind::OutOfFuel));
+            }
+            if let Some(deadline) = self.deadline {
+                self.until_clock_check -= 1;
+                if self.until_clock_check == 0 {
+                    self.until_clock_check = CLOCK_CHECK_EVERY;
+                    if std::time::Instant::now() >= deadline {
+                        return Err(Error::new(ErrorKind::OutOfFuel, "time budget exceeded"));
+                    }
+                }
             }
         }
         Ok(())

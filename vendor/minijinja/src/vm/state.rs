@@ -123,7 +123,10 @@ impl<'template, 'env> State<'template, 'env> {
             #[cfg(feature = "macros")]
             macro_context_pool: Default::default(),
             #[cfg(feature = "fuel")]
-            fuel_tracker: ctx.env().fuel().map(FuelTracker::new),
+            fuel_tracker: ctx
+                .env()
+                .fuel()
+                .map(|fuel| FuelTracker::new(fuel, ctx.env().time_budget())),
             #[cfg(feature = "debug")]
             undefined_origins: Default::default(),
             ctx,
