@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use nepho_provider_api::ProviderError;
-use saphyr_parser::{Event, Parser};
 use serde_json::Value;
 
 /// CloudFormation's limit for a template passed inline (`TemplateBody`).
@@ -43,7 +42,16 @@ impl TemplateInfo {
                 ))
             })?
         } else {
-            yaml_to_json(contents).map_err(|e| invalid(format!("{file}: {e}")))?
+            // The one positioned YAML layer: short-form tags (`!Ref X`) become their long
+            // forms, aliases are budgeted, errors say FILE:LINE:COLUMN.
+            nepho_yaml::parse(
+                contents,
+                std::path::Path::new(file),
+                nepho_yaml::Dialect::Yaml12,
+                nepho_yaml::Tags::CloudFormation,
+            )
+            .map_err(|e| invalid(e.to_string()))?
+            .map_or(Value::Null, |node| node.to_value())
         };
         let Value::Object(top) = document else {
             return Err(invalid(format!(
@@ -245,88 +253,6 @@ fn invalid(message: String) -> ProviderError {
     }
 }
 
-/// Builds a JSON value from YAML events. Tags are dropped (`!Ref X` becomes `"X"`, `!GetAtt`
-/// sequences stay sequences): enough to read `Parameters` and `Resources`.
-fn yaml_to_json(contents: &str) -> Result<Value, String> {
-    enum Frame {
-        Seq(Vec<Value>, usize),
-        Map(serde_json::Map<String, Value>, Option<String>, usize),
-    }
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: BTreeMap<usize, Value> = BTreeMap::new();
-    let mut root: Option<Value> = None;
-
-    // Adds a finished value to the innermost container (or makes it the document).
-    fn push(
-        stack: &mut [Frame],
-        root: &mut Option<Value>,
-        anchors: &mut BTreeMap<usize, Value>,
-        value: Value,
-        anchor: usize,
-    ) {
-        if anchor > 0 {
-            anchors.insert(anchor, value.clone());
-        }
-        match stack.last_mut() {
-            None => {
-                if root.is_none() {
-                    *root = Some(value);
-                }
-            }
-            Some(Frame::Seq(items, _)) => items.push(value),
-            Some(Frame::Map(map, key, _)) => match key.take() {
-                None => {
-                    *key = Some(match value {
-                        Value::String(s) => s,
-                        other => other.to_string(),
-                    })
-                }
-                Some(k) => {
-                    map.insert(k, value);
-                }
-            },
-        }
-    }
-
-    for event in Parser::new_from_str(contents) {
-        let (event, span) = event.map_err(|e| format!("not valid YAML: {e}"))?;
-        let _ = span;
-        match event {
-            Event::Scalar(text, style, anchor, _tag) => {
-                let value = if matches!(style, saphyr_parser::ScalarStyle::Plain) {
-                    match text.as_ref() {
-                        "~" | "null" | "Null" | "NULL" => Value::Null,
-                        "true" | "True" | "TRUE" => Value::Bool(true),
-                        "false" | "False" | "FALSE" => Value::Bool(false),
-                        _ => Value::String(text.into_owned()),
-                    }
-                } else {
-                    Value::String(text.into_owned())
-                };
-                push(&mut stack, &mut root, &mut anchors, value, anchor);
-            }
-            Event::SequenceStart(anchor, _) => stack.push(Frame::Seq(Vec::new(), anchor)),
-            Event::MappingStart(anchor, _) => {
-                stack.push(Frame::Map(serde_json::Map::new(), None, anchor))
-            }
-            Event::SequenceEnd | Event::MappingEnd => {
-                let (value, anchor) = match stack.pop() {
-                    Some(Frame::Seq(items, anchor)) => (Value::Array(items), anchor),
-                    Some(Frame::Map(map, _, anchor)) => (Value::Object(map), anchor),
-                    None => return Err("unbalanced YAML".to_string()),
-                };
-                push(&mut stack, &mut root, &mut anchors, value, anchor);
-            }
-            Event::Alias(id) => {
-                let value = anchors.get(&id).cloned().unwrap_or(Value::Null);
-                push(&mut stack, &mut root, &mut anchors, value, 0);
-            }
-            _ => {}
-        }
-    }
-    Ok(root.unwrap_or(Value::Null))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,6 +314,25 @@ Outputs:
         let found = info.resources_mentioned_in("VpcID vpc-0000dead does not exist.");
         assert_eq!(found, [("Net".to_string(), "AWS::EC2::Subnet".to_string())]);
         assert!(info.resources_mentioned_in("Rate exceeded").is_empty());
+    }
+
+    #[test]
+    fn yaml_errors_have_positions_and_alias_bombs_stop() {
+        let err = TemplateInfo::parse("t.cf", "Resources:\n  A: {Type: x}\n  A: {Type: y}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("t.cf:3:3"), "{err}");
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 0..12 {
+            let prev = if i == 0 {
+                "a".to_string()
+            } else {
+                format!("b{}", i - 1)
+            };
+            bomb.push_str(&format!("b{i}: &b{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+        }
+        bomb.push_str("Resources: {}\n");
+        assert!(TemplateInfo::parse("t.cf", &bomb).is_err());
     }
 
     #[test]

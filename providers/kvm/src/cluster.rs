@@ -203,9 +203,7 @@ impl ClusterFile {
             message,
             hint: Some("see `nepho register kvm` for an example cluster file".to_string()),
         };
-        let value = yaml::load(src, what).map_err(invalid)?;
-        let cluster: ClusterFile = serde_json::from_value(value)
-            .map_err(|e| invalid(format!("{what}: {}", e.to_string().replace("field", "key"))))?;
+        let cluster: ClusterFile = yaml::from_yaml(src, what).map_err(invalid)?;
         cluster
             .check()
             .map_err(|m| invalid(format!("{what}: {m}")))?;
@@ -217,7 +215,7 @@ impl ClusterFile {
             message: format!("cannot read the KVM cluster file {}: {e}", path.display()),
             hint: Some("run `nepho register kvm` to write one for this machine".to_string()),
         })?;
-        ClusterFile::parse(&src, &format!("cluster file {}", path.display()))
+        ClusterFile::parse(&src, &path.display().to_string())
     }
 
     fn check(&self) -> Result<(), String> {

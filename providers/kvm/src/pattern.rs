@@ -89,7 +89,7 @@ impl Pattern {
             .pattern
             .first()
             .ok_or_else(|| invalid("the KVM pattern is empty"))?;
-        let pattern = Pattern::parse(&file.contents, &format!("pattern {}", file.name))?;
+        let pattern = Pattern::parse(&file.contents, &file.name)?;
         for m in &pattern.machines {
             for key in &m.secret_env {
                 if !spec.parameters.contains_key(key) {
@@ -120,9 +120,7 @@ impl Pattern {
     }
 
     pub fn parse(src: &str, what: &str) -> Result<Pattern, ProviderError> {
-        let value = yaml::load(src, what).map_err(invalid)?;
-        let file: PatternFile = serde_json::from_value(value)
-            .map_err(|e| invalid(format!("{what}: {}", e.to_string().replace("field", "key"))))?;
+        let file: PatternFile = yaml::from_yaml(src, what).map_err(invalid)?;
         let mut machines = Vec::new();
         let mut primary_seen = false;
         for decl in &file.machines {
