@@ -42,6 +42,8 @@ pub enum Error {
     Invalid {
         message: String,
         hint: Option<String>,
+        /// The file, line and column the error is about (already in `message` as text).
+        span: Option<Box<Span>>,
     },
     #[error("{message}")]
     Conflict {
@@ -76,6 +78,14 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A place in a file: 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
 impl Error {
     pub fn not_found(message: impl Into<String>) -> Error {
         Error::NotFound {
@@ -87,6 +97,7 @@ impl Error {
         Error::Invalid {
             message: message.into(),
             hint: None,
+            span: None,
         }
     }
     pub fn conflict(message: impl Into<String>) -> Error {
@@ -137,6 +148,29 @@ impl Error {
             | Error::Unavailable { hint, .. }
             | Error::Provider { hint, .. }
             | Error::Usage { hint, .. } => hint.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Records the place in a file an `Invalid` error is about (for `-o json`'s `span`).
+    pub fn with_span(mut self, file: impl Into<PathBuf>, line: usize, column: usize) -> Error {
+        if let Error::Invalid { span, .. } = &mut self {
+            *span = Some(Box::new(Span {
+                file: file.into(),
+                line,
+                column,
+            }));
+        }
+        self
+    }
+
+    /// The file, line and column the error is about, when it is about a file's text.
+    pub fn span(&self) -> Option<(&std::path::Path, usize, usize)> {
+        match self {
+            Error::Yaml(e) if e.pos.line > 0 => Some((&e.file, e.pos.line, e.pos.col)),
+            Error::Invalid {
+                span: Some(span), ..
+            } => Some((&span.file, span.line, span.column)),
             _ => None,
         }
     }

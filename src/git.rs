@@ -247,9 +247,14 @@ impl Git {
             let (key, value) = line.split_once(' ').unwrap_or((line, ""));
             if key.ends_with(".url") {
                 check_url(value).map_err(|e| match e {
-                    Error::Invalid { message, hint } => Error::Invalid {
+                    Error::Invalid {
+                        message,
+                        hint,
+                        span,
+                    } => Error::Invalid {
                         message: format!("{}: submodule {key}: {message}", gitmodules.display()),
                         hint,
+                        span,
                     },
                     other => other,
                 })?;

@@ -434,6 +434,17 @@ pub struct ErrorBody {
     pub message: String,
     pub hint: Option<String>,
     pub exit_code: i32,
+    /// Where in which file the error is, when it is about a file's text (YAML, templates).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span: Option<Span>,
+}
+
+/// A place in a file: 1-based line and column.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Span {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
 }
 
 /// What kind of failure an error is (its exit code, in words).
@@ -476,6 +487,11 @@ impl ErrorReport {
                 message: e.to_string(),
                 hint: e.hint().map(str::to_string),
                 exit_code: e.exit_code() as i32,
+                span: e.span().map(|(file, line, column)| Span {
+                    file: file.display().to_string(),
+                    line,
+                    column,
+                }),
             },
         }
     }

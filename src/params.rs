@@ -988,14 +988,18 @@ fn check_value(decl: &ParamDecl, node: &mut PNode) -> Result<()> {
         } else {
             format!(" ({})", short(&node.to_value()))
         };
-        Error::invalid(format!(
+        let err = Error::invalid(format!(
             "{where_}: parameter \"{}\": {msg}{shown}",
             decl.name
         ))
         .with_hint(format!(
             "fix the value, or override it with --set {}=VALUE",
             decl.name
-        ))
+        ));
+        match (&node.origin.file, node.origin.pos) {
+            (Some(file), Some(pos)) if pos.line > 0 => err.with_span(file, pos.line, pos.col),
+            _ => err,
+        }
     };
     if let Some(ty) = decl.ty {
         let ok = match (ty, &node.value) {

@@ -102,7 +102,11 @@ pub fn write_settings(
 pub fn provider_error(e: ProviderError) -> Error {
     match e {
         ProviderError::Unavailable { message, hint } => Error::Unavailable { message, hint },
-        ProviderError::Invalid { message, hint } => Error::Invalid { message, hint },
+        ProviderError::Invalid { message, hint } => Error::Invalid {
+            message,
+            hint,
+            span: None,
+        },
         ProviderError::NotFound(message) => Error::NotFound {
             message,
             hint: None,

@@ -101,6 +101,20 @@ fn wrong_types_are_rejected_with_their_origin() {
         "{}",
         run.stderr
     );
+    // The same error as JSON carries where it is.
+    let run = env
+        .run(&["-o", "json", "scenario:render", "hello", "-f", "v.yaml"])
+        .code(4);
+    let report: serde_json::Value = serde_json::from_str(&run.stderr).unwrap();
+    assert_eq!(report["error"]["span"]["line"], 1, "{report}");
+    assert_eq!(report["error"]["span"]["column"], 12, "{report}");
+    assert!(
+        report["error"]["span"]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("v.yaml"),
+        "{report}"
+    );
     let run = env
         .run(&[
             "scenario:render",
