@@ -49,9 +49,10 @@ const DEBIAN: [&str; 6] = [
 
 /// Create waits for cloud-init to run the provisioner (not just for ssh); the seed's key,
 /// hostname and network are cloud-init's doing; stop/start keeps the machine (cloud-init does
-/// not provision twice); destroy leaves nothing.
+/// not provision twice); an update with a new greeting runs the provisioner again; destroy
+/// leaves nothing.
 #[test]
-fn kvm_debian_cloud_init_runs_the_provisioner_then_stop_start_and_destroy() {
+fn kvm_debian_cloud_init_runs_the_provisioner_then_stop_start_update_and_destroy() {
     let Some(env) = debian_env() else { return };
     let (name, _teardown) = formation(&env, "deb");
     let mut args = vec!["formation:create", "hello", "--name", &name];
@@ -97,6 +98,19 @@ fn kvm_debian_cloud_init_runs_the_provisioner_then_stop_start_and_destroy() {
         .and_then(|u| u.parse().ok())
         .unwrap_or(f64::MAX);
     assert!(uptime < 600.0, "the machine rebooted: {again}");
+
+    // `formation:update` with a new greeting runs the provisioner again over ssh (cloud-init
+    // ran it at first boot only), with the new environment.
+    let mut update = vec!["formation:update", &name, "--set", "greeting=Updated by nepho"];
+    update.extend(DEBIAN);
+    env.run(&update).ok();
+    let motd = ssh_until(
+        &env,
+        &name,
+        "cat /etc/motd; grep -c 'hello: provisioned' /var/log/nepho-provision.log",
+        Duration::from_secs(60),
+    );
+    assert!(motd.starts_with("Updated by nepho"), "{motd}");
 
     env.run(&["destroy", &name, "--yes"]).ok();
     assert_nothing_left(&name);

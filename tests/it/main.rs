@@ -10,6 +10,7 @@ mod injection;
 mod install;
 mod kvm;
 mod kvm_debian;
+mod kvm_update;
 mod kvm_formation_ops;
 mod kvm_hosts;
 mod kvm_placement;

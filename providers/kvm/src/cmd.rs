@@ -18,6 +18,18 @@ pub struct Output {
 
 /// Runs `program args...` with a timeout; `Err` only when it could not run or timed out.
 pub async fn run(program: &str, args: &[&str], timeout: Duration) -> Result<Output, ProviderError> {
+    run_with_input(program, args, None, timeout).await
+}
+
+/// Like [`run`], with `input` written to the command's stdin (never logged: it can carry a
+/// provisioner's secrets).
+pub async fn run_with_input(
+    program: &str,
+    args: &[&str],
+    input: Option<Vec<u8>>,
+    timeout: Duration,
+) -> Result<Output, ProviderError> {
+    use tokio::io::AsyncWriteExt;
     // `-v`: what nepho runs; `-vv`: how long it took (the span's close); `-vvv`: what it said.
     let line = format!("{program} {}", args.join(" "));
     let started = std::time::Instant::now();
@@ -25,15 +37,31 @@ pub async fn run(program: &str, args: &[&str], timeout: Duration) -> Result<Outp
     let mut command = Command::new(program);
     command
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let child = command.spawn().map_err(|e| ProviderError::Unavailable {
+    let mut child = command.spawn().map_err(|e| ProviderError::Unavailable {
         message: format!("cannot run {program}: {e}"),
         hint: Some(install_hint(program).to_string()),
     })?;
-    let finished = tokio::time::timeout(timeout, child.wait_with_output()).await;
+    let stdin = child.stdin.take();
+    let feeding = async {
+        let write = async {
+            if let (Some(bytes), Some(mut stdin)) = (input, stdin) {
+                // A command that exits without reading it all is reported by its exit status.
+                let _ = stdin.write_all(&bytes).await;
+                let _ = stdin.shutdown().await;
+            }
+        };
+        // Both at once: a command that prints while it reads must not block on a full pipe.
+        tokio::join!(write, child.wait_with_output()).1
+    };
+    let finished = tokio::time::timeout(timeout, feeding).await;
     tracing::debug!("{line}: {:.1?}", started.elapsed());
     if let Ok(Ok(out)) = &finished {
         tracing::trace!(

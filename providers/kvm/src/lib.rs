@@ -370,8 +370,9 @@ impl Provider for KvmProvider {
         })
     }
 
-    /// Creates what is missing (every step is idempotent) and removes machines the pattern
-    /// no longer has.
+    /// Creates what is missing (every step is idempotent), runs the provisioner again on the
+    /// machines that already run when it changed, and removes machines the pattern no longer
+    /// has.
     fn plan_update<'a>(
         &'a self,
         spec: &'a FormationSpec,
@@ -380,12 +381,17 @@ impl Provider for KvmProvider {
             self.validate(spec).await?;
             let pattern = self.pattern(spec)?;
             let mut plan = steps::create_plan(&self.cluster, &pattern)?;
-            let gone: Vec<FoundDomain> = self
+            let (kept, gone): (Vec<FoundDomain>, Vec<FoundDomain>) = self
                 .find_domains(&spec.name)
                 .await?
                 .into_iter()
-                .filter(|d| pattern.machine(&d.record.machine).is_none())
-                .collect();
+                .partition(|d| pattern.machine(&d.record.machine).is_some());
+            // Machines that already run get their provisioner again when it changed.
+            let mut running: Vec<String> = kept.into_iter().map(|d| d.record.machine).collect();
+            running.sort();
+            running.dedup();
+            plan.steps
+                .extend(steps::provision_steps(&pattern, &running));
             let removal = steps::destroy_plan(&spec.name, &gone, vec![]);
             plan.steps
                 .extend(removal.steps.into_iter().filter(|s| s.id.0 != "cleanup"));

@@ -152,6 +152,11 @@ pub enum Action {
     Ready {
         machine: String,
     },
+    /// `formation:update` on a machine that already runs: the provisioner again, when it or
+    /// its environment changed since it last ran there.
+    Provision {
+        machine: String,
+    },
     Outputs,
     DestroyMachine {
         #[serde(default)]
@@ -173,6 +178,32 @@ impl Action {
         serde_json::from_value(step.action.clone())
             .map_err(|e| failed(format!("step {}: unknown KVM step action: {e}", step.id)))
     }
+}
+
+/// `formation:update`'s provision steps for `machines` (which already run): each after the
+/// machine is ready and after the machines its environment names, before the outputs.
+pub fn provision_steps(pattern: &Pattern, machines: &[String]) -> Vec<Step> {
+    machines
+        .iter()
+        .filter_map(|name| pattern.machine(name))
+        .map(|m| {
+            let mut deps = vec![format!("ready-{}", m.name)];
+            deps.extend(
+                pattern
+                    .env_dependencies(m)
+                    .into_iter()
+                    .map(|d| format!("ready-{d}")),
+            );
+            step(
+                format!("provision-{}", m.name),
+                format!("run the provisioner of {} again if it changed", m.name),
+                deps,
+                Action::Provision {
+                    machine: m.name.clone(),
+                },
+            )
+        })
+        .collect()
 }
 
 fn step(id: String, description: String, depends_on: Vec<String>, action: Action) -> Step {
@@ -399,6 +430,10 @@ impl KvmProvider {
             }
             Action::Ready { machine } => {
                 self.ready(&cx, &pattern, machine_of(&pattern, &machine)?)
+                    .await
+            }
+            Action::Provision { machine } => {
+                self.provision(&cx, &pattern, machine_of(&pattern, &machine)?)
                     .await
             }
             Action::Outputs => Ok(self.outputs_step(&cx, &pattern)),
@@ -640,52 +675,7 @@ impl KvmProvider {
                     "the formation's public key is missing ({e}): run `keypair` first"
                 ))
             })?;
-        let address_of = |r: &str| -> Option<String> {
-            let name = pattern.resolve_name(r)?;
-            cx.outputs
-                .get(&StepId(format!("ready-{name}")))
-                .and_then(|o| o.get("address"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
-        let mut provision = String::from(
-            "#!/bin/sh\n# written by nepho: the machine's environment, then the provisioner\n",
-        );
-        for (k, v) in &m.env {
-            provision.push_str(&format!(
-                "export {}={}\n",
-                env_name(k),
-                shell_quote(&substitute(v, &address_of))
-            ));
-        }
-        for key in &m.secret_env {
-            let value = match spec.parameters.get(key) {
-                Some(Value::String(s)) => s.clone(),
-                Some(v) => v.to_string(),
-                None => String::new(),
-            };
-            provision.push_str(&format!(
-                "export {}={}\n",
-                env_name(key),
-                shell_quote(&value)
-            ));
-        }
-        provision.push_str(&format!(
-            "export NEPHO_FORMATION={}\nexport NEPHO_MACHINE={}\n",
-            shell_quote(&spec.name),
-            shell_quote(&m.name)
-        ));
-        let has_provisioner = match &spec.provisioner {
-            Some(p) => {
-                let script = tokio::fs::read_to_string(p)
-                    .await
-                    .map_err(|e| failed(format!("provisioner {}: {e}", p.display())))?;
-                provision.push_str("\n# ---- provisioner ----\n");
-                provision.push_str(&script);
-                true
-            }
-            None => !m.env.is_empty() || !m.secret_env.is_empty(),
-        };
+        let (provision, has_provisioner) = provision_script(cx, pattern, m).await?;
         let hostname = m.name.clone();
         let keys: Vec<&str> = public.lines().filter(|l| !l.trim().is_empty()).collect();
         let mut user_data = format!(
@@ -720,7 +710,7 @@ impl KvmProvider {
             ("nepho/hostname".to_string(), format!("{hostname}\n")),
         ];
         if has_provisioner {
-            files.push(("nepho/provision.sh".to_string(), provision));
+            files.push(("nepho/provision.sh".to_string(), provision.clone()));
         }
         let seeds = spec.work_dir.join("seeds");
         tokio::fs::create_dir_all(&seeds)
@@ -729,6 +719,12 @@ impl KvmProvider {
         tokio::fs::set_permissions(&seeds, std::fs::Permissions::from_mode(0o700))
             .await
             .map_err(|e| cmd::io_failed(&seeds, e))?;
+        // What first boot runs: `formation:update` runs the provisioner again when it changes.
+        let hash = provision_hash(&provision, spec.payload_dir.as_deref()).await?;
+        let marker = seeds.join(format!("{}.seeded", m.name));
+        tokio::fs::write(&marker, &hash)
+            .await
+            .map_err(|e| cmd::io_failed(&marker, e))?;
         let local = local_seed(&spec.work_dir, &m.name);
         let staging = seeds.join(format!(".{}.d", m.name));
         if let Some(payload) = &spec.payload_dir {
@@ -935,6 +931,16 @@ impl KvmProvider {
                             )),
                         });
                     }
+                    // The provisioner first boot ran is the one seeded (kept when an update
+                    // finds the machine already up: the provision step compares against it).
+                    let seeds = cx.spec.work_dir.join("seeds");
+                    let provisioned = seeds.join(format!("{}.provisioned", m.name));
+                    if !provisioned.exists()
+                        && let Ok(hash) =
+                            tokio::fs::read(seeds.join(format!("{}.seeded", m.name))).await
+                    {
+                        let _ = tokio::fs::write(&provisioned, hash).await;
+                    }
                     cx.events.emit(
                         EventKind::Resource,
                         EventStatus::Succeeded,
@@ -964,6 +970,158 @@ impl KvmProvider {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+
+    /// Runs the machine's provisioner again over ssh when it (or the payload, or the
+    /// environment it is given) differs from the one that last ran there: the new script and
+    /// payload go over ssh's stdin (never on a command line), run as first boot runs them
+    /// (`NEPHO_SEED_DIR`, log in /var/log/nepho-provision.log), and a non-zero exit fails the
+    /// update with the log's last lines.
+    async fn provision(
+        &self,
+        cx: &StepContext<'_>,
+        pattern: &Pattern,
+        m: &Machine,
+    ) -> Result<StepOutcome, ProviderError> {
+        let spec = cx.spec;
+        let (script, has_provisioner) = provision_script(cx, pattern, m).await?;
+        if !has_provisioner {
+            return Ok(done(false, BTreeMap::new()));
+        }
+        let seeds = spec.work_dir.join("seeds");
+        let hash = provision_hash(&script, spec.payload_dir.as_deref()).await?;
+        let provisioned = seeds.join(format!("{}.provisioned", m.name));
+        if tokio::fs::read_to_string(&provisioned).await.ok().as_deref() == Some(hash.as_str()) {
+            cx.events.emit(
+                EventKind::Resource,
+                EventStatus::Succeeded,
+                &format!("{}: the provisioner is unchanged", m.name),
+                None,
+            );
+            return Ok(done(false, BTreeMap::new()));
+        }
+        let host = self.host_of(cx, &m.name).await?;
+        let record = record_for(self, spec, pattern, m, &host, &Self::ips_of(cx));
+        let address = cx
+            .outputs
+            .get(&StepId(format!("ready-{}", m.name)))
+            .and_then(|o| o.get("address"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| failed(format!("{} has no address to provision over", m.name)))?;
+        // The bundle: nepho/provision.sh and the payload, as a tar on ssh's stdin.
+        let staging = seeds.join(format!(".{}.update.d", m.name));
+        let _ = tokio::fs::remove_dir_all(&staging).await;
+        tokio::fs::create_dir_all(staging.join("nepho"))
+            .await
+            .map_err(|e| cmd::io_failed(&staging, e))?;
+        if let Some(payload) = &spec.payload_dir {
+            cmd::check(
+                "cp",
+                &[
+                    "-a",
+                    &format!("{}/.", payload.display()),
+                    &staging.join("nepho").to_string_lossy(),
+                ],
+                Duration::from_secs(60),
+            )
+            .await?;
+        }
+        let script_path = staging.join("nepho").join("provision.sh");
+        tokio::fs::write(&script_path, &script)
+            .await
+            .map_err(|e| cmd::io_failed(&script_path, e))?;
+        let bundle = seeds.join(format!(".{}.update.tar", m.name));
+        let packed = cmd::check(
+            "tar",
+            &[
+                "-C",
+                &staging.to_string_lossy(),
+                "-cf",
+                &bundle.to_string_lossy(),
+                "nepho",
+            ],
+            Duration::from_secs(60),
+        )
+        .await;
+        let bytes = tokio::fs::read(&bundle).await;
+        let _ = tokio::fs::remove_dir_all(&staging).await;
+        let _ = tokio::fs::remove_file(&bundle).await;
+        packed?;
+        let bytes = bytes.map_err(|e| cmd::io_failed(&bundle, e))?;
+        cx.events.emit(
+            EventKind::Resource,
+            EventStatus::InProgress,
+            &format!("running the provisioner again on {} ({address})", m.name),
+            None,
+        );
+        let started = Instant::now();
+        let run = "d=/run/nepho/update; rm -rf $d && mkdir -p $d && tar -C $d -xf - && cd /root \
+            && NEPHO_SEED_DIR=$d sh $d/nepho/provision.sh >/var/log/nepho-provision.log 2>&1 </dev/null; \
+            rc=$?; rm -f $d/nepho/provision.sh; echo rc=$rc";
+        let mut args = ssh_args(&record.key, &record.ssh_user, &address);
+        args.push(run.to_string());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = cmd::run_with_input(
+            "ssh",
+            &args,
+            Some(bytes),
+            Duration::from_secs(self.cluster.ready_timeout_s),
+        )
+        .await?;
+        let rc = out
+            .stdout
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix("rc="))
+            .map(str::to_string);
+        match rc.as_deref() {
+            Some("0") => {}
+            Some(rc) => {
+                let log = ssh_run(
+                    &record.key,
+                    &record.ssh_user,
+                    &address,
+                    "tail -n 20 /var/log/nepho-provision.log",
+                    Duration::from_secs(20),
+                )
+                .await
+                .map(|o| o.stdout)
+                .unwrap_or_default();
+                return Err(ProviderError::Failed {
+                    message: format!(
+                        "the provisioner failed on {} (exit {rc}); last lines of /var/log/nepho-provision.log:\n{}",
+                        m.name,
+                        log.trim_end()
+                    ),
+                    hint: Some(format!(
+                        "fix the provisioner and run the update again; look around: nepho formation:ssh {} {}",
+                        spec.name, m.name
+                    )),
+                });
+            }
+            None => {
+                return Err(failed(format!(
+                    "could not run the provisioner on {} over ssh: {}",
+                    m.name,
+                    out.stderr.trim()
+                )));
+            }
+        }
+        tokio::fs::write(&provisioned, &hash)
+            .await
+            .map_err(|e| cmd::io_failed(&provisioned, e))?;
+        cx.events.emit(
+            EventKind::Resource,
+            EventStatus::Succeeded,
+            &format!(
+                "{} provisioned again ({:.0} s)",
+                m.name,
+                started.elapsed().as_secs_f64()
+            ),
+            None,
+        );
+        Ok(done(false, BTreeMap::new()))
     }
 
     fn outputs_step(&self, cx: &StepContext<'_>, pattern: &Pattern) -> StepOutcome {
@@ -1275,6 +1433,111 @@ pub fn ssh_args(key: &Path, user: &str, address: &str) -> Vec<String> {
         "ConnectTimeout=5".into(),
         format!("{user}@{address}"),
     ]
+}
+
+/// The machine's `nepho/provision.sh`: its environment (addresses of the machines it names,
+/// secrets), then the cloudlet's provisioner; and whether there is anything to run.
+async fn provision_script(
+    cx: &StepContext<'_>,
+    pattern: &Pattern,
+    m: &Machine,
+) -> Result<(String, bool), ProviderError> {
+    let spec = cx.spec;
+    let address_of = |r: &str| -> Option<String> {
+        let name = pattern.resolve_name(r)?;
+        cx.outputs
+            .get(&StepId(format!("ready-{name}")))
+            .and_then(|o| o.get("address"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let mut provision = String::from(
+        "#!/bin/sh\n# written by nepho: the machine's environment, then the provisioner\n",
+    );
+    for (k, v) in &m.env {
+        provision.push_str(&format!(
+            "export {}={}\n",
+            env_name(k),
+            shell_quote(&substitute(v, &address_of))
+        ));
+    }
+    for key in &m.secret_env {
+        let value = match spec.parameters.get(key) {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+            None => String::new(),
+        };
+        provision.push_str(&format!(
+            "export {}={}\n",
+            env_name(key),
+            shell_quote(&value)
+        ));
+    }
+    provision.push_str(&format!(
+        "export NEPHO_FORMATION={}\nexport NEPHO_MACHINE={}\n",
+        shell_quote(&spec.name),
+        shell_quote(&m.name)
+    ));
+    let has_provisioner = match &spec.provisioner {
+        Some(p) => {
+            let script = tokio::fs::read_to_string(p)
+                .await
+                .map_err(|e| failed(format!("provisioner {}: {e}", p.display())))?;
+            provision.push_str("\n# ---- provisioner ----\n");
+            provision.push_str(&script);
+            true
+        }
+        None => !m.env.is_empty() || !m.secret_env.is_empty(),
+    };
+    Ok((provision, has_provisioner))
+}
+
+/// A digest of what a provisioner run is given: the script (with its environment) and every
+/// payload file's path, mode and contents.
+async fn provision_hash(script: &str, payload: Option<&Path>) -> Result<String, ProviderError> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(script.as_bytes());
+    if let Some(dir) = payload {
+        let mut stack = vec![dir.to_path_buf()];
+        let mut files = Vec::new();
+        while let Some(d) = stack.pop() {
+            let mut entries = tokio::fs::read_dir(&d)
+                .await
+                .map_err(|e| cmd::io_failed(&d, e))?;
+            while let Some(e) = entries
+                .next_entry()
+                .await
+                .map_err(|e| cmd::io_failed(&d, e))?
+            {
+                let kind = e.file_type().await.map_err(|err| cmd::io_failed(&e.path(), err))?;
+                if kind.is_dir() {
+                    stack.push(e.path());
+                } else {
+                    files.push(e.path());
+                }
+            }
+        }
+        files.sort();
+        for f in files {
+            let meta = tokio::fs::symlink_metadata(&f)
+                .await
+                .map_err(|e| cmd::io_failed(&f, e))?;
+            hasher.update(b"\0");
+            hasher.update(f.strip_prefix(dir).unwrap_or(&f).to_string_lossy().as_bytes());
+            hasher.update(meta.permissions().mode().to_le_bytes());
+            if meta.is_file() {
+                let bytes = tokio::fs::read(&f).await.map_err(|e| cmd::io_failed(&f, e))?;
+                hasher.update((bytes.len() as u64).to_le_bytes());
+                hasher.update(&bytes);
+            }
+        }
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 pub async fn ssh_run(
