@@ -64,7 +64,7 @@ else
       # real cloud-init images: run the same provisioner from the seed, same contract
       cat <<'UD'
 runcmd:
-  - [sh, -c, 'mkdir -p /run/nepho /mnt/nepho-seed && (mount -r -L cidata /mnt/nepho-seed || mount -r /dev/sr0 /mnt/nepho-seed) && cd /root && NEPHO_SEED_DIR=/mnt/nepho-seed sh /mnt/nepho-seed/nepho/provision.sh >/var/log/nepho-provision.log 2>&1; echo $? >/run/nepho/provision.rc.tmp; mv /run/nepho/provision.rc.tmp /run/nepho/provision.rc']
+  - [sh, -c, 'mkdir -p /run/nepho /mnt/nepho-seed && (mount -r -L cidata /mnt/nepho-seed || mount -r /dev/sr0 /mnt/nepho-seed) && cd /root && NEPHO_SEED_DIR=/mnt/nepho-seed sh /mnt/nepho-seed/nepho/provision.sh >/var/log/nepho-provision.log 2>&1; echo $? >/run/nepho/provision.rc.tmp; mkdir -p /var/lib/nepho; cp /run/nepho/provision.rc.tmp /var/lib/nepho/provision.rc; mv /run/nepho/provision.rc.tmp /run/nepho/provision.rc']
 UD
     else
       cat <<'UD'

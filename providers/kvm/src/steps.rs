@@ -693,9 +693,9 @@ impl KvmProvider {
             ));
         }
         user_data.push_str(if has_provisioner {
-            "runcmd:\n  - [sh, -c, 'mkdir -p /run/nepho /mnt/nepho-seed && (mount -r -L cidata /mnt/nepho-seed || mount -r /dev/sr0 /mnt/nepho-seed) && cd /root && NEPHO_SEED_DIR=/mnt/nepho-seed sh /mnt/nepho-seed/nepho/provision.sh >/var/log/nepho-provision.log 2>&1; echo $? >/run/nepho/provision.rc.tmp; mv /run/nepho/provision.rc.tmp /run/nepho/provision.rc']\n"
+            "runcmd:\n  - [sh, -c, 'mkdir -p /run/nepho /mnt/nepho-seed && (mount -r -L cidata /mnt/nepho-seed || mount -r /dev/sr0 /mnt/nepho-seed) && cd /root && NEPHO_SEED_DIR=/mnt/nepho-seed sh /mnt/nepho-seed/nepho/provision.sh >/var/log/nepho-provision.log 2>&1; echo $? >/run/nepho/provision.rc.tmp; mkdir -p /var/lib/nepho; cp /run/nepho/provision.rc.tmp /var/lib/nepho/provision.rc; mv /run/nepho/provision.rc.tmp /run/nepho/provision.rc']\n"
         } else {
-            "runcmd:\n  - [sh, -c, 'mkdir -p /run/nepho && echo 0 >/run/nepho/provision.rc']\n"
+            "runcmd:\n  - [sh, -c, 'mkdir -p /run/nepho /var/lib/nepho && echo 0 >/var/lib/nepho/provision.rc && echo 0 >/run/nepho/provision.rc']\n"
         });
         let mut files = vec![
             (
@@ -898,7 +898,9 @@ impl KvmProvider {
                 continue;
             };
             let probe = ssh_run(&record.key, &record.ssh_user, &address,
-                "if test -f /run/nepho/provision.rc; then echo rc=$(cat /run/nepho/provision.rc); else echo pending; fi",
+                // /run is empty after a reboot and cloud-init runs `runcmd` once per machine: the
+                // copy in /var/lib says the provisioner finished at an earlier boot.
+                "if test -f /run/nepho/provision.rc; then echo rc=$(cat /run/nepho/provision.rc); elif test -f /var/lib/nepho/provision.rc; then echo rc=$(cat /var/lib/nepho/provision.rc); else echo pending; fi",
                 Duration::from_secs(20)).await;
             match probe {
                 Ok(out) if out.success && out.stdout.contains("rc=") => {
