@@ -101,7 +101,12 @@ fn kvm_debian_cloud_init_runs_the_provisioner_then_stop_start_update_and_destroy
 
     // `formation:update` with a new greeting runs the provisioner again over ssh (cloud-init
     // ran it at first boot only), with the new environment.
-    let mut update = vec!["formation:update", &name, "--set", "greeting=Updated by nepho"];
+    let mut update = vec![
+        "formation:update",
+        &name,
+        "--set",
+        "greeting=Updated by nepho",
+    ];
     update.extend(DEBIAN);
     env.run(&update).ok();
     let motd = ssh_until(

@@ -39,7 +39,8 @@ fn kvm_update_runs_the_provisioner_again_only_when_it_changed() {
     env.run(&["cloudlet:install", dir.path().to_str().unwrap()])
         .ok();
     let (name, _teardown) = formation(&env, "reprov");
-    env.run(&["formation:create", "reprov", "--name", &name]).ok();
+    env.run(&["formation:create", "reprov", "--name", &name])
+        .ok();
     let runs = |env| ssh_until(env, &name, "cat /root/runs", Duration::from_secs(60));
     assert_eq!(runs(&env).trim(), "ran v1");
 

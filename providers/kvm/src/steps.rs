@@ -993,7 +993,12 @@ impl KvmProvider {
         let seeds = spec.work_dir.join("seeds");
         let hash = provision_hash(&script, spec.payload_dir.as_deref()).await?;
         let provisioned = seeds.join(format!("{}.provisioned", m.name));
-        if tokio::fs::read_to_string(&provisioned).await.ok().as_deref() == Some(hash.as_str()) {
+        if tokio::fs::read_to_string(&provisioned)
+            .await
+            .ok()
+            .as_deref()
+            == Some(hash.as_str())
+        {
             cx.events.emit(
                 EventKind::Resource,
                 EventStatus::Succeeded,
@@ -1512,7 +1517,10 @@ async fn provision_hash(script: &str, payload: Option<&Path>) -> Result<String, 
                 .await
                 .map_err(|e| cmd::io_failed(&d, e))?
             {
-                let kind = e.file_type().await.map_err(|err| cmd::io_failed(&e.path(), err))?;
+                let kind = e
+                    .file_type()
+                    .await
+                    .map_err(|err| cmd::io_failed(&e.path(), err))?;
                 if kind.is_dir() {
                     stack.push(e.path());
                 } else {
@@ -1526,10 +1534,17 @@ async fn provision_hash(script: &str, payload: Option<&Path>) -> Result<String, 
                 .await
                 .map_err(|e| cmd::io_failed(&f, e))?;
             hasher.update(b"\0");
-            hasher.update(f.strip_prefix(dir).unwrap_or(&f).to_string_lossy().as_bytes());
+            hasher.update(
+                f.strip_prefix(dir)
+                    .unwrap_or(&f)
+                    .to_string_lossy()
+                    .as_bytes(),
+            );
             hasher.update(meta.permissions().mode().to_le_bytes());
             if meta.is_file() {
-                let bytes = tokio::fs::read(&f).await.map_err(|e| cmd::io_failed(&f, e))?;
+                let bytes = tokio::fs::read(&f)
+                    .await
+                    .map_err(|e| cmd::io_failed(&f, e))?;
                 hasher.update((bytes.len() as u64).to_le_bytes());
                 hasher.update(&bytes);
             }
