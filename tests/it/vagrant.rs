@@ -1,8 +1,9 @@
 //! The Vagrant provider end to end: the `nepho` binary drives the real `vagrant` +
 //! vagrant-libvirt against libvirtd, booting the repo's tiny guest as a Vagrant box
-//! (scripts/images/make-vagrant-box.sh). Each test has its own VAGRANT_HOME and box name, names
-//! its formations `vg…` (vagrant-libvirt names domains `<formation>_<machine>`), and removes
-//! what it made, also when it fails. The tests run one at a time: the machine has 2 cores and
+//! (scripts/images/make-vagrant-box.sh), and once the Debian 12 test image as one
+//! (scripts/images/make-debian-vagrant-box.sh). Each test has its own VAGRANT_HOME and box
+//! name, names its formations `vg…` (vagrant-libvirt names domains `<formation>_<machine>`),
+//! and removes what it made, also when it fails. The tests run one at a time: the machine has 2 cores and
 //! no KVM acceleration.
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use crate::support::{Env, Run, git, repo_root, wait_until, write_files};
 
 const URI: &str = "qemu:///system";
 const BOX_FILE: &str = "/var/cache/nepho-test/images/nepho-tiny-libvirt.box";
+const DEBIAN_BOX_FILE: &str = "/var/cache/nepho-test/images/nepho-debian-12-libvirt.box";
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -45,8 +47,8 @@ fn volumes(prefix: &str) -> Vec<String> {
         .collect()
 }
 
-/// Why the Vagrant tests cannot run here, if they cannot. In CI they must run.
-fn missing_prerequisite() -> Option<String> {
+/// Why the Vagrant tests cannot run here with `box_file`, if they cannot. In CI they must run.
+fn missing_prerequisite(box_file: &str) -> Option<String> {
     let vagrant = Command::new("vagrant").arg("--version").output();
     let reason = if !vagrant.is_ok_and(|o| o.status.success()) {
         Some("vagrant is not installed (scripts/setup/packages.sh)".to_string())
@@ -56,10 +58,13 @@ fn missing_prerequisite() -> Option<String> {
         .is_ok_and(|o| o.status.success())
     {
         Some("libvirtd is not running (scripts/setup/daemons.sh)".to_string())
-    } else if !Path::new(BOX_FILE).is_file() {
-        Some(format!(
-            "{BOX_FILE} is missing (scripts/images/make-vagrant-box.sh)"
-        ))
+    } else if !Path::new(box_file).is_file() {
+        let script = if box_file == DEBIAN_BOX_FILE {
+            "make-debian-vagrant-box.sh"
+        } else {
+            "make-vagrant-box.sh"
+        };
+        Some(format!("{box_file} is missing (scripts/images/{script})"))
     } else {
         None
     };
@@ -77,14 +82,20 @@ fn missing_prerequisite() -> Option<String> {
 struct Vg {
     env: Env,
     box_name: String,
+    box_file: &'static str,
     formations: Vec<String>,
     _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Vg {
+    /// With the tiny box.
     fn new(tag: &str) -> Option<Vg> {
+        Vg::with_box(tag, "tiny", BOX_FILE)
+    }
+
+    fn with_box(tag: &str, kind: &str, box_file: &'static str) -> Option<Vg> {
         let serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-        if missing_prerequisite().is_some() {
+        if missing_prerequisite(box_file).is_some() {
             return None;
         }
         let mut env = Env::new();
@@ -95,7 +106,8 @@ impl Vg {
             .push(("NEPHO_LIBVIRT_DRIVER".into(), "qemu".into()));
         Some(Vg {
             env,
-            box_name: format!("vg-tiny-{}-{tag}", std::process::id()),
+            box_name: format!("vg-{kind}-{}-{tag}", std::process::id()),
+            box_file,
             formations: Vec::new(),
             _serial: serial,
         })
@@ -112,7 +124,7 @@ impl Vg {
             "--set".into(),
             format!("box={}", self.box_name),
             "--set".into(),
-            format!("box_url={BOX_FILE}"),
+            format!("box_url={}", self.box_file),
         ]
     }
 
@@ -218,7 +230,14 @@ impl Drop for Vg {
                 virsh(&["vol-delete", "--pool", "default", &v]);
             }
         }
-        // The box image vagrant-libvirt uploaded into pool `default`.
+        self.remove_box_volume();
+    }
+}
+
+impl Vg {
+    /// The box image vagrant-libvirt uploaded into pool `default` (`vagrant destroy` keeps it
+    /// for the next machine of that box).
+    fn remove_box_volume(&self) {
         for v in volumes(&self.box_name) {
             virsh(&["vol-delete", "--pool", "default", &v]);
         }
@@ -357,6 +376,99 @@ fn vagrant_hello_create_ssh_update_destroy() {
     assert!(domains(&format!("{name}_")).is_empty());
     assert!(volumes(&format!("{name}_")).is_empty());
     assert!(!vg.project(&name).exists(), "project directory left behind");
+}
+
+/// The hello scenario on a real distribution: the Debian 12 test image as a Vagrant box
+/// (scripts/images/make-debian-vagrant-box.sh) — systemd, OpenSSH, real bash and sudo. The
+/// shell provisioner runs through sudo; cloud-init, with no seed under vagrant-libvirt, falls
+/// back to datasource None (DHCP on eth0, host keys of the machine's own) and finishes.
+#[test]
+fn vagrant_debian_box_create_ssh_destroy() {
+    let Some(mut vg) = Vg::with_box("deb", "debian", DEBIAN_BOX_FILE) else {
+        return;
+    };
+    let name = vg.name("deb");
+    vg.run(&["cloudlet:install", "hello"]).ok();
+    let started = Instant::now();
+    let mut args = vec![
+        "-o",
+        "json",
+        "create",
+        "hello/vagrant",
+        "--name",
+        &name,
+        // A whole distribution under TCG on a busy 2-core machine: minutes to ssh.
+        "--set",
+        "memory_mb=768",
+        "--set",
+        "boot_timeout=900",
+    ];
+    let box_args = vg.box_args();
+    args.extend(box_args.iter().map(String::as_str));
+    let created = vg.run(&args).ok().json();
+    eprintln!(
+        "vagrant create (Debian box): {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(created["status"], "succeeded", "{created}");
+    let log = messages(&vg.journal(&name));
+    assert!(
+        log.iter().any(|m| m.contains("hello: provisioned")),
+        "{log:#?}"
+    );
+    assert_eq!(domains(&format!("{name}_")), [format!("{name}_default")]);
+
+    let started = Instant::now();
+    let facts = vg
+        .run(&[
+            "ssh",
+            &name,
+            "--",
+            "cat /etc/motd; stat -c %U /etc/motd; hostname; . /etc/os-release; echo \"$ID $VERSION_ID\"; \
+             timeout 600 cloud-init status --wait | tail -n 1; \
+             grep -o DataSourceNone /run/cloud-init/status.json | head -n 1; \
+             ls /etc/ssh/ssh_host_ed25519_key.pub; ip -4 -o addr show eth0; id -un; sudo -n id -un",
+        ])
+        .ok()
+        .stdout;
+    eprintln!("formation:ssh: {:.1} s", started.elapsed().as_secs_f64());
+    let lines: Vec<&str> = facts.lines().collect();
+    assert_eq!(
+        lines.get(..5),
+        Some(
+            &[
+                "Hello from nepho",
+                "root",
+                name.as_str(),
+                "debian 12",
+                "status: done"
+            ][..]
+        ),
+        "greeting written by the provisioner through sudo, Vagrant's hostname, Debian 12, \
+         cloud-init done: {facts}"
+    );
+    assert!(
+        facts.contains("\nDataSourceNone\n"),
+        "cloud-init fell back to datasource None: {facts}"
+    );
+    assert!(
+        facts.contains("/etc/ssh/ssh_host_ed25519_key.pub"),
+        "host keys made at first boot: {facts}"
+    );
+    assert!(
+        facts.contains(" inet 192.168.121."),
+        "DHCP on eth0: {facts}"
+    );
+    assert!(facts.ends_with("vagrant\nroot\n"), "{facts}");
+
+    vg.run(&["destroy", &name, "--yes"]).ok();
+    assert!(domains(&format!("{name}_")).is_empty());
+    assert!(volumes(&format!("{name}_")).is_empty());
+    assert!(!vg.project(&name).exists(), "project directory left behind");
+    // What vagrant keeps for the next machine of the box, the test removes.
+    assert!(!volumes(&vg.box_name).is_empty(), "box volume was uploaded");
+    vg.remove_box_volume();
+    assert!(volumes(&vg.box_name).is_empty());
 }
 
 /// A two-machine Vagrantfile (webapp: db + web-1), with the secret reaching the db
