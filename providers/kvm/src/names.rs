@@ -13,6 +13,22 @@ pub fn formation_dir(cluster: &ClusterFile, host: &HostConfig, formation: &str) 
     cluster.host_dir(host).join(formation)
 }
 
+/// Where `host` keeps its copy of a library entry (`nepho image:add`, `iso:add`):
+/// `<dir>/_library/images/NAME.qcow2`, `<dir>/_library/isos/NAME.iso`. `_` cannot start a
+/// formation name, so the library never meets a formation's directory.
+pub fn library_path(
+    cluster: &ClusterFile,
+    host: &HostConfig,
+    kind: nepho_provider_api::LibraryKind,
+    name: &str,
+) -> PathBuf {
+    cluster
+        .host_dir(host)
+        .join("_library")
+        .join(kind.dir())
+        .join(format!("{name}.{}", kind.extension()))
+}
+
 /// IQNs allow lower-case letters, digits, `.`, `-` and `:` (the separator).
 pub fn iqn_formation(formation: &str) -> String {
     formation

@@ -83,7 +83,7 @@ fn shell_on(runner: &Runner, line: &str) -> String {
 }
 
 /// Copies `src` on one host to `dest` on another (written as `dest.tmp`, then renamed).
-async fn copy_between(
+pub(super) async fn copy_between(
     from: &Runner,
     src: &Path,
     to: &Runner,
@@ -782,6 +782,7 @@ mod tests {
                     path: format!("/{host}/f/{machine}-swap.raw").into(),
                     size_mb: 64,
                 }),
+                base_image: None,
             },
         }
     }
