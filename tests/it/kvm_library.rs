@@ -94,7 +94,8 @@ impl Drop for Cleanup<'_> {
 }
 
 /// Add an image and an ISO to a local and an ssh host; build a formation on the image,
-/// attach the ISO by name; removal is refused while they are used; a host added later and a
+/// attach the ISO by name; removal is refused while they are used, also after the machine
+/// moved to the other host (where it uses that host's copies); a host added later and a
 /// truncated copy are both put right by `cluster:sync`; removal then deletes every copy.
 #[test]
 fn kvm_library_images_and_isos_on_two_hosts() {
@@ -278,6 +279,52 @@ fn kvm_library_images_and_isos_on_two_hosts() {
     for host in ["h2", "remote"] {
         assert_eq!(sha256(&image_on(host)).as_deref(), Some(image_sum.as_str()));
     }
+
+    // Moved to the ssh host, the machine boots from that host's own copy of the image, and
+    // its drive holds that host's copy of the ISO.
+    let moved = env
+        .run(&[
+            "-o",
+            "json",
+            "cluster:migrate",
+            &name,
+            "hello",
+            "--to",
+            "remote",
+        ])
+        .ok()
+        .json();
+    assert_eq!(moved["status"], "moved", "{moved}");
+    let overlay = dir("remote").join(&name).join("hello-disk0.qcow2");
+    let info = sh(&format!(
+        "qemu-img info -U --output=json '{}'",
+        overlay.display()
+    ))
+    .1;
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(
+        info["backing-filename"].as_str(),
+        Some(image_on("remote").to_str().unwrap()),
+        "{info}"
+    );
+    let xml = sh(&format!(
+        "virsh -c qemu:///system dumpxml nepho-{name}-hello"
+    ))
+    .1;
+    assert!(
+        xml.contains(&format!("{}", iso_on("remote").display())),
+        "the domain has remote's ISO copy: {xml}"
+    );
+    let motd = env.run(&["ssh", &name, "--", "cat", "/etc/motd"]).ok();
+    assert!(motd.stdout.contains("Hello from nepho"), "{}", motd.stdout);
+    let refused = env.run(&["image:remove", "tinylib"]).code(6);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("formation {name} machine hello (host remote)")),
+        "{}",
+        refused.stderr
+    );
 
     env.run(&["destroy", &name, "--yes"]).ok();
 
