@@ -84,7 +84,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("formation reset", "nepho formation:reset hi hello"),
     (
         "formation attach-iso",
-        "nepho formation:attach-iso hi tools.iso -m hello",
+        "nepho formation:attach-iso hi tools.iso -m hello\nnepho formation:attach-iso hi rescue   # a registered ISO (nepho iso:list)",
     ),
     (
         "formation detach-iso",
@@ -144,6 +144,19 @@ const EXAMPLES: &[(&str, &str)] = &[
         "nepho cluster:usage\nnepho cluster:usage --formation hi",
     ),
     (
+        "cluster sync",
+        "nepho cluster:sync   # after adding a host to the cluster file\nnepho -o json cluster:sync",
+    ),
+    (
+        "image add",
+        "nepho image:add debian-12 ./debian-12-genericcloud-amd64.qcow2 --os 'Debian 12'\nnepho image:add debian-12 ./rebuilt.qcow2 --replace",
+    ),
+    ("image list", "nepho image:list\nnepho -o json image:list"),
+    ("image remove", "nepho image:remove debian-12"),
+    ("iso add", "nepho iso:add rescue ./systemrescue.iso"),
+    ("iso list", "nepho iso:list"),
+    ("iso remove", "nepho iso:remove rescue"),
+    (
         "cluster events",
         "nepho cluster:events\nnepho -o json cluster:events --since 40   # NDJSON, as formation:events",
     ),
@@ -187,6 +200,16 @@ const POSITIONALS: &[(&str, &str, &str)] = &[
         "register",
         "provider",
         "The provider to set up: aws, kvm or vagrant",
+    ),
+    (
+        "image",
+        "name",
+        "The image's name in the library (as `nepho image:list` shows it)",
+    ),
+    (
+        "iso",
+        "name",
+        "The ISO's name in the library (as `nepho iso:list` shows it)",
     ),
     (
         "",

@@ -14,6 +14,7 @@ pub mod git;
 pub mod help;
 pub mod install;
 pub mod inventory;
+pub mod library;
 pub mod nanny;
 pub mod ops;
 pub mod output;

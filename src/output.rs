@@ -597,6 +597,15 @@ pub struct Url {
     pub url: String,
 }
 
+/// `image:remove` / `iso:remove`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct LibraryRemoved {
+    pub kind: nepho_provider_api::LibraryKind,
+    pub name: String,
+    /// The hosts whose copy was deleted.
+    pub hosts: Vec<String>,
+}
+
 /// Every schema under `schema/`, by file name, each with its `$id` and version.
 pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
     unversioned_schemas()
@@ -692,6 +701,19 @@ fn unversioned_schemas() -> Vec<(&'static str, schemars::Schema)> {
             schema_for!(nepho_provider_api::ClusterUsage),
         ),
         ("formation-describe.json", schema_for!(FormationDescription)),
+        (
+            "library-list.json",
+            schema_for!(Vec<crate::library::LibraryEntry>),
+        ),
+        (
+            "library-add.json",
+            schema_for!(crate::library::LibraryEntry),
+        ),
+        ("library-remove.json", schema_for!(LibraryRemoved)),
+        (
+            "cluster-sync.json",
+            schema_for!(Vec<nepho_provider_api::HostSync>),
+        ),
         (
             "formation-dry-run.json",
             schema_for!(Vec<nepho_provider_api::PlannedChange>),

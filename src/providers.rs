@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use nepho_provider_api::{ClusterOps, MachineOps, Provider, ProviderError, ProviderKind};
+use nepho_provider_api::{
+    ClusterOps, LibraryOps, MachineOps, Provider, ProviderError, ProviderKind,
+};
 
 use crate::config::Paths;
 use crate::error::{Error, Result};
@@ -238,6 +240,16 @@ pub fn cluster_ops(provider: &dyn Provider) -> Result<&dyn ClusterOps> {
     })
 }
 
+/// What a provider can do with the image and ISO library on its hosts.
+pub fn library_ops(provider: &dyn Provider) -> Result<&dyn LibraryOps> {
+    provider.library().ok_or_else(|| {
+        Error::usage(format!(
+            "the {} provider has no image and ISO library",
+            provider.kind()
+        ))
+    })
+}
+
 /// The KVM provider (its cluster file must exist), for its machine and cluster operations.
 pub async fn kvm(paths: &Paths) -> Result<Box<dyn Provider>> {
     Ok(Box::new(kvm_provider(paths).await?))
@@ -252,6 +264,7 @@ async fn kvm_provider(paths: &Paths) -> Result<nepho_provider_kvm::KvmProvider> 
     let settings = nepho_provider_kvm::KvmSettings {
         cluster_file,
         probe_cache: Some(probe_cache(paths)),
+        library_images: crate::library::Library::load(paths)?.images(),
     };
     nepho_provider_kvm::connect(&settings)
         .await

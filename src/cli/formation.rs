@@ -140,7 +140,8 @@ pub struct DetachNicArgs {
 #[derive(Debug, Clone, Args)]
 pub struct AttachIsoArgs {
     pub name: String,
-    /// The ISO image (a file on this machine; copied to a remote host)
+    /// The ISO: a name `nepho iso:list` shows (each host's copy), or a file on this machine
+    /// (copied to a remote host); write `./NAME` for a file named like a registered ISO
     pub iso: PathBuf,
     /// Machine (default: the primary one)
     #[arg(long, short = 'm')]

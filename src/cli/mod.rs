@@ -8,6 +8,7 @@ mod cloudlet;
 mod cluster;
 mod context;
 mod formation;
+mod library;
 mod register;
 mod registry;
 mod scenario;
@@ -92,6 +93,12 @@ pub enum Command {
     /// Manage the cloudlet registry index
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
+    /// The library of base images on every KVM host (`image: NAME` in a pattern)
+    #[command(subcommand)]
+    Image(library::ImageCommand),
+    /// The library of ISO images on every KVM host (`formation:attach-iso FORMATION NAME`)
+    #[command(subcommand)]
+    Iso(library::IsoCommand),
     /// The on-prem KVM cluster
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -144,8 +151,11 @@ pub enum ClusterCommand {
     /// What each machine uses: per disk / iSCSI export (space, I/O, sessions) and per address
     /// (traffic)
     Usage(cluster::UsageArgs),
-    /// The cluster's journal: failovers, migrations, rebalances and evacuations, with the
-    /// versioned event shape of `formation:events`
+    /// Give every host the whole image and ISO library: copy what a host misses or holds with
+    /// another checksum (from a host whose copy is right), and check it there
+    Sync,
+    /// The cluster's journal: failovers, migrations, rebalances, evacuations and library
+    /// changes, with the versioned event shape of `formation:events`
     Events {
         /// Only events with this sequence number or later
         #[arg(long, default_value_t = 0)]
@@ -161,6 +171,8 @@ const GROUPS: &[&str] = &[
     "formation",
     "cluster",
     "context",
+    "image",
+    "iso",
 ];
 
 /// Rewrites `cloudlet:install` into `cloudlet install` (the first positional argument only).
@@ -424,6 +436,9 @@ fn run(cli: Cli, out: &mut Out) -> Result<()> {
         Command::Cluster(ClusterCommand::Rebalance(a)) => cluster::rebalance(&cx, &a),
         Command::Cluster(ClusterCommand::Evacuate(a)) => cluster::evacuate(&cx, &a),
         Command::Cluster(ClusterCommand::Usage(a)) => cluster::usage(&cx, &a),
+        Command::Cluster(ClusterCommand::Sync) => library::sync(&cx),
+        Command::Image(c) => library::image(&cx, c),
+        Command::Iso(c) => library::iso(&cx, c),
         Command::Cluster(ClusterCommand::Events { since }) => {
             crate::ops::cluster::events(&cx, since, &mut |e| cx.out.event(e))
         }

@@ -274,8 +274,9 @@ fn kvm_formation(cx: &Context, name: &str, verb: &str) -> Result<(FormationDir, 
     Ok((fdir, lock))
 }
 
-/// `formation:attach-iso` (`Some(iso)`) / `formation:detach-iso` (`None`): the spare CD-ROM
-/// drive of `machine` (default: the primary one), live when it runs.
+/// `formation:attach-iso` (`Some(iso)`: a file, or a registered ISO's name) /
+/// `formation:detach-iso` (`None`): the spare CD-ROM drive of `machine` (default: the primary
+/// one), live when it runs.
 pub fn change_media(
     cx: &Context,
     name: &str,
@@ -287,12 +288,15 @@ pub fn change_media(
     } else {
         "detach-iso"
     };
+    let medium = iso
+        .map(|iso| super::library::resolve_iso(cx, iso))
+        .transpose()?;
     let data = |formation| OperationData::Media {
         formation,
         machine: named(machine),
-        iso: iso.map(|i| i.display().to_string()),
+        iso: medium.as_ref().map(|m| m.to_string()),
     };
-    kvm_change(cx, name, verb, data, async |ops, formation| match iso {
+    kvm_change(cx, name, verb, data, async |ops, formation| match &medium {
         Some(iso) => ops.attach_iso(formation, machine, iso).await,
         None => ops.detach_iso(formation, machine).await,
     })

@@ -7,6 +7,7 @@ pub mod cloudlet;
 pub mod cluster;
 pub mod context;
 pub mod formation;
+pub mod library;
 pub mod machine;
 pub mod register;
 pub mod registry;

@@ -819,3 +819,74 @@ pub fn cluster_status(value: &serde_json::Value) -> String {
     }
     render_table(&t)
 }
+
+// ---- image and ISO library -----------------------------------------------------------------
+
+/// `image:list` / `iso:list`.
+pub fn library_list(entries: &[crate::library::LibraryEntry]) -> String {
+    if entries.is_empty() {
+        return "the library is empty (add one with `nepho image:add NAME FILE` or `nepho iso:add NAME FILE`)\n".into();
+    }
+    let mut t = table(&["NAME", "OS", "SIZE", "SHA256", "HOSTS", "ADDED"]);
+    for e in entries {
+        t.add_row(vec![
+            e.name.clone(),
+            e.os.clone().unwrap_or_default(),
+            e.size.to_string(),
+            e.sha256.chars().take(16).collect::<String>(),
+            e.hosts.keys().cloned().collect::<Vec<_>>().join(","),
+            e.added.clone(),
+        ]);
+    }
+    render_table(&t)
+}
+
+impl Human for crate::library::LibraryEntry {
+    fn human(&self) -> String {
+        format!(
+            "{} {} ({} bytes, SHA-256 {}) on {}\n",
+            self.kind,
+            self.name,
+            self.size,
+            self.sha256,
+            self.hosts.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    }
+}
+
+impl Human for super::LibraryRemoved {
+    fn human(&self) -> String {
+        format!(
+            "removed {} {} from {}\n",
+            self.kind,
+            self.name,
+            if self.hosts.is_empty() {
+                "the library".to_string()
+            } else {
+                self.hosts.join(", ")
+            }
+        )
+    }
+}
+
+/// `cluster:sync`: one row per host and entry.
+pub fn library_sync(reports: &[nepho_provider_api::HostSync]) -> String {
+    let mut t = table(&["HOST", "KIND", "NAME", "STATUS", "PATH", "REASON"]);
+    for r in reports {
+        for i in &r.items {
+            t.add_row(vec![
+                r.host.clone(),
+                i.kind.to_string(),
+                i.name.clone(),
+                i.status.clone(),
+                i.path.display().to_string(),
+                i.reason.clone().unwrap_or_default(),
+            ]);
+        }
+    }
+    let summary: Vec<String> = reports
+        .iter()
+        .map(|r| format!("{}: {} copied, {} failed", r.host, r.copied(), r.failed()))
+        .collect();
+    format!("{}{}\n", render_table(&t), summary.join("; "))
+}

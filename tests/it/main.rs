@@ -12,6 +12,7 @@ mod kvm;
 mod kvm_debian;
 mod kvm_formation_ops;
 mod kvm_hosts;
+mod kvm_library;
 mod kvm_placement;
 mod kvm_update;
 mod recovery;

@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod files;
+pub mod library;
 pub mod machine;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,9 +22,12 @@ pub use cluster::{
     AddressUsage, Capacity, ClusterOps, ClusterStatus, ClusterUsage, DiskUsage, FailoverReport,
     FailoverResult, HostMachine, HostStatus, MeasuredUsage, MigrateResult, RebalanceReport, Watch,
 };
+pub use library::{
+    HostCopies, HostSync, LibraryItem, LibraryKind, LibraryOps, LibraryUser, SyncedItem,
+};
 pub use machine::{
-    ConsoleForward, DriveChange, DriveResize, MachineOpError, MachineOps, MediaChange, NicChange,
-    StorageKind, VncConsole, VncDisplay,
+    ConsoleForward, DriveChange, DriveResize, IsoMedium, MachineOpError, MachineOps, MediaChange,
+    NicChange, StorageKind, VncConsole, VncDisplay,
 };
 
 /// Version of the NDJSON event stream; bumped only for incompatible changes.
@@ -333,6 +337,8 @@ pub enum EventKind {
     Rebalance,
     /// A host emptied of its machines (maintenance).
     Evacuate,
+    /// The image and ISO library: an entry added or removed, the hosts synced.
+    Library,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -553,6 +559,18 @@ pub enum OperationData {
     Evacuate {
         host: String,
     },
+    Library {
+        /// `add`, `replace`, `remove` or `sync`.
+        action: String,
+        /// None for `sync` (every entry).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<library::LibraryKind>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// The entry's SHA-256 (add, replace).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
+    },
 }
 
 impl OperationData {
@@ -566,6 +584,7 @@ impl OperationData {
             OperationData::Failover { .. } => EventKind::Failover,
             OperationData::Migrate { .. } => EventKind::Migrate,
             OperationData::Rebalance {} => EventKind::Rebalance,
+            OperationData::Library { .. } => EventKind::Library,
             OperationData::Evacuate { .. } => EventKind::Evacuate,
         }
     }
@@ -654,6 +673,12 @@ impl fmt::Display for OperationData {
             ),
             OperationData::Rebalance {} => f.write_str("rebalance the cluster"),
             OperationData::Evacuate { host } => write!(f, "evacuate {host}"),
+            OperationData::Library {
+                action, kind, name, ..
+            } => match (kind, name) {
+                (Some(kind), Some(name)) => write!(f, "library: {action} {kind} {name}"),
+                _ => write!(f, "library: {action} every host"),
+            },
         }
     }
 }
@@ -813,6 +838,11 @@ pub trait Provider: Send + Sync {
 
     /// The cluster this provider manages (status, usage, failover, migration), if any.
     fn cluster(&self) -> Option<&dyn ClusterOps> {
+        None
+    }
+
+    /// The image and ISO library on the cluster's hosts, if the provider has one.
+    fn library(&self) -> Option<&dyn LibraryOps> {
         None
     }
 }

@@ -3,7 +3,7 @@
 //! graphical console of one machine. Reached through [`crate::Provider::machines`].
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -32,6 +32,27 @@ impl StorageKind {
 impl fmt::Display for StorageKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// The ISO `formation:attach-iso` inserts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IsoMedium {
+    /// A file on this machine (copied to a remote host's formation directory).
+    File(PathBuf),
+    /// A library entry: each host's checked copy, used in place.
+    Library {
+        name: String,
+        copies: crate::library::HostCopies,
+    },
+}
+
+impl fmt::Display for IsoMedium {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IsoMedium::File(path) => write!(f, "{}", path.display()),
+            IsoMedium::Library { name, .. } => write!(f, "library ISO {name}"),
+        }
     }
 }
 
@@ -221,12 +242,13 @@ pub trait MachineOps: Send + Sync {
         action: PowerAction,
     ) -> BoxFuture<'a, Result<(), MachineOpError>>;
 
-    /// Puts `iso` (a file on this machine) in the machine's spare CD-ROM drive.
+    /// Puts `iso` (a file on this machine, or a library entry) in the machine's spare CD-ROM
+    /// drive.
     fn attach_iso<'a>(
         &'a self,
         formation: &'a str,
         machine: Option<&'a str>,
-        iso: &'a Path,
+        iso: &'a IsoMedium,
     ) -> BoxFuture<'a, Result<MediaChange, MachineOpError>>;
 
     /// Ejects the spare drive's medium (a no-op when empty).

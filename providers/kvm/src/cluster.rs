@@ -352,7 +352,8 @@ storage:
   # lockspace: /var/lib/nepho/lockspace
 # images: name -> qcow2 base image with cloud-init (or the tiny guest's seed contract).
 #   Add your own: `debian: /var/lib/nepho/images/debian-12-genericcloud-amd64.qcow2`,
-#   then use `image: debian` in a pattern. The file must exist on every host.
+#   then use `image: debian` in a pattern. The file must exist on every host; or let nepho
+#   copy it to every host: `nepho image:add debian ./debian.qcow2` (no entry here then).
 images:
   tiny: /var/cache/nepho-test/images/tiny-guest.qcow2
 # auto: use KVM when a short probe boot works, else QEMU/TCG (with a warning).

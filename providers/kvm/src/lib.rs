@@ -63,12 +63,15 @@ use libvirt::{DiskRecord, FoundDomain};
 use pattern::{Pattern, substitute};
 
 /// Where the provider's settings live (written by `nepho register kvm`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct KvmSettings {
     pub cluster_file: PathBuf,
     /// Where the result of the KVM probe is kept between runs (it boots a guest: ~20 s where
     /// KVM hangs). `None` probes once per process.
     pub probe_cache: Option<PathBuf>,
+    /// The image library (`nepho image:add`): name → each host's checked copy. A pattern's
+    /// `image:` finds these before the cluster file's `images:`.
+    pub library_images: BTreeMap<String, nepho_provider_api::HostCopies>,
 }
 
 pub struct KvmProvider {
@@ -79,6 +82,7 @@ pub struct KvmProvider {
     tgt_lock: tokio::sync::Mutex<()>,
     kvm_probe: tokio::sync::OnceCell<bool>,
     probe_cache: Option<PathBuf>,
+    library_images: BTreeMap<String, nepho_provider_api::HostCopies>,
 }
 
 /// Reads and validates the cluster file and checks the tools are installed.
@@ -95,6 +99,7 @@ pub async fn connect(settings: &KvmSettings) -> Result<KvmProvider, ProviderErro
     let cluster = ClusterFile::load(&settings.cluster_file)?;
     let mut provider = KvmProvider::new(cluster)?;
     provider.probe_cache = settings.probe_cache.clone();
+    provider.library_images = settings.library_images.clone();
     Ok(provider)
 }
 
@@ -114,6 +119,7 @@ impl KvmProvider {
             tgt_lock: tokio::sync::Mutex::new(()),
             kvm_probe: tokio::sync::OnceCell::new(),
             probe_cache: None,
+            library_images: BTreeMap::new(),
         })
     }
 
@@ -320,13 +326,24 @@ impl Provider for KvmProvider {
         Box::pin(async move {
             let pattern = self.pattern(spec)?;
             for m in &pattern.machines {
-                let image = self.image_path(&m.image)?;
                 let local = self.cluster.hosts.iter().all(|h| h.is_local());
-                if local && !image.exists() {
-                    return Err(ProviderError::Invalid {
-                        message: format!("image `{}` ({}) does not exist", m.image, image.display()),
-                        hint: Some("build it (scripts/images/build-tiny-guest.sh) or fix `images:` in the cluster file".into()),
-                    });
+                for host in &self.cluster.hosts {
+                    let image = self.image_on(&m.image, host)?;
+                    if local && !image.exists() {
+                        return Err(ProviderError::Invalid {
+                            message: format!(
+                                "image `{}` ({}) does not exist",
+                                m.image,
+                                image.display()
+                            ),
+                            hint: Some(if self.library_images.contains_key(&m.image) {
+                                "run `nepho cluster:sync` to copy the library to every host again"
+                                    .into()
+                            } else {
+                                "build it (scripts/images/build-tiny-guest.sh) or fix `images:` in the cluster file".into()
+                            }),
+                        });
+                    }
                 }
                 for n in &m.networks {
                     let Some(network) = self.cluster.network(n) else {
@@ -659,6 +676,10 @@ impl Provider for KvmProvider {
     }
 
     fn machines(&self) -> Option<&dyn MachineOps> {
+        Some(self)
+    }
+
+    fn library(&self) -> Option<&dyn nepho_provider_api::LibraryOps> {
         Some(self)
     }
 

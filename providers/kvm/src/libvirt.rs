@@ -38,6 +38,10 @@ pub struct MachineRecord {
     /// from moving: failover and migration make a fresh one on the new host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swap: Option<SwapRecord>,
+    /// The base image of the boot disk, on the machine's host when it was built (so the image
+    /// library knows which machines still use an image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_image: Option<PathBuf>,
 }
 
 /// A raw sparse file on the machine's host, seen by the guest as a virtio disk with serial
@@ -572,6 +576,7 @@ mod tests {
                 path: "/d/web-1-swap.raw".into(),
                 size_mb: 64,
             }),
+            base_image: None,
         };
         let xml = domain_xml(&DomainSpec {
             name: "nepho-f-web-1",

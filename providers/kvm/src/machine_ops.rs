@@ -2,11 +2,9 @@
 //! operations; each one is the inherent method of the same name (media.rs, drives.rs,
 //! resize.rs, nic.rs, vnc.rs, and power in lib.rs).
 
-use std::path::Path;
-
 use nepho_provider_api::{
-    BoxFuture, DriveChange, DriveResize, MachineOpError, MachineOps, MediaChange, NicChange,
-    PowerAction, StorageKind, VncConsole,
+    BoxFuture, DriveChange, DriveResize, IsoMedium, MachineOpError, MachineOps, MediaChange,
+    NicChange, PowerAction, StorageKind, VncConsole,
 };
 
 use crate::KvmProvider;
@@ -32,7 +30,7 @@ impl MachineOps for KvmProvider {
         &'a self,
         formation: &'a str,
         machine: Option<&'a str>,
-        iso: &'a Path,
+        iso: &'a IsoMedium,
     ) -> BoxFuture<'a, Result<MediaChange, MachineOpError>> {
         Box::pin(async move { Ok(KvmProvider::attach_iso(self, formation, machine, iso).await?) })
     }

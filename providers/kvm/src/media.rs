@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use nepho_provider_api::{MediaChange, ProviderError};
+use nepho_provider_api::{IsoMedium, MediaChange, ProviderError};
 
 use crate::KvmProvider;
 use crate::cluster::HostConfig;
@@ -28,37 +28,72 @@ pub fn attached_iso(xml: &str) -> Option<PathBuf> {
     None
 }
 
+/// A file ISO given on the command line, as an absolute path.
+fn local_iso(iso: &Path) -> Result<PathBuf, ProviderError> {
+    let hint = || {
+        Some(
+            "give the path of an ISO image on this machine, or a name `nepho iso:list` shows"
+                .into(),
+        )
+    };
+    let path = std::fs::canonicalize(iso).map_err(|e| ProviderError::Invalid {
+        message: format!("cannot read ISO {}: {e}", iso.display()),
+        hint: hint(),
+    })?;
+    if !path.is_file() {
+        return Err(ProviderError::Invalid {
+            message: format!("{} is not a file", path.display()),
+            hint: hint(),
+        });
+    }
+    Ok(path)
+}
+
 impl KvmProvider {
-    /// Puts `iso` (a file on this machine) in the spare drive of `machine` (default: the
-    /// primary machine). Remote hosts get a copy in the formation's directory there, which
-    /// `formation:destroy` removes; a local ISO is used in place and never removed.
+    /// Puts `iso` in the spare drive of `machine` (default: the primary machine). A file on
+    /// this machine is used in place on a local host; a remote host gets a copy in the
+    /// formation's directory there, which `formation:destroy` removes. A library ISO is the
+    /// host's own checked copy, used in place and never removed with the formation.
     pub async fn attach_iso(
         &self,
         formation: &str,
         machine: Option<&str>,
-        iso: &Path,
+        iso: &IsoMedium,
     ) -> Result<MediaChange, ProviderError> {
-        let iso = std::fs::canonicalize(iso).map_err(|e| ProviderError::Invalid {
-            message: format!("cannot read ISO {}: {e}", iso.display()),
-            hint: Some("give the path of an ISO image on this machine".into()),
-        })?;
-        if !iso.is_file() {
-            return Err(ProviderError::Invalid {
-                message: format!("{} is not a file", iso.display()),
-                hint: Some("give the path of an ISO image on this machine".into()),
-            });
-        }
+        let file = match iso {
+            IsoMedium::File(path) => Some(local_iso(path)?),
+            IsoMedium::Library { .. } => None,
+        };
         let d = self.one_machine(formation, machine).await?;
         let host = &self.machine_host(&d)?;
-        let on_host = if host.is_local() {
-            iso.clone()
-        } else {
-            let dir = formation_dir(self.cluster(), host, formation).join("iso");
-            let runner = Runner::for_host(host);
-            runner.mkdir(&dir).await?;
-            let dest = dir.join(iso.file_name().unwrap_or_default());
-            runner.upload_private(&iso, &dest).await?;
-            dest
+        let runner = Runner::for_host(host);
+        let on_host = match (iso, file) {
+            (_, Some(iso)) if host.is_local() => iso,
+            (_, Some(iso)) => {
+                let dir = formation_dir(self.cluster(), host, formation).join("iso");
+                runner.mkdir(&dir).await?;
+                let dest = dir.join(iso.file_name().unwrap_or_default());
+                runner.upload_private(&iso, &dest).await?;
+                dest
+            }
+            (IsoMedium::Library { name, copies }, None) => {
+                let copy = copies.get(&host.name).cloned();
+                match copy {
+                    Some(copy) if runner.exists(&copy).await => copy,
+                    _ => {
+                        return Err(ProviderError::Failed {
+                            message: format!(
+                                "library ISO {name} has no copy on host {} (where {} runs)",
+                                host.name, d.record.machine
+                            ),
+                            hint: Some(
+                                "run `nepho cluster:sync` to copy the library to every host".into(),
+                            ),
+                        });
+                    }
+                }
+            }
+            (IsoMedium::File(_), None) => unreachable!("a file ISO was checked above"),
         };
         let path = on_host.to_string_lossy().into_owned();
         let running = d.state == "running";

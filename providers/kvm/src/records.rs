@@ -500,6 +500,7 @@ mod tests {
                 outputs: BTreeMap::new(),
                 nics: vec![],
                 swap: None,
+                base_image: None,
             },
         };
         let json = serde_json::to_string(&shared).unwrap();

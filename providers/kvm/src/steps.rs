@@ -128,6 +128,7 @@ fn record_for(
         outputs: pattern.outputs.clone(),
         nics,
         swap: swap_record(cluster, host, &spec.name, m),
+        base_image: provider.image_on(&m.image, host).ok(),
     }
 }
 
@@ -592,7 +593,7 @@ impl KvmProvider {
     async fn disk(&self, cx: &StepContext<'_>, m: &Machine) -> Result<StepOutcome, ProviderError> {
         let host = self.host_of(cx, &m.name).await?;
         let runner = Runner::for_host(&host);
-        let image = self.image_path(&m.image)?;
+        let image = self.image_on(&m.image, &host)?;
         let records = disk_records(&self.cluster, &host, &cx.spec.name, m);
         let mut created = false;
         runner
@@ -641,22 +642,40 @@ impl KvmProvider {
         ))
     }
 
-    pub(crate) fn image_path(&self, image: &str) -> Result<PathBuf, ProviderError> {
+    /// The base image `image` on `host`: the library's copy there (`nepho image:add`), else
+    /// the cluster file's `images:` path (the same on every host). The library wins: `image:add`
+    /// refuses a name the cluster file declares, so both can only name one image when the
+    /// cluster file was edited afterwards.
+    pub(crate) fn image_on(
+        &self,
+        image: &str,
+        host: &HostConfig,
+    ) -> Result<PathBuf, ProviderError> {
+        if let Some(copies) = self.library_images.get(image) {
+            return copies.get(&host.name).cloned().ok_or_else(|| ProviderError::Invalid {
+                message: format!(
+                    "library image `{image}` has no copy on host {} (added before the host joined the cluster)",
+                    host.name
+                ),
+                hint: Some("run `nepho cluster:sync` to copy the library to every host".into()),
+            });
+        }
         self.cluster
             .images
             .get(image)
             .cloned()
-            .ok_or_else(|| ProviderError::Invalid {
-                message: format!(
-                    "image `{image}` is not in the cluster file (images: {})",
-                    self.cluster
-                        .images
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                hint: Some("add it under `images:` in the cluster file".into()),
+            .ok_or_else(|| {
+                let mut known: Vec<String> = self.library_images.keys().cloned().collect();
+                known.extend(self.cluster.images.keys().cloned());
+                ProviderError::Invalid {
+                    message: format!(
+                        "image `{image}` is neither in the image library nor in the cluster file (images: {})",
+                        known.join(", ")
+                    ),
+                    hint: Some(
+                        "add it with `nepho image:add NAME FILE`, or under `images:` in the cluster file".into(),
+                    ),
+                }
             })
     }
 
@@ -1641,6 +1660,7 @@ mod tests {
             outputs: BTreeMap::new(),
             nics: vec![],
             swap: None,
+            base_image: None,
         }
     }
 

@@ -487,6 +487,7 @@ async fn bad_cluster_files_and_patterns_are_explained() {
     let err = nepho_provider_kvm::connect(&nepho_provider_kvm::KvmSettings {
         cluster_file: cluster.file.clone(),
         probe_cache: None,
+        library_images: Default::default(),
     })
     .await
     .err()

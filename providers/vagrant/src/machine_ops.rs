@@ -2,8 +2,6 @@
 //! media, drives, NICs and the console are not something nepho does through Vagrant, and say
 //! so (they work on KVM formations).
 
-use std::path::Path;
-
 use nepho_provider_api::{
     BoxFuture, DriveChange, DriveResize, MachineOpError, MachineOps, MediaChange, NicChange,
     PowerAction, ProviderError, ProviderKind, StorageKind, VncConsole,
@@ -63,7 +61,7 @@ impl MachineOps for VagrantProvider {
         &'a self,
         _formation: &'a str,
         _machine: Option<&'a str>,
-        _iso: &'a Path,
+        _iso: &'a nepho_provider_api::IsoMedium,
     ) -> BoxFuture<'a, Result<MediaChange, MachineOpError>> {
         unsupported("attach-iso")
     }
@@ -135,6 +133,8 @@ impl MachineOps for VagrantProvider {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use nepho_provider_api::Provider;
 
     use super::*;
@@ -157,7 +157,11 @@ mod tests {
             .machines()
             .expect("vagrant offers machine operations");
         let e = machines
-            .attach_iso("lab", None, Path::new("/tmp/x.iso"))
+            .attach_iso(
+                "lab",
+                None,
+                &nepho_provider_api::IsoMedium::File("/tmp/x.iso".into()),
+            )
             .await
             .unwrap_err();
         match ProviderError::from(e) {

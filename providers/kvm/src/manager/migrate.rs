@@ -9,7 +9,9 @@
 //! source domain is undefined (its disks kept), the machine is defined on the destination
 //! from its record with a new UUID (recorded first in the shared record, as failover does,
 //! so a copy that reappears on the old host is known to be stale) and started again if it was
-//! running, and nepho waits until it is ready. Only then are the old files removed.
+//! running, and nepho waits until it is ready. Only then are the old files removed. A machine
+//! on a library image or with a library ISO uses the destination's own copies (`cluster:sync`
+//! makes them): its copied overlay is rebased onto that host's image (`qemu-img rebase -u`).
 //!
 //! Any failure after the shutdown puts everything back: the destination domain and the
 //! copies are removed, the source domain is defined again from its saved XML, the shared
@@ -83,7 +85,7 @@ fn shell_on(runner: &Runner, line: &str) -> String {
 }
 
 /// Copies `src` on one host to `dest` on another (written as `dest.tmp`, then renamed).
-async fn copy_between(
+pub(super) async fn copy_between(
     from: &Runner,
     src: &Path,
     to: &Runner,
@@ -112,6 +114,12 @@ fn record_on(cluster: &crate::ClusterFile, old: &MachineRecord, to: &HostConfig)
     let dir = names::formation_dir(cluster, to, &old.formation);
     let moved = |p: &Path| dir.join(p.file_name().unwrap_or_default());
     let mut record = old.clone();
+    // A library image: the new host's own copy (the overlay is rebased onto it).
+    if let (Some(from), Some(base)) = (cluster.host(&old.host), &old.base_image)
+        && let Some(there) = names::library_counterpart(cluster, from, to, base)
+    {
+        record.base_image = Some(there);
+    }
     record.host = to.name.clone();
     record.seed = moved(&old.seed);
     record.console_log = moved(&old.console_log);
@@ -233,7 +241,60 @@ pub(crate) fn plan_rebalance(
     moves
 }
 
+/// A library copy the destination lacks: the move is put back.
+fn missing_on(to: &HostConfig, path: &Path) -> ProviderError {
+    ProviderError::Failed {
+        message: format!(
+            "host {} has no library copy {} (the machine uses the library's)",
+            to.name,
+            path.display()
+        ),
+        hint: Some("run `nepho cluster:sync` to copy the library to every host".into()),
+    }
+}
+
 impl KvmProvider {
+    /// A qcow2 boot disk over a library image names the old host's copy as its backing file:
+    /// the copy on the new host points at that host's own copy instead (`qemu-img rebase -u`:
+    /// both copies have the same content, checked by checksum).
+    async fn rebase_on_library(
+        &self,
+        dst: &Runner,
+        old: &MachineRecord,
+        new: &MachineRecord,
+    ) -> Result<(), ProviderError> {
+        let (Some(DiskRecord::File { path: overlay }), Some(was), Some(base)) =
+            (new.disks.first(), &old.base_image, &new.base_image)
+        else {
+            return Ok(());
+        };
+        if was == base {
+            return Ok(());
+        }
+        let to = self
+            .cluster
+            .host(&new.host)
+            .ok_or_else(|| failed(format!("host {} is not in the cluster file", new.host)))?;
+        if !dst.exists(base).await {
+            return Err(missing_on(to, base));
+        }
+        dst.check(
+            "qemu-img",
+            &[
+                "rebase",
+                "-u",
+                "-F",
+                "qcow2",
+                "-b",
+                &base.to_string_lossy(),
+                &overlay.to_string_lossy(),
+            ],
+            SHORT,
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// `cluster:migrate FORMATION MACHINE [--to HOST]`: see the module doc. Without `to`, the
     /// allocator picks among the other hosts.
     pub async fn migrate(
@@ -479,8 +540,11 @@ impl KvmProvider {
         let src_dir = names::formation_dir(&self.cluster, &from, &old.formation);
         // Where the ISO will be on `to`: nepho's own copies (under the formation's directory,
         // made for remote hosts) and any ISO when a host is remote move to `to`'s `iso/`.
+        // A library ISO is the new host's own copy.
         let iso_on = |to: &HostConfig, iso: &Path| -> PathBuf {
-            if to.is_local() && from.is_local() && !iso.starts_with(&src_dir) {
+            if let Some(there) = names::library_counterpart(&self.cluster, &from, to, iso) {
+                there
+            } else if to.is_local() && from.is_local() && !iso.starts_with(&src_dir) {
                 iso.to_path_buf()
             } else {
                 names::formation_dir(&self.cluster, to, &old.formation)
@@ -525,9 +589,15 @@ impl KvmProvider {
             }
             // The ISO in the spare drive goes along: a local ISO used in place stays where it
             // is when both hosts see it; anything else is copied next to the machine.
+            self.rebase_on_library(&dst, old, &new).await?;
             if let Some(iso) = &iso {
                 let target = iso_on(to, iso);
-                if !same_file(&src, &dst, iso, &target) {
+                let from_library =
+                    names::library_counterpart(&self.cluster, &from, to, iso).is_some();
+                if from_library && !dst.exists(&target).await {
+                    return Err(missing_on(to, &target));
+                }
+                if !from_library && !same_file(&src, &dst, iso, &target) {
                     if let Some(dir) = target.parent() {
                         dst.mkdir(dir).await?;
                     }
@@ -782,6 +852,7 @@ mod tests {
                     path: format!("/{host}/f/{machine}-swap.raw").into(),
                     size_mb: 64,
                 }),
+                base_image: None,
             },
         }
     }

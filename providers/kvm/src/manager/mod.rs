@@ -4,6 +4,7 @@
 //! of the provider's modules and nothing below it uses it.
 
 mod failover;
+mod library;
 mod migrate;
 mod usage;
 

@@ -101,6 +101,7 @@ impl Cluster {
         nepho_provider_kvm::connect(&KvmSettings {
             cluster_file: self.file.clone(),
             probe_cache: None,
+            library_images: Default::default(),
         })
         .await
         .expect("connect")
