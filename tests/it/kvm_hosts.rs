@@ -50,7 +50,7 @@ pub(crate) fn domains(uri: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
-fn targets(name: &str) -> Vec<String> {
+pub(crate) fn targets(name: &str) -> Vec<String> {
     let (_, out) = sh("tgtadm --lld iscsi --op show --mode target");
     out.lines()
         .filter(|l| l.starts_with("Target ") && l.contains(name))

@@ -12,6 +12,7 @@ mod kvm;
 mod kvm_debian;
 mod kvm_formation_ops;
 mod kvm_hosts;
+mod kvm_live;
 mod kvm_placement;
 mod recovery;
 mod registry;

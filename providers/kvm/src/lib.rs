@@ -252,18 +252,52 @@ impl KvmProvider {
         self.failover_host(host).await
     }
 
-    async fn address_of(d: &FoundDomain) -> Option<String> {
-        match d.record.nics.first().and_then(|n| n.ip.clone()) {
-            Some(ip) => Some(ip),
-            None => libvirt::address(&d.uri, &d.name).await,
+    async fn address_of(&self, d: &FoundDomain) -> Option<String> {
+        if let Some(ip) = d.record.nics.first().and_then(|n| n.ip.clone()) {
+            return Some(ip);
         }
+        if let Some(ip) = libvirt::address(&d.uri, &d.name).await {
+            return Some(ip);
+        }
+        self.lease_elsewhere(d).await
     }
 
-    async fn addresses(found: &[FoundDomain]) -> BTreeMap<String, String> {
+    /// The DHCP lease of the machine's first NIC held by another host's network of the same
+    /// name: a network that spans the hosts (a bridge, as live migration needs) has one DHCP
+    /// server, which need not be on the host the machine runs on now.
+    async fn lease_elsewhere(&self, d: &FoundDomain) -> Option<String> {
+        let nic = d.record.nics.first()?;
+        let network = nic.libvirt_network.as_deref()?;
+        // Where the machine's host serves the network itself, its leases are the only truth
+        // (another host's network of that name is another subnet, with stale leases).
+        let here = libvirt::virsh_output(&d.uri, &["net-dumpxml", network])
+            .await
+            .ok()?;
+        if !here.success || net::serves_subnet(&here.stdout) {
+            return None;
+        }
+        for host in self.cluster.hosts.iter().filter(|h| h.uri != d.uri) {
+            let Ok(out) =
+                libvirt::virsh_output(&host.uri, &["net-dhcp-leases", network, "--mac", &nic.mac])
+                    .await
+            else {
+                continue;
+            };
+            if let Some((_, ip)) = net::parse_leases(&out.stdout)
+                .into_iter()
+                .find(|(mac, _)| mac.eq_ignore_ascii_case(&nic.mac))
+            {
+                return Some(ip);
+            }
+        }
+        None
+    }
+
+    async fn addresses(&self, found: &[FoundDomain]) -> BTreeMap<String, String> {
         let mut map = BTreeMap::new();
         for d in found {
             if d.state == "running"
-                && let Some(a) = Self::address_of(d).await
+                && let Some(a) = self.address_of(d).await
             {
                 map.insert(d.record.machine.clone(), a);
             }
@@ -468,7 +502,7 @@ impl Provider for KvmProvider {
     ) -> BoxFuture<'a, Result<FormationDetails, ProviderError>> {
         Box::pin(async move {
             let found = self.find_machines(formation, None).await?;
-            let addresses = Self::addresses(&found).await;
+            let addresses = self.addresses(&found).await;
             let mut resources = Vec::new();
             for d in &found {
                 let address = addresses.get(&d.record.machine);
@@ -613,7 +647,7 @@ impl Provider for KvmProvider {
     ) -> BoxFuture<'a, Result<Endpoints, ProviderError>> {
         Box::pin(async move {
             let found = self.find_machines(formation, None).await?;
-            let addresses = Self::addresses(&found).await;
+            let addresses = self.addresses(&found).await;
             let ssh = found
                 .iter()
                 .filter_map(|d| {
