@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A second libvirt "host" on this machine, for the KVM provider's multi-host tests (placement
-# across hosts, cluster:failover).
+# across hosts, cluster:failover, offline and live migration).
 #
 # Usage: scripts/setup/host2.sh start|stop|status|uri
 #
@@ -19,9 +19,15 @@
 # lockspace directory as host1 (NEPHO_LOCKSPACE, default /var/lib/nepho/lockspace, outside
 # the bind mounts: scripts/setup/lockd-conf.sh), so a lease one host holds stops the other
 # from starting the same disks, as a lockspace on NFS would between real hosts.
+# Live migration: host2 has a host UUID of its own (`host_uuid` in its libvirtd.conf; libvirt
+# refuses to migrate between two daemons that report the same one) and incoming-migration ports
+# apart from host1's; `start` also sets up `nepho-shared`, one segment both hosts' guests can be
+# on (host1's NAT network on bridge virbr-sh, 192.168.126.0/24, and host2's network of that
+# name in bridge mode on virbr-sh), since a live-migrated guest keeps its address.
 #
 # - start:  idempotent; waits (NEPHO_HOST2_TIMEOUT, default 90 s) until libvirtd answers,
-#           defines/starts network `default` (virbr-n2), keeps the FORWARD DROP on the uplink
+#           defines/starts network `default` (virbr-n2) and `nepho-shared` on both hosts
+#           (host1's half too), keeps the FORWARD DROP on the uplink
 #           first in the chain (guests only reach this machine).
 # - stop:   simulates a dead host (power loss): SIGKILL to every process in host2's mount
 #           namespace (libvirtd, virtlogd, dnsmasq, QEMU guests), then removes what a reboot

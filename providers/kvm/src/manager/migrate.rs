@@ -1,4 +1,5 @@
-//! Offline migration (`cluster:migrate`) and rebalancing (`cluster:rebalance`).
+//! Offline migration (`cluster:migrate`) and rebalancing (`cluster:rebalance`); live migration
+//! (`--live`, and the moves of running machines on shared disks) is in `live.rs`.
 //!
 //! ## Migrating one machine
 //!
