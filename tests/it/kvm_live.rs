@@ -154,6 +154,35 @@ fn ssh_echo(key: &Path, ip: &str, n: usize) -> Result<(), String> {
     }
 }
 
+/// `nepho ssh NAME -- echo N` (nepho finds the machine on whichever host runs it).
+fn nepho_ssh_echo(base: &Command, name: &str, n: usize) -> Result<(), String> {
+    let mut cmd = Command::new(base.get_program());
+    cmd.env_clear();
+    for (k, v) in base.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    if let Some(dir) = base.get_current_dir() {
+        cmd.current_dir(dir);
+    }
+    let out = cmd
+        .args(["ssh", name, "--", "echo", &n.to_string()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() && said == n.to_string() {
+        Ok(())
+    } else {
+        Err(format!(
+            "exit {:?}, stdout {said:?}, stderr {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
 /// The pid holding the lock on a lease file (from /proc/locks), if any.
 fn lease_holder(file: &Path) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
@@ -262,7 +291,7 @@ fn kvm_live_migration_keeps_an_iscsi_machine_answering() {
     env.run(&["formation:remove-drive", &name, "disk1"]).ok();
 
     // Clients talk to it throughout: TCP pings to its sshd every 50 ms, ssh commands back
-    // to back.
+    // to back, and `nepho ssh` commands back to back.
     let stop = Arc::new(AtomicBool::new(false));
     let sock: SocketAddr = format!("{ip}:22").parse().unwrap();
     let pings = client_loop(stop.clone(), Duration::from_millis(50), move |_| {
@@ -271,6 +300,10 @@ fn kvm_live_migration_keeps_an_iscsi_machine_answering() {
     let (k, a) = (key.clone(), ip.clone());
     let commands = client_loop(stop.clone(), Duration::from_millis(0), move |n| {
         ssh_echo(&k, &a, n)
+    });
+    let (base, n) = (env.nepho(), name.clone());
+    let nepho_ssh = client_loop(stop.clone(), Duration::from_millis(0), move |i| {
+        nepho_ssh_echo(&base, &n, i)
     });
     std::thread::sleep(Duration::from_secs(3));
     let t = Instant::now();
@@ -290,17 +323,21 @@ fn kvm_live_migration_keeps_an_iscsi_machine_answering() {
     std::thread::sleep(Duration::from_secs(3));
     stop.store(true, Ordering::SeqCst);
     let (pings, commands) = (pings.join().unwrap(), commands.join().unwrap());
+    let nepho_ssh = nepho_ssh.join().unwrap();
     let moved = moved.json();
     eprintln!(
         "live migration h1 -> h2: total {:.2} s (nepho: {:.2} s), libvirt downtime {} ms; \
-         TCP pings: {} answered, longest gap {:.3} s; ssh commands: {} answered, longest gap {:.3} s",
+         TCP pings: {} answered, longest gap {:.3} s; ssh commands: {} answered, longest gap {:.3} s; \
+         nepho ssh: {} answered, longest gap {:.3} s",
         total.as_secs_f64(),
         moved["seconds"].as_f64().unwrap_or(0.0),
         moved["downtime_ms"],
         pings.answered,
         pings.longest_gap.as_secs_f64(),
         commands.answered,
-        commands.longest_gap.as_secs_f64()
+        commands.longest_gap.as_secs_f64(),
+        nepho_ssh.answered,
+        nepho_ssh.longest_gap.as_secs_f64()
     );
     assert!(pings.lost.is_empty(), "pings lost: {:?}", pings.lost);
     assert!(
@@ -309,8 +346,13 @@ fn kvm_live_migration_keeps_an_iscsi_machine_answering() {
         commands.lost
     );
     assert!(
-        pings.answered > 20 && commands.answered > 3,
-        "{pings:?} {commands:?}"
+        nepho_ssh.lost.is_empty(),
+        "nepho ssh lost: {:?}",
+        nepho_ssh.lost
+    );
+    assert!(
+        pings.answered > 20 && commands.answered > 3 && nepho_ssh.answered > 1,
+        "{pings:?} {commands:?} {nepho_ssh:?}"
     );
     assert_eq!(
         (

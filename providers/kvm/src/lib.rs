@@ -151,6 +151,14 @@ impl KvmProvider {
         if errors.len() == self.cluster.hosts.len() {
             return Err(errors.remove(0));
         }
+        // During a live migration the machine is on both hosts for a moment (running on one,
+        // paused on the other): it is the running copy that answers.
+        let running: Vec<String> = found
+            .iter()
+            .filter(|d| d.state == "running")
+            .map(|d| d.name.clone())
+            .collect();
+        found.retain(|d| d.state == "running" || !running.contains(&d.name));
         found.sort_by(|a, b| {
             (!a.record.primary, &a.record.machine).cmp(&(!b.record.primary, &b.record.machine))
         });
