@@ -151,14 +151,7 @@ impl KvmProvider {
         if errors.len() == self.cluster.hosts.len() {
             return Err(errors.remove(0));
         }
-        // During a live migration the machine is on both hosts for a moment (running on one,
-        // paused on the other): it is the running copy that answers.
-        let running: Vec<String> = found
-            .iter()
-            .filter(|d| d.state == "running")
-            .map(|d| d.name.clone())
-            .collect();
-        found.retain(|d| d.state == "running" || !running.contains(&d.name));
+        keep_running_copies(&mut found);
         found.sort_by(|a, b| {
             (!a.record.primary, &a.record.machine).cmp(&(!b.record.primary, &b.record.machine))
         });
@@ -336,6 +329,17 @@ impl KvmProvider {
             .map(|(k, v)| (k.clone(), substitute(v, &address_of)))
             .collect()
     }
+}
+
+/// During a live migration a machine is on two hosts for a moment (running on one, paused on
+/// the other): the running copy is the one that answers, the other is left out.
+fn keep_running_copies(found: &mut Vec<FoundDomain>) {
+    let running: Vec<String> = found
+        .iter()
+        .filter(|d| d.state == "running")
+        .map(|d| d.name.clone())
+        .collect();
+    found.retain(|d| d.state == "running" || !running.contains(&d.name));
 }
 
 fn state_of(found: &[FoundDomain]) -> (FormationState, Option<String>) {
@@ -752,5 +756,44 @@ mod tests {
         with_pw.parameters.insert("pw".into(), "x".into());
         assert!(kvm.pattern(&with_pw).is_ok());
         assert!(kvm.pattern(&spec(secret)).is_err());
+    }
+
+    #[test]
+    fn a_machine_caught_mid_migration_is_its_running_copy() {
+        let domain = |host: &str, name: &str, state: &str| FoundDomain {
+            host: host.into(),
+            uri: format!("qemu:///{host}"),
+            name: name.into(),
+            state: state.into(),
+            record: libvirt::MachineRecord {
+                formation: "f".into(),
+                cloudlet: "c".into(),
+                scenario: "s".into(),
+                machine: name.trim_start_matches("nepho-f-").into(),
+                primary: false,
+                host: host.into(),
+                cpus: 1,
+                memory_mb: 256,
+                disks: vec![],
+                seed: "/s.iso".into(),
+                console_log: "/c.log".into(),
+                key: "/k".into(),
+                ssh_user: "root".into(),
+                outputs: BTreeMap::new(),
+                nics: vec![],
+                swap: None,
+            },
+        };
+        let mut found = vec![
+            domain("h1", "nepho-f-web", "paused"),
+            domain("h2", "nepho-f-web", "running"),
+            domain("h1", "nepho-f-db", "shut off"),
+        ];
+        keep_running_copies(&mut found);
+        let kept: Vec<(&str, &str)> = found
+            .iter()
+            .map(|d| (d.host.as_str(), d.name.as_str()))
+            .collect();
+        assert_eq!(kept, [("h2", "nepho-f-web"), ("h1", "nepho-f-db")]);
     }
 }
