@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A second libvirt "host" on this machine, for the KVM provider's multi-host tests (placement
-# across hosts, cluster:failover).
+# across hosts, cluster:failover, offline and live migration).
 #
 # Usage: scripts/setup/host2.sh start|stop|status|uri
 #
@@ -19,9 +19,15 @@
 # lockspace directory as host1 (NEPHO_LOCKSPACE, default /var/lib/nepho/lockspace, outside
 # the bind mounts: scripts/setup/lockd-conf.sh), so a lease one host holds stops the other
 # from starting the same disks, as a lockspace on NFS would between real hosts.
+# Live migration: host2 has a host UUID of its own (`host_uuid` in its libvirtd.conf; libvirt
+# refuses to migrate between two daemons that report the same one) and incoming-migration ports
+# apart from host1's; `start` also sets up `nepho-shared`, one segment both hosts' guests can be
+# on (host1's NAT network on bridge virbr-sh, 192.168.126.0/24, and host2's network of that
+# name in bridge mode on virbr-sh), since a live-migrated guest keeps its address.
 #
 # - start:  idempotent; waits (NEPHO_HOST2_TIMEOUT, default 90 s) until libvirtd answers,
-#           defines/starts network `default` (virbr-n2), keeps the FORWARD DROP on the uplink
+#           defines/starts network `default` (virbr-n2) and `nepho-shared` on both hosts
+#           (host1's half too), keeps the FORWARD DROP on the uplink
 #           first in the chain (guests only reach this machine).
 # - stop:   simulates a dead host (power loss): SIGKILL to every process in host2's mount
 #           namespace (libvirtd, virtlogd, dnsmasq, QEMU guests), then removes what a reboot
@@ -44,6 +50,9 @@ SOCK=$RUN/run/libvirt-sock
 URI="qemu:///system?socket=$SOCK"
 BRIDGE=virbr-n2
 SUBNET=192.168.124
+SHARED_NET=nepho-shared
+SHARED_BRIDGE=virbr-sh
+SHARED_SUBNET=192.168.126
 TIMEOUT=${NEPHO_HOST2_TIMEOUT:-90}
 NSFILE=$RUN/mntns          # "mnt:[ino]" of host2's mount namespace
 LIBVIRTD_PID=$RUN/libvirtd.pid
@@ -81,7 +90,7 @@ alive() { # pidfile name
 libvirtd_alive() { alive "$LIBVIRTD_PID" libvirtd; }
 
 # The config libvirtd read at start: a change restarts host2.
-conf_sum() { { cat "$STATE/etc/qemu.conf" "$STATE/etc/qemu-lockd.conf" 2>/dev/null || true; } | sha256sum; }
+conf_sum() { { cat "$STATE/etc/qemu.conf" "$STATE/etc/qemu-lockd.conf" "$STATE/etc/libvirtd.conf" 2>/dev/null || true; } | sha256sum; }
 
 keep_drop_first() {
   local dev first
@@ -119,6 +128,18 @@ init_state() {
     printf '\n# nepho host2: VNC ports apart from host1'"'"'s (which start at 5900)\nremote_display_port_min = 6500\nremote_display_port_max = 6599\n' \
       >>"$STATE/etc/qemu.conf"
   fi
+  # Its own host UUID: both daemons read this machine's SMBIOS/machine-id, and libvirt refuses
+  # to migrate a domain to "the same host" when source and destination report one UUID.
+  # Generated once and kept with the rest of host2's state.
+  if ! grep -q '^host_uuid *=' "$STATE/etc/libvirtd.conf" 2>/dev/null; then
+    printf '\n# nepho host2: a host UUID of its own (live migration between host1 and host2)\nhost_uuid = "%s"\n' \
+      "$(cat /proc/sys/kernel/random/uuid)" >>"$STATE/etc/libvirtd.conf"
+  fi
+  # Both libvirtds hand out incoming-migration ports from 49152 by default: keep host2's apart.
+  if ! grep -q '^migration_port_min *=' "$STATE/etc/qemu.conf" 2>/dev/null; then
+    printf '\n# nepho host2: incoming-migration ports apart from host1'"'"'s (49152-49215)\nmigration_port_min = 49300\nmigration_port_max = 49363\n' \
+      >>"$STATE/etc/qemu.conf"
+  fi
   # Leases in the lockspace both hosts share (lock_manager = "lockd").
   "$(dirname "$0")"/lockd-conf.sh "$STATE/etc"
   # Without a capabilities cache libvirtd probes QEMU at its first start (~12 s).
@@ -141,7 +162,7 @@ start() {
     # A host2 started by an older version of this script restarts to pick up config it lacks.
     init_state
     if [ "$(conf_sum)" != "$(cat "$RUN/qemu.conf.sum" 2>/dev/null)" ]; then
-      log "host2's qemu.conf/qemu-lockd.conf changed since it started: restarting it"
+      log "host2's qemu.conf/qemu-lockd.conf/libvirtd.conf changed since it started: restarting it"
       stop_
     elif ! alive "$VIRTLOCKD_PID" virtlockd; then
       log "host2 runs without its virtlockd: restarting it"
@@ -222,8 +243,52 @@ XML
     virsh -c "$URI" net-start default >/dev/null
   fi
   virsh -c "$URI" net-autostart default >/dev/null 2>&1 || true
+  shared_network
   keep_drop_first
   log "ok: host2 at $URI"
+}
+
+# One segment both hosts share, for live migration (a migrated guest keeps its address, so
+# its network must be the same on both hosts): host1's NAT network $SHARED_NET on bridge
+# $SHARED_BRIDGE ($SHARED_SUBNET.0/24, DHCP from host1's dnsmasq) and, on host2, a network of
+# the same name in bridge mode on that bridge (no DHCP of its own). As two real hosts would
+# share a LAN bridge with one DHCP server on it.
+shared_network() {
+  local x
+  if ! virsh -c qemu:///system net-info "$SHARED_NET" >/dev/null 2>&1; then
+    x=$(mktemp)
+    cat >"$x" <<XML
+<network xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'>
+  <name>$SHARED_NET</name>
+  <forward mode='nat'/>
+  <bridge name='$SHARED_BRIDGE' stp='on' delay='0'/>
+  <ip address='$SHARED_SUBNET.1' netmask='255.255.255.0'>
+    <dhcp><range start='$SHARED_SUBNET.2' end='$SHARED_SUBNET.254'/></dhcp>
+  </ip>
+  <dnsmasq:options><dnsmasq:option value='no-ping'/></dnsmasq:options>
+</network>
+XML
+    log "defining host1's network $SHARED_NET ($SHARED_BRIDGE, $SHARED_SUBNET.0/24)"
+    virsh -c qemu:///system net-define "$x" >/dev/null
+    rm -f "$x"
+  fi
+  if [ "$(virsh -c qemu:///system net-info "$SHARED_NET" | awk '/^Active:/{print $2}')" != yes ]; then
+    log "starting host1's network $SHARED_NET"
+    virsh -c qemu:///system net-start "$SHARED_NET" >/dev/null
+  fi
+  virsh -c qemu:///system net-autostart "$SHARED_NET" >/dev/null 2>&1 || true
+  if ! virsh -c "$URI" net-info "$SHARED_NET" >/dev/null 2>&1; then
+    x=$(mktemp)
+    printf "<network>\n  <name>%s</name>\n  <forward mode='bridge'/>\n  <bridge name='%s'/>\n</network>\n" \
+      "$SHARED_NET" "$SHARED_BRIDGE" >"$x"
+    log "defining host2's network $SHARED_NET (bridge mode on $SHARED_BRIDGE)"
+    virsh -c "$URI" net-define "$x" >/dev/null
+    rm -f "$x"
+  fi
+  if [ "$(virsh -c "$URI" net-info "$SHARED_NET" | awk '/^Active:/{print $2}')" != yes ]; then
+    virsh -c "$URI" net-start "$SHARED_NET" >/dev/null
+  fi
+  virsh -c "$URI" net-autostart "$SHARED_NET" >/dev/null 2>&1 || true
 }
 
 stop_() {

@@ -1,5 +1,7 @@
 //! `cluster:*` (KVM): failover and the watcher, migrate, rebalance, evacuate, usage, status.
 
+use nepho_provider_api::MoveMode;
+
 use super::Context;
 use crate::error::{Error, Result};
 use crate::ops::cluster::{self as ops, WatchOptions};
@@ -40,6 +42,11 @@ pub struct MigrateArgs {
     /// The destination host (default: the allocator picks one of the other hosts)
     #[arg(long)]
     pub to: Option<String>,
+    /// Move it while it runs (libvirt live migration): it keeps its memory, address and
+    /// connections. Refused (exit 4) unless it runs, every disk is on iSCSI, it has no local
+    /// swap and its networks span both hosts
+    #[arg(long)]
+    pub live: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -102,7 +109,12 @@ pub fn watch(cx: &Context, a: &WatchArgs) -> Result<()> {
 }
 
 pub fn migrate(cx: &Context, a: &MigrateArgs) -> Result<()> {
-    let result = ops::migrate(cx, &a.formation, &a.machine, a.to.as_deref())?;
+    let mode = if a.live {
+        MoveMode::Live
+    } else {
+        MoveMode::Offline
+    };
+    let result = ops::migrate(cx, &a.formation, &a.machine, a.to.as_deref(), mode)?;
     cx.out
         .data(&result, || human::moves(std::slice::from_ref(&result)));
     Ok(())

@@ -141,12 +141,14 @@ pub enum ClusterCommand {
     },
     /// Watch the hosts and fail over every host that stays unreachable (runs until stopped)
     Watch(cluster::WatchArgs),
-    /// Move a machine to another host, offline: clean shutdown, local disks copied, started
-    /// again there if it was running
+    /// Move a machine to another host, offline (clean shutdown, local disks copied, started
+    /// again there if it was running) or with --live while it runs (disks all on iSCSI)
     Migrate(cluster::MigrateArgs),
-    /// Even out memory use across the hosts by migrating machines (offline, one at a time)
+    /// Even out memory use across the hosts by migrating machines, one at a time (live when
+    /// they run on shared disks, else offline)
     Rebalance(cluster::RebalanceArgs),
-    /// Move every machine off a live host (maintenance), offline, one at a time
+    /// Move every machine off a live host (maintenance), one at a time (live when they run on
+    /// shared disks, else offline)
     Evacuate(cluster::EvacuateArgs),
     /// What each machine uses: per disk / iSCSI export (space, I/O, sessions) and per address
     /// (traffic)

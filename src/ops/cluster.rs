@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use nepho_provider_api::{
-    ClusterStatus, ClusterUsage, FailoverReport, MigrateResult, RebalanceReport,
+    ClusterStatus, ClusterUsage, FailoverReport, MigrateResult, MoveMode, RebalanceReport,
 };
 
 use nepho_provider_api::{EventData, EventStatus, OperationData};
@@ -321,17 +321,24 @@ pub fn watch(cx: &Context, a: &WatchOptions, show: &dyn Fn(&FailoverReport)) -> 
     })
 }
 
-/// `cluster:migrate FORMATION MACHINE [--to HOST]`: offline.
+/// `cluster:migrate FORMATION MACHINE [--to HOST] [--live]`: offline, or live (the machine
+/// keeps running; refused unless it runs and every disk is shared).
 pub fn migrate(
     cx: &Context,
     formation: &str,
     machine: &str,
     to: Option<&str>,
+    mode: MoveMode,
 ) -> Result<MigrateResult> {
-    cx.out.notice(&format!(
-        "migrate: {machine} of {formation} goes offline while its disks move{}",
-        to.map(|t| format!(" to host {t}")).unwrap_or_default()
-    ));
+    let to_host = to.map(|t| format!(" to host {t}")).unwrap_or_default();
+    cx.out.notice(&match mode {
+        MoveMode::Live => {
+            format!("migrate: {machine} of {formation} moves live{to_host}: it keeps running")
+        }
+        MoveMode::Offline => {
+            format!("migrate: {machine} of {formation} goes offline while its disks move{to_host}")
+        }
+    });
     let moved = runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
         let ops = providers::cluster_ops(&*kvm)?;
@@ -340,7 +347,7 @@ pub fn migrate(
             machine: machine.to_string(),
             from: "its host".into(),
             to: to.unwrap_or("the host with most room").to_string(),
-            live: false,
+            live: mode == MoveMode::Live,
         };
         formation_event(
             cx,
@@ -351,7 +358,7 @@ pub fn migrate(
         );
         let journal = cluster_journal(cx)?;
         let moved = crate::engine::record_operation(&journal, data.clone(), async {
-            ops.migrate(formation, machine, to)
+            ops.migrate(formation, machine, to, mode)
                 .await
                 .map_err(providers::provider_error)
         })
@@ -413,7 +420,7 @@ fn note_moves(cx: &Context, moves: &[MigrateResult]) {
             machine: m.machine.clone(),
             from: m.from.clone(),
             to: m.to.clone(),
-            live: false,
+            live: m.mode == MoveMode::Live,
         };
         formation_event(
             cx,

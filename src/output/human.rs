@@ -645,9 +645,11 @@ pub fn moves(moves: &[MigrateResult]) -> String {
         "TO",
         "MEMORY",
         "STATUS",
+        "HOW",
         "ADDRESS",
         "COPIED",
         "SECONDS",
+        "DOWNTIME",
         "REASON",
     ]);
     for m in moves {
@@ -658,9 +660,16 @@ pub fn moves(moves: &[MigrateResult]) -> String {
             m.to.clone(),
             format!("{} MiB", m.memory_mb),
             m.status.clone(),
+            match m.mode {
+                nepho_provider_api::MoveMode::Live => "live".into(),
+                nepho_provider_api::MoveMode::Offline => "offline".to_string(),
+            },
             m.address.clone().unwrap_or_default(),
             format!("{:.1} MiB", m.copied_bytes as f64 / 1048576.0),
             format!("{:.1}", m.seconds),
+            m.downtime_ms
+                .map(|ms| format!("{ms} ms"))
+                .unwrap_or_default(),
             m.reason.clone().unwrap_or_default(),
         ]);
     }

@@ -50,7 +50,7 @@ pub(crate) fn domains(uri: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
-fn targets(name: &str) -> Vec<String> {
+pub(crate) fn targets(name: &str) -> Vec<String> {
     let (_, out) = sh("tgtadm --lld iscsi --op show --mode target");
     out.lines()
         .filter(|l| l.starts_with("Target ") && l.contains(name))
@@ -508,6 +508,7 @@ fn kvm_offline_migration_and_rebalance_between_two_hosts() {
             (Some("h2"), Some("h1"), Some("planned")),
             "{plan}"
         );
+        assert_eq!(m["mode"], "offline", "qcow2 disks: {plan}");
     }
     assert_eq!(plan["before"]["h2"], 0.5, "{plan}");
     assert_eq!(plan["after"]["h2"], 0.0, "{plan}");
@@ -528,6 +529,12 @@ fn kvm_offline_migration_and_rebalance_between_two_hosts() {
         "{}",
         unknown.stderr
     );
+
+    // --live is refused for a qcow2 machine, before anything stops.
+    let live = env.run(&["cluster:migrate", &name, "hello-1", "--to", "h1", "--live"]);
+    assert_eq!(live.code, 4, "{}", live.stderr);
+    assert!(live.stderr.contains("qcow2"), "{}", live.stderr);
+    assert!(on(&h2, "hello-1") && !on(h1, "hello-1"));
 
     // A move that fails half-way (h1's formation directory cannot be made) puts it all back,
     // running and reachable.
@@ -560,6 +567,7 @@ fn kvm_offline_migration_and_rebalance_between_two_hosts() {
         "{done}"
     );
     assert_eq!(m["was_running"], true);
+    assert_eq!(m["mode"], "offline", "{done}");
     assert!(m["copied_bytes"].as_u64().unwrap() > 0, "{done}");
     assert!(
         m["address"]

@@ -13,6 +13,7 @@ mod kvm_debian;
 mod kvm_formation_ops;
 mod kvm_hosts;
 mod kvm_library;
+mod kvm_live;
 mod kvm_placement;
 mod kvm_update;
 mod recovery;

@@ -97,6 +97,17 @@ pub struct FailoverResult {
     pub seconds: f64,
 }
 
+/// How a machine moves between two hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MoveMode {
+    /// Live migration: the machine keeps running (its memory is copied while it runs, then
+    /// it resumes on the new host with the same address); every disk must be shared (iSCSI).
+    Live,
+    /// Clean shutdown, local disks copied, defined and started again on the new host.
+    Offline,
+}
+
 /// What `cluster:migrate` prints (`-o json`), and one move of `cluster:rebalance`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct MigrateResult {
@@ -107,6 +118,8 @@ pub struct MigrateResult {
     pub to: String,
     /// `moved`, `planned` (`--dry-run`) or `failed` (everything was put back).
     pub status: String,
+    /// How it moved (or would move, when planned): `live` or `offline`.
+    pub mode: MoveMode,
     /// Whether it was running (it runs again after the move).
     pub was_running: bool,
     /// Its address on the new host, once ready (running machines).
@@ -115,6 +128,10 @@ pub struct MigrateResult {
     /// Bytes of local disks and seed copied between the hosts.
     pub copied_bytes: u64,
     pub memory_mb: u64,
+    /// A live move: how long the machine was paused, as libvirt measured it (the last copy of
+    /// its memory and the switch-over), in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub downtime_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub seconds: f64,
@@ -232,22 +249,26 @@ pub trait ClusterOps: Send + Sync {
         host: &'a str,
     ) -> BoxFuture<'a, Result<FailoverReport, ProviderError>>;
 
-    /// `cluster:migrate`: moves one machine to `to` (default: where the allocator puts it).
+    /// `cluster:migrate`: moves one machine to `to` (default: where the allocator puts it),
+    /// offline, or running (`mode` live: refused unless the machine runs and every disk is
+    /// shared).
     fn migrate<'a>(
         &'a self,
         formation: &'a str,
         machine: &'a str,
         to: Option<&'a str>,
+        mode: MoveMode,
     ) -> BoxFuture<'a, Result<MigrateResult, ProviderError>>;
 
-    /// `cluster:rebalance`: evens out memory use with at most `max_moves` moves.
+    /// `cluster:rebalance`: evens out memory use with at most `max_moves` moves (live for
+    /// running machines whose disks are all shared, offline otherwise).
     fn rebalance(
         &self,
         dry_run: bool,
         max_moves: usize,
     ) -> BoxFuture<'_, Result<RebalanceReport, ProviderError>>;
 
-    /// `cluster:evacuate HOST`: every machine off a live host.
+    /// `cluster:evacuate HOST`: every machine off a live host (live or offline, as rebalance).
     fn evacuate<'a>(
         &'a self,
         host: &'a str,

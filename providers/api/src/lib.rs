@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 
 pub use cluster::{
     AddressUsage, Capacity, ClusterOps, ClusterStatus, ClusterUsage, DiskUsage, FailoverReport,
-    FailoverResult, HostMachine, HostStatus, MeasuredUsage, MigrateResult, RebalanceReport, Watch,
+    FailoverResult, HostMachine, HostStatus, MeasuredUsage, MigrateResult, MoveMode,
+    RebalanceReport, Watch,
 };
 pub use library::{
     HostCopies, HostSync, LibraryItem, LibraryKind, LibraryOps, LibraryUser, SyncedItem,

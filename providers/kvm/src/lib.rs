@@ -157,6 +157,7 @@ impl KvmProvider {
         if errors.len() == self.cluster.hosts.len() {
             return Err(errors.remove(0));
         }
+        keep_running_copies(&mut found);
         found.sort_by(|a, b| {
             (!a.record.primary, &a.record.machine).cmp(&(!b.record.primary, &b.record.machine))
         });
@@ -258,18 +259,52 @@ impl KvmProvider {
         self.failover_host(host).await
     }
 
-    async fn address_of(d: &FoundDomain) -> Option<String> {
-        match d.record.nics.first().and_then(|n| n.ip.clone()) {
-            Some(ip) => Some(ip),
-            None => libvirt::address(&d.uri, &d.name).await,
+    async fn address_of(&self, d: &FoundDomain) -> Option<String> {
+        if let Some(ip) = d.record.nics.first().and_then(|n| n.ip.clone()) {
+            return Some(ip);
         }
+        if let Some(ip) = libvirt::address(&d.uri, &d.name).await {
+            return Some(ip);
+        }
+        self.lease_elsewhere(d).await
     }
 
-    async fn addresses(found: &[FoundDomain]) -> BTreeMap<String, String> {
+    /// The DHCP lease of the machine's first NIC held by another host's network of the same
+    /// name: a network that spans the hosts (a bridge, as live migration needs) has one DHCP
+    /// server, which need not be on the host the machine runs on now.
+    async fn lease_elsewhere(&self, d: &FoundDomain) -> Option<String> {
+        let nic = d.record.nics.first()?;
+        let network = nic.libvirt_network.as_deref()?;
+        // Where the machine's host serves the network itself, its leases are the only truth
+        // (another host's network of that name is another subnet, with stale leases).
+        let here = libvirt::virsh_output(&d.uri, &["net-dumpxml", network])
+            .await
+            .ok()?;
+        if !here.success || net::serves_subnet(&here.stdout) {
+            return None;
+        }
+        for host in self.cluster.hosts.iter().filter(|h| h.uri != d.uri) {
+            let Ok(out) =
+                libvirt::virsh_output(&host.uri, &["net-dhcp-leases", network, "--mac", &nic.mac])
+                    .await
+            else {
+                continue;
+            };
+            if let Some((_, ip)) = net::parse_leases(&out.stdout)
+                .into_iter()
+                .find(|(mac, _)| mac.eq_ignore_ascii_case(&nic.mac))
+            {
+                return Some(ip);
+            }
+        }
+        None
+    }
+
+    async fn addresses(&self, found: &[FoundDomain]) -> BTreeMap<String, String> {
         let mut map = BTreeMap::new();
         for d in found {
             if d.state == "running"
-                && let Some(a) = Self::address_of(d).await
+                && let Some(a) = self.address_of(d).await
             {
                 map.insert(d.record.machine.clone(), a);
             }
@@ -300,6 +335,17 @@ impl KvmProvider {
             .map(|(k, v)| (k.clone(), substitute(v, &address_of)))
             .collect()
     }
+}
+
+/// During a live migration a machine is on two hosts for a moment (running on one, paused on
+/// the other): the running copy is the one that answers, the other is left out.
+fn keep_running_copies(found: &mut Vec<FoundDomain>) {
+    let running: Vec<String> = found
+        .iter()
+        .filter(|d| d.state == "running")
+        .map(|d| d.name.clone())
+        .collect();
+    found.retain(|d| d.state == "running" || !running.contains(&d.name));
 }
 
 fn state_of(found: &[FoundDomain]) -> (FormationState, Option<String>) {
@@ -491,7 +537,7 @@ impl Provider for KvmProvider {
     ) -> BoxFuture<'a, Result<FormationDetails, ProviderError>> {
         Box::pin(async move {
             let found = self.find_machines(formation, None).await?;
-            let addresses = Self::addresses(&found).await;
+            let addresses = self.addresses(&found).await;
             let mut resources = Vec::new();
             for d in &found {
                 let address = addresses.get(&d.record.machine);
@@ -636,7 +682,7 @@ impl Provider for KvmProvider {
     ) -> BoxFuture<'a, Result<Endpoints, ProviderError>> {
         Box::pin(async move {
             let found = self.find_machines(formation, None).await?;
-            let addresses = Self::addresses(&found).await;
+            let addresses = self.addresses(&found).await;
             let ssh = found
                 .iter()
                 .filter_map(|d| {
@@ -737,5 +783,45 @@ mod tests {
         with_pw.parameters.insert("pw".into(), "x".into());
         assert!(kvm.pattern(&with_pw).is_ok());
         assert!(kvm.pattern(&spec(secret)).is_err());
+    }
+
+    #[test]
+    fn a_machine_caught_mid_migration_is_its_running_copy() {
+        let domain = |host: &str, name: &str, state: &str| FoundDomain {
+            host: host.into(),
+            uri: format!("qemu:///{host}"),
+            name: name.into(),
+            state: state.into(),
+            record: libvirt::MachineRecord {
+                formation: "f".into(),
+                cloudlet: "c".into(),
+                scenario: "s".into(),
+                machine: name.trim_start_matches("nepho-f-").into(),
+                primary: false,
+                host: host.into(),
+                cpus: 1,
+                memory_mb: 256,
+                disks: vec![],
+                seed: "/s.iso".into(),
+                console_log: "/c.log".into(),
+                key: "/k".into(),
+                ssh_user: "root".into(),
+                outputs: BTreeMap::new(),
+                nics: vec![],
+                swap: None,
+                base_image: None,
+            },
+        };
+        let mut found = vec![
+            domain("h1", "nepho-f-web", "paused"),
+            domain("h2", "nepho-f-web", "running"),
+            domain("h1", "nepho-f-db", "shut off"),
+        ];
+        keep_running_copies(&mut found);
+        let kept: Vec<(&str, &str)> = found
+            .iter()
+            .map(|d| (d.host.as_str(), d.name.as_str()))
+            .collect();
+        assert_eq!(kept, [("h2", "nepho-f-web"), ("h1", "nepho-f-db")]);
     }
 }

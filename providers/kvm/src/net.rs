@@ -72,8 +72,26 @@ pub fn parse_reservations(xml: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Whether a libvirt network (its `virsh net-dumpxml`) serves a subnet of its own on its host
+/// (NAT, routed or isolated, with libvirt's DHCP), as opposed to only attaching guests to an
+/// existing bridge (`<forward mode='bridge'/>`): two hosts' networks that both serve one are
+/// two separate segments, whatever their names.
+pub fn serves_subnet(network_xml: &str) -> bool {
+    network_xml.contains("<ip ")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_networks_with_an_address_serve_a_subnet() {
+        assert!(super::serves_subnet(
+            "<network><name>default</name><forward mode='nat'/><bridge name='virbr0'/><ip address='192.168.122.1' netmask='255.255.255.0'/></network>"
+        ));
+        assert!(!super::serves_subnet(
+            "<network><name>lan</name><forward mode='bridge'/><bridge name='br0'/></network>"
+        ));
+    }
+
     #[test]
     fn reservations_are_read_from_the_network_xml() {
         let xml = "<network>\n  <name>default</name>\n  <ip address='192.168.122.1' netmask='255.255.255.0'>\n    <dhcp>\n      <range start='192.168.122.2' end='192.168.122.254'/>\n      <host mac='52:54:00:67:a6:23' name='hello' ip='192.168.122.201'/>\n      <host mac=\"52:54:00:00:00:01\" ip=\"192.168.122.9\"/>\n      <host name='nomac' ip='192.168.122.7'/>\n    </dhcp>\n  </ip>\n</network>\n";

@@ -1,4 +1,5 @@
-//! Offline migration (`cluster:migrate`) and rebalancing (`cluster:rebalance`).
+//! Offline migration (`cluster:migrate`) and rebalancing (`cluster:rebalance`); live migration
+//! (`--live`, and the moves of running machines on shared disks) is in `live.rs`.
 //!
 //! ## Migrating one machine
 //!
@@ -29,7 +30,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nepho_provider_api::{MigrateResult, ProviderError, RebalanceReport};
+use nepho_provider_api::{MigrateResult, MoveMode, ProviderError, RebalanceReport};
 
 use crate::KvmProvider;
 use crate::cluster::HostConfig;
@@ -59,7 +60,7 @@ fn invalid(message: impl Into<String>, hint: Option<String>) -> ProviderError {
 }
 
 /// A file's size on a host (0 when it cannot be read).
-async fn file_size(runner: &Runner, path: &Path) -> u64 {
+pub(super) async fn file_size(runner: &Runner, path: &Path) -> u64 {
     runner
         .run("stat", &["-c", "%s", "--", &path.to_string_lossy()], SHORT)
         .await
@@ -105,12 +106,16 @@ pub(super) async fn copy_between(
 }
 
 /// Same host-visible file on both sides (two local hosts sharing a directory).
-fn same_file(from: &Runner, to: &Runner, a: &Path, b: &Path) -> bool {
+pub(super) fn same_file(from: &Runner, to: &Runner, a: &Path, b: &Path) -> bool {
     matches!((from, to), (Runner::Local, Runner::Local)) && a == b
 }
 
 /// The record as it will be on `to`: local files in `to`'s formation directory.
-fn record_on(cluster: &crate::ClusterFile, old: &MachineRecord, to: &HostConfig) -> MachineRecord {
+pub(super) fn record_on(
+    cluster: &crate::ClusterFile,
+    old: &MachineRecord,
+    to: &HostConfig,
+) -> MachineRecord {
     let dir = names::formation_dir(cluster, to, &old.formation);
     let moved = |p: &Path| dir.join(p.file_name().unwrap_or_default());
     let mut record = old.clone();
@@ -165,7 +170,7 @@ fn move_load(loads: &mut [HostLoad], d: &FoundDomain, to: &str) {
 }
 
 /// A move of `d` to `to` that has not been made (yet).
-fn planned(d: &FoundDomain, to: &str) -> MigrateResult {
+fn planned(d: &FoundDomain, to: &str, mode: MoveMode) -> MigrateResult {
     MigrateResult {
         formation: d.record.formation.clone(),
         machine: d.record.machine.clone(),
@@ -173,10 +178,12 @@ fn planned(d: &FoundDomain, to: &str) -> MigrateResult {
         from: d.host.clone(),
         to: to.to_string(),
         status: "planned".into(),
+        mode,
         was_running: d.state == "running",
         address: None,
         copied_bytes: 0,
         memory_mb: d.record.memory_mb,
+        downtime_ms: None,
         reason: None,
         seconds: 0.0,
     }
@@ -295,13 +302,14 @@ impl KvmProvider {
         .map(|_| ())
     }
 
-    /// `cluster:migrate FORMATION MACHINE [--to HOST]`: see the module doc. Without `to`, the
-    /// allocator picks among the other hosts.
+    /// `cluster:migrate FORMATION MACHINE [--to HOST] [--live]`: see the module doc (offline)
+    /// and `live.rs` (live). Without `to`, the allocator picks among the other hosts.
     pub async fn migrate(
         &self,
         formation: &str,
         machine: &str,
         to: Option<&str>,
+        mode: MoveMode,
     ) -> Result<MigrateResult, ProviderError> {
         let d = self
             .find_machines(formation, Some(machine))
@@ -309,18 +317,61 @@ impl KvmProvider {
             .into_iter()
             .next()
             .expect("machines() returns at least one");
+        let refuse = |why: String| {
+            invalid(
+                format!("{machine} of {formation} cannot move live: {why}"),
+                Some(format!(
+                    "without --live it moves offline (shut down, moved, started again): `nepho cluster:migrate {formation} {machine}{}`",
+                    to.map(|t| format!(" --to {t}")).unwrap_or_default()
+                )),
+            )
+        };
+        if mode == MoveMode::Live
+            && let Some(why) = super::live::machine_blocker(&d)
+        {
+            return Err(refuse(why));
+        }
         let loads = place::host_loads(&self.cluster).await;
         let labels = self.labels_of(&d).await;
         let to = self.destination(&d, &loads, &labels, to)?;
         let started = Instant::now();
+        if mode == MoveMode::Live {
+            if let Some(why) = self.network_blocker(&d, &to).await {
+                return Err(refuse(why));
+            }
+            let moved = self.move_live(&d, &to).await?;
+            return Ok(MigrateResult {
+                status: "moved".into(),
+                address: moved.address,
+                copied_bytes: moved.copied_bytes,
+                downtime_ms: moved.downtime_ms,
+                seconds: started.elapsed().as_secs_f64(),
+                ..planned(&d, &to.name, mode)
+            });
+        }
         let (address, copied_bytes) = self.move_offline(&d, &to).await?;
         Ok(MigrateResult {
             status: "moved".into(),
             address,
             copied_bytes,
             seconds: started.elapsed().as_secs_f64(),
-            ..planned(&d, &to.name)
+            ..planned(&d, &to.name, mode)
         })
+    }
+
+    /// How a rebalance or evacuation moves `d` to `to`: live when it runs and nothing stands
+    /// in the way (every disk shared, no local swap, its networks span both hosts), offline
+    /// otherwise.
+    async fn mode_for(&self, d: &FoundDomain, to: &str) -> MoveMode {
+        let Some(to) = self.cluster.host(to) else {
+            return MoveMode::Offline;
+        };
+        if super::live::machine_blocker(d).is_none() && self.network_blocker(d, to).await.is_none()
+        {
+            MoveMode::Live
+        } else {
+            MoveMode::Offline
+        }
     }
 
     /// Makes the planned moves one at a time (unless `dry_run`); a move that failed, or a
@@ -336,17 +387,22 @@ impl KvmProvider {
                 Err(why) => MigrateResult {
                     status: "no-room".into(),
                     reason: Some(why),
-                    ..planned(&d, "")
+                    ..planned(&d, "", MoveMode::Offline)
                 },
-                Ok(to) if dry_run => planned(&d, &to),
-                Ok(to) => self
-                    .migrate(&d.record.formation, &d.record.machine, Some(&to))
-                    .await
-                    .unwrap_or_else(|e| MigrateResult {
-                        status: "failed".into(),
-                        reason: Some(e.to_string()),
-                        ..planned(&d, &to)
-                    }),
+                Ok(to) => {
+                    let mode = self.mode_for(&d, &to).await;
+                    if dry_run {
+                        planned(&d, &to, mode)
+                    } else {
+                        self.migrate(&d.record.formation, &d.record.machine, Some(&to), mode)
+                            .await
+                            .unwrap_or_else(|e| MigrateResult {
+                                status: "failed".into(),
+                                reason: Some(e.to_string()),
+                                ..planned(&d, &to, mode)
+                            })
+                    }
+                }
             };
             moves.push(r);
         }

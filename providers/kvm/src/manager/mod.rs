@@ -5,13 +5,14 @@
 
 mod failover;
 mod library;
+mod live;
 mod migrate;
 mod usage;
 
 use std::time::Duration;
 
 use nepho_provider_api::{
-    BoxFuture, ClusterOps, ClusterStatus, ClusterUsage, FailoverReport, MigrateResult,
+    BoxFuture, ClusterOps, ClusterStatus, ClusterUsage, FailoverReport, MigrateResult, MoveMode,
     ProviderError, RebalanceReport, Watch,
 };
 
@@ -50,8 +51,9 @@ impl ClusterOps for KvmProvider {
         formation: &'a str,
         machine: &'a str,
         to: Option<&'a str>,
+        mode: MoveMode,
     ) -> BoxFuture<'a, Result<MigrateResult, ProviderError>> {
-        Box::pin(KvmProvider::migrate(self, formation, machine, to))
+        Box::pin(KvmProvider::migrate(self, formation, machine, to, mode))
     }
 
     fn rebalance(
