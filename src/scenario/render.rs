@@ -1180,6 +1180,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn huge_precisions_format_without_a_panic() {
+        // core's `{:0prec$}` panics past u16::MAX (found by the render fuzzer).
+        let text = python_percent("%.77777F", &JValue::from(7)).unwrap();
+        let text = text.as_str().unwrap();
+        assert!(text.starts_with("7.000") && text.len() == 2 + 77777, "{}", &text[..10]);
+        assert!(python_percent("%.65535e", &JValue::from(1.5)).is_ok());
+        assert!(python_percent("%.2000000f", &JValue::from(1)).is_err());
+    }
+
+    #[test]
     fn python_reprs() {
         let v = to_jinja(serde_json::json!({"a": [1, 2.5, true, null, "it's"], "b": "x"}));
         assert_eq!(

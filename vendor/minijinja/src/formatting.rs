@@ -535,7 +535,10 @@ impl FormatSpec {
             Type::LowerF | Type::UpperF => {
                 let prec = self.precision.unwrap_or(6);
                 let num = if prec != 0 {
-                    format!("{}.{:0prec$}", val, 0)
+                    // nepho patch: `{:0prec$}` panics in core for a precision over u16::MAX
+                    // ("Formatting argument out of range": `"%.77777F" % 7`); the zeros are
+                    // written out instead. Found by nepho's render fuzzer.
+                    format!("{}.{}", val, "0".repeat(prec))
                 } else {
                     format!("{}", val)
                 };
