@@ -5,6 +5,43 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// 12 hex digits (48 bits of FNV-1a) naming something by a longer key: a directory per nepho
 /// home, a socket per formation. Not for secrets; collisions only between one user's own keys.
+/// `90`, `90s`, `10m`, `1h30m`, `2h`, `1d`: a duration on the command line (`--timeout`).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("\"{text}\" is not a duration: use 90s, 10m or 1h30m");
+    let mut total = 0u64;
+    let mut number = String::new();
+    let mut add = |number: &str, unit: u64| -> Result<(), String> {
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|n| total.checked_add(n))
+            .ok_or_else(bad)?;
+        Ok(())
+    };
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return Err(bad()),
+        };
+        add(&number, unit)?;
+        number.clear();
+    }
+    if !number.is_empty() {
+        add(&number, 1)?;
+    }
+    if total == 0 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(total))
+}
+
 pub fn short_hash(key: &[u8]) -> String {
     let mut h: u64 = 0xcbf29ce484222325;
     for b in key {
@@ -92,6 +129,24 @@ pub fn safe_relative(p: &str) -> Option<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn durations_parse_and_overflow_is_refused() {
+        use super::parse_duration as p;
+        assert_eq!(p("90").unwrap().as_secs(), 90);
+        assert_eq!(p("1h30m").unwrap().as_secs(), 5400);
+        assert_eq!(p("2d").unwrap().as_secs(), 172_800);
+        for bad in [
+            "",
+            "0",
+            "10x",
+            "h",
+            "99999999999999999h",
+            "18446744073709551615s1s",
+        ] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn lenient_canonical_paths_resolve_what_exists() {
         let dir = tempfile::tempdir().unwrap();

@@ -169,37 +169,8 @@ pub struct BuildFlags {
     pub wait: bool,
     /// Give up after this long (`90s`, `10m`, `1h30m`): the build is cancelled, rolls back,
     /// and nepho exits 5
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "detach")]
+    #[arg(long, value_name = "DURATION", value_parser = crate::util::parse_duration, conflicts_with = "detach")]
     pub timeout: Option<Duration>,
-}
-
-/// `90`, `90s`, `10m`, `1h30m`, `2h`: a duration for `--timeout`.
-fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    let bad = || format!("\"{text}\" is not a duration: use 90s, 10m or 1h30m");
-    let mut total = 0u64;
-    let mut number = String::new();
-    for c in text.trim().chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let n: u64 = number.parse().map_err(|_| bad())?;
-        number.clear();
-        total += n * match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86400,
-            _ => return Err(bad()),
-        };
-    }
-    if !number.is_empty() {
-        total += number.parse::<u64>().map_err(|_| bad())?;
-    }
-    if total == 0 {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs(total))
 }
 
 #[derive(Debug, Clone, Args)]

@@ -187,22 +187,14 @@ pub fn expand_colon_form(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStrin
     let mut expecting_value = false;
     let mut done = false;
     for arg in iter {
-        if done {
+        // After `--`, and an option's value, stay as they are.
+        if done || std::mem::take(&mut expecting_value) {
             out.push(arg);
             continue;
         }
         let s = arg.to_string_lossy().into_owned();
-        if expecting_value {
-            expecting_value = false;
-            out.push(arg);
-            continue;
-        }
-        if s == "--" {
-            done = true;
-            out.push(arg);
-            continue;
-        }
         if s.starts_with('-') {
+            done = s == "--";
             expecting_value = matches!(s.as_str(), "-o" | "--output" | "--config" | "--context");
             out.push(arg);
             continue;

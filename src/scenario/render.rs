@@ -1184,7 +1184,11 @@ mod tests {
         // core's `{:0prec$}` panics past u16::MAX (found by the render fuzzer).
         let text = python_percent("%.77777F", &JValue::from(7)).unwrap();
         let text = text.as_str().unwrap();
-        assert!(text.starts_with("7.000") && text.len() == 2 + 77777, "{}", &text[..10]);
+        assert!(
+            text.starts_with("7.000") && text.len() == 2 + 77777,
+            "{}",
+            &text[..10]
+        );
         assert!(python_percent("%.65535e", &JValue::from(1.5)).is_ok());
         assert!(python_percent("%.2000000f", &JValue::from(1)).is_err());
     }
