@@ -1363,6 +1363,11 @@ impl KvmProvider {
             }
             Action::Seed { machine } => {
                 let _ = tokio::fs::remove_file(local_seed(&spec.work_dir, machine)).await;
+                // What the provisioner was seeded with and last ran (formation:update's markers).
+                let seeds = spec.work_dir.join("seeds");
+                for marker in ["seeded", "provisioned"] {
+                    let _ = tokio::fs::remove_file(seeds.join(format!("{machine}.{marker}"))).await;
+                }
                 for host in &self.cluster.hosts {
                     let seed = formation_dir(&self.cluster, host, &spec.name)
                         .join(format!("{machine}-seed.iso"));
