@@ -132,10 +132,14 @@ fn range_step_backwards(
         Some(stop) if stop < 0 => (end as i64 + stop).max(0) as usize,
         Some(stop) => stop as usize,
     };
+    // nepho patch: `[7:7:-1]` on a short list clamps start below stop, and `start - stop`
+    // overflowed (a panic with overflow checks); found by nepho's render fuzzer. Same counts.
     let length = if stop == 0 {
-        (start + step) / step
+        start / step + 1
+    } else if start < stop {
+        0
     } else {
-        (start - stop + step - 1) / step
+        (start - stop).div_ceil(step)
     };
     (stop..=start).rev().step_by(step).take(length)
 }
