@@ -245,6 +245,13 @@ impl KvmProvider {
             }
         }
 
+        // Where the machine's MAC is now, for every switch on the way (here: the bridge both
+        // hosts share): QEMU's announce-self sends gratuitous RARPs from each NIC for about a
+        // second, after the old host's tap may still have been learnt. Without it a client's
+        // ARP probe could go to the old port until its entry failed ("No route to host").
+        let announce = r#"{"execute":"announce-self","arguments":{"initial":50,"max":550,"rounds":10,"step":100}}"#;
+        let _ = libvirt::virsh_output(&to.uri, &["qemu-monitor-command", &d.name, announce]).await;
+
         // It runs on `to`: the shared record follows (same UUID: the domain moved, it was
         // not defined anew), and the old host's files go.
         self.record_moved(d, to, &new).await?;
