@@ -752,16 +752,7 @@ impl KvmProvider {
             tokio::fs::create_dir_all(staging.join("nepho"))
                 .await
                 .map_err(|e| cmd::io_failed(&staging, e))?;
-            cmd::check(
-                "cp",
-                &[
-                    "-a",
-                    &format!("{}/.", payload.display()),
-                    &staging.join("nepho").to_string_lossy(),
-                ],
-                Duration::from_secs(60),
-            )
-            .await?;
+            copy_payload(payload, &staging).await?;
         }
         storage::build_seed_iso(&files, &staging, &local).await?;
         let record = record_for(self, spec, pattern, m, &host, &Self::ips_of(cx));
@@ -930,27 +921,11 @@ impl KvmProvider {
                         .trim()
                         .to_string();
                     if rc != "0" {
-                        let log = ssh_run(
-                            &record.key,
-                            &record.ssh_user,
-                            &address,
-                            "tail -n 20 /var/log/nepho-provision.log",
-                            Duration::from_secs(20),
-                        )
-                        .await
-                        .map(|o| o.stdout)
-                        .unwrap_or_default();
-                        return Err(ProviderError::Failed {
-                            message: format!(
-                                "the provisioner failed on {} (exit {rc}); last lines of /var/log/nepho-provision.log:\n{}",
-                                m.name,
-                                log.trim_end()
-                            ),
-                            hint: Some(format!(
-                                "look around: nepho formation:ssh {} {}",
-                                cx.spec.name, m.name
-                            )),
-                        });
+                        let hint = format!(
+                            "look around: nepho formation:ssh {} {}",
+                            cx.spec.name, m.name
+                        );
+                        return Err(provisioner_failed(&record, &address, &m.name, &rc, hint).await);
                     }
                     // The provisioner first boot ran is the one seeded (kept when an update
                     // finds the machine already up: the provision step compares against it).
@@ -1042,16 +1017,7 @@ impl KvmProvider {
             .await
             .map_err(|e| cmd::io_failed(&staging, e))?;
         if let Some(payload) = &spec.payload_dir {
-            cmd::check(
-                "cp",
-                &[
-                    "-a",
-                    &format!("{}/.", payload.display()),
-                    &staging.join("nepho").to_string_lossy(),
-                ],
-                Duration::from_secs(60),
-            )
-            .await?;
+            copy_payload(payload, &staging).await?;
         }
         let script_path = staging.join("nepho").join("provision.sh");
         tokio::fs::write(&script_path, &script)
@@ -1104,27 +1070,11 @@ impl KvmProvider {
         match rc.as_deref() {
             Some("0") => {}
             Some(rc) => {
-                let log = ssh_run(
-                    &record.key,
-                    &record.ssh_user,
-                    &address,
-                    "tail -n 20 /var/log/nepho-provision.log",
-                    Duration::from_secs(20),
-                )
-                .await
-                .map(|o| o.stdout)
-                .unwrap_or_default();
-                return Err(ProviderError::Failed {
-                    message: format!(
-                        "the provisioner failed on {} (exit {rc}); last lines of /var/log/nepho-provision.log:\n{}",
-                        m.name,
-                        log.trim_end()
-                    ),
-                    hint: Some(format!(
-                        "fix the provisioner and run the update again; look around: nepho formation:ssh {} {}",
-                        spec.name, m.name
-                    )),
-                });
+                let hint = format!(
+                    "fix the provisioner and run the update again; look around: nepho formation:ssh {} {}",
+                    spec.name, m.name
+                );
+                return Err(provisioner_failed(&record, &address, &m.name, rc, hint).await);
             }
             None => {
                 return Err(failed(format!(
@@ -1521,6 +1471,48 @@ async fn provision_script(
         None => !m.env.is_empty() || !m.secret_env.is_empty(),
     };
     Ok((provision, has_provisioner))
+}
+
+/// The cloudlet's payload into `staging/nepho/` (the provisioner finds it in NEPHO_SEED_DIR).
+async fn copy_payload(payload: &Path, staging: &Path) -> Result<(), ProviderError> {
+    cmd::check(
+        "cp",
+        &[
+            "-a",
+            &format!("{}/.", payload.display()),
+            &staging.join("nepho").to_string_lossy(),
+        ],
+        Duration::from_secs(60),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// A provisioner that exited `rc` on `machine`: the error carries the last lines of its log.
+async fn provisioner_failed(
+    record: &MachineRecord,
+    address: &str,
+    machine: &str,
+    rc: &str,
+    hint: String,
+) -> ProviderError {
+    let log = ssh_run(
+        &record.key,
+        &record.ssh_user,
+        address,
+        "tail -n 20 /var/log/nepho-provision.log",
+        Duration::from_secs(20),
+    )
+    .await
+    .map(|o| o.stdout)
+    .unwrap_or_default();
+    ProviderError::Failed {
+        message: format!(
+            "the provisioner failed on {machine} (exit {rc}); last lines of /var/log/nepho-provision.log:\n{}",
+            log.trim_end()
+        ),
+        hint: Some(hint),
+    }
 }
 
 /// A digest of what a provisioner run is given: the script (with its environment) and every
