@@ -44,7 +44,9 @@ pub async fn kernel_boots_under_kvm() -> Option<bool> {
         return Some(false);
     }
     let kernel = host_kernel()?;
-    let stdout = qemu(
+    // earlyprintk: the kernel writes from its first protected-mode steps on, so a guest that
+    // stops there (nested setups) goes silent at once instead of after the console starts.
+    let seen = qemu(
         &[
             "-accel",
             "kvm",
@@ -59,12 +61,13 @@ pub async fn kernel_boots_under_kvm() -> Option<bool> {
             "-kernel",
             &kernel,
             "-append",
-            "console=ttyS0 panic=-1",
+            "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1",
         ],
-        Duration::from_secs(20),
+        "Kernel panic",
+        Budget::KERNEL,
     )
     .await;
-    Some(stdout.is_some_and(|s| s.contains("Kernel panic")))
+    Some(seen)
 }
 
 async fn boot_sector_runs_under_kvm() -> bool {
@@ -73,7 +76,7 @@ async fn boot_sector_runs_under_kvm() -> bool {
         return false;
     }
     let drive = format!("file={},format=raw,if=ide", path.display());
-    let stdout = qemu(
+    let seen = qemu(
         &[
             "-accel",
             "kvm",
@@ -90,28 +93,87 @@ async fn boot_sector_runs_under_kvm() -> bool {
             "-drive",
             &drive,
         ],
-        Duration::from_secs(8),
+        "OK",
+        Budget::BOOT_SECTOR,
     )
     .await;
     let _ = std::fs::remove_file(&path);
-    // isa-debug-exit makes QEMU exit with status 3 once the guest ran; a hang times out.
-    stdout.is_some_and(|s| s.contains("OK"))
+    seen
 }
 
-/// QEMU's stdout, or `None` when it could not run or did not exit within `timeout` (it is
-/// killed then).
-async fn qemu(args: &[&str], timeout: Duration) -> Option<String> {
-    let child = Command::new(QEMU)
-        .args(args)
+/// How long a probe guest may take: to say anything at all (QEMU's own start included), to
+/// go quiet between two lines of output, and in all.
+struct Budget {
+    first: Duration,
+    silence: Duration,
+    total: Duration,
+}
+
+impl Budget {
+    /// A kernel that works under KVM prints continuously and panics (no root fs) within a
+    /// second or two; even under TCG its longest quiet stretch here is under a second. Where
+    /// KVM hangs (nested PVM), BIOS text comes out and then nothing: the silence ends the
+    /// probe rather than the whole 20 s.
+    const KERNEL: Budget = Budget {
+        first: Duration::from_secs(10),
+        silence: Duration::from_secs(4),
+        total: Duration::from_secs(20),
+    };
+    const BOOT_SECTOR: Budget = Budget {
+        first: Duration::from_secs(8),
+        silence: Duration::from_secs(8),
+        total: Duration::from_secs(8),
+    };
+}
+
+/// Runs QEMU until its serial output (stdout) contains `expect`: true then (QEMU is killed,
+/// it has shown what it had to). False when it could not run, exited without it, or kept
+/// quiet or ran longer than `budget` allows.
+async fn qemu(args: &[&str], expect: &str, budget: Budget) -> bool {
+    let mut command = Command::new(QEMU);
+    command.args(args);
+    watch(command, expect, budget).await
+}
+
+/// [`qemu`]'s watch over any program's stdout.
+async fn watch(mut command: Command, expect: &str, budget: Budget) -> bool {
+    use tokio::io::AsyncReadExt;
+    let Ok(mut child) = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .ok()?;
-    match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Ok(Ok(out)) => Some(String::from_utf8_lossy(&out.stdout).into_owned()),
-        _ => None,
+    else {
+        return false;
+    };
+    let Some(mut stdout) = child.stdout.take() else {
+        return false;
+    };
+    let deadline = tokio::time::Instant::now() + budget.total;
+    // The text seen so far, capped: only a window as long as `expect` needs to be kept.
+    let mut seen: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut wait = budget.first;
+    loop {
+        let until = (tokio::time::Instant::now() + wait).min(deadline);
+        match tokio::time::timeout_at(until, stdout.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => {
+                seen.extend_from_slice(&buf[..n]);
+                if seen.windows(expect.len()).any(|w| w == expect.as_bytes()) {
+                    let _ = child.start_kill();
+                    return true;
+                }
+                let keep = seen.len().saturating_sub(expect.len());
+                seen.drain(..keep);
+                wait = budget.silence;
+            }
+            // End of output (QEMU exited) or a read error, or quiet for too long.
+            _ => {
+                let _ = child.start_kill();
+                return false;
+            }
+        }
     }
 }
 
@@ -141,7 +203,8 @@ pub async fn kvm_works_cached(cache: Option<&Path>) -> bool {
 }
 
 /// [`kernel_boots_under_kvm`] (no kernel to try counts as no KVM), remembered in `cache` like
-/// [`kvm_works_cached`]. Where KVM hangs, the uncached test costs its whole 20 s timeout.
+/// [`kvm_works_cached`]. Where KVM hangs, the uncached test costs about 8 s (QEMU start, BIOS
+/// text, then the silence that ends it).
 pub async fn kernel_boots_under_kvm_cached(cache: Option<&Path>) -> bool {
     cached(cache, Test::Kernel, async {
         kernel_boots_under_kvm().await == Some(true)
@@ -230,6 +293,45 @@ fn write_cache(cache: &Path, key: &str, test: Test, kvm: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sh(script: &str) -> Command {
+        let mut c = Command::new("sh");
+        c.args(["-c", script]);
+        c
+    }
+
+    const QUICK: Budget = Budget {
+        first: Duration::from_secs(2),
+        silence: Duration::from_millis(300),
+        total: Duration::from_secs(5),
+    };
+
+    #[tokio::test]
+    async fn the_probe_sees_its_text_even_split_across_writes_and_stops_there() {
+        let split = "printf 'Probing EDD\\n'; sleep 0.1; printf 'Kernel pa'; sleep 0.1; printf 'nic - not syncing'; sleep 60";
+        assert!(watch(sh(split), "Kernel panic", QUICK).await);
+    }
+
+    #[tokio::test]
+    async fn a_guest_that_goes_quiet_or_never_speaks_or_exits_fails_the_probe() {
+        // BIOS text, then the hang nested KVM shows: ended by the silence, not the 60 s.
+        assert!(!watch(sh("echo 'Probing EDD'; sleep 60"), "Kernel panic", QUICK).await);
+        assert!(!watch(sh("sleep 60"), "Kernel panic", QUICK).await);
+        assert!(!watch(sh("echo booted; exit 0"), "Kernel panic", QUICK).await);
+        // Talking all the time without the text: the total budget ends it.
+        let chatty = Budget {
+            total: Duration::from_secs(1),
+            ..QUICK
+        };
+        assert!(
+            !watch(
+                sh("while :; do echo line; sleep 0.05; done"),
+                "Kernel panic",
+                chatty
+            )
+            .await
+        );
+    }
 
     #[test]
     fn a_cached_answer_is_used_only_for_the_same_host_state() {
