@@ -396,6 +396,7 @@ pub fn render_pattern(
         .get_template(&scenario.pattern.entry)
         .map_err(|e| template_error(&e, &search))?;
     let mut out = CappedOutput::default();
+    let _deadline = RenderDeadline::start(std::time::Duration::from_millis(time_ms));
     if let Err(e) = template.render_captured_to((), &mut out) {
         if out.exceeded {
             return Err(Error::invalid(format!(
@@ -752,6 +753,47 @@ fn python_methods(
     minijinja_contrib::pycompat::unknown_method_callback(state, value, renamed, args)
 }
 
+thread_local! {
+    /// When the render running on this thread runs out of time ([`RenderDeadline`]).
+    static DEADLINE: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// The render's wall-clock budget, for the work of native filters and operators. minijinja
+/// checks the budget between instructions, and one `%` of a 16 MiB format string with eight
+/// million conversions is a single instruction of seconds (found by the render fuzzer).
+struct RenderDeadline(Option<std::time::Instant>);
+
+impl RenderDeadline {
+    fn start(budget: std::time::Duration) -> RenderDeadline {
+        let at = std::time::Instant::now().checked_add(budget);
+        RenderDeadline(DEADLINE.with(|d| d.replace(at)))
+    }
+
+    /// An error once the render running on this thread is past its time budget.
+    fn check() -> std::result::Result<(), minijinja::Error> {
+        match DEADLINE.with(|d| d.get()) {
+            Some(at) if std::time::Instant::now() >= at => Err(minijinja::Error::new(
+                ErrorKind::OutOfFuel,
+                "time budget exceeded",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for RenderDeadline {
+    fn drop(&mut self) {
+        DEADLINE.with(|d| d.set(self.0));
+    }
+}
+
+/// Conversions `%` handles between two looks at the render's clock.
+const PERCENT_CLOCK_EVERY: usize = 4096;
+/// Conversions one `%` may have (a real template has a handful): minijinja formats the
+/// rewritten string in one go, at a microsecond or more per conversion, without a look at
+/// the clock.
+const MAX_CONVERSIONS: usize = 1 << 16;
+
 /// Python's `format % args`: a tuple gives the positional arguments, a mapping the `%(key)s`
 /// ones, anything else is the single argument. `%s` prints Python's `str()` (`True`, `None`,
 /// `['a', 1]`), `%r` its `repr()`.
@@ -771,6 +813,7 @@ pub fn python_percent(
     let mut converted = positional.clone();
     let mut converted_map: Vec<(JValue, JValue)> = Vec::new();
     let mut next_arg = 0usize;
+    let mut conversions = 0usize;
     let mut rest = format;
     let mut chars = rest.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
@@ -783,6 +826,16 @@ pub fn python_percent(
             continue;
         }
         out_format.push(c);
+        conversions += 1;
+        if conversions > MAX_CONVERSIONS {
+            return Err(minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                format!("a % format with over {MAX_CONVERSIONS} conversions"),
+            ));
+        }
+        if conversions.is_multiple_of(PERCENT_CLOCK_EVERY) {
+            RenderDeadline::check()?;
+        }
         if let Some(&(_, '%')) = chars.peek() {
             out_format.push('%');
             chars.next();
@@ -1178,6 +1231,69 @@ pub fn check_rendered(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Slices with every mix of bounds and steps, of lists, strings and ranges, print as
+    /// Python's Jinja2 prints them (the vendored minijinja follows CPython's `slice.indices`;
+    /// upstream did not for negative steps, and panicked on some: found by the fuzzer).
+    #[test]
+    fn slices_match_jinja2() {
+        let python = std::env::var("NEPHO_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let has_jinja = std::process::Command::new(&python)
+            .args(["-c", "import jinja2"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !has_jinja {
+            assert!(std::env::var_os("CI").is_none(), "CI must provide jinja2");
+            eprintln!("SKIPPED: no Python with jinja2 (NEPHO_TEST_PYTHON)");
+            return;
+        }
+        let bound = |b: Option<i64>| b.map(|v| v.to_string()).unwrap_or_default();
+        let bounds = [
+            None,
+            Some(-7),
+            Some(-4),
+            Some(-1),
+            Some(0),
+            Some(1),
+            Some(3),
+            Some(7),
+        ];
+        let mut template = String::new();
+        for seq in ["[0, 1, 2, 3]", "[]", "'abcd'", "range(4)", "range(0)"] {
+            for start in bounds {
+                for stop in bounds {
+                    for step in ["", "1", "2", "-1", "-2", "-3", "-9223372036854775807 - 1"] {
+                        template.push_str(&format!(
+                            "{{{{ {seq}[{}:{}:{step}]|join(',') }}}}\n",
+                            bound(start),
+                            bound(stop)
+                        ));
+                    }
+                }
+            }
+        }
+        let ours = Environment::new().render_str(&template, ()).unwrap();
+        let jinja = std::process::Command::new(&python)
+            .args([
+                "-c",
+                "import sys, jinja2; sys.stdout.write(jinja2.Environment().from_string(sys.stdin.read()).render())",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(template.as_bytes())?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        assert!(jinja.status.success());
+        let jinja = String::from_utf8(jinja.stdout).unwrap();
+        for ((ours, theirs), expr) in ours.lines().zip(jinja.lines()).zip(template.lines()) {
+            assert_eq!(ours, theirs, "{expr}");
+        }
+        assert_eq!(ours, jinja);
+    }
 
     #[test]
     fn huge_precisions_format_without_a_panic() {

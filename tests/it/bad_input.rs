@@ -401,6 +401,12 @@ fn runaway_templates_hit_their_budget_and_leave_nothing() {
             "machines:\n  - name: m\n{% set a = [0] * 1000000 %}{% set b = [a] * 1000000 %}  - name: {{ b }}\n",
             "too much text",
         ),
+        // One `%` is one step however many conversions its format has.
+        (
+            "conversions.git",
+            "machines:\n  - name: m{{ (700000 * '%(a)s') % {'a': 1} }}\n",
+            "conversions",
+        ),
     ];
     for (repo, pattern, expected) in cases {
         publish_with(&env, &daemon, repo, &[("patterns/kvm/main.yaml", pattern)]);

@@ -212,25 +212,39 @@ impl Expr<'_> {
     }
 
     pub fn as_const(&self) -> Option<Value> {
+        self.as_const_within(MAX_CONST_DEPTH)
+    }
+
+    // nepho patch: code generation asks every node of an expression whether it is constant,
+    // and each answer walked the node's whole subtree: quadratic in the depth, so a chain of
+    // 14,000 `-` took seconds to compile (found by nepho's render fuzzer). Deeper than
+    // MAX_CONST_DEPTH an expression is simply not folded (it is computed when it runs).
+    fn as_const_within(&self, depth: u32) -> Option<Value> {
+        let depth = depth.checked_sub(1)?;
         match self {
             Expr::Const(c) => Some(c.value.clone()),
             Expr::List(l) => l.as_const(),
             Expr::Tuple(t) => t.as_const(),
             Expr::Map(m) => m.as_const(),
             Expr::UnaryOp(c) => match c.op {
-                UnaryOpKind::Not => c.expr.as_const().map(|value| Value::from(!value.is_true())),
-                UnaryOpKind::Neg => c.expr.as_const().and_then(|v| ops::neg(&v).ok()),
+                UnaryOpKind::Not => c
+                    .expr
+                    .as_const_within(depth)
+                    .map(|value| Value::from(!value.is_true())),
+                UnaryOpKind::Neg => c.expr.as_const_within(depth).and_then(|v| ops::neg(&v).ok()),
             },
             Expr::BinOp(c) => {
-                let (Some(left), Some(right)) = (c.left.as_const(), c.right.as_const()) else {
+                let (Some(left), Some(right)) =
+                    (c.left.as_const_within(depth), c.right.as_const_within(depth))
+                else {
                     return None;
                 };
                 eval_binop(c.op, &left, &right)
             }
             Expr::Compare(c) => {
-                let mut left = c.expr.as_const()?;
+                let mut left = c.expr.as_const_within(depth)?;
                 for op in &c.ops {
-                    let right = op.expr.as_const()?;
+                    let right = op.expr.as_const_within(depth)?;
                     if !eval_compare(op.op, &left, &right)?.is_true() {
                         return Some(Value::from(false));
                     }
@@ -242,6 +256,9 @@ impl Expr<'_> {
         }
     }
 }
+
+/// nepho patch: how deep constant folding looks into an expression.
+const MAX_CONST_DEPTH: u32 = 32;
 
 fn eval_binop(op: BinOpKind, left: &Value, right: &Value) -> Option<Value> {
     match op {

@@ -190,18 +190,21 @@ macro_rules! binop {
         fn $func(&mut self) -> Result<ast::Expr<'a>, Error> {
             let span = self.stream.current_span();
             let mut left = ok!(self.$next());
+            let mut links = 0;
             loop {
                 let op = match ok!(self.stream.current()) {
                     $($tok)*
                     _ => break,
                 };
                 ok!(self.stream.next());
+                ok!(self.chain_link(&mut links));
                 let right = ok!(self.$next());
                 left = ast::Expr::BinOp(Spanned::new(
                     ast::BinOp { op, left, right, },
                     self.stream.expand_span(span),
                 ));
             }
+            self.depth -= links;
             Ok(left)
         }
     };
@@ -216,10 +219,12 @@ macro_rules! unaryop {
                 _ => return self.$next()
             };
             ok!(self.stream.next());
+            // nepho patch: a chain of `not` recursed without the guard (a stack overflow).
+            let expr = ok!(with_recursion_guard!(self, self.$func()));
             Ok(ast::Expr::UnaryOp(Spanned::new(
                 ast::UnaryOp {
                     op,
-                    expr: ok!(self.$func()),
+                    expr,
                 },
                 self.stream.expand_span(span),
             )))
@@ -242,6 +247,22 @@ macro_rules! with_recursion_guard {
 }
 
 impl<'a> Parser<'a> {
+    /// nepho patch: one more link of a chain the parser builds in a loop (`a + b + …`,
+    /// `x.a.b…`, `x|f|g…`). Each nests the expression one level deeper, and code generation,
+    /// constant folding and dropping the tree recurse once per level: 200,000 `+1` overflowed
+    /// the stack (found by nepho's render fuzzer). A link counts as a level of recursion; the
+    /// caller gives its links back when the chain ends.
+    fn chain_link(&mut self, links: &mut usize) -> Result<(), Error> {
+        *links += 1;
+        self.depth += 1;
+        if self.depth > MAX_RECURSION {
+            return Err(syntax_error(Cow::Borrowed(
+                "template exceeds maximum recursion limits",
+            )));
+        }
+        Ok(())
+    }
+
     /// Creates a new parser.
     ///
     /// `in_expr` is necessary to parse within an expression context.  Otherwise
@@ -433,7 +454,9 @@ impl<'a> Parser<'a> {
         }
         ok!(self.stream.next());
         let operand_span = self.stream.current_span();
-        let operand = ok!(self.parse_unary_only());
+        // nepho patch: a chain of `-` recursed without the guard (a stack overflow; found by
+        // nepho's render fuzzer).
+        let operand = ok!(with_recursion_guard!(self, self.parse_unary_only()));
         let operand = ok!(self.parse_postfix(operand, operand_span));
         Ok(ast::Expr::UnaryOp(Spanned::new(
             ast::UnaryOp {
@@ -457,7 +480,9 @@ impl<'a> Parser<'a> {
         mut span: Span,
     ) -> Result<ast::Expr<'a>, Error> {
         let mut expr = expr;
+        let mut links = 0;
         loop {
+            ok!(self.chain_link(&mut links));
             let next_span = self.stream.current_span();
             match ok!(self.stream.current()) {
                 Some((Token::Dot, _)) => {
@@ -548,6 +573,7 @@ impl<'a> Parser<'a> {
             }
             span = next_span;
         }
+        self.depth -= links;
         Ok(expr)
     }
 
@@ -575,7 +601,9 @@ impl<'a> Parser<'a> {
 
     fn parse_filter_expr(&mut self, expr: ast::Expr<'a>) -> Result<ast::Expr<'a>, Error> {
         let mut expr = expr;
+        let mut links = 0;
         loop {
+            ok!(self.chain_link(&mut links));
             match ok!(self.stream.current()) {
                 Some((Token::Pipe, _)) => {
                     ok!(self.stream.next());
@@ -643,6 +671,7 @@ impl<'a> Parser<'a> {
                 _ => break,
             }
         }
+        self.depth -= links;
         Ok(expr)
     }
 

@@ -121,27 +121,29 @@ fn range_step_backwards(
     step: usize,
     end: usize,
 ) -> impl Iterator<Item = usize> {
-    let start = match start {
-        None => end.saturating_sub(1),
-        Some(start) if start >= end as i64 => end.saturating_sub(1),
-        Some(start) if start >= 0 => start as usize,
-        Some(start) => (end as i64 + start).max(0) as usize,
+    // nepho patch: Python's (and Jinja2's) rules for a negative step, as CPython's
+    // `slice.indices` applies them. Upstream included index 0 for an explicit stop of 0
+    // (`[1, 2, 3][2:0:-1]` gave three items, Python two), yielded index 0 of an empty
+    // sequence (a panic where a lazily sliced iterable came out empty), and `[7:7:-1]` on a
+    // short list subtracted with overflow. All three found by nepho's render fuzzer.
+    let len = end as i64;
+    // A bound past either end: -1 stands for "before the first item".
+    let clamp = |v: i64| {
+        if v < 0 {
+            v.saturating_add(len).max(-1)
+        } else {
+            v.min(len - 1)
+        }
     };
-    let stop = match stop {
-        None => 0,
-        Some(stop) if stop < 0 => (end as i64 + stop).max(0) as usize,
-        Some(stop) => stop as usize,
-    };
-    // nepho patch: `[7:7:-1]` on a short list clamps start below stop, and `start - stop`
-    // overflowed (a panic with overflow checks); found by nepho's render fuzzer. Same counts.
-    let length = if stop == 0 {
-        start / step + 1
-    } else if start < stop {
-        0
+    let start = start.map_or(len - 1, clamp);
+    let stop = stop.map_or(-1, clamp);
+    let count = if start > stop {
+        ((start - stop - 1) as u64 / step as u64) as usize + 1
     } else {
-        (start - stop).div_ceil(step)
+        0
     };
-    (stop..=start).rev().step_by(step).take(length)
+    // k * step <= start - stop - 1 <= start for every k < count: no overflow.
+    (0..count).map(move |k| start as usize - k * step)
 }
 
 pub fn slice(value: Value, start: Value, stop: Value, step: Value) -> Result<Value, Error> {
@@ -189,7 +191,7 @@ pub fn slice(value: Value, start: Value, stop: Value, step: Value) -> Result<Val
             } else {
                 let chars: Vec<char> = s.chars().collect();
                 Ok(Value::from(
-                    range_step_backwards(start, stop, -step as usize, chars.len())
+                    range_step_backwards(start, stop, step.unsigned_abs() as usize, chars.len())
                         .map(move |i| chars[i])
                         .collect::<String>(),
                 ))
@@ -208,7 +210,7 @@ pub fn slice(value: Value, start: Value, stop: Value, step: Value) -> Result<Val
                 ))
             } else {
                 Ok(Value::from_bytes(
-                    range_step_backwards(start, stop, -step as usize, b.len())
+                    range_step_backwards(start, stop, step.unsigned_abs() as usize, b.len())
                         .map(|i| b[i])
                         .collect::<Vec<u8>>(),
                 ))
@@ -230,7 +232,7 @@ pub fn slice(value: Value, start: Value, stop: Value, step: Value) -> Result<Val
                         .step_by(step as usize)
                         .collect()
                 } else {
-                    range_step_backwards(start, stop, -step as usize, values.len())
+                    range_step_backwards(start, stop, step.unsigned_abs() as usize, values.len())
                         .map(|idx| values[idx].clone())
                         .collect()
                 };
@@ -252,7 +254,7 @@ pub fn slice(value: Value, start: Value, stop: Value, step: Value) -> Result<Val
                     if let Some(iter) = obj.try_iter() {
                         let vec = collect_untrusted(iter);
                         Box::new(
-                            range_step_backwards(start, stop, -step as usize, vec.len())
+                            range_step_backwards(start, stop, step.unsigned_abs() as usize, vec.len())
                                 .map(move |i| vec[i].clone()),
                         )
                     } else {
