@@ -697,8 +697,11 @@ impl KvmProvider {
         let (provision, has_provisioner) = provision_script(cx, pattern, m).await?;
         let hostname = m.name.clone();
         let keys: Vec<&str> = public.lines().filter(|l| !l.trim().is_empty()).collect();
+        // Host keys: ed25519 and ECDSA (every ssh client of the last ten years speaks one of
+        // them). cloud-init's default adds RSA, whose key generation alone is seconds of a
+        // software-emulated guest's first boot.
         let mut user_data = format!(
-            "#cloud-config\nhostname: {hostname}\ndisable_root: false\nssh_authorized_keys:\n{}\n",
+            "#cloud-config\nhostname: {hostname}\ndisable_root: false\nssh_genkeytypes: [ed25519, ecdsa]\nssh_authorized_keys:\n{}\n",
             keys.iter()
                 .map(|k| format!("  - {k}"))
                 .collect::<Vec<_>>()
@@ -904,14 +907,17 @@ impl KvmProvider {
             };
             let Some(address) = address else {
                 say(&mut said, format!("waiting for DHCP lease of {}", m.name));
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(POLL).await;
                 continue;
             };
-            let probe = ssh_run(&record.key, &record.ssh_user, &address,
-                // /run is empty after a reboot and cloud-init runs `runcmd` once per machine: the
-                // copy in /var/lib says the provisioner finished at an earlier boot.
-                "if test -f /run/nepho/provision.rc; then echo rc=$(cat /run/nepho/provision.rc); elif test -f /var/lib/nepho/provision.rc; then echo rc=$(cat /var/lib/nepho/provision.rc); else echo pending; fi",
-                Duration::from_secs(20)).await;
+            let probe = ssh_run(
+                &record.key,
+                &record.ssh_user,
+                &address,
+                PROVISIONED_WAIT,
+                Duration::from_secs(30),
+            )
+            .await;
             match probe {
                 Ok(out) if out.success && out.stdout.contains("rc=") => {
                     let rc = out
@@ -964,7 +970,7 @@ impl KvmProvider {
                     format!("waiting for ssh on {address} ({})", m.name),
                 ),
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(POLL).await;
         }
     }
 
@@ -1383,6 +1389,20 @@ pub fn env_name(key: &str) -> String {
 
 /// The formation's own known_hosts, beside its key: a machine's host key is learnt at its first
 /// ssh contact (while nepho waits for it) and checked from then on; destroy removes the file.
+/// How often `ready` asks libvirt for a lease and tries ssh, while the machine has neither.
+const POLL: Duration = Duration::from_millis(500);
+
+/// What `ready` runs over ssh: waits in the machine (up to 20 s) for the provisioner's exit
+/// code, so one ssh session sees it within a fifth of a second instead of a new login every
+/// second (each one costs a slow guest real CPU: under TCG a key exchange is a second of it).
+/// /run is empty after a reboot and cloud-init runs `runcmd` once per machine: the copy in
+/// /var/lib says the provisioner finished at an earlier boot.
+const PROVISIONED_WAIT: &str = "s=0.2; n=100; sleep $s 2>/dev/null || { s=1; n=20; }; \
+while :; do \
+if test -f /run/nepho/provision.rc; then echo rc=$(cat /run/nepho/provision.rc); exit 0; \
+elif test -f /var/lib/nepho/provision.rc; then echo rc=$(cat /var/lib/nepho/provision.rc); exit 0; fi; \
+n=$((n-1)); if [ $n -le 0 ]; then echo pending; exit 0; fi; sleep $s; done";
+
 pub fn known_hosts(key: &Path) -> PathBuf {
     key.with_file_name("known_hosts")
 }
