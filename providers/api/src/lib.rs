@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod files;
 pub mod library;
 pub mod machine;
+pub mod writer;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
