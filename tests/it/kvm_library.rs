@@ -9,10 +9,9 @@ use std::process::Command;
 
 use crate::kvm::{Scratch, make_iso};
 use crate::kvm_hosts::{HOST2, domains, host2, host2_lock, sh};
-use crate::support::{Env, repo_root};
+use crate::support::{Env, loopback_sshd_uri};
 
 const TINY: &str = "/var/cache/nepho-test/images/tiny-guest.qcow2";
-const SSH_KEY: &str = "/var/lib/nepho-test/sshd/client_key";
 
 fn sha256(path: &Path) -> Option<String> {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
@@ -106,12 +105,7 @@ fn kvm_library_images_and_isos_on_two_hosts() {
     }
     assert!(host2("start").0, "scripts/setup/host2.sh start failed");
     let (_, h2) = host2("uri");
-    let sshd = Command::new(repo_root().join("scripts/setup/sshd.sh"))
-        .args(["start", "2222"])
-        .status()
-        .unwrap();
-    assert!(sshd.success(), "scripts/setup/sshd.sh start");
-    let remote = format!("qemu+ssh://root@127.0.0.1:2222/system?keyfile={SSH_KEY}&no_verify=1");
+    let remote = loopback_sshd_uri();
 
     let env = Env::new();
     env.run(&["cloudlet:install", "hello"]).ok();
@@ -501,4 +495,106 @@ fn kvm_library_failed_adds_leave_nothing() {
     let gone = env.run(&["image:remove", "good"]).code(3);
     assert!(gone.stderr.contains("image:list"), "{}", gone.stderr);
     assert!(library_files(&dir("h1")).is_empty());
+}
+
+/// The hidden copies (`.NAME.EXT.WRITER.part`) in a host's library, of either kind.
+fn parts(dir: &Path) -> Vec<String> {
+    library_files(dir)
+        .into_iter()
+        .filter(|f| f.ends_with(".part"))
+        .collect()
+}
+
+/// A valid qcow2 of `size` (`256M`), allocated but not written: copying and checking it takes
+/// seconds, long enough for a test to catch the add in the middle.
+fn big_image(dir: &Path, name: &str, size: &str) -> PathBuf {
+    let path = dir.join(name);
+    assert!(
+        sh(&format!(
+            "qemu-img create -q -f qcow2 -o preallocation=falloc '{}' {size}",
+            path.display()
+        ))
+        .0
+    );
+    path
+}
+
+/// Starts `image:add NAME FILE` and returns it once its copy is under way on `host_dir`.
+fn add_caught_copying(env: &Env, name: &str, file: &Path, host_dir: &Path) -> std::process::Child {
+    let before = parts(host_dir);
+    let mut add = env
+        .nepho()
+        .args(["image:add", name, file.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while parts(host_dir) == before {
+        if let Some(status) = add.try_wait().unwrap() {
+            panic!("image:add {name} ended ({status}) before it was seen copying");
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "no copy of {name} started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    add
+}
+
+/// `image:add` killed with SIGKILL in the middle of its copy leaves a `.part` on each host
+/// (a local one and one over ssh); the next `image:add` (of another name) and `cluster:sync`
+/// delete what the dead nepho left.
+#[test]
+fn kvm_library_a_killed_add_is_swept_by_the_next_add_and_sync() {
+    if !have_libvirt() {
+        return;
+    }
+    let remote = loopback_sshd_uri();
+    let env = Env::new();
+    let store = storage("kill");
+    let s = &store.0;
+    let dir = |host: &str| s.join(host);
+    write_cluster(
+        &env,
+        &[
+            host_yaml("h1", "qemu:///system", &dir("h1")),
+            host_yaml("remote", &remote, &dir("remote")),
+        ],
+        s,
+    );
+    let big = big_image(s, "big.qcow2", "256M");
+    let small = s.join("small.qcow2");
+    std::fs::copy(TINY, &small).unwrap();
+    let small = small.to_str().unwrap();
+
+    // Caught copying to the second host: the first one's checked copy waits for it.
+    let kill_mid_copy = || {
+        let mut add = add_caught_copying(&env, "big", &big, &dir("remote"));
+        add.kill().unwrap(); // SIGKILL
+        add.wait().unwrap();
+        for host in ["h1", "remote"] {
+            assert_eq!(
+                parts(&dir(host)).len(),
+                1,
+                "the killed add left {host} its copy"
+            );
+        }
+    };
+
+    kill_mid_copy();
+    env.run(&["image:add", "other", small]).ok();
+    for host in ["h1", "remote"] {
+        assert_eq!(library_files(&dir(host)), ["images/other.qcow2"], "{host}");
+    }
+
+    kill_mid_copy();
+    env.run(&["cluster:sync"]).ok();
+    for host in ["h1", "remote"] {
+        assert_eq!(library_files(&dir(host)), ["images/other.qcow2"], "{host}");
+    }
+    let listed = env.run(&["-o", "json", "image:list"]).ok().json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["name"], "other");
 }
