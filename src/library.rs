@@ -150,26 +150,75 @@ impl Library {
     }
 }
 
-/// Held while the library changes (one `add`, `remove` or `sync` at a time per home).
-pub struct LibraryLock(#[allow(dead_code)] std::fs::File);
+/// `path` opened for locking (made, with its directory, when missing).
+fn lock_file(path: &Path) -> Result<std::fs::File> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).at(dir)?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .at(path)
+}
 
-impl LibraryLock {
-    pub fn acquire(paths: &Paths) -> Result<LibraryLock> {
+impl Library {
+    /// Reads, changes and writes the record under its lock, so that what other nepho
+    /// processes wrote meanwhile (their own entries) is kept. Held only that long.
+    pub fn update<T>(paths: &Paths, change: impl FnOnce(&mut Library) -> T) -> Result<T> {
         let path = library_file(paths).with_extension("lock");
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).at(dir)?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .at(&path)?;
+        let file = lock_file(&path)?;
+        file.lock().map_err(|e| Error::io(&path, e))?;
+        let mut library = Library::load(paths)?;
+        let out = change(&mut library);
+        library.save(paths)?;
+        Ok(out)
+    }
+}
+
+/// One entry held by this process, beside the record in `library.d/KIND-NAME.lock`:
+/// exclusively for the whole of an add, replace, remove or sync of it, shared by each nepho
+/// building machines on it from when it resolves the name until it exits (by then its machines
+/// are defined, and a removal that waited sees them using the entry).
+#[derive(Debug)]
+pub struct EntryLock(#[allow(dead_code)] std::fs::File);
+
+impl EntryLock {
+    fn path(paths: &Paths, kind: LibraryKind, name: &str) -> PathBuf {
+        let record = library_file(paths);
+        record
+            .with_file_name("library.d")
+            .join(format!("{kind}-{name}.lock"))
+    }
+
+    /// For changing the entry; refused while another nepho changes or uses it.
+    pub fn exclusive(paths: &Paths, kind: LibraryKind, name: &str) -> Result<EntryLock> {
+        let path = EntryLock::path(paths, kind, name);
+        let file = lock_file(&path)?;
         match file.try_lock() {
-            Ok(()) => Ok(LibraryLock(file)),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::conflict(
-                "another nepho is changing the image and ISO library",
-            )
-            .with_hint("wait for its image:add, iso:add, remove or cluster:sync to finish")),
+            Ok(()) => Ok(EntryLock(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::conflict(format!(
+                "{kind} {name} is being changed or used by another nepho"
+            ))
+            .with_hint(format!(
+                "an {kind}:add, {kind}:remove or cluster:sync of it is running, or a formation being built uses it: try again once it is done"
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
+        }
+    }
+
+    /// For building on the entry; refused while another nepho changes it.
+    pub fn shared(paths: &Paths, kind: LibraryKind, name: &str) -> Result<EntryLock> {
+        let path = EntryLock::path(paths, kind, name);
+        let file = lock_file(&path)?;
+        match file.try_lock_shared() {
+            Ok(()) => Ok(EntryLock(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::conflict(format!(
+                "library {kind} {name} is being added, replaced or removed by another nepho"
+            ))
+            .with_hint(format!(
+                "try again once its {kind}:add, {kind}:remove or cluster:sync is done"
+            ))),
             Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
         }
     }

@@ -598,3 +598,80 @@ fn kvm_library_a_killed_add_is_swept_by_the_next_add_and_sync() {
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(listed[0]["name"], "other");
 }
+
+/// Adds at the same time: another name is added while the first copies (and does not delete
+/// the first one's copy in progress); the same name is refused, naming the other nepho, and
+/// the entry is the first one's, with copies whose checksums match its record.
+#[test]
+fn kvm_library_concurrent_adds() {
+    if !have_libvirt() {
+        return;
+    }
+    let env = Env::new();
+    let store = storage("concurrent");
+    let s = &store.0;
+    let dir = |host: &str| s.join(host);
+    write_cluster(
+        &env,
+        &[
+            host_yaml("h1", "qemu:///system", &dir("h1")),
+            host_yaml("h2", "qemu:///system", &dir("h2")),
+        ],
+        s,
+    );
+    let big = big_image(s, "big.qcow2", "1G");
+    let big_sum = sha256(&big).unwrap();
+    let small = s.join("small.qcow2");
+    std::fs::copy(TINY, &small).unwrap();
+    let small_sum = sha256(&small).unwrap();
+    let small = small.to_str().unwrap();
+
+    let mut first = add_caught_copying(&env, "alpha", &big, &dir("h1"));
+    let refused = env.run(&["image:add", "alpha", small, "--replace"]).code(6);
+    assert!(
+        refused
+            .stderr
+            .contains("being changed or used by another nepho"),
+        "{}",
+        refused.stderr
+    );
+    env.run(&["image:add", "beta", small]).ok();
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first add ended before the others: they did not run at the same time"
+    );
+    let first = first.wait_with_output().unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+
+    let listed = env.run(&["-o", "json", "image:list"]).ok().json();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alpha", "beta"], "{listed}");
+    assert_eq!(listed[0]["sha256"], big_sum.as_str(), "{listed}");
+    assert_eq!(listed[1]["sha256"], small_sum.as_str(), "{listed}");
+    for entry in listed.as_array().unwrap() {
+        for host in ["h1", "h2"] {
+            let copy = entry["hosts"][host].as_str().unwrap();
+            assert_eq!(
+                sha256(Path::new(copy)).as_deref(),
+                entry["sha256"].as_str(),
+                "{host}: {copy}"
+            );
+        }
+    }
+    for host in ["h1", "h2"] {
+        assert_eq!(
+            library_files(&dir(host)),
+            ["images/alpha.qcow2", "images/beta.qcow2"],
+            "{host}: no copy left half-written"
+        );
+    }
+}
