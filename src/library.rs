@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use nepho_provider_api::{HostCopies, LibraryItem, LibraryKind};
+use std::sync::Mutex;
+
+use nepho_provider_api::{HostCopies, ImageHolds, LibraryItem, LibraryKind, ProviderError};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Paths;
@@ -221,6 +223,43 @@ impl EntryLock {
             ))),
             Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
         }
+    }
+}
+
+/// The [`ImageHolds`] of a home's library: a shared [`EntryLock`] per image a build resolves,
+/// kept (with the copies the record names once it is held) until the process ends.
+#[derive(Debug)]
+pub struct LibraryHolds {
+    paths: Paths,
+    held: Mutex<BTreeMap<String, (EntryLock, Option<HostCopies>)>>,
+}
+
+impl LibraryHolds {
+    pub fn new(paths: &Paths) -> LibraryHolds {
+        LibraryHolds {
+            paths: paths.clone(),
+            held: Mutex::default(),
+        }
+    }
+}
+
+impl ImageHolds for LibraryHolds {
+    fn hold(&self, name: &str) -> std::result::Result<Option<HostCopies>, ProviderError> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, copies)) = held.get(name) {
+            return Ok(copies.clone());
+        }
+        let unavailable = |e: Error| ProviderError::Unavailable {
+            message: e.to_string(),
+            hint: e.hint().map(str::to_string),
+        };
+        let lock = EntryLock::shared(&self.paths, LibraryKind::Image, name).map_err(unavailable)?;
+        let copies = Library::load(&self.paths)
+            .map_err(unavailable)?
+            .get(LibraryKind::Image, name)
+            .map(|e| e.hosts.clone());
+        held.insert(name.to_string(), (lock, copies.clone()));
+        Ok(copies)
     }
 }
 

@@ -675,3 +675,72 @@ fn kvm_library_concurrent_adds() {
         );
     }
 }
+
+/// `image:remove` while a formation is being built on the image (its overlay made, its domain
+/// not yet defined) is refused: the build holds the entry until it is done.
+#[test]
+fn kvm_library_remove_during_a_create_is_refused() {
+    if !have_libvirt() {
+        return;
+    }
+    let env = Env::new();
+    env.run(&["cloudlet:install", "hello"]).ok();
+    let store = storage("create");
+    let s = &store.0;
+    let h1 = s.join("h1");
+    write_cluster(&env, &[host_yaml("h1", "qemu:///system", &h1)], s);
+    let image = s.join("upload.qcow2");
+    std::fs::copy(TINY, &image).unwrap();
+    env.run(&["image:add", "tinylib", image.to_str().unwrap()])
+        .ok();
+    let copy = h1.join("_library/images/tinylib.qcow2");
+    let name = format!("lr{}", std::process::id());
+    let _cleanup = Cleanup {
+        env: &env,
+        name: name.clone(),
+        h2: "qemu:///system".into(),
+    };
+
+    let create = env
+        .nepho()
+        .args(["-o", "json", "create", "hello", "--name", &name])
+        .args(["--set", "image=tinylib"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let overlay = h1.join(&name).join("hello-disk0.qcow2");
+    crate::support::wait_until(
+        "the machine's overlay",
+        std::time::Duration::from_secs(120),
+        || overlay.exists(),
+    );
+    // Held still between its disks and its domain, the build is where removal used to slip in.
+    let nanny = env.nanny_pid(&name).expect("the nanny's pid");
+    unsafe { libc::kill(nanny, libc::SIGSTOP) };
+    let defined = domains("qemu:///system", &format!("nepho-{name}-"));
+    let refused = env.run(&["image:remove", "tinylib"]);
+    unsafe { libc::kill(nanny, libc::SIGCONT) };
+    assert!(defined.is_empty(), "caught after the domain was defined");
+    let refused = refused.code(6);
+    assert!(
+        refused
+            .stderr
+            .contains("being changed or used by another nepho"),
+        "{}",
+        refused.stderr
+    );
+    let created = create.wait_with_output().unwrap();
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&created.stderr)));
+    assert_eq!(created["status"], "succeeded", "{created}");
+    assert!(copy.is_file(), "the machine's base image stays");
+    let motd = env.run(&["ssh", &name, "--", "cat", "/etc/motd"]).ok();
+    assert!(motd.stdout.contains("Hello from nepho"), "{}", motd.stdout);
+    // Once built, the machine is what keeps it.
+    let refused = env.run(&["image:remove", "tinylib"]).code(6);
+    assert!(refused.stderr.contains("in use by"), "{}", refused.stderr);
+    env.run(&["destroy", &name, "--yes"]).ok();
+    env.run(&["image:remove", "tinylib"]).ok();
+    assert!(!copy.exists());
+}
