@@ -181,7 +181,7 @@ impl Library {
 /// One entry held by this process, beside the record in `library.d/KIND-NAME.lock`:
 /// exclusively for the whole of an add, replace, remove or sync of it, shared by each nepho
 /// building machines on it from when it resolves the name until it exits (by then its machines
-/// are defined, and a removal that waited sees them using the entry).
+/// are defined, and a removal after that sees them using the entry).
 #[derive(Debug)]
 pub struct EntryLock(#[allow(dead_code)] std::fs::File);
 
@@ -195,31 +195,35 @@ impl EntryLock {
 
     /// For changing the entry; refused while another nepho changes or uses it.
     pub fn exclusive(paths: &Paths, kind: LibraryKind, name: &str) -> Result<EntryLock> {
+        EntryLock::take(paths, kind, name, false)
+    }
+
+    /// For building on the entry; refused while another nepho changes it.
+    pub fn shared(paths: &Paths, kind: LibraryKind, name: &str) -> Result<EntryLock> {
+        EntryLock::take(paths, kind, name, true)
+    }
+
+    fn take(paths: &Paths, kind: LibraryKind, name: &str, shared: bool) -> Result<EntryLock> {
         let path = EntryLock::path(paths, kind, name);
         let file = lock_file(&path)?;
-        match file.try_lock() {
+        let taken = if shared {
+            file.try_lock_shared()
+        } else {
+            file.try_lock()
+        };
+        match taken {
             Ok(()) => Ok(EntryLock(file)),
+            Err(std::fs::TryLockError::WouldBlock) if shared => Err(Error::conflict(format!(
+                "library {kind} {name} is being added, replaced or removed by another nepho"
+            ))
+            .with_hint(format!(
+                "try again once its {kind}:add, {kind}:remove or cluster:sync is done"
+            ))),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::conflict(format!(
                 "{kind} {name} is being changed or used by another nepho"
             ))
             .with_hint(format!(
                 "an {kind}:add, {kind}:remove or cluster:sync of it is running, or a formation being built uses it: try again once it is done"
-            ))),
-            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
-        }
-    }
-
-    /// For building on the entry; refused while another nepho changes it.
-    pub fn shared(paths: &Paths, kind: LibraryKind, name: &str) -> Result<EntryLock> {
-        let path = EntryLock::path(paths, kind, name);
-        let file = lock_file(&path)?;
-        match file.try_lock_shared() {
-            Ok(()) => Ok(EntryLock(file)),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::conflict(format!(
-                "library {kind} {name} is being added, replaced or removed by another nepho"
-            ))
-            .with_hint(format!(
-                "try again once its {kind}:add, {kind}:remove or cluster:sync is done"
             ))),
             Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
         }

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use crate::kvm::{Scratch, make_iso};
 use crate::kvm_hosts::{HOST2, domains, host2, host2_lock, sh};
-use crate::support::{Env, loopback_sshd_uri};
+use crate::support::{Env, Run, loopback_sshd_uri};
 
 const TINY: &str = "/var/cache/nepho-test/images/tiny-guest.qcow2";
 
@@ -497,6 +497,37 @@ fn kvm_library_failed_adds_leave_nothing() {
     assert!(library_files(&dir("h1")).is_empty());
 }
 
+/// A home whose cluster file names `hosts` (name, URI), each keeping its files in
+/// `<storage>/<name>`, and that storage.
+fn cluster_of(tag: &str, hosts: &[(&str, &str)]) -> (Env, Scratch) {
+    let env = Env::new();
+    let store = storage(tag);
+    let yaml: Vec<String> = hosts
+        .iter()
+        .map(|(name, uri)| host_yaml(name, uri, &store.0.join(name)))
+        .collect();
+    write_cluster(&env, &yaml, &store.0);
+    (env, store)
+}
+
+/// The user's file to add: a copy of the tiny guest's image in `dir`.
+fn tiny_upload(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::copy(TINY, &path).unwrap();
+    path
+}
+
+/// The run was refused (exit 6) because another nepho holds the entry.
+fn refused_as_busy(run: Run) {
+    let run = run.code(6);
+    assert!(
+        run.stderr
+            .contains("being changed or used by another nepho"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// The hidden copies (`.NAME.EXT.WRITER.part`) in a host's library, of either kind.
 fn parts(dir: &Path) -> Vec<String> {
     library_files(dir)
@@ -519,8 +550,29 @@ fn big_image(dir: &Path, name: &str, size: &str) -> PathBuf {
     path
 }
 
+/// A nepho run in the background, killed with SIGKILL when dropped (also when the test fails).
+struct Running(std::process::Child);
+
+impl Running {
+    /// Waits for it to end: whether it succeeded, and its stderr.
+    fn finish(&mut self) -> (bool, String) {
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.0.stderr.take() {
+            std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+        }
+        (self.0.wait().unwrap().success(), stderr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `image:add NAME FILE` and returns it once its copy is under way on `host_dir`.
-fn add_caught_copying(env: &Env, name: &str, file: &Path, host_dir: &Path) -> std::process::Child {
+fn add_caught_copying(env: &Env, name: &str, file: &Path, host_dir: &Path) -> Running {
     let before = parts(host_dir);
     let mut add = env
         .nepho()
@@ -540,7 +592,7 @@ fn add_caught_copying(env: &Env, name: &str, file: &Path, host_dir: &Path) -> st
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    add
+    Running(add)
 }
 
 /// `image:add` killed with SIGKILL in the middle of its copy leaves a `.part` on each host
@@ -552,28 +604,16 @@ fn kvm_library_a_killed_add_is_swept_by_the_next_add_and_sync() {
         return;
     }
     let remote = loopback_sshd_uri();
-    let env = Env::new();
-    let store = storage("kill");
+    let (env, store) = cluster_of("kill", &[("h1", "qemu:///system"), ("remote", &remote)]);
     let s = &store.0;
     let dir = |host: &str| s.join(host);
-    write_cluster(
-        &env,
-        &[
-            host_yaml("h1", "qemu:///system", &dir("h1")),
-            host_yaml("remote", &remote, &dir("remote")),
-        ],
-        s,
-    );
     let big = big_image(s, "big.qcow2", "256M");
-    let small = s.join("small.qcow2");
-    std::fs::copy(TINY, &small).unwrap();
+    let small = tiny_upload(s, "small.qcow2");
     let small = small.to_str().unwrap();
 
     // Caught copying to the second host: the first one's checked copy waits for it.
     let kill_mid_copy = || {
-        let mut add = add_caught_copying(&env, "big", &big, &dir("remote"));
-        add.kill().unwrap(); // SIGKILL
-        add.wait().unwrap();
+        drop(add_caught_copying(&env, "big", &big, &dir("remote"))); // SIGKILL
         for host in ["h1", "remote"] {
             assert_eq!(
                 parts(&dir(host)).len(),
@@ -607,54 +647,30 @@ fn kvm_library_concurrent_adds() {
     if !have_libvirt() {
         return;
     }
-    let env = Env::new();
-    let store = storage("concurrent");
+    let local = "qemu:///system";
+    let (env, store) = cluster_of("concurrent", &[("h1", local), ("h2", local)]);
     let s = &store.0;
     let dir = |host: &str| s.join(host);
-    write_cluster(
-        &env,
-        &[
-            host_yaml("h1", "qemu:///system", &dir("h1")),
-            host_yaml("h2", "qemu:///system", &dir("h2")),
-        ],
-        s,
-    );
     let big = big_image(s, "big.qcow2", "1G");
     let big_sum = sha256(&big).unwrap();
-    let small = s.join("small.qcow2");
-    std::fs::copy(TINY, &small).unwrap();
+    let small = tiny_upload(s, "small.qcow2");
     let small_sum = sha256(&small).unwrap();
     let small = small.to_str().unwrap();
 
     let mut first = add_caught_copying(&env, "alpha", &big, &dir("h1"));
-    let refused = env.run(&["image:add", "alpha", small, "--replace"]).code(6);
-    assert!(
-        refused
-            .stderr
-            .contains("being changed or used by another nepho"),
-        "{}",
-        refused.stderr
-    );
+    refused_as_busy(env.run(&["image:add", "alpha", small, "--replace"]));
     env.run(&["image:add", "beta", small]).ok();
     assert!(
-        first.try_wait().unwrap().is_none(),
+        first.0.try_wait().unwrap().is_none(),
         "the first add ended before the others: they did not run at the same time"
     );
-    let first = first.wait_with_output().unwrap();
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    let (succeeded, stderr) = first.finish();
+    assert!(succeeded, "{stderr}");
 
     let listed = env.run(&["-o", "json", "image:list"]).ok().json();
-    let names: Vec<&str> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["alpha", "beta"], "{listed}");
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(listed[0]["name"], "alpha", "{listed}");
+    assert_eq!(listed[1]["name"], "beta", "{listed}");
     assert_eq!(listed[0]["sha256"], big_sum.as_str(), "{listed}");
     assert_eq!(listed[1]["sha256"], small_sum.as_str(), "{listed}");
     for entry in listed.as_array().unwrap() {
@@ -683,14 +699,10 @@ fn kvm_library_remove_during_a_create_is_refused() {
     if !have_libvirt() {
         return;
     }
-    let env = Env::new();
+    let (env, store) = cluster_of("create", &[("h1", "qemu:///system")]);
     env.run(&["cloudlet:install", "hello"]).ok();
-    let store = storage("create");
-    let s = &store.0;
-    let h1 = s.join("h1");
-    write_cluster(&env, &[host_yaml("h1", "qemu:///system", &h1)], s);
-    let image = s.join("upload.qcow2");
-    std::fs::copy(TINY, &image).unwrap();
+    let h1 = store.0.join("h1");
+    let image = tiny_upload(&store.0, "upload.qcow2");
     env.run(&["image:add", "tinylib", image.to_str().unwrap()])
         .ok();
     let copy = h1.join("_library/images/tinylib.qcow2");
@@ -710,26 +722,25 @@ fn kvm_library_remove_during_a_create_is_refused() {
         .spawn()
         .unwrap();
     let overlay = h1.join(&name).join("hello-disk0.qcow2");
-    crate::support::wait_until(
-        "the machine's overlay",
-        std::time::Duration::from_secs(120),
-        || overlay.exists(),
-    );
-    // Held still between its disks and its domain, the build is where removal used to slip in.
-    let nanny = env.nanny_pid(&name).expect("the nanny's pid");
+    let mut nanny = None;
+    crate::support::wait_until("the nanny", std::time::Duration::from_secs(120), || {
+        nanny = env.nanny_pid(&name);
+        nanny.is_some()
+    });
+    let nanny = nanny.unwrap();
+    // Held still between its disks and its domain, the build is where removal used to slip in
+    // (the domain follows the overlay within a fraction of a second: watched closely).
+    let started = std::time::Instant::now();
+    while !overlay.exists() {
+        assert!(started.elapsed().as_secs() < 120, "no overlay made");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     unsafe { libc::kill(nanny, libc::SIGSTOP) };
     let defined = domains("qemu:///system", &format!("nepho-{name}-"));
     let refused = env.run(&["image:remove", "tinylib"]);
     unsafe { libc::kill(nanny, libc::SIGCONT) };
     assert!(defined.is_empty(), "caught after the domain was defined");
-    let refused = refused.code(6);
-    assert!(
-        refused
-            .stderr
-            .contains("being changed or used by another nepho"),
-        "{}",
-        refused.stderr
-    );
+    refused_as_busy(refused);
     let created = create.wait_with_output().unwrap();
     let created: serde_json::Value = serde_json::from_slice(&created.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&created.stderr)));
