@@ -179,9 +179,9 @@ impl Library {
 }
 
 /// One entry held by this process, beside the record in `library.d/KIND-NAME.lock`:
-/// exclusively for the whole of an add, replace, remove or sync of it, shared by each nepho
-/// building machines on it from when it resolves the name until it exits (by then its machines
-/// are defined, and a removal after that sees them using the entry).
+/// exclusively for the whole of an add, replace or remove of it; shared by a `cluster:sync`, and
+/// by each nepho building machines on it from when it resolves the name until it exits (by then
+/// its machines are defined, and a removal after that sees them using the entry).
 #[derive(Debug)]
 pub struct EntryLock(#[allow(dead_code)] std::fs::File);
 
@@ -198,7 +198,7 @@ impl EntryLock {
         EntryLock::take(paths, kind, name, false)
     }
 
-    /// For building on the entry; refused while another nepho changes it.
+    /// For building on the entry or syncing it; refused while another nepho changes it.
     pub fn shared(paths: &Paths, kind: LibraryKind, name: &str) -> Result<EntryLock> {
         EntryLock::take(paths, kind, name, true)
     }
@@ -217,7 +217,7 @@ impl EntryLock {
                 "library {kind} {name} is being added, replaced or removed by another nepho"
             ))
             .with_hint(format!(
-                "try again once its {kind}:add, {kind}:remove or cluster:sync is done"
+                "try again once its {kind}:add or {kind}:remove is done"
             ))),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::conflict(format!(
                 "{kind} {name} is being changed or used by another nepho"

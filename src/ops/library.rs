@@ -221,10 +221,12 @@ pub fn remove(cx: &Context, kind: LibraryKind, name: &str) -> Result<LibraryRemo
 /// `cluster:sync`: every host gets a checked copy of every entry (copied from a host whose
 /// copy is right). The record then lists, per entry, only the hosts with a right copy.
 pub fn sync(cx: &Context) -> Result<Vec<HostSync>> {
+    // Shared: a sync only puts right copies in place, beside builds and other syncs; an add,
+    // replace or remove of an entry waits for it.
     let _locks = Library::load(&cx.paths)?
         .entries
         .iter()
-        .map(|e| EntryLock::exclusive(&cx.paths, e.kind, &e.name))
+        .map(|e| EntryLock::shared(&cx.paths, e.kind, &e.name))
         .collect::<Result<Vec<_>>>()?;
     // Read again under the locks: an entry removed meanwhile is not synced (one added
     // meanwhile is not either, and is left as its add records it).

@@ -738,9 +738,12 @@ fn kvm_library_remove_during_a_create_is_refused() {
     unsafe { libc::kill(nanny, libc::SIGSTOP) };
     let defined = domains("qemu:///system", &format!("nepho-{name}-"));
     let refused = env.run(&["image:remove", "tinylib"]);
+    // A sync only puts right copies in place: it runs beside the build.
+    let synced = env.run(&["cluster:sync"]);
     unsafe { libc::kill(nanny, libc::SIGCONT) };
     assert!(defined.is_empty(), "caught after the domain was defined");
     refused_as_busy(refused);
+    synced.ok();
     let created = create.wait_with_output().unwrap();
     let created: serde_json::Value = serde_json::from_slice(&created.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&created.stderr)));
