@@ -307,15 +307,25 @@ pub fn all_synced(reports: &[HostSync]) -> Result<()> {
 }
 
 /// What `formation:attach-iso` inserts: a registered ISO when the argument is one's name (a
-/// file of the same name is reached as `./NAME`), else the file.
-pub fn resolve_iso(cx: &Context, iso: &Path) -> Result<IsoMedium> {
+/// file of the same name is reached as `./NAME`), else the file. A registered ISO comes with
+/// its entry held (shared) until the caller has it in the drive, where `iso:remove` then sees it.
+pub fn resolve_iso(cx: &Context, iso: &Path) -> Result<(IsoMedium, Option<EntryLock>)> {
     let arg = iso.to_string_lossy();
     let plain_name = iso.components().count() == 1 && !arg.contains('/');
-    if plain_name && let Some(entry) = Library::load(&cx.paths)?.get(LibraryKind::Iso, &arg) {
-        return Ok(IsoMedium::Library {
-            name: entry.name.clone(),
-            copies: entry.hosts.clone(),
-        });
+    if plain_name
+        && Library::load(&cx.paths)?
+            .get(LibraryKind::Iso, &arg)
+            .is_some()
+    {
+        let lock = EntryLock::shared(&cx.paths, LibraryKind::Iso, &arg)?;
+        // Read again under the lock: it may have been removed meanwhile.
+        if let Some(entry) = Library::load(&cx.paths)?.get(LibraryKind::Iso, &arg) {
+            let medium = IsoMedium::Library {
+                name: entry.name.clone(),
+                copies: entry.hosts.clone(),
+            };
+            return Ok((medium, Some(lock)));
+        }
     }
     if plain_name && !iso.exists() {
         return Err(Error::not_found(format!(
@@ -323,5 +333,5 @@ pub fn resolve_iso(cx: &Context, iso: &Path) -> Result<IsoMedium> {
         ))
         .with_hint("`nepho iso:list` shows the registered ISOs (`nepho iso:add NAME FILE` adds one); a path to an ISO file works too"));
     }
-    Ok(IsoMedium::File(iso.to_path_buf()))
+    Ok((IsoMedium::File(iso.to_path_buf()), None))
 }
