@@ -4,6 +4,9 @@
 //! directory next to the target and becomes visible with one `rename`.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nepho_provider_api::writer::Writer;
 
 use serde::{Deserialize, Serialize};
 
@@ -54,32 +57,31 @@ fn write_record(dir: &Path, record: &InstallRecord) -> Result<()> {
     write_atomic(&record_path(dir), &json)
 }
 
-/// Removes temporary install directories left by a nepho that died (its pid is gone).
+/// How long a temporary directory of a nepho on another machine (a shared home) or before a
+/// reboot is left alone: no install runs that long.
+const FOREIGN_TEMP_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// Removes temporary install directories left by a nepho that died (see [`Writer`]).
 fn sweep_stale(cloudlets: &Path) {
     let Ok(entries) = std::fs::read_dir(cloudlets) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name
-            .strip_prefix(".tmp-")
-            .or_else(|| name.strip_prefix(".trash-"))
-        else {
+        if !(name.starts_with(".tmp-") || name.starts_with(".trash-")) {
             continue;
-        };
-        // `.tmp-install-PID-NONCE`, `.trash-PID-NONCE`: the pid is the next-to-last part.
-        let Some(pid) = rest
-            .rsplit('-')
-            .nth(1)
-            .and_then(|p| p.parse::<i32>().ok())
-            .filter(|p| *p > 0)
-        else {
+        }
+        // `.tmp-install-NONCE-WRITER`, `.trash-NONCE-WRITER`.
+        let Some(writer) = Writer::ending(&name) else {
             continue; // not a name nepho makes: leave it alone
         };
-        // SAFETY: kill with signal 0 only checks that the process exists.
-        let alive = unsafe { libc::kill(pid, 0) } == 0
-            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-        if !alive {
+        let idle = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .unwrap_or_default();
+        if writer.is_stale(idle, FOREIGN_TEMP_AGE) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
@@ -98,7 +100,7 @@ impl TempDir {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let path = parent.join(format!(".{tag}-{}-{nonce:08x}", std::process::id()));
+        let path = parent.join(format!(".{tag}-{nonce:08x}-{}", Writer::this_process()));
         std::fs::create_dir(&path).at(&path)?;
         Ok(TempDir { path, keep: false })
     }
@@ -642,4 +644,31 @@ pub fn uninstall(paths: &Paths, name: &str, force: bool) -> Result<Installed> {
     std::fs::rename(&installed.dir, trash.path.join("old")).at(&installed.dir)?;
     drop(trash);
     Ok(installed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_temporary_directories_of_dead_nepho_processes_are_swept() {
+        let cloudlets = tempfile::tempdir().unwrap();
+        let mine = TempDir::new(cloudlets.path(), "tmp-install").unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        // A finished process: this boot, its pid, a start time no live process has.
+        let me = Writer::this_process().to_string();
+        let (boot, _) = me.split_once('-').unwrap();
+        let dead = cloudlets
+            .path()
+            .join(format!(".trash-00000000-{boot}-{}-1", child.id()));
+        let foreign = cloudlets.path().join(".tmp-install-1234-00ab12cd");
+        for dir in [&dead, &foreign] {
+            std::fs::create_dir(dir).unwrap();
+        }
+        sweep_stale(cloudlets.path());
+        assert!(mine.path.is_dir(), "a live writer's directory stays");
+        assert!(!dead.exists(), "a dead writer's directory goes");
+        assert!(foreign.is_dir(), "a name nepho does not make stays");
+    }
 }

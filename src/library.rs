@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use nepho_provider_api::{HostCopies, LibraryItem, LibraryKind};
+use std::sync::Mutex;
+
+use nepho_provider_api::{HostCopies, ImageHolds, LibraryItem, LibraryKind, ProviderError};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Paths;
@@ -150,28 +152,118 @@ impl Library {
     }
 }
 
-/// Held while the library changes (one `add`, `remove` or `sync` at a time per home).
-pub struct LibraryLock(#[allow(dead_code)] std::fs::File);
+/// `path` opened for locking (made, with its directory, when missing).
+fn lock_file(path: &Path) -> Result<std::fs::File> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).at(dir)?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .at(path)
+}
 
-impl LibraryLock {
-    pub fn acquire(paths: &Paths) -> Result<LibraryLock> {
+impl Library {
+    /// Reads, changes and writes the record under its lock, so that what other nepho
+    /// processes wrote meanwhile (their own entries) is kept. Held only that long.
+    pub fn update<T>(paths: &Paths, change: impl FnOnce(&mut Library) -> T) -> Result<T> {
         let path = library_file(paths).with_extension("lock");
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).at(dir)?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .at(&path)?;
-        match file.try_lock() {
-            Ok(()) => Ok(LibraryLock(file)),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::conflict(
-                "another nepho is changing the image and ISO library",
-            )
-            .with_hint("wait for its image:add, iso:add, remove or cluster:sync to finish")),
+        let file = lock_file(&path)?;
+        file.lock().map_err(|e| Error::io(&path, e))?;
+        let mut library = Library::load(paths)?;
+        let out = change(&mut library);
+        library.save(paths)?;
+        Ok(out)
+    }
+}
+
+/// One entry held by this process, beside the record in `library.d/KIND-NAME.lock`:
+/// exclusively for the whole of an add, replace or remove of it; shared by a `cluster:sync`, and
+/// by each nepho building machines on it from when it resolves the name until it exits (by then
+/// its machines are defined, and a removal after that sees them using the entry).
+#[derive(Debug)]
+pub struct EntryLock(#[allow(dead_code)] std::fs::File);
+
+impl EntryLock {
+    fn path(paths: &Paths, kind: LibraryKind, name: &str) -> PathBuf {
+        let record = library_file(paths);
+        record
+            .with_file_name("library.d")
+            .join(format!("{kind}-{name}.lock"))
+    }
+
+    /// For changing the entry; refused while another nepho changes or uses it.
+    pub fn exclusive(paths: &Paths, kind: LibraryKind, name: &str) -> Result<EntryLock> {
+        EntryLock::take(paths, kind, name, false)
+    }
+
+    /// For building on the entry or syncing it; refused while another nepho changes it.
+    pub fn shared(paths: &Paths, kind: LibraryKind, name: &str) -> Result<EntryLock> {
+        EntryLock::take(paths, kind, name, true)
+    }
+
+    fn take(paths: &Paths, kind: LibraryKind, name: &str, shared: bool) -> Result<EntryLock> {
+        let path = EntryLock::path(paths, kind, name);
+        let file = lock_file(&path)?;
+        let taken = if shared {
+            file.try_lock_shared()
+        } else {
+            file.try_lock()
+        };
+        match taken {
+            Ok(()) => Ok(EntryLock(file)),
+            Err(std::fs::TryLockError::WouldBlock) if shared => Err(Error::conflict(format!(
+                "library {kind} {name} is being added, replaced or removed by another nepho"
+            ))
+            .with_hint(format!(
+                "try again once its {kind}:add or {kind}:remove is done"
+            ))),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::conflict(format!(
+                "{kind} {name} is being changed or used by another nepho"
+            ))
+            .with_hint(format!(
+                "an {kind}:add, {kind}:remove or cluster:sync of it is running, or a formation being built uses it: try again once it is done"
+            ))),
             Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
         }
+    }
+}
+
+/// The [`ImageHolds`] of a home's library: a shared [`EntryLock`] per image a build resolves,
+/// kept (with the copies the record names once it is held) until the process ends.
+#[derive(Debug)]
+pub struct LibraryHolds {
+    paths: Paths,
+    held: Mutex<BTreeMap<String, (EntryLock, Option<HostCopies>)>>,
+}
+
+impl LibraryHolds {
+    pub fn new(paths: &Paths) -> LibraryHolds {
+        LibraryHolds {
+            paths: paths.clone(),
+            held: Mutex::default(),
+        }
+    }
+}
+
+impl ImageHolds for LibraryHolds {
+    fn hold(&self, name: &str) -> std::result::Result<Option<HostCopies>, ProviderError> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, copies)) = held.get(name) {
+            return Ok(copies.clone());
+        }
+        let unavailable = |e: Error| ProviderError::Unavailable {
+            message: e.to_string(),
+            hint: e.hint().map(str::to_string),
+        };
+        let lock = EntryLock::shared(&self.paths, LibraryKind::Image, name).map_err(unavailable)?;
+        let copies = Library::load(&self.paths)
+            .map_err(unavailable)?
+            .get(LibraryKind::Image, name)
+            .map(|e| e.hosts.clone());
+        held.insert(name.to_string(), (lock, copies.clone()));
+        Ok(copies)
     }
 }
 

@@ -265,6 +265,9 @@ async fn kvm_provider(paths: &Paths) -> Result<nepho_provider_kvm::KvmProvider> 
         cluster_file,
         probe_cache: Some(probe_cache(paths)),
         library_images: crate::library::Library::load(paths)?.images(),
+        image_holds: Some(std::sync::Arc::new(crate::library::LibraryHolds::new(
+            paths,
+        ))),
     };
     nepho_provider_kvm::connect(&settings)
         .await

@@ -13,7 +13,7 @@ use nepho_provider_api::{
 use super::{Context, runtime};
 use crate::engine::Journal;
 use crate::error::{Error, Result};
-use crate::library::{self, Library, LibraryEntry, LibraryLock, LibraryName};
+use crate::library::{self, EntryLock, Library, LibraryEntry, LibraryName};
 use crate::output::LibraryRemoved;
 use crate::providers;
 
@@ -106,9 +106,9 @@ pub fn add(cx: &Context, r: &AddRequest) -> Result<LibraryEntry> {
     let name = name.as_str();
     let (sha256, size) = checked_file(kind, r.file)?;
     let source = std::fs::canonicalize(r.file).unwrap_or_else(|_| r.file.to_path_buf());
-    let _lock = LibraryLock::acquire(&cx.paths)?;
-    let mut library = Library::load(&cx.paths)?;
-    let existing = library.get(kind, name).cloned();
+    // Held until the record says what is on the hosts: a second add of the name is refused.
+    let _lock = EntryLock::exclusive(&cx.paths, kind, name)?;
+    let existing = Library::load(&cx.paths)?.get(kind, name).cloned();
     if let Some(old) = &existing {
         if old.sha256 == sha256 && old.os.as_deref() == r.os.or(old.os.as_deref()) {
             cx.out.notice(&format!(
@@ -165,8 +165,7 @@ pub fn add(cx: &Context, r: &AddRequest) -> Result<LibraryEntry> {
                 .map_err(providers::provider_error)
         })
         .await?;
-        library.put(entry.clone());
-        if let Err(e) = library.save(&cx.paths) {
+        if let Err(e) = Library::update(&cx.paths, |library| library.put(entry.clone())) {
             if existing.is_none() {
                 let _ = ops.discard(&entry.hosts).await;
             }
@@ -188,9 +187,10 @@ pub fn list(cx: &Context, kind: LibraryKind) -> Result<Vec<LibraryEntry>> {
 
 /// `image:remove` / `iso:remove`: refused while a machine uses it; else every copy and the record.
 pub fn remove(cx: &Context, kind: LibraryKind, name: &str) -> Result<LibraryRemoved> {
-    let _lock = LibraryLock::acquire(&cx.paths)?;
-    let mut library = Library::load(&cx.paths)?;
-    let Some(entry) = library.get(kind, name).cloned() else {
+    // Held while the users are asked and the copies deleted: a formation being built on the
+    // entry holds it too, so it is either refused here or sees the entry gone.
+    let _lock = EntryLock::exclusive(&cx.paths, kind, name)?;
+    let Some(entry) = Library::load(&cx.paths)?.get(kind, name).cloned() else {
         return Err(Error::not_found(format!("no {kind} {name} in the library"))
             .with_hint(format!("`nepho {kind}:list` shows what is there")));
     };
@@ -210,8 +210,7 @@ pub fn remove(cx: &Context, kind: LibraryKind, name: &str) -> Result<LibraryRemo
         })
         .await
     })?;
-    library.take(kind, name);
-    library.save(&cx.paths)?;
+    Library::update(&cx.paths, |library| library.take(kind, name))?;
     Ok(LibraryRemoved {
         kind,
         name: name.to_string(),
@@ -222,9 +221,20 @@ pub fn remove(cx: &Context, kind: LibraryKind, name: &str) -> Result<LibraryRemo
 /// `cluster:sync`: every host gets a checked copy of every entry (copied from a host whose
 /// copy is right). The record then lists, per entry, only the hosts with a right copy.
 pub fn sync(cx: &Context) -> Result<Vec<HostSync>> {
-    let _lock = LibraryLock::acquire(&cx.paths)?;
-    let mut library = Library::load(&cx.paths)?;
-    let items: Vec<_> = library.entries.iter().map(LibraryEntry::item).collect();
+    // Shared: a sync only puts right copies in place, beside builds and other syncs; an add,
+    // replace or remove of an entry waits for it.
+    let _locks = Library::load(&cx.paths)?
+        .entries
+        .iter()
+        .map(|e| EntryLock::shared(&cx.paths, e.kind, &e.name))
+        .collect::<Result<Vec<_>>>()?;
+    // Read again under the locks: an entry removed meanwhile is not synced (one added
+    // meanwhile is not either, and is left as its add records it).
+    let items: Vec<_> = Library::load(&cx.paths)?
+        .entries
+        .iter()
+        .map(LibraryEntry::item)
+        .collect();
     let journal = journal(cx)?;
     let data = OperationData::Library {
         action: "sync".into(),
@@ -251,19 +261,23 @@ pub fn sync(cx: &Context) -> Result<Vec<HostSync>> {
             return Err(e);
         }
     };
-    for entry in &mut library.entries {
-        entry.hosts.clear();
-        for report in &reports {
-            let good = report
-                .items
-                .iter()
-                .find(|i| i.kind == entry.kind && i.name == entry.name && i.status != "failed");
-            if let Some(item) = good {
-                entry.hosts.insert(report.host.clone(), item.path.clone());
+    Library::update(&cx.paths, |library| {
+        for entry in &mut library.entries {
+            if !items.contains(&entry.item()) {
+                continue;
+            }
+            entry.hosts.clear();
+            for report in &reports {
+                let good = report
+                    .items
+                    .iter()
+                    .find(|i| i.kind == entry.kind && i.name == entry.name && i.status != "failed");
+                if let Some(item) = good {
+                    entry.hosts.insert(report.host.clone(), item.path.clone());
+                }
             }
         }
-    }
-    library.save(&cx.paths)?;
+    })?;
     let copied: usize = reports.iter().map(HostSync::copied).sum();
     let failed: usize = reports.iter().map(HostSync::failed).sum();
     if failed > 0 {
@@ -293,15 +307,25 @@ pub fn all_synced(reports: &[HostSync]) -> Result<()> {
 }
 
 /// What `formation:attach-iso` inserts: a registered ISO when the argument is one's name (a
-/// file of the same name is reached as `./NAME`), else the file.
-pub fn resolve_iso(cx: &Context, iso: &Path) -> Result<IsoMedium> {
+/// file of the same name is reached as `./NAME`), else the file. A registered ISO comes with
+/// its entry held (shared) until the caller has it in the drive, where `iso:remove` then sees it.
+pub fn resolve_iso(cx: &Context, iso: &Path) -> Result<(IsoMedium, Option<EntryLock>)> {
     let arg = iso.to_string_lossy();
     let plain_name = iso.components().count() == 1 && !arg.contains('/');
-    if plain_name && let Some(entry) = Library::load(&cx.paths)?.get(LibraryKind::Iso, &arg) {
-        return Ok(IsoMedium::Library {
-            name: entry.name.clone(),
-            copies: entry.hosts.clone(),
-        });
+    if plain_name
+        && Library::load(&cx.paths)?
+            .get(LibraryKind::Iso, &arg)
+            .is_some()
+    {
+        let lock = EntryLock::shared(&cx.paths, LibraryKind::Iso, &arg)?;
+        // Read again under the lock: it may have been removed meanwhile.
+        if let Some(entry) = Library::load(&cx.paths)?.get(LibraryKind::Iso, &arg) {
+            let medium = IsoMedium::Library {
+                name: entry.name.clone(),
+                copies: entry.hosts.clone(),
+            };
+            return Ok((medium, Some(lock)));
+        }
     }
     if plain_name && !iso.exists() {
         return Err(Error::not_found(format!(
@@ -309,5 +333,5 @@ pub fn resolve_iso(cx: &Context, iso: &Path) -> Result<IsoMedium> {
         ))
         .with_hint("`nepho iso:list` shows the registered ISOs (`nepho iso:add NAME FILE` adds one); a path to an ISO file works too"));
     }
-    Ok(IsoMedium::File(iso.to_path_buf()))
+    Ok((IsoMedium::File(iso.to_path_buf()), None))
 }

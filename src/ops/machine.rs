@@ -288,9 +288,13 @@ pub fn change_media(
     } else {
         "detach-iso"
     };
-    let medium = iso
-        .map(|iso| super::library::resolve_iso(cx, iso))
-        .transpose()?;
+    let (medium, _held) = match iso {
+        Some(iso) => {
+            let (medium, held) = super::library::resolve_iso(cx, iso)?;
+            (Some(medium), held)
+        }
+        None => (None, None),
+    };
     let data = |formation| OperationData::Media {
         formation,
         machine: named(machine),

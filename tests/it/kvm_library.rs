@@ -9,10 +9,9 @@ use std::process::Command;
 
 use crate::kvm::{Scratch, make_iso};
 use crate::kvm_hosts::{HOST2, domains, host2, host2_lock, sh};
-use crate::support::{Env, repo_root};
+use crate::support::{Env, Run, loopback_sshd_uri};
 
 const TINY: &str = "/var/cache/nepho-test/images/tiny-guest.qcow2";
-const SSH_KEY: &str = "/var/lib/nepho-test/sshd/client_key";
 
 fn sha256(path: &Path) -> Option<String> {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
@@ -106,12 +105,7 @@ fn kvm_library_images_and_isos_on_two_hosts() {
     }
     assert!(host2("start").0, "scripts/setup/host2.sh start failed");
     let (_, h2) = host2("uri");
-    let sshd = Command::new(repo_root().join("scripts/setup/sshd.sh"))
-        .args(["start", "2222"])
-        .status()
-        .unwrap();
-    assert!(sshd.success(), "scripts/setup/sshd.sh start");
-    let remote = format!("qemu+ssh://root@127.0.0.1:2222/system?keyfile={SSH_KEY}&no_verify=1");
+    let remote = loopback_sshd_uri();
 
     let env = Env::new();
     env.run(&["cloudlet:install", "hello"]).ok();
@@ -501,4 +495,266 @@ fn kvm_library_failed_adds_leave_nothing() {
     let gone = env.run(&["image:remove", "good"]).code(3);
     assert!(gone.stderr.contains("image:list"), "{}", gone.stderr);
     assert!(library_files(&dir("h1")).is_empty());
+}
+
+/// A home whose cluster file names `hosts` (name, URI), each keeping its files in
+/// `<storage>/<name>`, and that storage.
+fn cluster_of(tag: &str, hosts: &[(&str, &str)]) -> (Env, Scratch) {
+    let env = Env::new();
+    let store = storage(tag);
+    let yaml: Vec<String> = hosts
+        .iter()
+        .map(|(name, uri)| host_yaml(name, uri, &store.0.join(name)))
+        .collect();
+    write_cluster(&env, &yaml, &store.0);
+    (env, store)
+}
+
+/// The user's file to add: a copy of the tiny guest's image in `dir`.
+fn tiny_upload(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::copy(TINY, &path).unwrap();
+    path
+}
+
+/// The run was refused (exit 6) because another nepho holds the entry.
+fn refused_as_busy(run: Run) {
+    let run = run.code(6);
+    assert!(
+        run.stderr
+            .contains("being changed or used by another nepho"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// The hidden copies (`.NAME.EXT.WRITER.part`) in a host's library, of either kind.
+fn parts(dir: &Path) -> Vec<String> {
+    library_files(dir)
+        .into_iter()
+        .filter(|f| f.ends_with(".part"))
+        .collect()
+}
+
+/// A valid qcow2 of `size` (`256M`), allocated but not written: copying and checking it takes
+/// seconds, long enough for a test to catch the add in the middle.
+fn big_image(dir: &Path, name: &str, size: &str) -> PathBuf {
+    let path = dir.join(name);
+    assert!(
+        sh(&format!(
+            "qemu-img create -q -f qcow2 -o preallocation=falloc '{}' {size}",
+            path.display()
+        ))
+        .0
+    );
+    path
+}
+
+/// A nepho run in the background, killed with SIGKILL when dropped (also when the test fails).
+struct Running(std::process::Child);
+
+impl Running {
+    /// Waits for it to end: whether it succeeded, and its stderr.
+    fn finish(&mut self) -> (bool, String) {
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.0.stderr.take() {
+            std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+        }
+        (self.0.wait().unwrap().success(), stderr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `image:add NAME FILE` and returns it once its copy is under way on `host_dir`.
+fn add_caught_copying(env: &Env, name: &str, file: &Path, host_dir: &Path) -> Running {
+    let before = parts(host_dir);
+    let mut add = env
+        .nepho()
+        .args(["image:add", name, file.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while parts(host_dir) == before {
+        if let Some(status) = add.try_wait().unwrap() {
+            panic!("image:add {name} ended ({status}) before it was seen copying");
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "no copy of {name} started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Running(add)
+}
+
+/// `image:add` killed with SIGKILL in the middle of its copy leaves a `.part` on each host
+/// (a local one and one over ssh); the next `image:add` (of another name) and `cluster:sync`
+/// delete what the dead nepho left.
+#[test]
+fn kvm_library_a_killed_add_is_swept_by_the_next_add_and_sync() {
+    if !have_libvirt() {
+        return;
+    }
+    let remote = loopback_sshd_uri();
+    let (env, store) = cluster_of("kill", &[("h1", "qemu:///system"), ("remote", &remote)]);
+    let s = &store.0;
+    let dir = |host: &str| s.join(host);
+    let big = big_image(s, "big.qcow2", "256M");
+    let small = tiny_upload(s, "small.qcow2");
+    let small = small.to_str().unwrap();
+
+    // Caught copying to the second host: the first one's checked copy waits for it.
+    let kill_mid_copy = || {
+        drop(add_caught_copying(&env, "big", &big, &dir("remote"))); // SIGKILL
+        for host in ["h1", "remote"] {
+            assert_eq!(
+                parts(&dir(host)).len(),
+                1,
+                "the killed add left {host} its copy"
+            );
+        }
+    };
+
+    kill_mid_copy();
+    env.run(&["image:add", "other", small]).ok();
+    for host in ["h1", "remote"] {
+        assert_eq!(library_files(&dir(host)), ["images/other.qcow2"], "{host}");
+    }
+
+    kill_mid_copy();
+    env.run(&["cluster:sync"]).ok();
+    for host in ["h1", "remote"] {
+        assert_eq!(library_files(&dir(host)), ["images/other.qcow2"], "{host}");
+    }
+    let listed = env.run(&["-o", "json", "image:list"]).ok().json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["name"], "other");
+}
+
+/// Adds at the same time: another name is added while the first copies (and does not delete
+/// the first one's copy in progress); the same name is refused, naming the other nepho, and
+/// the entry is the first one's, with copies whose checksums match its record.
+#[test]
+fn kvm_library_concurrent_adds() {
+    if !have_libvirt() {
+        return;
+    }
+    let local = "qemu:///system";
+    let (env, store) = cluster_of("concurrent", &[("h1", local), ("h2", local)]);
+    let s = &store.0;
+    let dir = |host: &str| s.join(host);
+    let big = big_image(s, "big.qcow2", "1G");
+    let big_sum = sha256(&big).unwrap();
+    let small = tiny_upload(s, "small.qcow2");
+    let small_sum = sha256(&small).unwrap();
+    let small = small.to_str().unwrap();
+
+    let mut first = add_caught_copying(&env, "alpha", &big, &dir("h1"));
+    refused_as_busy(env.run(&["image:add", "alpha", small, "--replace"]));
+    env.run(&["image:add", "beta", small]).ok();
+    assert!(
+        first.0.try_wait().unwrap().is_none(),
+        "the first add ended before the others: they did not run at the same time"
+    );
+    let (succeeded, stderr) = first.finish();
+    assert!(succeeded, "{stderr}");
+
+    let listed = env.run(&["-o", "json", "image:list"]).ok().json();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(listed[0]["name"], "alpha", "{listed}");
+    assert_eq!(listed[1]["name"], "beta", "{listed}");
+    assert_eq!(listed[0]["sha256"], big_sum.as_str(), "{listed}");
+    assert_eq!(listed[1]["sha256"], small_sum.as_str(), "{listed}");
+    for entry in listed.as_array().unwrap() {
+        for host in ["h1", "h2"] {
+            let copy = entry["hosts"][host].as_str().unwrap();
+            assert_eq!(
+                sha256(Path::new(copy)).as_deref(),
+                entry["sha256"].as_str(),
+                "{host}: {copy}"
+            );
+        }
+    }
+    for host in ["h1", "h2"] {
+        assert_eq!(
+            library_files(&dir(host)),
+            ["images/alpha.qcow2", "images/beta.qcow2"],
+            "{host}: no copy left half-written"
+        );
+    }
+}
+
+/// `image:remove` while a formation is being built on the image (its overlay made, its domain
+/// not yet defined) is refused: the build holds the entry until it is done.
+#[test]
+fn kvm_library_remove_during_a_create_is_refused() {
+    if !have_libvirt() {
+        return;
+    }
+    let (env, store) = cluster_of("create", &[("h1", "qemu:///system")]);
+    env.run(&["cloudlet:install", "hello"]).ok();
+    let h1 = store.0.join("h1");
+    let image = tiny_upload(&store.0, "upload.qcow2");
+    env.run(&["image:add", "tinylib", image.to_str().unwrap()])
+        .ok();
+    let copy = h1.join("_library/images/tinylib.qcow2");
+    let name = format!("lr{}", std::process::id());
+    let _cleanup = Cleanup {
+        env: &env,
+        name: name.clone(),
+        h2: "qemu:///system".into(),
+    };
+
+    let create = env
+        .nepho()
+        .args(["-o", "json", "create", "hello", "--name", &name])
+        .args(["--set", "image=tinylib"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let overlay = h1.join(&name).join("hello-disk0.qcow2");
+    let mut nanny = None;
+    crate::support::wait_until("the nanny", std::time::Duration::from_secs(120), || {
+        nanny = env.nanny_pid(&name);
+        nanny.is_some()
+    });
+    let nanny = nanny.unwrap();
+    // Held still between its disks and its domain, the build is where removal used to slip in
+    // (the domain follows the overlay within a fraction of a second: watched closely).
+    let started = std::time::Instant::now();
+    while !overlay.exists() {
+        assert!(started.elapsed().as_secs() < 120, "no overlay made");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    unsafe { libc::kill(nanny, libc::SIGSTOP) };
+    let defined = domains("qemu:///system", &format!("nepho-{name}-"));
+    let refused = env.run(&["image:remove", "tinylib"]);
+    // A sync only puts right copies in place: it runs beside the build.
+    let synced = env.run(&["cluster:sync"]);
+    unsafe { libc::kill(nanny, libc::SIGCONT) };
+    assert!(defined.is_empty(), "caught after the domain was defined");
+    refused_as_busy(refused);
+    synced.ok();
+    let created = create.wait_with_output().unwrap();
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&created.stderr)));
+    assert_eq!(created["status"], "succeeded", "{created}");
+    assert!(copy.is_file(), "the machine's base image stays");
+    let motd = env.run(&["ssh", &name, "--", "cat", "/etc/motd"]).ok();
+    assert!(motd.stdout.contains("Hello from nepho"), "{}", motd.stdout);
+    // Once built, the machine is what keeps it.
+    let refused = env.run(&["image:remove", "tinylib"]).code(6);
+    assert!(refused.stderr.contains("in use by"), "{}", refused.stderr);
+    env.run(&["destroy", &name, "--yes"]).ok();
+    env.run(&["image:remove", "tinylib"]).ok();
+    assert!(!copy.exists());
 }

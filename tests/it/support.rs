@@ -622,17 +622,23 @@ impl Drop for Moto {
     }
 }
 
-/// Turns the env's one-host cluster file (the `local` host `register kvm` wrote) into a remote
-/// host: this machine's libvirtd over `qemu+ssh` through the loopback sshd on 127.0.0.1:2222
-/// (started when it is not running). Returns the host's URI.
-pub fn use_loopback_sshd_host(env: &Env) -> String {
+/// This machine's libvirtd over `qemu+ssh` through the loopback sshd on 127.0.0.1:2222
+/// (started when it is not running): a remote host whose files are this machine's.
+pub fn loopback_sshd_uri() -> String {
     let started = Command::new(repo_root().join("scripts/setup/sshd.sh"))
         .args(["start", "2222"])
         .status()
         .unwrap();
     assert!(started.success(), "scripts/setup/sshd.sh start");
     let key = "/var/lib/nepho-test/sshd/client_key";
-    let uri = format!("qemu+ssh://root@127.0.0.1:2222/system?keyfile={key}&no_verify=1");
+    format!("qemu+ssh://root@127.0.0.1:2222/system?keyfile={key}&no_verify=1")
+}
+
+/// Turns the env's one-host cluster file (the `local` host `register kvm` wrote) into a remote
+/// host: this machine's libvirtd over `qemu+ssh` through the loopback sshd on 127.0.0.1:2222
+/// (started when it is not running). Returns the host's URI.
+pub fn use_loopback_sshd_host(env: &Env) -> String {
+    let uri = loopback_sshd_uri();
     edit_cluster(
         env,
         "  - name: local\n    uri: qemu:///system\n",

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod files;
 pub mod library;
 pub mod machine;
+pub mod writer;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -24,7 +25,7 @@ pub use cluster::{
     RebalanceReport, Watch,
 };
 pub use library::{
-    HostCopies, HostSync, LibraryItem, LibraryKind, LibraryOps, LibraryUser, SyncedItem,
+    HostCopies, HostSync, ImageHolds, LibraryItem, LibraryKind, LibraryOps, LibraryUser, SyncedItem,
 };
 pub use machine::{
     ConsoleForward, DriveChange, DriveResize, IsoMedium, MachineOpError, MachineOps, MediaChange,

@@ -75,6 +75,15 @@ impl fmt::Display for LibraryItem {
 /// Where each host keeps its copy: host name → path on that host.
 pub type HostCopies = BTreeMap<String, PathBuf>;
 
+/// The library's images as machines are built on them. Taking one holds its entry for the rest
+/// of the process, so `image:remove` and `image:add --replace` are refused from when a build
+/// resolves the name until its machines are defined (and removal sees them use it).
+pub trait ImageHolds: Send + Sync + fmt::Debug {
+    /// Each host's copy of library image `name`, held from now on; `Ok(None)` when the
+    /// library no longer has it.
+    fn hold(&self, name: &str) -> Result<Option<HostCopies>, ProviderError>;
+}
+
 /// A machine that uses a library entry: built on the image, or with the ISO in its drive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct LibraryUser {

@@ -72,6 +72,9 @@ pub struct KvmSettings {
     /// The image library (`nepho image:add`): name → each host's checked copy. A pattern's
     /// `image:` finds these before the cluster file's `images:`.
     pub library_images: BTreeMap<String, nepho_provider_api::HostCopies>,
+    /// Holds the library images a build resolves (the copies it then uses are the held
+    /// entry's); `None` uses `library_images` as they are.
+    pub image_holds: Option<Arc<dyn nepho_provider_api::ImageHolds>>,
 }
 
 pub struct KvmProvider {
@@ -83,6 +86,7 @@ pub struct KvmProvider {
     kvm_probe: tokio::sync::OnceCell<bool>,
     probe_cache: Option<PathBuf>,
     library_images: BTreeMap<String, nepho_provider_api::HostCopies>,
+    image_holds: Option<Arc<dyn nepho_provider_api::ImageHolds>>,
 }
 
 /// Reads and validates the cluster file and checks the tools are installed.
@@ -100,6 +104,7 @@ pub async fn connect(settings: &KvmSettings) -> Result<KvmProvider, ProviderErro
     let mut provider = KvmProvider::new(cluster)?;
     provider.probe_cache = settings.probe_cache.clone();
     provider.library_images = settings.library_images.clone();
+    provider.image_holds = settings.image_holds.clone();
     Ok(provider)
 }
 
@@ -120,6 +125,7 @@ impl KvmProvider {
             kvm_probe: tokio::sync::OnceCell::new(),
             probe_cache: None,
             library_images: BTreeMap::new(),
+            image_holds: None,
         })
     }
 

@@ -22,9 +22,16 @@ pub fn library_path(
     kind: nepho_provider_api::LibraryKind,
     name: &str,
 ) -> PathBuf {
-    library_dir(cluster, host)
-        .join(kind.dir())
-        .join(format!("{name}.{}", kind.extension()))
+    library_kind_dir(cluster, host, kind).join(format!("{name}.{}", kind.extension()))
+}
+
+/// The directory `host` keeps the library's entries of `kind` in.
+pub fn library_kind_dir(
+    cluster: &ClusterFile,
+    host: &HostConfig,
+    kind: nepho_provider_api::LibraryKind,
+) -> PathBuf {
+    library_dir(cluster, host).join(kind.dir())
 }
 
 fn library_dir(cluster: &ClusterFile, host: &HostConfig) -> PathBuf {

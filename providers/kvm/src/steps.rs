@@ -652,7 +652,15 @@ impl KvmProvider {
         host: &HostConfig,
     ) -> Result<PathBuf, ProviderError> {
         if let Some(copies) = self.library_images.get(image) {
-            return copies.get(&host.name).cloned().ok_or_else(|| ProviderError::Invalid {
+            let held = match &self.image_holds {
+                Some(holds) => holds.hold(image)?.ok_or_else(|| {
+                    ProviderError::NotFound(format!(
+                        "library image `{image}` was removed from the library meanwhile"
+                    ))
+                })?,
+                None => copies.clone(),
+            };
+            return held.get(&host.name).cloned().ok_or_else(|| ProviderError::Invalid {
                 message: format!(
                     "library image `{image}` has no copy on host {} (added before the host joined the cluster)",
                     host.name
@@ -803,6 +811,9 @@ impl KvmProvider {
         let host = self.host_of(cx, &m.name).await?;
         let name = domain_name(&spec.name, &m.name);
         let mut already = true;
+        // Held (and still in the library) until the domain that records it as its base exists,
+        // also when a resumed build did the disks before: removal then sees the machine.
+        self.image_on(&m.image, &host)?;
         let record = record_for(self, spec, pattern, m, &host, &Self::ips_of(cx));
         let exists = libvirt::domain_exists(&host.uri, &name).await;
         // Fencing: the domain will hold a lease per iSCSI target in the cluster's lockspace.

@@ -488,6 +488,7 @@ async fn bad_cluster_files_and_patterns_are_explained() {
         cluster_file: cluster.file.clone(),
         probe_cache: None,
         library_images: Default::default(),
+        image_holds: None,
     })
     .await
     .err()

@@ -2,13 +2,15 @@
 //! entry in `<dir>/_library/` (see [`names::library_path`]), checked with `sha256sum` on the
 //! host itself after the copy.
 //!
-//! A copy is written as a hidden `.NAME.EXT.part` next to its place, checked, and renamed
-//! into place only once every host has a checked one: a failed add leaves no new copy
-//! anywhere, and a `--replace` that fails leaves the old copies as they were.
+//! A copy is written as a hidden `.NAME.EXT.WRITER.part` next to its place, checked, and
+//! renamed into place only once every host has a checked one: a failed add leaves no new copy
+//! anywhere, and a `--replace` that fails leaves the old copies as they were. What a killed
+//! nepho leaves is swept by the next add or sync ([`sweep_parts`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nepho_provider_api::writer::Writer;
 use nepho_provider_api::{
     BoxFuture, HostCopies, HostSync, LibraryItem, LibraryKind, LibraryOps, LibraryUser,
     ProviderError, SyncedItem,
@@ -20,12 +22,15 @@ use crate::cluster::HostConfig;
 use crate::cmd;
 use crate::libvirt;
 use crate::media::attached_iso;
-use crate::names::library_path;
+use crate::names::{library_kind_dir, library_path};
 use crate::storage::Runner;
 
 /// Copying and checking a multi-GiB image over ssh takes a while.
 const COPY_TIMEOUT: Duration = Duration::from_secs(3600);
 const SHORT: Duration = Duration::from_secs(60);
+/// How long a copy written by a nepho on another machine may lie untouched before it counts
+/// as abandoned: every step of a live copy (upload, checksum) gives up after [`COPY_TIMEOUT`].
+const FOREIGN_PART_MINUTES: u64 = 2 * COPY_TIMEOUT.as_secs() / 60;
 
 fn on_host(host: &str, e: ProviderError) -> ProviderError {
     match e {
@@ -44,10 +49,57 @@ fn on_host(host: &str, e: ProviderError) -> ProviderError {
     }
 }
 
-/// The hidden name a copy is written and checked under before it takes its place.
-fn part_path(dest: &Path) -> PathBuf {
+/// The hidden name this process writes and checks a copy under before it takes its place.
+fn part_path(dest: &Path, writer: &Writer) -> PathBuf {
     let name = dest.file_name().unwrap_or_default().to_string_lossy();
-    dest.with_file_name(format!(".{name}.part"))
+    dest.with_file_name(format!(".{name}.{writer}.part"))
+}
+
+/// Deletes the copies in `dir` on the runner's host that no live nepho is writing: their
+/// writer is gone, or it ran on another machine (or an older nepho, whose names carry no
+/// writer) and the copy has not changed for longer than any live copy stays unchanged.
+async fn sweep_parts(runner: &Runner, dir: &Path) -> Result<(), ProviderError> {
+    if !runner.exists(dir).await {
+        return Ok(());
+    }
+    let old = format!("+{FOREIGN_PART_MINUTES}");
+    let dir_arg = dir.to_string_lossy();
+    let args = [
+        &*dir_arg,
+        "-maxdepth",
+        "1",
+        "-type",
+        "f",
+        "-name",
+        ".*.part",
+        "(",
+        "-mmin",
+        &old,
+        "-printf",
+        "old %f\\n",
+        "-o",
+        "-printf",
+        "new %f\\n",
+        ")",
+    ];
+    let found = runner.check("find", &args, SHORT).await?;
+    let stale: Vec<PathBuf> = found
+        .lines()
+        .filter_map(|line| {
+            let (age, name) = line.split_once(' ')?;
+            let writer = name.strip_suffix(".part").and_then(Writer::ending);
+            let stale = match writer {
+                Some(writer) => writer.gone().unwrap_or(age == "old"),
+                None => age == "old",
+            };
+            stale.then(|| dir.join(name))
+        })
+        .collect();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(?stale, "removing copies abandoned by a nepho that died");
+    runner.remove(&stale).await
 }
 
 /// `sha256sum` of `path` on the runner's host; `None` when the file is missing.
@@ -110,7 +162,7 @@ impl KvmProvider {
     ) -> Result<(PathBuf, PathBuf), ProviderError> {
         let runner = Runner::for_host(host);
         let dest = library_path(&self.cluster, host, item.kind, &item.name);
-        let part = part_path(&dest);
+        let part = part_path(&dest, &Writer::this_process());
         if let Some(dir) = dest.parent() {
             runner.mkdir(dir).await?;
         }
@@ -122,11 +174,26 @@ impl KvmProvider {
         Ok((part, dest))
     }
 
+    /// [`sweep_parts`] in both of `host`'s library directories.
+    async fn sweep_host(&self, host: &HostConfig) -> Result<(), ProviderError> {
+        let runner = Runner::for_host(host);
+        for kind in [LibraryKind::Image, LibraryKind::Iso] {
+            sweep_parts(&runner, &library_kind_dir(&self.cluster, host, kind)).await?;
+        }
+        Ok(())
+    }
+
     async fn store_everywhere(
         &self,
         item: &LibraryItem,
         file: &Path,
     ) -> Result<HostCopies, ProviderError> {
+        for host in &self.cluster.hosts {
+            // Best effort: a host that cannot be swept fails (with a reason) when it is copied to.
+            if let Err(e) = self.sweep_host(host).await {
+                tracing::warn!(host = %host.name, "cannot sweep abandoned copies: {e}");
+            }
+        }
         let mut staged: Vec<(&HostConfig, PathBuf, PathBuf)> = Vec::new();
         let mut failure = None;
         for host in &self.cluster.hosts {
@@ -235,7 +302,7 @@ impl KvmProvider {
         dest: &Path,
     ) -> Result<(), ProviderError> {
         let runner = Runner::for_host(host);
-        let part = part_path(dest);
+        let part = part_path(dest, &Writer::this_process());
         if let Some(dir) = dest.parent() {
             runner.mkdir(dir).await?;
         }
@@ -252,6 +319,11 @@ impl KvmProvider {
 
     async fn sync_hosts(&self, items: &[LibraryItem]) -> Vec<HostSync> {
         let hosts = &self.cluster.hosts;
+        for host in hosts {
+            if let Err(e) = self.sweep_host(host).await {
+                tracing::warn!(host = %host.name, "cannot sweep abandoned copies: {e}");
+            }
+        }
         let mut reports: Vec<HostSync> = hosts
             .iter()
             .map(|h| HostSync {
@@ -345,10 +417,15 @@ mod tests {
 
     #[test]
     fn copies_are_staged_under_a_hidden_name_beside_their_place() {
+        let me = Writer::this_process();
+        let part = part_path(Path::new("/v/h1/_library/images/deb-12.qcow2"), &me);
         assert_eq!(
-            part_path(Path::new("/v/h1/_library/images/deb.qcow2")),
-            PathBuf::from("/v/h1/_library/images/.deb.qcow2.part")
+            part,
+            PathBuf::from(format!("/v/h1/_library/images/.deb-12.qcow2.{me}.part"))
         );
+        let name = part.file_name().unwrap().to_string_lossy();
+        let stem = name.strip_suffix(".part").unwrap();
+        assert_eq!(Writer::ending(stem), Some(me), "the sweep finds the writer");
     }
 
     #[test]

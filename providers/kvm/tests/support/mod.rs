@@ -102,6 +102,7 @@ impl Cluster {
             cluster_file: self.file.clone(),
             probe_cache: None,
             library_images: Default::default(),
+            image_holds: None,
         })
         .await
         .expect("connect")
