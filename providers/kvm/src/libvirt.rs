@@ -203,6 +203,9 @@ pub async fn remove_domain(uri: &str, name: &str) -> Result<bool, ProviderError>
 
 /// First IPv4 address libvirt knows for the domain: DHCP lease, then guest agent, then ARP.
 pub async fn address(uri: &str, name: &str) -> Option<String> {
+    if let Some(ip) = newest_lease(uri, name).await {
+        return Some(ip);
+    }
     for source in ["lease", "agent", "arp"] {
         let Ok(out) = virsh_output(uri, &["domifaddr", name, "--source", source]).await else {
             continue;
@@ -223,6 +226,40 @@ pub async fn address(uri: &str, name: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// The address the newest DHCP lease of the domain's first NIC on a libvirt network gives.
+/// A machine made again under the same name has the same MAC, and a guest whose DHCP client
+/// id changes with each first boot (Debian's dhclient: a DUID with a timestamp) gets a second
+/// lease beside the old one, which lives on for an hour; `domifaddr` shows only one of the two,
+/// often the old. The lease renewed last is the machine's.
+async fn newest_lease(uri: &str, name: &str) -> Option<String> {
+    let nics = virsh_output(uri, &["domiflist", name]).await.ok()?;
+    // Interface  Type  Source  Model  MAC
+    let (network, mac) = nics.stdout.lines().find_map(|line| {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        (w.len() == 5 && w[1] == "network").then(|| (w[2].to_string(), w[4].to_string()))
+    })?;
+    let leases = virsh_output(uri, &["net-dhcp-leases", &network, "--mac", &mac])
+        .await
+        .ok()?;
+    newest_ipv4(&leases.stdout)
+}
+
+/// From `virsh net-dhcp-leases` output: the IPv4 address of the lease that expires last.
+fn newest_ipv4(leases: &str) -> Option<String> {
+    leases
+        .lines()
+        .filter_map(|line| {
+            // Expiry (date, time), MAC, protocol, address/prefix, hostname, client id
+            let w: Vec<&str> = line.split_whitespace().collect();
+            (w.len() >= 5 && w[3] == "ipv4").then(|| {
+                let ip = w[4].split('/').next().unwrap_or(w[4]);
+                (format!("{} {}", w[0], w[1]), ip.to_string())
+            })
+        })
+        .max()
+        .map(|(_, ip)| ip)
 }
 
 /// vCPUs and memory (MiB) of a domain from its XML.
@@ -543,6 +580,16 @@ pub fn unescape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lease_renewed_last_gives_the_address() {
+        let leases = " 2026-12-01 22:50:32   52:54:00:0e:ba:9d   ipv4       192.168.122.10/24   hello      ff:00:0e:ba:9d:00:01:00:01:32:a1:fd:a7:52:54:00:0e:ba:9d
+ 2026-12-01 22:15:47   52:54:00:0e:ba:9d   ipv4       192.168.122.9/24    -          ff:00:0e:ba:9d:00:01:00:01:32:a1:f5:83:52:54:00:0e:ba:9d
+ 2026-12-01 23:01:00   52:54:00:0e:ba:9d   ipv6       fd00::5/64          -          00:01
+";
+        assert_eq!(newest_ipv4(leases).as_deref(), Some("192.168.122.10"));
+        assert_eq!(newest_ipv4(""), None);
+    }
 
     #[test]
     fn the_record_round_trips_through_the_xml() {
