@@ -203,8 +203,11 @@ pub async fn remove_domain(uri: &str, name: &str) -> Result<bool, ProviderError>
 
 /// First IPv4 address libvirt knows for the domain: DHCP lease, then guest agent, then ARP.
 pub async fn address(uri: &str, name: &str) -> Option<String> {
-    if let Some(ip) = newest_lease(uri, name).await {
-        return Some(ip);
+    // On a libvirt network the leases are the answer, also when there is none yet: asking
+    // the agent and the ARP table too cost three more virsh runs per poll, host CPU that
+    // machines booting under TCG beside it need.
+    if let Some(lease) = newest_lease(uri, name).await {
+        return lease;
     }
     for source in ["lease", "agent", "arp"] {
         let Ok(out) = virsh_output(uri, &["domifaddr", name, "--source", source]).await else {
@@ -233,7 +236,8 @@ pub async fn address(uri: &str, name: &str) -> Option<String> {
 /// id changes with each first boot (Debian's dhclient: a DUID with a timestamp) gets a second
 /// lease beside the old one, which lives on for an hour; `domifaddr` shows only one of the two,
 /// often the old. The lease renewed last is the machine's.
-async fn newest_lease(uri: &str, name: &str) -> Option<String> {
+/// `None` when the domain has no NIC on a libvirt network (or virsh could not tell).
+async fn newest_lease(uri: &str, name: &str) -> Option<Option<String>> {
     let nics = virsh_output(uri, &["domiflist", name]).await.ok()?;
     // Interface  Type  Source  Model  MAC
     let (network, mac) = nics.stdout.lines().find_map(|line| {
@@ -242,8 +246,9 @@ async fn newest_lease(uri: &str, name: &str) -> Option<String> {
     })?;
     let leases = virsh_output(uri, &["net-dhcp-leases", &network, "--mac", &mac])
         .await
-        .ok()?;
-    newest_ipv4(&leases.stdout)
+        .ok()
+        .filter(|out| out.success)?;
+    Some(newest_ipv4(&leases.stdout))
 }
 
 /// From `virsh net-dhcp-leases` output: the IPv4 address of the lease that expires last.
