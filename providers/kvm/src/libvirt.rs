@@ -203,11 +203,18 @@ pub async fn remove_domain(uri: &str, name: &str) -> Result<bool, ProviderError>
 
 /// First IPv4 address libvirt knows for the domain: DHCP lease, then guest agent, then ARP.
 pub async fn address(uri: &str, name: &str) -> Option<String> {
-    // On a libvirt network the leases are the answer, also when there is none yet: asking
-    // the agent and the ARP table too cost three more virsh runs per poll, host CPU that
-    // machines booting under TCG beside it need.
-    if let Some(lease) = newest_lease(uri, name).await {
-        return lease;
+    address_polled(uri, name, true).await
+}
+
+/// [`address`] for a poll: without `fallbacks`, a domain on a libvirt network is looked up in
+/// its leases only. Asking the agent and the ARP table too costs three more virsh runs, host
+/// CPU that machines booting under TCG beside it need; a poller asks them now and then (a
+/// network whose DHCP another host serves has no lease here).
+pub async fn address_polled(uri: &str, name: &str, fallbacks: bool) -> Option<String> {
+    match newest_lease(uri, name).await {
+        Some(Some(ip)) => return Some(ip),
+        Some(None) if !fallbacks => return None,
+        _ => {}
     }
     for source in ["lease", "agent", "arp"] {
         let Ok(out) = virsh_output(uri, &["domifaddr", name, "--source", source]).await else {

@@ -880,6 +880,7 @@ impl KvmProvider {
         let record = record_for(self, cx.spec, pattern, m, &host, &Self::ips_of(cx));
         let timeout = Duration::from_secs(self.cluster.ready_timeout_s);
         let started = Instant::now();
+        let mut polls = 0u32;
         let mut said = String::new();
         let say = |said: &mut String, msg: String| {
             if *said != msg {
@@ -914,7 +915,10 @@ impl KvmProvider {
             }
             let address = match record.nics.first().and_then(|n| n.ip.clone()) {
                 Some(ip) => Some(ip),
-                None => libvirt::address(&host.uri, &name).await,
+                None => {
+                    polls += 1;
+                    libvirt::address_polled(&host.uri, &name, polls % 4 == 1).await
+                }
             };
             let Some(address) = address else {
                 say(&mut said, format!("waiting for DHCP lease of {}", m.name));
