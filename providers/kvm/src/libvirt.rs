@@ -201,7 +201,8 @@ pub async fn remove_domain(uri: &str, name: &str) -> Result<bool, ProviderError>
     Ok(true)
 }
 
-/// First IPv4 address libvirt knows for the domain: DHCP lease, then guest agent, then ARP.
+/// First IPv4 address libvirt knows for the domain: its newest DHCP lease, then guest agent,
+/// then ARP.
 pub async fn address(uri: &str, name: &str) -> Option<String> {
     address_polled(uri, name, true).await
 }
@@ -216,7 +217,8 @@ pub async fn address_polled(uri: &str, name: &str, fallbacks: bool) -> Option<St
         Some(None) if !fallbacks => return None,
         _ => {}
     }
-    for source in ["lease", "agent", "arp"] {
+    // Leases were read above, all of them: `domifaddr --source lease` shows one, maybe stale.
+    for source in ["agent", "arp"] {
         let Ok(out) = virsh_output(uri, &["domifaddr", name, "--source", source]).await else {
             continue;
         };
