@@ -2,8 +2,9 @@
 //! `scripts/setup/host2.sh`'s `h2`, which has a host UUID of its own), end to end through the
 //! binary: the bundled `hello` cloudlet with its boot disk on an iSCSI LUN and its NIC on
 //! `nepho-shared` (a segment both hosts share: host1's NAT network, bridged into host2) moves
-//! h1 → h2 with `cluster:migrate --live` while a client keeps talking to it; then an
-//! evacuation of h2 brings it back live. Measured: the longest gap a client saw and the total
+//! h1 → h2 with `cluster:migrate --live` while a client keeps talking to it; an evacuation of
+//! h2 while h1's migration ports are firewalled falls back to an offline move; it moves live
+//! to h2 again, and an evacuation of h2 brings it back live. Measured: the longest gap a client saw and the total
 //! time of the move (printed).
 
 use std::io::Read;
@@ -180,6 +181,27 @@ fn nepho_ssh_echo(base: &Command, name: &str, n: usize) -> Result<(), String> {
             out.status.code(),
             String::from_utf8_lossy(&out.stderr).trim()
         ))
+    }
+}
+
+/// host1's incoming-migration ports (libvirt's default range; host2 uses 49300-49363).
+const H1_MIGRATION_PORTS: &str = "49152:49215";
+
+/// Connections to these local ports are refused (reset) while it lives.
+struct PortBlock(String);
+
+impl PortBlock {
+    fn new(ports: &str) -> Self {
+        let rule = format!("INPUT -i lo -p tcp --dport {ports} -j REJECT --reject-with tcp-reset");
+        let (ok, out) = sh(&format!("iptables -I {rule} 2>&1"));
+        assert!(ok, "iptables: {out}");
+        PortBlock(rule)
+    }
+}
+
+impl Drop for PortBlock {
+    fn drop(&mut self) {
+        sh(&format!("iptables -D {}", self.0));
     }
 }
 
@@ -414,6 +436,47 @@ fn kvm_live_migration_keeps_an_iscsi_machine_answering() {
         cluster.contains("\"kind\":\"migrate\"") && cluster.contains("\"live\":true"),
         "{cluster}"
     );
+
+    // Maintenance on h2 while h1 refuses incoming migrations (a firewall on its migration
+    // ports): the live move fails, the machine runs on where it was, and the evacuation moves
+    // it offline instead, saying why.
+    {
+        let _blocked = PortBlock::new(H1_MIGRATION_PORTS);
+        let done = env
+            .run(&["-o", "json", "cluster:evacuate", "h2"])
+            .ok()
+            .json();
+        let m = &done["moves"][0];
+        assert_eq!(
+            (m["status"].as_str(), m["mode"].as_str(), m["to"].as_str()),
+            (Some("moved"), Some("offline"), Some("h1")),
+            "{done}"
+        );
+        assert!(
+            m["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("live move failed")),
+            "{done}"
+        );
+    }
+    assert!(on(h1) && !on(&h2));
+    let ssh = env.run(&["ssh", &name, "--", "hostname"]).ok();
+    assert_eq!(ssh.stdout.trim(), "hello");
+    let moved = env
+        .run(&[
+            "-o",
+            "json",
+            "cluster:migrate",
+            &name,
+            "hello",
+            "--to",
+            "h2",
+            "--live",
+        ])
+        .ok()
+        .json();
+    assert_eq!(moved["mode"], "live", "{moved}");
+    assert!(on(&h2) && !on(h1));
 
     // Maintenance on h2: the evacuation plans a live move and makes it.
     let plan = env

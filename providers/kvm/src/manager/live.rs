@@ -26,7 +26,9 @@
 //! A machine that is not running, a local (qcow2) disk or local swap (their contents live on
 //! one host), or a network that is a separate subnet on each host (libvirt's NAT `default`:
 //! the machine would keep an address the new host does not route) — refused for `--live`,
-//! an offline move for rebalance and evacuate.
+//! an offline move for rebalance and evacuate. A live move of a rebalance or evacuation that
+//! fails with the machine still running where it was is made offline instead (the report says
+//! why); an explicit `cluster:migrate --live` fails instead, changing nothing.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

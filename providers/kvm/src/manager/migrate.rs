@@ -394,19 +394,51 @@ impl KvmProvider {
                     if dry_run {
                         planned(&d, &to, mode)
                     } else {
-                        self.migrate(&d.record.formation, &d.record.machine, Some(&to), mode)
-                            .await
-                            .unwrap_or_else(|e| MigrateResult {
-                                status: "failed".into(),
-                                reason: Some(e.to_string()),
-                                ..planned(&d, &to, mode)
-                            })
+                        self.move_planned(&d, &to, mode).await
                     }
                 }
             };
             moves.push(r);
         }
         moves
+    }
+
+    /// One planned move of a rebalance or evacuation. A live move that failed with the machine
+    /// still running where it was (libvirt aborted: a firewalled migration port, a destination
+    /// QEMU that would not start, a migration that never converged) is made offline instead,
+    /// as a host emptied for maintenance must still be emptied; the result says why.
+    async fn move_planned(&self, d: &FoundDomain, to: &str, mode: MoveMode) -> MigrateResult {
+        let (formation, machine) = (&d.record.formation, &d.record.machine);
+        let failed = |e: ProviderError, mode| MigrateResult {
+            status: "failed".into(),
+            reason: Some(e.to_string()),
+            ..planned(d, to, mode)
+        };
+        let live_error = match self.migrate(formation, machine, Some(to), mode).await {
+            Ok(r) => return r,
+            Err(e) if mode == MoveMode::Live => e,
+            Err(e) => return failed(e, mode),
+        };
+        let runs_on = libvirt::domain_state(&d.uri, &d.name).await;
+        if runs_on.as_deref() != Some("running") {
+            return failed(live_error, mode);
+        }
+        let why = live_error.to_string();
+        match self
+            .migrate(formation, machine, Some(to), MoveMode::Offline)
+            .await
+        {
+            Ok(r) => MigrateResult {
+                reason: Some(format!("the live move failed ({why}); it moved offline")),
+                ..r
+            },
+            Err(e) => MigrateResult {
+                reason: Some(format!(
+                    "the live move failed ({why}), then the offline move: {e}"
+                )),
+                ..failed(e, MoveMode::Offline)
+            },
+        }
     }
 
     /// `cluster:rebalance`: plans moves (see the module doc) and, unless `dry_run`, makes them
