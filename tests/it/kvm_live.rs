@@ -312,6 +312,14 @@ fn kvm_live_migration_keeps_an_iscsi_machine_answering() {
     assert_eq!(state.trim(), "running");
     env.run(&["formation:remove-drive", &name, "disk1"]).ok();
 
+    // A library ISO in its spare drive: each host has its own copy, and the move uses h2's.
+    let iso = crate::kvm::make_iso(&storage, "from the library");
+    env.run(&["iso:add", "tools", iso.to_str().unwrap()]).ok();
+    let library_iso = |host: &str| format!("{s}/{host}/_library/isos/tools.iso");
+    env.run(&["formation:attach-iso", &name, "tools"]).ok();
+    let (_, xml) = sh(&format!("virsh -c {h1} dumpxml {dom}"));
+    assert!(xml.contains(&library_iso("h1")), "{xml}");
+
     // Clients talk to it throughout: TCP pings to its sshd every 50 ms, ssh commands back
     // to back, and `nepho ssh` commands back to back.
     let stop = Arc::new(AtomicBool::new(false));
@@ -406,6 +414,13 @@ fn kvm_live_migration_keeps_an_iscsi_machine_answering() {
     );
     let (_, left) = sh(&format!("find {s}/h1 -path '*{name}*'"));
     assert!(left.trim().is_empty(), "h1 keeps no files: {left}");
+    let (_, xml) = sh(&format!("virsh -c '{h2}' dumpxml {dom}"));
+    assert!(xml.contains(&library_iso("h2")), "h2's library copy: {xml}");
+    let (_, copied) = sh(&format!("find {s}/h2 -name '*.iso' -path '*{name}*'"));
+    assert!(
+        copied.trim().lines().all(|f| f.ends_with("-seed.iso")),
+        "no copy of a library ISO: {copied}"
+    );
 
     // nepho finds it there: ssh, describe.
     let ssh = env.run(&["ssh", &name, "--", "hostname"]).ok();

@@ -687,8 +687,26 @@ impl Provider for KvmProvider {
         formation: &'a str,
     ) -> BoxFuture<'a, Result<Endpoints, ProviderError>> {
         Box::pin(async move {
-            let found = self.find_machines(formation, None).await?;
-            let addresses = self.addresses(&found).await;
+            // A machine caught in a live migration's switch-over (paused on both hosts, or
+            // gone from the host it was listed on before its address was asked) is looked
+            // for again, for as long as a switch-over takes: `nepho ssh` keeps working
+            // while machines move.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let (found, addresses) = loop {
+                let found = self.find_machines(formation, None).await?;
+                let addresses = self.addresses(&found).await;
+                let mut moving = false;
+                for d in found
+                    .iter()
+                    .filter(|d| !addresses.contains_key(&d.record.machine))
+                {
+                    moving |= libvirt::in_switch_over(d).await;
+                }
+                if !moving || Instant::now() >= deadline {
+                    break (found, addresses);
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
             let ssh = found
                 .iter()
                 .filter_map(|d| {

@@ -179,6 +179,27 @@ pub async fn domain_state(uri: &str, name: &str) -> Option<String> {
         .then(|| out.stdout.lines().next().unwrap_or("").trim().to_string())
 }
 
+/// Whether the machine `d` (as listed) is in the middle of a live migration: gone from the
+/// host it was listed on, paused for the switch-over (`paused (migrating)`), an incoming copy
+/// not started yet (`paused (starting up)`), or in another state than when listed.
+pub async fn in_switch_over(d: &FoundDomain) -> bool {
+    let Ok(out) = virsh_output(&d.uri, &["domstate", "--reason", &d.name]).await else {
+        return false;
+    };
+    if !out.success {
+        return domain_state(&d.uri, &d.name).await.is_none();
+    }
+    let now = out.stdout.lines().next().unwrap_or("").trim();
+    switching_over(&d.state, now)
+}
+
+/// See `in_switch_over`: `listed` is the state the domain was listed with, `now` what
+/// `virsh domstate --reason` says now.
+fn switching_over(listed: &str, now: &str) -> bool {
+    let state = now.split(" (").next().unwrap_or(now);
+    state != listed || now == "paused (migrating)" || now == "paused (starting up)"
+}
+
 pub async fn domain_exists(uri: &str, name: &str) -> bool {
     domain_state(uri, name).await.is_some()
 }
@@ -594,6 +615,19 @@ pub fn unescape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_switch_over_is_told_from_a_paused_or_booting_machine() {
+        // Seen on both hosts during `virsh migrate --live`.
+        assert!(switching_over("paused", "paused (migrating)"));
+        assert!(switching_over("paused", "paused (starting up)"));
+        assert!(switching_over("running", "paused (migrating)"));
+        assert!(switching_over("paused", "running (migrated)"));
+        // A machine paused by its user, still booting, or stopped: nothing to wait for.
+        assert!(!switching_over("paused", "paused (user)"));
+        assert!(!switching_over("running", "running (booted)"));
+        assert!(!switching_over("shut off", "shut off (destroyed)"));
+    }
 
     #[test]
     fn the_lease_renewed_last_gives_the_address() {

@@ -177,20 +177,32 @@ impl KvmProvider {
             (old.console_log.clone(), new.console_log.clone()),
         ];
         let mut to_copy = vec![(old.seed.clone(), new.seed.clone())];
+        let mut library_isos = Vec::new();
         if let Some(iso) = crate::media::attached_iso(&running) {
-            let target = if from.is_local() && to.is_local() && !iso.starts_with(&src_dir) {
-                iso.clone()
+            if let Some(there) = names::library_counterpart(&self.cluster, &from, to, &iso) {
+                // A library ISO: the new host's own copy (`cluster:sync` made it).
+                moved.push((iso, there.clone()));
+                library_isos.push(there);
             } else {
-                dst_dir
-                    .join("iso")
-                    .join(iso.file_name().unwrap_or_default())
-            };
-            moved.push((iso.clone(), target.clone()));
-            to_copy.push((iso, target));
+                let target = if from.is_local() && to.is_local() && !iso.starts_with(&src_dir) {
+                    iso.clone()
+                } else {
+                    dst_dir
+                        .join("iso")
+                        .join(iso.file_name().unwrap_or_default())
+                };
+                moved.push((iso.clone(), target.clone()));
+                to_copy.push((iso, target));
+            }
         }
         let mut copies: Vec<PathBuf> = Vec::new();
         let mut copied_bytes = 0;
         let prepared: Result<(), ProviderError> = async {
+            for there in &library_isos {
+                if !dst.exists(there).await {
+                    return Err(super::migrate::missing_on(to, there));
+                }
+            }
             dst.mkdir(&dst_dir).await?;
             for (a, b) in &to_copy {
                 if same_file(&src, &dst, a, b) {

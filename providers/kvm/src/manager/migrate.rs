@@ -249,7 +249,7 @@ pub(crate) fn plan_rebalance(
 }
 
 /// A library copy the destination lacks: the move is put back.
-fn missing_on(to: &HostConfig, path: &Path) -> ProviderError {
+pub(super) fn missing_on(to: &HostConfig, path: &Path) -> ProviderError {
     ProviderError::Failed {
         message: format!(
             "host {} has no library copy {} (the machine uses the library's)",
