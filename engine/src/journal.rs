@@ -160,6 +160,9 @@ pub struct Journal {
 struct Inner {
     file: File,
     seq: u64,
+    /// The file's length after this writer's last event: another length means another
+    /// process wrote since (two `cluster:migrate`s share the cluster journal).
+    len: u64,
 }
 
 impl Journal {
@@ -175,11 +178,12 @@ impl Journal {
         if ends_torn(path) {
             file.write_all(b"\n").at(path)?;
         }
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         let (live, _) = broadcast::channel(4096);
         let secrets = secrets.into_iter().filter(|s| s.len() >= 3).collect();
         Ok(Arc::new(Journal {
             formation: formation.to_string(),
-            inner: Mutex::new(Inner { file, seq }),
+            inner: Mutex::new(Inner { file, seq, len }),
             live,
             secrets,
             path: path.to_path_buf(),
@@ -220,6 +224,8 @@ impl Journal {
     }
 
     /// Writes one event (fsync'd: the journal is what a resume trusts) and publishes it.
+    /// Writers in other processes are taken turns with through a lock on the file, and the
+    /// sequence number follows theirs: numbers stay unique and increasing along the file.
     pub fn record(
         &self,
         step: Option<&StepId>,
@@ -230,6 +236,17 @@ impl Journal {
         data: Option<EventData>,
     ) -> Event {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        // Held until the event is written; released when this process dies.
+        let locked = inner.file.lock().is_ok();
+        let len = inner.file.metadata().map(|m| m.len()).unwrap_or(inner.len);
+        if len != inner.len {
+            if let Some(theirs) = last_seq_at_end(&self.path) {
+                inner.seq = inner.seq.max(theirs);
+            }
+            if ends_torn(&self.path) {
+                let _ = inner.file.write_all(b"\n");
+            }
+        }
         inner.seq += 1;
         let data = data.and_then(|d| {
             let text = serde_json::to_string(&d).ok()?;
@@ -254,10 +271,31 @@ impl Journal {
             let _ = inner.file.write_all(line.as_bytes());
             let _ = inner.file.sync_data();
         }
+        inner.len = inner.file.metadata().map(|m| m.len()).unwrap_or(0);
+        if locked {
+            let _ = inner.file.unlock();
+        }
         drop(inner);
         let _ = self.live.send(event.clone());
         event
     }
+}
+
+/// The sequence number of the last whole event in the file (read from its last 64 KiB).
+fn last_seq_at_end(path: &Path) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)))
+        .ok()?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).ok()?;
+    tail.split(|b| *b == b'\n').rev().find_map(|line| {
+        serde_json::from_slice::<Value>(line)
+            .ok()?
+            .get("seq")?
+            .as_u64()
+    })
 }
 
 /// Does the file end in the middle of a line?
@@ -308,6 +346,47 @@ mod tests {
         let j = serde_json::json!({"v": 1, "seq": seq, "ts": "t", "formation": "f", "step": null,
             "kind": "log", "status": "info", "message": format!("event {seq}"), "progress": null});
         format!("{j}\n")
+    }
+
+    #[test]
+    fn two_writers_of_one_journal_number_their_events_in_turn() {
+        // As two processes would (two `cluster:migrate`s on the cluster journal): each has
+        // the file open on its own, and one of them left a torn line behind.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.ndjson");
+        let a = Journal::open(&path, "", Vec::new()).unwrap();
+        let b = Journal::open(&path, "", Vec::new()).unwrap();
+        a.record(None, EventKind::Log, EventStatus::Info, "a", None, None);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"v\":1,\"seq\":")
+            .unwrap();
+        let writers: Vec<_> = [a, b]
+            .into_iter()
+            .map(|j| {
+                std::thread::spawn(move || {
+                    for i in 0..200 {
+                        j.record(
+                            None,
+                            EventKind::Log,
+                            EventStatus::Info,
+                            &i.to_string(),
+                            None,
+                            None,
+                        );
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let contents = read_all(&path).unwrap();
+        assert_eq!(contents.skipped, 1, "the torn line");
+        let seqs: Vec<u64> = contents.events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=401).collect::<Vec<_>>());
     }
 
     #[test]
