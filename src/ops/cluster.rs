@@ -10,9 +10,10 @@ use nepho_provider_api::{
 use nepho_provider_api::{EventData, EventStatus, OperationData};
 
 use super::{Context, runtime};
+use crate::config::Paths;
 use crate::engine::Journal;
 use crate::error::{Error, Result};
-use crate::formation::{FormationDir, FormationName};
+use crate::formation::{FormationDir, FormationLock, FormationName};
 use crate::output::{WatcherStarted, WatcherStatus};
 use crate::providers;
 
@@ -339,6 +340,7 @@ pub fn migrate(
             format!("migrate: {machine} of {formation} goes offline while its disks move{to_host}")
         }
     });
+    let _held = lock_if_known(&cx.paths, formation, "migrate")?;
     let moved = runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
         let ops = providers::cluster_ops(&*kvm)?;
@@ -377,6 +379,32 @@ pub fn migrate(
     })?;
     Ok(moved)
 }
+
+/// The formation's lock while the cluster moves one of its machines, when this home has the
+/// formation (one found on the cluster alone has no local lock): a create, update, destroy
+/// or machine change of it is not running, and none starts before the move is done. Busy:
+/// exit 6, naming who holds it.
+fn lock_if_known(paths: &Paths, formation: &str, verb: &str) -> Result<Option<FormationLock>> {
+    let Ok(name) = FormationName::parse(formation) else {
+        return Ok(None);
+    };
+    let fdir = FormationDir::new(paths, &name);
+    if !fdir.record_file().exists() {
+        return Ok(None);
+    }
+    FormationLock::acquire(&fdir, verb).map(Some)
+}
+
+/// What a rebalance or evacuation holds while it moves a machine: see [`lock_if_known`].
+fn hold(cx: &Context, verb: &'static str) -> impl Fn(&str) -> HoldResult + Send + Sync + use<> {
+    let paths = cx.paths.clone();
+    move |formation: &str| match lock_if_known(&paths, formation, verb) {
+        Ok(lock) => Ok(Box::new(lock) as Box<dyn std::any::Any + Send>),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+type HoldResult = std::result::Result<Box<dyn std::any::Any + Send>, String>;
 
 /// The cluster's own journal (`<state>/cluster/journal.ndjson`): failovers, migrations,
 /// rebalances and evacuations, as `cluster:events` shows them.
@@ -455,8 +483,9 @@ pub fn rebalance(cx: &Context, dry_run: bool, max_moves: usize) -> Result<Rebala
     let report = runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
         let ops = providers::cluster_ops(&*kvm)?;
+        let hold = hold(cx, "rebalance");
         let rebalance = async {
-            ops.rebalance(dry_run, max_moves)
+            ops.rebalance(dry_run, max_moves, &hold)
                 .await
                 .map_err(providers::provider_error)
         };
@@ -481,8 +510,9 @@ pub fn evacuate(cx: &Context, host: &str, dry_run: bool) -> Result<RebalanceRepo
     let report = runtime()?.block_on(async {
         let kvm = providers::kvm(&cx.paths).await?;
         let ops = providers::cluster_ops(&*kvm)?;
+        let hold = hold(cx, "evacuate");
         let evacuate = async {
-            ops.evacuate(host, dry_run)
+            ops.evacuate(host, dry_run, &hold)
                 .await
                 .map_err(providers::provider_error)
         };
@@ -505,11 +535,11 @@ pub fn moves_done(report: &RebalanceReport) -> Result<()> {
     let stuck = report
         .moves
         .iter()
-        .filter(|m| m.status == "failed" || m.status == "no-room")
+        .filter(|m| matches!(m.status.as_str(), "failed" | "no-room" | "busy"))
         .count();
     if stuck > 0 {
         return Err(Error::Other(format!(
-            "{stuck} of {} move(s) failed (put back) or found no room (see REASON)",
+            "{stuck} of {} move(s) failed (put back), found no room or found their formation busy (see REASON)",
             report.moves.len()
         )));
     }

@@ -452,6 +452,25 @@ fn kvm_live_migration_keeps_an_iscsi_machine_answering() {
         "{cluster}"
     );
 
+    // While something else changes the formation (its lock held, as a create or update
+    // holds it), the cluster does not move its machine: migrate exits 6, an evacuation
+    // reports it busy and leaves it where it is.
+    {
+        let lock = env.home().join("state/formations").join(&name).join("lock");
+        let held = std::fs::OpenOptions::new().write(true).open(&lock).unwrap();
+        held.lock().unwrap();
+        let busy = env
+            .run(&["cluster:migrate", &name, "hello", "--to", "h1"])
+            .code(6);
+        assert!(busy.stderr.contains("is busy"), "{}", busy.stderr);
+        let report = env.run(&["-o", "json", "cluster:evacuate", "h2"]);
+        drop(held);
+        assert_ne!(report.code, 0, "{}", report.stderr);
+        let report = report.json();
+        assert_eq!(report["moves"][0]["status"], "busy", "{report}");
+        assert!(on(&h2) && !on(h1));
+    }
+
     // Maintenance on h2 while h1 refuses incoming migrations (a firewall on its migration
     // ports): the live move fails, the machine runs on where it was, and the evacuation moves
     // it offline instead, saying why.

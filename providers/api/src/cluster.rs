@@ -116,7 +116,8 @@ pub struct MigrateResult {
     pub domain: String,
     pub from: String,
     pub to: String,
-    /// `moved`, `planned` (`--dry-run`) or `failed` (everything was put back).
+    /// `moved`, `planned` (`--dry-run`), `failed` (everything was put back), `busy` (its
+    /// formation was being changed: not moved) or `no-room`.
     pub status: String,
     /// How it moved (or would move, when planned): `live` or `offline`.
     pub mode: MoveMode,
@@ -136,6 +137,11 @@ pub struct MigrateResult {
     pub reason: Option<String>,
     pub seconds: f64,
 }
+
+/// What a rebalance or evacuation holds while it moves a machine of a formation (given its
+/// name): the formation's lock, so that no create, update, destroy or other move of it runs
+/// meanwhile. `Err(why)`: the formation is busy and its machine stays where it is.
+pub type Hold = dyn Fn(&str) -> Result<Box<dyn std::any::Any + Send>, String> + Send + Sync;
 
 /// What `cluster:rebalance` and `cluster:evacuate` print (`-o json`).
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -261,18 +267,22 @@ pub trait ClusterOps: Send + Sync {
     ) -> BoxFuture<'a, Result<MigrateResult, ProviderError>>;
 
     /// `cluster:rebalance`: evens out memory use with at most `max_moves` moves (live for
-    /// running machines whose disks are all shared, offline otherwise).
-    fn rebalance(
-        &self,
+    /// running machines whose disks are all shared, offline otherwise). Each move holds what
+    /// `hold` gives for the machine's formation while it is made; a formation `hold` refuses
+    /// is not moved (status `busy`).
+    fn rebalance<'a>(
+        &'a self,
         dry_run: bool,
         max_moves: usize,
-    ) -> BoxFuture<'_, Result<RebalanceReport, ProviderError>>;
+        hold: &'a Hold,
+    ) -> BoxFuture<'a, Result<RebalanceReport, ProviderError>>;
 
     /// `cluster:evacuate HOST`: every machine off a live host (live or offline, as rebalance).
     fn evacuate<'a>(
         &'a self,
         host: &'a str,
         dry_run: bool,
+        hold: &'a Hold,
     ) -> BoxFuture<'a, Result<RebalanceReport, ProviderError>>;
 
     /// One round of `cluster:watch`: fails over each host down for `grace` (see [`Watch`]).

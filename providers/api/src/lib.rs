@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cluster::{
     AddressUsage, Capacity, ClusterOps, ClusterStatus, ClusterUsage, DiskUsage, FailoverReport,
-    FailoverResult, HostMachine, HostStatus, MeasuredUsage, MigrateResult, MoveMode,
+    FailoverResult, Hold, HostMachine, HostStatus, MeasuredUsage, MigrateResult, MoveMode,
     RebalanceReport, Watch,
 };
 pub use library::{

@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nepho_provider_api::{MigrateResult, MoveMode, ProviderError, RebalanceReport};
+use nepho_provider_api::{Hold, MigrateResult, MoveMode, ProviderError, RebalanceReport};
 
 use crate::KvmProvider;
 use crate::cluster::HostConfig;
@@ -380,6 +380,7 @@ impl KvmProvider {
         &self,
         plan: Vec<(FoundDomain, Result<String, String>)>,
         dry_run: bool,
+        hold: &Hold,
     ) -> Vec<MigrateResult> {
         let mut moves = Vec::new();
         for (d, to) in plan {
@@ -394,7 +395,14 @@ impl KvmProvider {
                     if dry_run {
                         planned(&d, &to, mode)
                     } else {
-                        self.move_planned(&d, &to, mode).await
+                        match hold(&d.record.formation) {
+                            Ok(_held) => self.move_planned(&d, &to, mode).await,
+                            Err(why) => MigrateResult {
+                                status: "busy".into(),
+                                reason: Some(why),
+                                ..planned(&d, &to, mode)
+                            },
+                        }
                     }
                 }
             };
@@ -447,6 +455,7 @@ impl KvmProvider {
         &self,
         dry_run: bool,
         max_moves: usize,
+        hold: &Hold,
     ) -> Result<RebalanceReport, ProviderError> {
         let loads = place::host_loads(&self.cluster).await;
         if loads.iter().filter(|l| l.reachable()).count() < 2 {
@@ -473,7 +482,7 @@ impl KvmProvider {
         Ok(RebalanceReport {
             before,
             after,
-            moves: self.make_moves(plan, dry_run).await,
+            moves: self.make_moves(plan, dry_run, hold).await,
         })
     }
 
@@ -484,6 +493,7 @@ impl KvmProvider {
         &self,
         host: &str,
         dry_run: bool,
+        hold: &Hold,
     ) -> Result<RebalanceReport, ProviderError> {
         if self.cluster.host(host).is_none() {
             return Err(invalid(
@@ -523,7 +533,7 @@ impl KvmProvider {
         Ok(RebalanceReport {
             before,
             after,
-            moves: self.make_moves(plan, dry_run).await,
+            moves: self.make_moves(plan, dry_run, hold).await,
         })
     }
 

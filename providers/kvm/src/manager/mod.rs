@@ -12,8 +12,8 @@ mod usage;
 use std::time::Duration;
 
 use nepho_provider_api::{
-    BoxFuture, ClusterOps, ClusterStatus, ClusterUsage, FailoverReport, MigrateResult, MoveMode,
-    ProviderError, RebalanceReport, Watch,
+    BoxFuture, ClusterOps, ClusterStatus, ClusterUsage, FailoverReport, Hold, MigrateResult,
+    MoveMode, ProviderError, RebalanceReport, Watch,
 };
 
 use crate::KvmProvider;
@@ -56,20 +56,22 @@ impl ClusterOps for KvmProvider {
         Box::pin(KvmProvider::migrate(self, formation, machine, to, mode))
     }
 
-    fn rebalance(
-        &self,
+    fn rebalance<'a>(
+        &'a self,
         dry_run: bool,
         max_moves: usize,
-    ) -> BoxFuture<'_, Result<RebalanceReport, ProviderError>> {
-        Box::pin(KvmProvider::rebalance(self, dry_run, max_moves))
+        hold: &'a Hold,
+    ) -> BoxFuture<'a, Result<RebalanceReport, ProviderError>> {
+        Box::pin(KvmProvider::rebalance(self, dry_run, max_moves, hold))
     }
 
     fn evacuate<'a>(
         &'a self,
         host: &'a str,
         dry_run: bool,
+        hold: &'a Hold,
     ) -> BoxFuture<'a, Result<RebalanceReport, ProviderError>> {
-        Box::pin(KvmProvider::evacuate(self, host, dry_run))
+        Box::pin(KvmProvider::evacuate(self, host, dry_run, hold))
     }
 
     fn watch_round<'a>(
