@@ -184,6 +184,20 @@ fn nepho_ssh_echo(base: &Command, name: &str, n: usize) -> Result<(), String> {
     }
 }
 
+/// `nepho -o json cluster:migrate NAME hello --to HOST --live`.
+fn migrate_live(env: &Env, name: &str, to: &str) -> crate::support::Run {
+    env.run(&[
+        "-o",
+        "json",
+        "cluster:migrate",
+        name,
+        "hello",
+        "--to",
+        to,
+        "--live",
+    ])
+}
+
 /// host1's incoming-migration ports (libvirt's default range; host2 uses 49300-49363).
 const H1_MIGRATION_PORTS: &str = "49152:49215";
 
@@ -337,18 +351,7 @@ fn kvm_live_migration_keeps_an_iscsi_machine_answering() {
     });
     std::thread::sleep(Duration::from_secs(3));
     let t = Instant::now();
-    let moved = env
-        .run(&[
-            "-o",
-            "json",
-            "cluster:migrate",
-            &name,
-            "hello",
-            "--to",
-            "h2",
-            "--live",
-        ])
-        .ok();
+    let moved = migrate_live(&env, &name, "h2").ok();
     let total = t.elapsed();
     std::thread::sleep(Duration::from_secs(3));
     stop.store(true, Ordering::SeqCst);
@@ -496,19 +499,7 @@ fn kvm_live_migration_keeps_an_iscsi_machine_answering() {
     assert!(on(h1) && !on(&h2));
     let ssh = env.run(&["ssh", &name, "--", "hostname"]).ok();
     assert_eq!(ssh.stdout.trim(), "hello");
-    let moved = env
-        .run(&[
-            "-o",
-            "json",
-            "cluster:migrate",
-            &name,
-            "hello",
-            "--to",
-            "h2",
-            "--live",
-        ])
-        .ok()
-        .json();
+    let moved = migrate_live(&env, &name, "h2").ok().json();
     assert_eq!(moved["mode"], "live", "{moved}");
     assert!(on(&h2) && !on(h1));
 

@@ -187,7 +187,7 @@ pub async fn in_switch_over(d: &FoundDomain) -> bool {
         return false;
     };
     if !out.success {
-        return domain_state(&d.uri, &d.name).await.is_none();
+        return true; // gone from that host
     }
     let now = out.stdout.lines().next().unwrap_or("").trim();
     switching_over(&d.state, now)
